@@ -1,0 +1,67 @@
+"""lenslet-core: a backend for file-based image galleries, with flat files as the database.
+
+The public API is what this module exports; adapters (``lenslet_http``, ``lenslet_cli``) and
+your own code use nothing else.
+"""
+
+from .errors import (
+    CorruptImage,
+    DocumentError,
+    ImageError,
+    ImageTooLarge,
+    InvalidDocument,
+    InvalidPath,
+    LensletError,
+    MalformedDocument,
+    NotFound,
+    PermissionDenied,
+    PreconditionFailed,
+    ReadOnly,
+    SettingsError,
+    StorageError,
+    UnsupportedImage,
+    UnsupportedVersion,
+)
+from .indexing import IndexProgress, IndexReport
+from .lenslet import Item, Lenslet
+from .manifest import Skipped
+from .models import DirEntry, Exif, ItemEntry, Manifest, Sidecar
+from .settings import Settings
+from .sidecar import ABSENT_ETAG
+from .storage import Entry, Storage
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ABSENT_ETAG",
+    "CorruptImage",
+    "DirEntry",
+    "DocumentError",
+    "Entry",
+    "Exif",
+    "ImageError",
+    "ImageTooLarge",
+    "IndexProgress",
+    "IndexReport",
+    "InvalidDocument",
+    "InvalidPath",
+    "Item",
+    "ItemEntry",
+    "Lenslet",
+    "LensletError",
+    "MalformedDocument",
+    "Manifest",
+    "NotFound",
+    "PermissionDenied",
+    "PreconditionFailed",
+    "ReadOnly",
+    "Settings",
+    "SettingsError",
+    "Sidecar",
+    "Skipped",
+    "Storage",
+    "StorageError",
+    "UnsupportedImage",
+    "UnsupportedVersion",
+    "__version__",
+]

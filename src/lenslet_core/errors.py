@@ -1,0 +1,170 @@
+"""The one exception tree of lenslet.
+
+Every error lenslet raises is a ``LensletError``. Each class carries a stable ``code`` (what
+clients match on, never reworded) and a ``status`` hint (the HTTP status an adapter should send).
+Foreign errors (OSError, fsspec, pyvips, orjson) are translated where they enter: ``storage``,
+``imaging`` and ``models``.
+
+    LensletError                        lenslet_error          500
+    ├── SettingsError (ValueError)      invalid_settings       500
+    ├── InvalidPath (ValueError)        invalid_path           400
+    ├── InvalidDocument (ValueError)    invalid_document       400
+    ├── NotFound (FileNotFoundError)    not_found              404
+    ├── PermissionDenied (PermissionError)
+    │                                   permission_denied      403
+    │   └── ReadOnly                    read_only              403
+    ├── PreconditionFailed              precondition_failed    412
+    ├── DocumentError                   document_error         422
+    │   ├── MalformedDocument           malformed_json         422
+    │   └── UnsupportedVersion          unsupported_version    422
+    ├── ImageError                      image_error            422
+    │   ├── UnsupportedImage            unsupported_image      415
+    │   ├── CorruptImage                corrupt_image          422
+    │   └── ImageTooLarge               image_too_large        413
+    └── StorageError                    storage_error          502
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CorruptImage",
+    "DocumentError",
+    "ImageError",
+    "ImageTooLarge",
+    "InvalidDocument",
+    "InvalidPath",
+    "LensletError",
+    "MalformedDocument",
+    "NotFound",
+    "PermissionDenied",
+    "PreconditionFailed",
+    "ReadOnly",
+    "SettingsError",
+    "StorageError",
+    "UnsupportedImage",
+    "UnsupportedVersion",
+]
+
+
+class LensletError(Exception):
+    """Root of every error lenslet raises."""
+
+    code: str = "lenslet_error"
+    status: int = 500
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+
+    def __str__(self) -> str:
+        return self.message
+
+    def to_dict(self) -> dict[str, dict[str, str]]:
+        """The JSON error body every adapter sends: ``{"error": {"code", "message"}}``."""
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+class SettingsError(LensletError, ValueError):
+    """Settings that cannot work; raised at startup, never later."""
+
+    code = "invalid_settings"
+    status = 500
+
+
+class InvalidPath(LensletError, ValueError):
+    """A logical path that is malformed, escapes the root or names a lenslet file."""
+
+    code = "invalid_path"
+    status = 400
+
+
+class InvalidDocument(LensletError, ValueError):
+    """A document sent by a client that does not fit its contract (e.g. tags not a list)."""
+
+    code = "invalid_document"
+    status = 400
+
+
+class NotFound(LensletError, FileNotFoundError):
+    """The file or folder does not exist."""
+
+    code = "not_found"
+    status = 404
+
+
+class PermissionDenied(LensletError, PermissionError):
+    """The storage backend refused access."""
+
+    code = "permission_denied"
+    status = 403
+
+
+class ReadOnly(PermissionDenied):
+    """A write to a root or folder that is configured read-only."""
+
+    code = "read_only"
+    status = 403
+
+
+class PreconditionFailed(LensletError):
+    """A conditional write lost a race: the stored version is not the expected one."""
+
+    code = "precondition_failed"
+    status = 412
+
+
+class DocumentError(LensletError):
+    """A stored JSON document that lenslet cannot use as it is."""
+
+    code = "document_error"
+    status = 422
+
+
+class MalformedDocument(DocumentError):
+    """Stored JSON that does not parse or does not have the expected shape."""
+
+    code = "malformed_json"
+    status = 422
+
+
+class UnsupportedVersion(DocumentError):
+    """A document written by a newer lenslet (``"v"`` above what this version reads)."""
+
+    code = "unsupported_version"
+    status = 422
+
+
+class ImageError(LensletError):
+    """An image lenslet cannot use."""
+
+    code = "image_error"
+    status = 422
+
+
+class UnsupportedImage(ImageError):
+    """Not a JPEG, PNG or WebP by content, whatever its name says."""
+
+    code = "unsupported_image"
+    status = 415
+
+
+class CorruptImage(ImageError):
+    """A supported format whose bytes are truncated or damaged."""
+
+    code = "corrupt_image"
+    status = 422
+
+
+class ImageTooLarge(ImageError):
+    """More pixels than the ``max_pixels`` setting allows (a decompression bomb guard)."""
+
+    code = "image_too_large"
+    status = 413
+
+
+class StorageError(LensletError):
+    """The storage backend failed for a reason other than missing files or permissions."""
+
+    code = "storage_error"
+    status = 502

@@ -1,0 +1,218 @@
+"""Images, through libvips: what a file is (by content), its displayed size and when it was taken.
+
+The only module that imports pyvips. It reads headers only: a probe never decodes pixels, so a
+30,000 × 30,000 PNG is refused by the ``max_pixels`` setting before any memory is spent on it.
+Blocking calls run in worker threads through :class:`Imaging`, bounded by one CPU limiter
+(libvips releases the GIL, so threads use every core).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import struct
+import threading
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from .errors import CorruptImage, ImageTooLarge, UnsupportedImage
+from .hashing import hash_bytes
+
+__all__ = [
+    "Analysis",
+    "Imaging",
+    "Probe",
+    "analyze",
+    "check_complete",
+    "configure_libvips",
+    "exif_datetime",
+    "probe",
+    "sniff_mime",
+]
+
+#: libvips loader classes lenslet lets run; every other loader is blocked process-wide.
+ALLOWED_LOADERS = ("VipsForeignLoadJpeg", "VipsForeignLoadPng", "VipsForeignLoadWebp")
+
+_configured = False
+_configure_lock = threading.Lock()
+
+
+def configure_libvips() -> Any:
+    """Set libvips' process-wide state once: only the JPEG, PNG and WebP loaders may run (an
+    SVG, PDF or TIFF renamed ``.jpg`` is refused, never parsed) and no operation cache (each
+    image is seen once; caching would only hold memory). Returns the pyvips module."""
+    global _configured
+    import pyvips
+
+    with _configure_lock:
+        if not _configured:
+            pyvips.operation_block_set("VipsForeignLoad", True)
+            for loader in ALLOWED_LOADERS:
+                pyvips.operation_block_set(loader, False)
+            pyvips.cache_set_max(0)
+            _configured = True
+    return pyvips
+
+
+@dataclasses.dataclass(frozen=True)
+class Probe:
+    """What a header says: mime type by content, displayed size, EXIF capture time."""
+
+    mime: str
+    width: int
+    height: int
+    created_at: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Analysis:
+    """A probe and the content hash, from one read of the bytes."""
+
+    probe: Probe
+    hash: str
+
+
+def sniff_mime(data: bytes) -> str:
+    """The mime type by magic bytes, or :class:`UnsupportedImage`."""
+    if data[:3] == b"\xff\xd8\xff":
+        return "image/jpeg"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "image/png"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if not data:
+        raise UnsupportedImage("empty file")
+    raise UnsupportedImage("not a JPEG, PNG or WebP image (by content)")
+
+
+def check_complete(mime: str, data: bytes) -> None:
+    """Cheap structural checks on bytes already in memory: a truncated file is refused with
+    :class:`CorruptImage` before libvips sees it. Never decodes pixels."""
+    if mime == "image/jpeg":
+        _check_jpeg(data)
+    elif mime == "image/png":
+        _check_png(data)
+    elif mime == "image/webp":
+        size = struct.unpack_from("<I", data, 4)[0] if len(data) >= 12 else 0
+        if len(data) < size + 8:
+            raise CorruptImage(f"truncated WebP ({len(data)} of {size + 8} bytes)")
+
+
+def _check_jpeg(data: bytes) -> None:
+    # Walk the marker segments up to the first scan (SOS); an end-of-image marker must follow
+    # the scan data. Scan data stuffs every 0xFF byte, so FFD9 there can only be the real end.
+    pos, end = 2, len(data)
+    while True:
+        if pos + 4 > end:
+            raise CorruptImage("truncated JPEG (ends inside its headers)")
+        if data[pos] != 0xFF:
+            raise CorruptImage(f"corrupt JPEG (no marker at byte {pos})")
+        marker = data[pos + 1]
+        if marker == 0xFF:
+            pos += 1
+            continue
+        if marker == 0xD9:
+            raise CorruptImage("corrupt JPEG (ends before any image data)")
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            pos += 2
+            continue
+        length = (data[pos + 2] << 8) | data[pos + 3]
+        if length < 2:
+            raise CorruptImage(f"corrupt JPEG (bad segment length at byte {pos})")
+        if marker == 0xDA:
+            break
+        pos += 2 + length
+    if data.find(b"\xff\xd9", pos + 2 + length) == -1:
+        raise CorruptImage("truncated JPEG (no end-of-image marker)")
+
+
+def _check_png(data: bytes) -> None:
+    pos, end = 8, len(data)
+    while pos + 8 <= end:
+        length = struct.unpack_from(">I", data, pos)[0]
+        if data[pos + 4 : pos + 8] == b"IEND":
+            return
+        pos += 12 + length
+    raise CorruptImage("truncated PNG (no IEND chunk)")
+
+
+_EXIF_TIME = re.compile(r"^\s*(\d{4}):(\d{2}):(\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
+_EXIF_OFFSET = re.compile(r"^\s*([+-])(\d{2}):(\d{2})")
+
+
+def exif_datetime(value: str | None, offset: str | None = None) -> str | None:
+    """EXIF ``"2024:05:01 10:00:00"`` (+ ``OffsetTimeOriginal``) as ISO 8601, or ``None`` for
+    blank or impossible values (cameras write ``"0000:00:00 00:00:00"`` when unset)."""
+    if not value:
+        return None
+    match = _EXIF_TIME.match(value)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second = (int(g) for g in match.groups())
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 61):
+        return None
+    if year == 0:
+        return None
+    text = f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{min(second, 59):02d}"
+    offset_match = _EXIF_OFFSET.match(offset or "")
+    if offset_match is not None:
+        sign, oh, om = offset_match.groups()
+        if int(oh) <= 14 and int(om) < 60:
+            text += f"{sign}{oh}:{om}"
+    return text
+
+
+def probe(data: bytes, *, max_pixels: int) -> Probe:
+    """Read what the header says about ``data``, refusing unsupported, corrupt and huge images."""
+    mime = sniff_mime(data)
+    check_complete(mime, data)
+    pyvips = configure_libvips()
+    try:
+        image = pyvips.Image.new_from_buffer(data, "", access="sequential")
+        width, height = image.width, image.height
+        orientation = _field(image, "orientation")
+        taken = _field(image, "exif-ifd2-DateTimeOriginal")
+        offset = _field(image, "exif-ifd2-OffsetTimeOriginal")
+    except pyvips.Error as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
+        raise CorruptImage(f"corrupt {mime.split('/')[1].upper()}: {message}") from exc
+    if width * height > max_pixels:
+        raise ImageTooLarge(
+            f"{width} x {height} is {width * height:,} pixels, above max_pixels {max_pixels:,}"
+        )
+    if isinstance(orientation, int) and 5 <= orientation <= 8:
+        width, height = height, width
+    created = exif_datetime(
+        taken if isinstance(taken, str) else None, offset if isinstance(offset, str) else None
+    )
+    return Probe(mime, width, height, created)
+
+
+def _field(image: Any, name: str) -> Any:
+    return image.get(name) if image.get_typeof(name) != 0 else None
+
+
+def analyze(data: bytes, *, max_pixels: int) -> Analysis:
+    """Probe and hash one image's bytes: everything indexing needs from one read."""
+    return Analysis(probe(data, max_pixels=max_pixels), hash_bytes(data))
+
+
+class Imaging:
+    """The CPU seam: image work in worker threads, ``cpu_concurrency`` at a time."""
+
+    def __init__(self, *, max_pixels: int, cpu_concurrency: int) -> None:
+        self.max_pixels = max_pixels
+        self.limiter = anyio.CapacityLimiter(cpu_concurrency)
+        configure_libvips()
+
+    async def analyze(self, data: bytes) -> Analysis:
+        return await anyio.to_thread.run_sync(
+            lambda: analyze(data, max_pixels=self.max_pixels), limiter=self.limiter
+        )
+
+    async def probe(self, data: bytes) -> Probe:
+        return await anyio.to_thread.run_sync(
+            lambda: probe(data, max_pixels=self.max_pixels), limiter=self.limiter
+        )

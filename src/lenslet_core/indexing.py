@@ -1,0 +1,266 @@
+"""An index run: walk a tree, build every folder's manifest, report what was skipped and why.
+
+The walk lists each folder once. Each folder's manifest is then built from that listing (see
+:mod:`manifest`), with the sub-folders' listings giving their kinds; images are read at most once
+and only when new or changed, so a second run over an unchanged tree reads no image and writes no
+manifest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+
+from . import paths
+from .errors import LensletError, MalformedDocument
+from .imaging import Imaging
+from .manifest import (
+    Skipped,
+    build_folder,
+    folder_kind,
+    manifest_names,
+    paginate,
+    read_manifest,
+    same_content,
+    write_manifest,
+)
+from .models import DirKind, Exif, ItemEntry, format_time, utcnow
+from .settings import Settings
+from .sidecar import refresh_basics
+from .storage import Entry, Storage
+
+__all__ = ["IndexProgress", "IndexReport", "index_tree"]
+
+#: Folders processed at once; images in flight are bounded separately (``io_concurrency``).
+FOLDER_CONCURRENCY = 8
+
+
+@dataclasses.dataclass
+class IndexProgress:
+    """Where a run is: folders listed and done, images seen out of those found."""
+
+    folders_total: int = 0
+    folders_done: int = 0
+    images_total: int = 0
+    images_done: int = 0
+    current: str = ""
+
+
+@dataclasses.dataclass
+class IndexReport:
+    """What an index run did."""
+
+    root: str
+    path: str
+    started_at: str = ""
+    finished_at: str = ""
+    seconds: float = 0.0
+    folders: int = 0
+    items: int = 0
+    analyzed: int = 0
+    reused: int = 0
+    manifests_written: int = 0
+    sidecars_refreshed: int = 0
+    skipped: list[Skipped] = dataclasses.field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.skipped
+
+    @property
+    def items_per_second(self) -> float:
+        return self.items / self.seconds if self.seconds > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "root": self.root,
+            "path": self.path,
+            "startedAt": self.started_at,
+            "finishedAt": self.finished_at,
+            "seconds": round(self.seconds, 3),
+            "folders": self.folders,
+            "items": self.items,
+            "analyzed": self.analyzed,
+            "reused": self.reused,
+            "manifestsWritten": self.manifests_written,
+            "sidecarsRefreshed": self.sidecars_refreshed,
+            "itemsPerSecond": round(self.items_per_second, 1),
+            "skipped": [s.to_json() for s in self.skipped],
+        }
+
+
+@dataclasses.dataclass
+class _Folder:
+    path: str
+    entries: list[Entry]
+    child_kinds: dict[str, DirKind]
+
+
+async def index_tree(
+    storage: Storage,
+    imaging: Imaging,
+    settings: Settings,
+    path: str = "",
+    *,
+    recursive: bool = True,
+    on_progress: Callable[[IndexProgress], None] | None = None,
+) -> IndexReport:
+    """Index ``path`` (and, when ``recursive``, every folder below it that is not a pointer)."""
+    report = IndexReport(root=storage.url, path=path, started_at=format_time(utcnow()))
+    started = time.perf_counter()
+    progress = IndexProgress(current=path)
+
+    def tell() -> None:
+        if on_progress is not None:
+            on_progress(progress)
+
+    folders = await _walk(storage, path, recursive, report, progress, tell)
+    progress.images_total = sum(
+        1 for f in folders for e in f.entries if paths.is_image_name(e.name)
+    )
+    tell()
+    slots = anyio.Semaphore(settings.io_concurrency)
+    folder_slots = anyio.Semaphore(FOLDER_CONCURRENCY)
+
+    async def one(folder: _Folder) -> None:
+        async with folder_slots:
+            progress.current = folder.path
+            await _index_folder(storage, imaging, settings, folder, report, progress, slots, tell)
+            progress.folders_done += 1
+            tell()
+
+    async with anyio.create_task_group() as tg:
+        for folder in folders:
+            tg.start_soon(one, folder)
+    report.skipped.sort(key=lambda s: s.path)
+    report.seconds = time.perf_counter() - started
+    report.finished_at = format_time(utcnow())
+    return report
+
+
+async def _walk(
+    storage: Storage,
+    start: str,
+    recursive: bool,
+    report: IndexReport,
+    progress: IndexProgress,
+    tell: Callable[[], None],
+) -> list[_Folder]:
+    """List ``start`` and the folders below it, each once; a folder's sub-folders are listed
+    for their kinds even when the walk does not go into them."""
+    listings: dict[str, list[Entry]] = {}
+    to_index: list[str] = []
+    limiter = anyio.Semaphore(FOLDER_CONCURRENCY * 2)
+
+    async def visit(folder: str, descend: bool, tg: anyio.abc.TaskGroup) -> None:
+        try:
+            async with limiter:
+                entries = await storage.list(folder)
+        except LensletError as exc:
+            if descend:
+                report.skipped.append(Skipped(folder or "/", exc.message, exc.code))
+            return
+        listings[folder] = entries
+        if not descend:
+            return
+        to_index.append(folder)
+        progress.folders_total += 1
+        tell()
+        if folder_kind(entries) == "leaf-pointer" and folder != start:
+            return
+        for entry in entries:
+            if entry.kind == "dir" and not paths.is_hidden(entry.name):
+                tg.start_soon(visit, paths.join(folder, entry.name), recursive, tg)
+            elif entry.problem is not None and not paths.is_image_name(entry.name):
+                reason = entry.problem
+                report.skipped.append(
+                    Skipped(paths.join(folder, entry.name), reason, "unusable_entry")
+                )
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(visit, start, True, tg)
+    result = []
+    for folder in sorted(to_index):
+        kinds = {}
+        for entry in listings[folder]:
+            child = paths.join(folder, entry.name)
+            if entry.kind == "dir" and child in listings:
+                kinds[entry.name] = folder_kind(listings[child])
+        result.append(_Folder(folder, listings[folder], kinds))
+    return result
+
+
+async def _index_folder(
+    storage: Storage,
+    imaging: Imaging,
+    settings: Settings,
+    folder: _Folder,
+    report: IndexReport,
+    progress: IndexProgress,
+    slots: anyio.Semaphore,
+    tell: Callable[[], None],
+) -> None:
+    existing = manifest_names(folder.entries)
+    try:
+        old_pages = await read_manifest(storage, folder.path, existing)
+    except MalformedDocument:
+        old_pages = []  # derived data: rebuilt from the images, nothing is lost
+    except LensletError as exc:
+        report.skipped.append(Skipped(folder.path or "/", exc.message, exc.code))
+        return
+    previous: dict[str, ItemEntry] = {i.name: i for p in old_pages for i in p.items}
+
+    candidates = sum(1 for e in folder.entries if paths.is_image_name(e.name))
+    seen = 0
+
+    def advance() -> None:
+        nonlocal seen
+        seen += 1
+        progress.images_done += 1
+        tell()
+
+    build = await build_folder(
+        storage,
+        imaging,
+        folder.path,
+        folder.entries,
+        child_kinds=folder.child_kinds,
+        previous=previous,
+        max_file_bytes=settings.max_file_bytes,
+        slots=slots,
+        on_item=advance,
+    )
+    progress.images_done += candidates - seen
+    report.folders += 1
+    report.items += len(build.items)
+    report.analyzed += len(build.analyzed)
+    report.reused += build.reused
+    report.skipped.extend(build.skipped)
+    for item in build.items:
+        result = build.analyzed.get(item.name)
+        if result is None or not item.hasMeta:
+            continue
+        image = paths.join(folder.path, item.name)
+        basics = Exif(result.probe.width, result.probe.height, result.probe.created_at)
+        try:
+            if await refresh_basics(storage, image, basics, result.hash):
+                report.sidecars_refreshed += 1
+        except LensletError as exc:
+            report.skipped.append(
+                Skipped(paths.sidecar_name(image), f"sidecar not updated: {exc.message}", exc.code)
+            )
+    pages = paginate(folder.path, build.items, build.dirs, settings.page_size)
+    if old_pages and same_content(old_pages, pages):
+        return
+    try:
+        await write_manifest(storage, folder.path, pages, existing)
+    except LensletError as exc:
+        report.skipped.append(
+            Skipped(folder.path or "/", f"manifest not written: {exc.message}", exc.code)
+        )
+        return
+    report.manifests_written += 1

@@ -1,0 +1,226 @@
+"""The facade: the one object adapters (HTTP, CLI, your own code) talk to.
+
+async with Lenslet("/photos") as lens:
+    report = await lens.index()
+    page = await lens.folder("/trips/2025")
+    item = await lens.item("/trips/2025/beach.jpg")
+    item = await lens.update_item(item.path, {"tags": ["sea"]}, if_match=item.etag)
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import time
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Any
+
+import anyio
+
+from . import paths
+from .errors import MalformedDocument, NotFound
+from .imaging import Imaging
+from .indexing import IndexProgress, IndexReport, index_tree
+from .manifest import read_page
+from .models import Exif, Manifest, Sidecar
+from .settings import Settings
+from .sidecar import ABSENT_ETAG, read_sidecar, update_sidecar
+from .storage import Observer, Storage
+
+__all__ = ["Item", "Lenslet"]
+
+_CACHE_SIZE = 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class Item:
+    """An image's sidecar as clients see it: the stored document, or the EXIF basics when the
+    image has no sidecar yet (``exists`` False, ``etag`` :data:`ABSENT_ETAG`)."""
+
+    path: str
+    sidecar: Sidecar
+    etag: str
+    exists: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return self.sidecar.to_json()
+
+
+@dataclasses.dataclass
+class _Cached:
+    manifest: Manifest
+    checked: float
+
+
+class Lenslet:
+    """A gallery root and everything lenslet does with it.
+
+    ``root`` is a local path, an fsspec URL (``memory://…``) or a ready :class:`Storage`.
+    Use it as an async context manager; the operations need the event loop it was entered on.
+    """
+
+    def __init__(
+        self,
+        root: str | Storage,
+        settings: Settings | None = None,
+        *,
+        observer: Observer | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        if isinstance(root, Storage):
+            self.storage = root
+        else:
+            self.storage = Storage.open(
+                root,
+                io_concurrency=self.settings.io_concurrency,
+                readonly=self.settings.readonly,
+                observer=observer,
+                storage_options=storage_options,
+            )
+        self.imaging = Imaging(
+            max_pixels=self.settings.max_pixels, cpu_concurrency=self.settings.cpu_concurrency
+        )
+        self._manifests: collections.OrderedDict[tuple[str, int], _Cached] = (
+            collections.OrderedDict()
+        )
+        self._rebuilds: dict[str, anyio.Lock] = {}
+
+    async def __aenter__(self) -> Lenslet:
+        await self.storage.info("")  # fail now, clearly, when the root is not reachable
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._manifests.clear()
+
+    def __repr__(self) -> str:
+        return f"Lenslet({self.storage.url!r})"
+
+    # -- folders -------------------------------------------------------------------------------
+
+    async def folder(self, path: str = "", page: int = 0, *, refresh: bool = False) -> Manifest:
+        """One page of a folder's manifest, served from its ``_index.json`` (cached in memory
+        for ``manifest_ttl`` seconds) and rebuilt only when it is missing, unreadable or
+        ``refresh`` asks for it."""
+        folder = paths.normalize(path)
+        if page < 0:
+            raise NotFound(f"page {page} does not exist", path=folder)
+        page_count: int | None = None
+        if page > 0:
+            first = await self.folder(folder, 0, refresh=refresh)
+            refresh, page_count = False, first.page_count
+            if page >= page_count:
+                raise NotFound(
+                    f"folder {folder or '/'!r} has {page_count} page(s); no page {page}",
+                    path=folder,
+                )
+        key = (folder, page)
+        cached = self._manifests.get(key)
+        if (
+            cached is not None
+            and not refresh
+            and time.monotonic() - cached.checked < self.settings.manifest_ttl
+        ):
+            self._manifests.move_to_end(key)
+            return cached.manifest
+        manifest = None if refresh else await self._read_manifest(folder, page, page_count)
+        if manifest is None:
+            await self._rebuild(folder)
+            manifest = await self._read_manifest(folder, page, page_count)
+            if manifest is None:
+                raise NotFound(f"folder {folder or '/'!r} has no manifest", path=folder)
+        self._manifests[key] = _Cached(manifest, time.monotonic())
+        self._manifests.move_to_end(key)
+        while len(self._manifests) > _CACHE_SIZE:
+            self._manifests.popitem(last=False)
+        return manifest
+
+    async def _read_manifest(self, folder: str, page: int, count: int | None) -> Manifest | None:
+        try:
+            return await read_page(self.storage, folder, page, count)
+        except (NotFound, MalformedDocument):
+            return None
+
+    async def _rebuild(self, folder: str) -> None:
+        lock = self._rebuilds.setdefault(folder, anyio.Lock())
+        async with lock:
+            await self.index(folder, recursive=False)
+        if not lock.statistics().tasks_waiting:
+            self._rebuilds.pop(folder, None)
+
+    # -- items ---------------------------------------------------------------------------------
+
+    async def item(self, path: str) -> Item:
+        """An image's sidecar, with its EXIF basics filled in from the image when missing."""
+        image = paths.item_path(path)
+        stored = await read_sidecar(self.storage, image)
+        if stored is None:
+            basics, digest = await self._basics(image)
+            return Item(image, Sidecar(exif=basics.to_json(), hash=digest), ABSENT_ETAG, False)
+        sidecar, etag = stored
+        if sidecar.exif is None:
+            basics, digest = await self._basics(image)
+            sidecar = dataclasses.replace(
+                sidecar, exif=basics.to_json(), hash=sidecar.hash or digest
+            )
+        else:
+            await self.storage.info(image)  # an orphan sidecar is not an item
+        return Item(image, sidecar, etag, True)
+
+    async def _basics(self, image: str) -> tuple[Exif, str]:
+        data = await self.storage.read(image)
+        result = await self.imaging.analyze(data)
+        info = result.probe
+        return Exif(info.width, info.height, info.created_at), result.hash
+
+    async def update_item(
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        *,
+        if_match: str | None = None,
+        updated_by: str | None = None,
+    ) -> Item:
+        """Write a client's sidecar by the rules of :mod:`lenslet_core.sidecar`; returns what
+        was stored and its new ETag."""
+        image = paths.item_path(path)
+        self.storage.check_writable(image)
+        await self.storage.info(image)  # no sidecar for an image that does not exist
+        if updated_by is not None:
+            body = {**body, "updatedBy": updated_by}
+        sidecar, etag = await update_sidecar(
+            self.storage, image, body, if_match=if_match, writer=self.settings.writer
+        )
+        return Item(image, sidecar, etag, True)
+
+    # -- indexing ------------------------------------------------------------------------------
+
+    async def index(
+        self,
+        path: str = "",
+        *,
+        recursive: bool = True,
+        on_progress: Callable[[IndexProgress], None] | None = None,
+    ) -> IndexReport:
+        """Build or refresh the manifests of ``path`` (and the folders below it)."""
+        folder = paths.normalize(path)
+        report = await index_tree(
+            self.storage,
+            self.imaging,
+            self.settings,
+            folder,
+            recursive=recursive,
+            on_progress=on_progress,
+        )
+        prefix = folder + "/"
+        for key in [
+            k for k in self._manifests if not folder or k[0] == folder or k[0].startswith(prefix)
+        ]:
+            del self._manifests[key]
+        return report

@@ -1,0 +1,249 @@
+"""Folder manifests: ``_index.json`` (or ``_index_0.json`` … when a folder is large).
+
+A manifest is built from ONE listing of its folder: the listing gives every image's size and
+mtime and, from the names beside it, whether it has a thumbnail and a sidecar. Entries whose size
+and mtime match the previous manifest are reused without reading the image; only new or changed
+images are read (once) and analyzed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+import anyio
+
+from . import paths
+from .errors import LensletError, NotFound
+from .imaging import Analysis, Imaging
+from .models import DirEntry, DirKind, ItemEntry, Manifest, format_time, utcnow
+from .storage import Entry, Storage
+
+__all__ = [
+    "FolderBuild",
+    "Skipped",
+    "build_folder",
+    "folder_kind",
+    "manifest_names",
+    "paginate",
+    "read_manifest",
+    "read_page",
+    "same_content",
+    "write_manifest",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Skipped:
+    """A file the indexer could not use, with the reason (and the error code) why."""
+
+    path: str
+    reason: str
+    code: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"path": self.path, "reason": self.reason, "code": self.code}
+
+
+@dataclasses.dataclass
+class FolderBuild:
+    """The outcome of building one folder's manifest."""
+
+    path: str
+    items: list[ItemEntry]
+    dirs: list[DirEntry]
+    analyzed: dict[str, Analysis]
+    reused: int
+    skipped: list[Skipped]
+
+
+def folder_kind(entries: Sequence[Entry]) -> DirKind:
+    """``leaf-pointer`` for a pointer folder, ``branch`` when it has sub-folders, else
+    ``leaf-real``."""
+    if any(e.name == paths.POINTER_NAME for e in entries):
+        return "leaf-pointer"
+    if any(e.kind == "dir" and not paths.is_hidden(e.name) for e in entries):
+        return "branch"
+    return "leaf-real"
+
+
+def manifest_names(entries: Sequence[Entry]) -> list[str]:
+    """The manifest files present in a listing."""
+    return [e.name for e in entries if e.kind == "file" and paths.is_manifest_name(e.name)]
+
+
+async def read_page(storage: Storage, folder: str, page: int, page_count: int | None) -> Manifest:
+    """Read one page; ``page_count`` ``None`` means unknown (try ``_index.json`` first)."""
+    if (page_count is None or page_count <= 1) and page == 0:
+        try:
+            return await _read(storage, folder, paths.index_name())
+        except NotFound:
+            if page_count == 1:
+                raise
+    return await _read(storage, folder, paths.index_name(page))
+
+
+async def _read(storage: Storage, folder: str, name: str) -> Manifest:
+    target = paths.join(folder, name)
+    return Manifest.decode(await storage.read(target), what=f"manifest {target!r}")
+
+
+async def read_manifest(storage: Storage, folder: str, names: Sequence[str]) -> list[Manifest]:
+    """All pages of a folder's current manifest, given the manifest names its listing showed.
+    Returns ``[]`` when there is none or its pages are from different builds (a rebuild is
+    due either way)."""
+    if paths.index_name() in names:
+        return [await _read(storage, folder, paths.index_name())]
+    if paths.index_name(0) not in names:
+        return []
+    first = await _read(storage, folder, paths.index_name(0))
+    pages = [first]
+    for page in range(1, first.page_count):
+        if paths.index_name(page) not in names:
+            return []
+        pages.append(await _read(storage, folder, paths.index_name(page)))
+    if any(p.build != first.build for p in pages):
+        return []
+    return pages
+
+
+async def build_folder(
+    storage: Storage,
+    imaging: Imaging,
+    folder: str,
+    entries: Sequence[Entry],
+    *,
+    child_kinds: Mapping[str, DirKind],
+    previous: Mapping[str, ItemEntry],
+    max_file_bytes: int,
+    slots: anyio.Semaphore,
+    on_item: Callable[[], Awaitable[None] | None] | None = None,
+) -> FolderBuild:
+    """Build a folder's entries from its listing. Images not reusable from ``previous`` are read
+    once each (at most ``slots`` in flight across all folders sharing it) and analyzed."""
+    names = {e.name for e in entries}
+    build = FolderBuild(folder, [], [], {}, 0, [])
+    to_read: list[Entry] = []
+    for entry in entries:
+        if paths.is_hidden(entry.name) or paths.is_flat_file(entry.name):
+            continue
+        if entry.kind == "dir":
+            build.dirs.append(DirEntry(entry.name, child_kinds.get(entry.name, "leaf-real")))
+            continue
+        if not paths.is_image_name(entry.name):
+            continue
+        logical = paths.join(folder, entry.name)
+        if entry.problem is not None:
+            build.skipped.append(Skipped(logical, entry.problem, "unusable_entry"))
+            continue
+        if entry.kind != "file":
+            build.skipped.append(Skipped(logical, "not a regular file", "unusable_entry"))
+            continue
+        if entry.size == 0:
+            build.skipped.append(Skipped(logical, "empty file (0 bytes)", "unsupported_image"))
+            continue
+        if entry.size > max_file_bytes:
+            reason = f"{entry.size:,} bytes is above max_file_bytes {max_file_bytes:,}"
+            build.skipped.append(Skipped(logical, reason, "image_too_large"))
+            continue
+        old = previous.get(entry.name)
+        if old is not None and old.size == entry.size and old.mtime == entry.mtime:
+            build.items.append(_with_flags(old, names))
+            build.reused += 1
+            continue
+        to_read.append(entry)
+
+    async def analyze(entry: Entry) -> None:
+        logical = paths.join(folder, entry.name)
+        try:
+            async with slots:
+                data = await storage.read(logical)
+                result = await imaging.analyze(data)
+        except NotFound:
+            build.skipped.append(Skipped(logical, "vanished while indexing", "not_found"))
+        except LensletError as exc:
+            build.skipped.append(Skipped(logical, exc.message, exc.code))
+        else:
+            build.analyzed[entry.name] = result
+            info = result.probe
+            item = ItemEntry(
+                name=entry.name,
+                type=info.mime,
+                w=info.width,
+                h=info.height,
+                size=len(data),
+                mtime=entry.mtime,
+                hasThumb=False,
+                hasMeta=False,
+                hash=result.hash,
+            )
+            build.items.append(_with_flags(item, names))
+        if on_item is not None:
+            awaited = on_item()
+            if awaited is not None:
+                await awaited
+
+    async with anyio.create_task_group() as tg:
+        for entry in to_read:
+            tg.start_soon(analyze, entry)
+    build.items.sort(key=lambda i: i.name)
+    build.dirs.sort(key=lambda d: d.name)
+    build.skipped.sort(key=lambda s: s.path)
+    return build
+
+
+def _with_flags(item: ItemEntry, names: set[str]) -> ItemEntry:
+    has_thumb = paths.thumbnail_name(item.name) in names
+    has_meta = paths.sidecar_name(item.name) in names
+    if item.hasThumb == has_thumb and item.hasMeta == has_meta:
+        return item
+    return dataclasses.replace(item, hasThumb=has_thumb, hasMeta=has_meta)
+
+
+def paginate(
+    folder: str, items: Sequence[ItemEntry], dirs: Sequence[DirEntry], page_size: int
+) -> list[Manifest]:
+    """Split a folder into manifest pages that share one build id."""
+    build = secrets.token_hex(8)
+    generated = format_time(utcnow())
+    page_count = max(1, -(-len(items) // page_size))
+    return [
+        Manifest(
+            path=folder,
+            items=tuple(items[page * page_size : (page + 1) * page_size]),
+            dirs=tuple(dirs),
+            generated_at=generated,
+            build=build,
+            page=page,
+            page_count=page_count,
+            item_count=len(items),
+        )
+        for page in range(page_count)
+    ]
+
+
+def same_content(old: Sequence[Manifest], new: Sequence[Manifest]) -> bool:
+    """Whether two manifests list the same items and folders (build ids and times aside)."""
+    if len(old) != len(new):
+        return False
+    return all(a.items == b.items and a.dirs == b.dirs for a, b in zip(old, new, strict=False))
+
+
+async def write_manifest(
+    storage: Storage, folder: str, pages: Sequence[Manifest], existing: Sequence[str]
+) -> None:
+    """Write a folder's pages (each atomically), then remove pages of an older, larger build.
+
+    A single-page folder is ``_index.json``; a paged one is ``_index_0.json`` … and no
+    ``_index.json``. Page 0 is written last so that a reader that sees it sees its pages.
+    """
+    if len(pages) == 1:
+        wanted = {paths.index_name(): pages[0]}
+    else:
+        wanted = {paths.index_name(p.page): p for p in pages}
+    for name in sorted(wanted, key=lambda n: n == paths.index_name(0)):
+        await storage.write(paths.join(folder, name), wanted[name].encode())
+    for name in existing:
+        if name not in wanted:
+            await storage.delete(paths.join(folder, name))

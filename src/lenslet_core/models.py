@@ -1,0 +1,302 @@
+"""The JSON contracts: folder manifests and sidecars, encoded with orjson.
+
+Written camelCase with ``"v": 1``; read back accepting the snake_case spellings existing clients
+send (``updated_at``, ``updated_by``). A document with a newer ``v`` is refused with
+:class:`UnsupportedVersion`, malformed JSON with :class:`MalformedDocument`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import math
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import orjson
+
+from .errors import InvalidDocument, MalformedDocument, UnsupportedVersion
+
+__all__ = [
+    "VERSION",
+    "DirEntry",
+    "DirKind",
+    "Exif",
+    "ItemEntry",
+    "Manifest",
+    "Sidecar",
+    "dumps",
+    "format_time",
+    "loads",
+    "parse_time",
+    "utcnow",
+]
+
+VERSION = 1
+DirKind = Literal["branch", "leaf-real", "leaf-pointer"]
+_DIR_KINDS = ("branch", "leaf-real", "leaf-pointer")
+
+
+def dumps(document: Mapping[str, Any]) -> bytes:
+    return orjson.dumps(document)
+
+
+def loads(data: bytes, *, what: str) -> dict[str, Any]:
+    """Parse a stored document and check its version; ``what`` names it in errors."""
+    try:
+        document = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedDocument(f"{what} is not valid JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise MalformedDocument(f"{what} must be a JSON object")
+    version = document.get("v", VERSION)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise MalformedDocument(f"{what} has a non-integer version {version!r}")
+    if version > VERSION:
+        raise UnsupportedVersion(
+            f"{what} has version {version}; this lenslet reads version {VERSION} "
+            "(upgrade lenslet to use it)"
+        )
+    return document
+
+
+# -- time ------------------------------------------------------------------------------------
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def format_time(moment: datetime.datetime) -> str:
+    """ISO 8601 in UTC with milliseconds and a ``Z``: ``2026-11-25T14:52:26.123Z``."""
+    moment = moment.astimezone(datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_time(value: object) -> datetime.datetime | None:
+    """Read an ``updatedAt``: ISO 8601 (``Z`` or an offset; naive means UTC) or epoch seconds
+    or milliseconds. ``None`` when absent or unreadable: such a time is older than any other."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            return None
+        seconds = value / 1000 if abs(value) >= 1e11 else value
+        try:
+            return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment
+
+
+# -- manifests ---------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ItemEntry:
+    """One image of a folder manifest."""
+
+    name: str
+    type: str
+    w: int
+    h: int
+    size: int
+    mtime: float
+    hasThumb: bool  # the contract's camelCase spelling
+    hasMeta: bool
+    hash: str
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ItemEntry:
+        return cls(
+            name=str(data["name"]),
+            type=str(data["type"]),
+            w=int(data["w"]),
+            h=int(data["h"]),
+            size=int(data["size"]),
+            mtime=float(data["mtime"]),
+            hasThumb=bool(data.get("hasThumb", data.get("has_thumb", False))),
+            hasMeta=bool(data.get("hasMeta", data.get("has_meta", False))),
+            hash=str(data.get("hash", "")),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class DirEntry:
+    """One sub-folder of a folder manifest."""
+
+    name: str
+    kind: DirKind
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> DirEntry:
+        kind = data["kind"]
+        if kind not in _DIR_KINDS:
+            raise ValueError(f"unknown folder kind {kind!r}")
+        return cls(name=str(data["name"]), kind=kind)
+
+
+@dataclasses.dataclass(frozen=True)
+class Manifest:
+    """One page of a folder's ``_index.json``. Every page carries the folder's sub-folders and
+    the same ``build`` id, so a reader can tell pages of one build from a mix of two."""
+
+    path: str
+    items: tuple[ItemEntry, ...]
+    dirs: tuple[DirEntry, ...]
+    generated_at: str
+    build: str
+    page: int = 0
+    page_count: int = 1
+    item_count: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "v": VERSION,
+            "path": self.path,
+            "generatedAt": self.generated_at,
+            "build": self.build,
+            "page": self.page,
+            "pageCount": self.page_count,
+            "itemCount": self.item_count,
+            "items": [item.to_json() for item in self.items],
+            "dirs": [d.to_json() for d in self.dirs],
+        }
+
+    def encode(self) -> bytes:
+        return dumps(self.to_json())
+
+    @classmethod
+    def decode(cls, data: bytes, *, what: str = "manifest") -> Manifest:
+        document = loads(data, what=what)
+        try:
+            items = tuple(ItemEntry.from_json(item) for item in document.get("items", ()))
+            return cls(
+                path=str(document.get("path", "")),
+                items=items,
+                dirs=tuple(DirEntry.from_json(d) for d in document.get("dirs", ())),
+                generated_at=str(document.get("generatedAt", "")),
+                build=str(document.get("build", "")),
+                page=int(document.get("page", 0)),
+                page_count=int(document.get("pageCount", 1)),
+                item_count=int(document.get("itemCount", len(items))),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MalformedDocument(f"{what} does not have the manifest shape: {exc}") from exc
+
+
+# -- sidecars ----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Exif:
+    """The EXIF basics a sidecar carries: displayed size and when the photo was taken."""
+
+    width: int
+    height: int
+    created_at: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"width": self.width, "height": self.height, "createdAt": self.created_at}
+
+
+_SIDECAR_ALIASES = {"updated_at": "updatedAt", "updated_by": "updatedBy"}
+_SIDECAR_KNOWN = frozenset({"v", "tags", "notes", "exif", "hash", "updatedAt", "updatedBy"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Sidecar:
+    """A per-image sidecar. ``extra`` holds every field lenslet does not know (``star``,
+    ``original_position``, …) so that writes carry them through untouched."""
+
+    tags: tuple[str, ...] = ()
+    notes: str = ""
+    exif: Mapping[str, Any] | None = None
+    hash: str | None = None
+    updated_at: str | None = None
+    updated_by: str | None = None
+    extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def updated(self) -> datetime.datetime | None:
+        return parse_time(self.updated_at)
+
+    def to_json(self) -> dict[str, Any]:
+        document: dict[str, Any] = dict(self.extra)
+        document.update(
+            v=VERSION,
+            tags=list(self.tags),
+            notes=self.notes,
+            exif=dict(self.exif) if self.exif is not None else None,
+            hash=self.hash,
+            updatedAt=self.updated_at,
+            updatedBy=self.updated_by,
+        )
+        return document
+
+    def encode(self) -> bytes:
+        return dumps(self.to_json())
+
+    @classmethod
+    def decode(cls, data: bytes, *, what: str = "sidecar") -> Sidecar:
+        try:
+            return cls.from_json(loads(data, what=what))
+        except InvalidDocument as exc:
+            raise MalformedDocument(f"{what}: {exc}") from exc
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Sidecar:
+        """Build from a client's or a file's document; raises :class:`InvalidDocument`."""
+        if not isinstance(data, Mapping):
+            raise InvalidDocument("a sidecar must be a JSON object")
+        document = dict(data)
+        for snake, camel in _SIDECAR_ALIASES.items():
+            if snake in document:
+                value = document.pop(snake)
+                document.setdefault(camel, value)
+        version = document.get("v", VERSION)
+        if isinstance(version, int) and not isinstance(version, bool) and version > VERSION:
+            raise UnsupportedVersion(f"sidecar has version {version}; this lenslet reads 1")
+        tags = document.get("tags") or []
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise InvalidDocument("tags must be a list of strings")
+        notes = document.get("notes")
+        if notes is None:
+            notes = ""
+        if not isinstance(notes, str):
+            raise InvalidDocument("notes must be a string")
+        exif = document.get("exif")
+        if exif is not None and not isinstance(exif, Mapping):
+            raise InvalidDocument("exif must be an object")
+        digest = document.get("hash")
+        updated_at = document.get("updatedAt")
+        updated_by = document.get("updatedBy")
+        if updated_at is not None and not isinstance(updated_at, str):
+            parsed = parse_time(updated_at)
+            updated_at = format_time(parsed) if parsed is not None else None
+        return cls(
+            tags=tuple(dict.fromkeys(tags)),
+            notes=notes,
+            exif=dict(exif) if exif is not None else None,
+            hash=digest if isinstance(digest, str) else None,
+            updated_at=updated_at,
+            updated_by=updated_by if isinstance(updated_by, str) else None,
+            extra={k: v for k, v in document.items() if k not in _SIDECAR_KNOWN},
+        )

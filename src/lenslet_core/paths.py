@@ -1,0 +1,149 @@
+"""Logical paths and the names of lenslet's flat files.
+
+A logical path is POSIX, relative to the gallery root, with no leading or trailing slash; the root
+itself is ``""``. Web clients send ``/trips/2025``: a leading ``/`` means the root, so that is the
+same folder as ``trips/2025``. Anything that could step outside the root or reach a file lenslet
+owns is refused with :class:`~lenslet_core.errors.InvalidPath`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from .errors import InvalidPath
+
+__all__ = [
+    "HEALTH_NAME",
+    "IMAGE_EXTENSIONS",
+    "LOCK_NAME",
+    "POINTER_NAME",
+    "ROLLUP_NAME",
+    "TEMP_SUFFIX",
+    "index_name",
+    "is_flat_file",
+    "is_hidden",
+    "is_image_name",
+    "is_manifest_name",
+    "item_path",
+    "join",
+    "normalize",
+    "parent",
+    "resolve_within",
+    "sidecar_name",
+    "split",
+    "thumbnail_name",
+]
+
+#: Extensions the indexer looks at; the content decides whether a file really is an image.
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp"})
+ROLLUP_NAME = "_rollup.json"
+HEALTH_NAME = "_health.json"
+POINTER_NAME = ".lenscat.folder.json"
+#: The per-folder lock file that serialises conditional writes on local disk.
+LOCK_NAME = ".lenslet.lock"
+#: Suffix of the temporary files of atomic writes (hidden, so listings skip them).
+TEMP_SUFFIX = ".lenslet-tmp"
+THUMBNAIL_SUFFIX = ".thumbnail"
+SIDECAR_SUFFIX = ".json"
+MAX_PATH_LENGTH = 4096
+
+_INDEX_RE = re.compile(r"^_index(?:_\d+)?\.json$")
+_DRIVE_RE = re.compile(r"^[A-Za-z]:")
+
+
+def normalize(path: str) -> str:
+    """Return the canonical logical form of ``path`` or raise :class:`InvalidPath`.
+
+    ``""`` and ``"/"`` are the root; repeated and trailing slashes are dropped. Refused: ``.`` and
+    ``..`` segments, NUL, backslashes, drive letters and paths longer than 4096 characters.
+    """
+    if not isinstance(path, str):
+        raise InvalidPath(f"path must be a string, not {type(path).__name__}")
+    if len(path) > MAX_PATH_LENGTH:
+        raise InvalidPath("path is too long", path=path[:64])
+    if "\x00" in path:
+        raise InvalidPath("path contains a NUL character", path=path)
+    if "\\" in path:
+        raise InvalidPath("path contains a backslash", path=path)
+    segments = [s for s in path.split("/") if s]
+    if segments and _DRIVE_RE.match(segments[0]):
+        raise InvalidPath(f"path {path!r} names a drive", path=path)
+    for segment in segments:
+        if segment in (".", ".."):
+            raise InvalidPath(f"path {path!r} contains a {segment!r} segment", path=path)
+    return "/".join(segments)
+
+
+def item_path(path: str) -> str:
+    """Normalize the path of an image: not the root, not one of lenslet's own files."""
+    logical = normalize(path)
+    if not logical:
+        raise InvalidPath("an item path is required, not the root", path=path)
+    name = logical.rsplit("/", 1)[-1]
+    if is_flat_file(name) or is_hidden(name):
+        raise InvalidPath(f"{name!r} is not an image of the gallery", path=path)
+    return logical
+
+
+def join(folder: str, name: str) -> str:
+    """Join a normalized folder path and a single name."""
+    return f"{folder}/{name}" if folder else name
+
+
+def split(path: str) -> tuple[str, str]:
+    """Split a normalized path into (folder, name); the root's folder is ``""``."""
+    folder, _, name = path.rpartition("/")
+    return folder, name
+
+
+def parent(path: str) -> str:
+    return split(path)[0]
+
+
+def is_hidden(name: str) -> bool:
+    """Dot files: lenslet's temp, lock and pointer files, and the OS's own (``.DS_Store``)."""
+    return name.startswith(".")
+
+
+def is_image_name(name: str) -> bool:
+    """Whether the indexer should look at this file (its content still has to agree)."""
+    if is_hidden(name):
+        return False
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def sidecar_name(image_name: str) -> str:
+    return image_name + SIDECAR_SUFFIX
+
+
+def thumbnail_name(image_name: str) -> str:
+    return image_name + THUMBNAIL_SUFFIX
+
+
+def index_name(page: int | None = None) -> str:
+    """``_index.json`` for a single-page folder, ``_index_{page}.json`` for a paged one."""
+    return "_index.json" if page is None else f"_index_{page}.json"
+
+
+def is_manifest_name(name: str) -> bool:
+    """``_index.json`` or one of its pages, ``_index_{n}.json``."""
+    return _INDEX_RE.match(name) is not None
+
+
+def is_flat_file(name: str) -> bool:
+    """Whether ``name`` is one of the files lenslet keeps beside the images."""
+    if name in (ROLLUP_NAME, HEALTH_NAME, POINTER_NAME, LOCK_NAME):
+        return True
+    if is_manifest_name(name) or name.endswith(THUMBNAIL_SUFFIX) or name.endswith(TEMP_SUFFIX):
+        return True
+    return name.endswith(SIDECAR_SUFFIX) and is_image_name(name[: -len(SIDECAR_SUFFIX)])
+
+
+def resolve_within(root: str, relative: str) -> str:
+    """Resolve ``relative`` under the local directory ``root``, following symlinks, and refuse
+    a result outside the root. ``root`` must already be a real (resolved) path."""
+    candidate = os.path.realpath(os.path.join(root, relative))
+    if candidate != root and not candidate.startswith(root.rstrip(os.sep) + os.sep):
+        raise InvalidPath(f"{relative!r} resolves outside the root", path=relative)
+    return candidate

@@ -1,0 +1,53 @@
+"""Settings: one frozen object, passed in explicitly, checked once at construction."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from .errors import SettingsError
+
+__all__ = ["Settings"]
+
+
+def _default_cpu() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """How lenslet behaves. Every field has a sane default; invalid values fail at once."""
+
+    #: Items per manifest page; folders above it are written as ``_index_0.json`` … .
+    page_size: int = 5000
+    #: Images with more pixels than this are refused before decoding (decompression bombs).
+    max_pixels: int = 200_000_000
+    #: Images larger than this many bytes are skipped instead of read into memory.
+    max_file_bytes: int = 512 * 1024 * 1024
+    #: Concurrent blocking storage calls (listing, reads, writes).
+    io_concurrency: int = 16
+    #: Concurrent CPU-bound calls (probing, hashing, thumbnails); defaults to the usable cores.
+    cpu_concurrency: int = dataclasses.field(default_factory=_default_cpu)
+    #: Seconds a manifest cached in memory is served without asking storage whether it changed.
+    manifest_ttl: float = 2.0
+    #: Written into ``updatedBy`` when a writer does not name itself.
+    writer: str = "lenslet"
+    #: Refuse every write (sidecars, manifests) under this root.
+    readonly: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("page_size", "max_pixels", "max_file_bytes", "io_concurrency"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise SettingsError(f"setting {name} must be a positive integer, not {value!r}")
+        cpu = self.cpu_concurrency
+        if not isinstance(cpu, int) or isinstance(cpu, bool) or cpu < 1:
+            raise SettingsError(f"setting cpu_concurrency must be a positive integer, not {cpu!r}")
+        if not isinstance(self.manifest_ttl, (int, float)) or self.manifest_ttl < 0:
+            raise SettingsError(f"setting manifest_ttl must be >= 0, not {self.manifest_ttl!r}")
+        if not self.writer:
+            raise SettingsError("setting writer must not be empty")
+
+    def replace(self, **changes: object) -> Settings:
+        """A copy with some fields changed (and checked again)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,149 @@
+"""Sidecars (``foo.jpg.json``): read, merge and write without losing anybody's tag.
+
+The write rules (design.md, "Contracts"):
+
+- ``If-Match`` equals the stored ETag: the body is written as sent (a removed tag stays removed);
+- ``If-Match`` differs: merged — tags unioned, notes and unknown fields from the newer
+  ``updatedAt``;
+- no ``If-Match``: a body newer than the stored sidecar replaces it, an older one is merged.
+
+Every write is conditional on the version it was decided against; a writer that loses the race
+reads again and decides again, so concurrent writers in one process or many never drop a tag.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from . import paths
+from .errors import NotFound, PreconditionFailed
+from .models import Exif, Sidecar, format_time, utcnow
+from .storage import Storage
+
+__all__ = [
+    "ABSENT_ETAG",
+    "decide",
+    "merge_sidecars",
+    "normalize_etag",
+    "read_sidecar",
+    "refresh_basics",
+    "update_sidecar",
+]
+
+#: The ETag of an image that has no sidecar yet; ``If-Match`` with it means "only if still none".
+ABSENT_ETAG = "absent"
+MAX_ATTEMPTS = 16
+
+
+def normalize_etag(value: str | None) -> str | None:
+    """Accept ``abc``, ``"abc"`` and ``W/"abc"`` alike."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.startswith("W/"):
+        value = value[2:]
+    return value.strip('"') or None
+
+
+async def read_sidecar(storage: Storage, image: str) -> tuple[Sidecar, str] | None:
+    """The stored sidecar of ``image`` and its ETag, or ``None`` when it has none.
+    Malformed JSON and newer versions raise (they are never silently overwritten)."""
+    target = paths.sidecar_name(image)
+    try:
+        data, etag = await storage.read_versioned(target)
+    except NotFound:
+        return None
+    return Sidecar.decode(data, what=f"sidecar {target!r}"), etag
+
+
+def merge_sidecars(stored: Sidecar, incoming: Sidecar) -> Sidecar:
+    """Merge two versions: tags unioned (stored order first), notes and unknown fields from the
+    newer ``updatedAt`` (the incoming one on a tie), server fields (exif, hash) kept."""
+    stored_at, incoming_at = stored.updated, incoming.updated
+    incoming_newer = stored_at is None or (incoming_at is not None and incoming_at >= stored_at)
+    newer, older = (incoming, stored) if incoming_newer else (stored, incoming)
+    return Sidecar(
+        tags=tuple(dict.fromkeys(stored.tags + incoming.tags)),
+        notes=newer.notes,
+        exif=stored.exif if stored.exif is not None else incoming.exif,
+        hash=stored.hash if stored.hash is not None else incoming.hash,
+        updated_at=newer.updated_at,
+        updated_by=newer.updated_by,
+        extra={**older.extra, **newer.extra},
+    )
+
+
+def decide(stored: tuple[Sidecar, str] | None, incoming: Sidecar, if_match: str | None) -> Sidecar:
+    """What to store, given the stored version (or ``None``) and what a client sent."""
+    if stored is None:
+        return incoming
+    current, etag = stored
+    if if_match is not None and if_match == etag:
+        return _keep_server_fields(incoming, current)
+    if if_match is None:
+        stored_at, incoming_at = current.updated, incoming.updated
+        if incoming_at is not None and (stored_at is None or incoming_at > stored_at):
+            return _keep_server_fields(incoming, current)
+    return merge_sidecars(current, incoming)
+
+
+def _keep_server_fields(incoming: Sidecar, current: Sidecar) -> Sidecar:
+    return dataclasses.replace(
+        incoming,
+        exif=incoming.exif if incoming.exif is not None else current.exif,
+        hash=incoming.hash if incoming.hash is not None else current.hash,
+    )
+
+
+async def update_sidecar(
+    storage: Storage,
+    image: str,
+    body: Mapping[str, Any],
+    *,
+    if_match: str | None = None,
+    writer: str = "lenslet",
+) -> tuple[Sidecar, str]:
+    """Apply a client's whole-sidecar write; returns the stored document and its new ETag."""
+    incoming = Sidecar.from_json(body)
+    if incoming.updated_at is None:
+        incoming = dataclasses.replace(incoming, updated_at=format_time(utcnow()))
+    if incoming.updated_by is None:
+        incoming = dataclasses.replace(incoming, updated_by=writer)
+    wanted = normalize_etag(if_match)
+    target = paths.sidecar_name(image)
+    for _ in range(MAX_ATTEMPTS):
+        stored = await read_sidecar(storage, image)
+        if stored is None and wanted == ABSENT_ETAG:
+            wanted = None
+        result = decide(stored, incoming, wanted)
+        try:
+            etag = await storage.write_if(
+                target, result.encode(), expected=stored[1] if stored else None
+            )
+        except PreconditionFailed:
+            continue
+        return result, etag
+    raise PreconditionFailed(f"{target!r} kept changing; gave up after {MAX_ATTEMPTS} tries")
+
+
+async def refresh_basics(storage: Storage, image: str, exif: Exif, digest: str) -> bool:
+    """Bring an existing sidecar's EXIF basics and hash up to date (never creates one, never
+    touches ``updatedAt``). Returns whether it wrote."""
+    target = paths.sidecar_name(image)
+    wanted = exif.to_json()
+    for _ in range(MAX_ATTEMPTS):
+        stored = await read_sidecar(storage, image)
+        if stored is None:
+            return False
+        current, etag = stored
+        if current.exif == wanted and current.hash == digest:
+            return False
+        updated = dataclasses.replace(current, exif=wanted, hash=digest)
+        try:
+            await storage.write_if(target, updated.encode(), expected=etag)
+        except PreconditionFailed:
+            continue
+        return True
+    raise PreconditionFailed(f"{target!r} kept changing; gave up after {MAX_ATTEMPTS} tries")

@@ -1,0 +1,355 @@
+"""The one seam to fsspec: an async API over any filesystem, rooted at the gallery root.
+
+Everything else in lenslet calls :class:`Storage` with logical paths (see :mod:`paths`); only this
+module imports fsspec, runs its blocking calls (in worker threads, bounded by one
+``CapacityLimiter``) and turns its errors into :mod:`errors`. Local disk gets what a local disk
+can do: atomic writes by temp file + rename, conditional writes serialised by a lock file, and a
+check that no path resolves outside the root through a symlink.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import dataclasses
+import datetime
+import errno
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Literal, TypeVar
+
+import anyio
+import anyio.to_thread
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+from fsspec.implementations.memory import MemoryFileSystem
+
+from . import paths
+from .errors import (
+    InvalidPath,
+    LensletError,
+    NotFound,
+    PermissionDenied,
+    PreconditionFailed,
+    ReadOnly,
+    StorageError,
+)
+from .hashing import content_etag
+
+__all__ = ["Entry", "Observer", "Storage"]
+
+T = TypeVar("T")
+
+#: Called once per storage request with (operation, logical path): "list", "read", "info",
+#: "write", "delete". Used for metrics and by tests that count requests.
+Observer = Callable[[str, str], None]
+
+EntryKind = Literal["file", "dir", "other"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One child of a listed folder. ``problem`` says why an entry cannot be used (a dangling
+    symlink, a symlink out of the root); such entries are reported, never followed."""
+
+    name: str
+    kind: EntryKind
+    size: int = 0
+    mtime: float = 0.0
+    problem: str | None = None
+
+
+class Storage:
+    """Async, root-relative access to one fsspec filesystem.
+
+    Build one with :meth:`open` (``"/photos"``, ``"file:///photos"``, ``"memory://gallery"``) or
+    pass an fsspec filesystem and a root. Blocking calls run in worker threads, at most
+    ``io_concurrency`` at a time.
+    """
+
+    def __init__(
+        self,
+        fs: Any,
+        root: str,
+        *,
+        io_concurrency: int = 16,
+        readonly: bool = False,
+        observer: Observer | None = None,
+    ) -> None:
+        self.fs = fs
+        self.readonly = readonly
+        self.observer = observer
+        self._local = isinstance(fs, LocalFileSystem)
+        self._memory_lock = threading.Lock()
+        self._limiter = anyio.CapacityLimiter(io_concurrency)
+        if self._local:
+            real = os.path.realpath(root)
+            if not os.path.isdir(real):
+                raise NotFound(f"gallery root {root!r} is not a folder", path=root)
+            self.root = real
+        else:
+            self.root = root.rstrip("/") or "/"
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        io_concurrency: int = 16,
+        readonly: bool = False,
+        observer: Observer | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> Storage:
+        """Open a root by URL or local path. Unknown protocols fail here, at startup."""
+        try:
+            fs, root = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
+        except (ValueError, ImportError) as exc:
+            raise StorageError(f"cannot open storage {url!r}: {exc}") from exc
+        return cls(fs, root, io_concurrency=io_concurrency, readonly=readonly, observer=observer)
+
+    @property
+    def url(self) -> str:
+        protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
+        return self.root if self._local else f"{protocol}://{self.root.lstrip('/')}"
+
+    def __repr__(self) -> str:
+        return f"Storage({self.url!r})"
+
+    # -- the async API -------------------------------------------------------------------------
+
+    async def list(self, path: str) -> list[Entry]:
+        """The children of a folder, with kinds, sizes and mtimes, in one backend call."""
+        return await self._run("list", path, self._list_sync, path)
+
+    async def info(self, path: str) -> Entry:
+        return await self._run("info", path, self._info_sync, path)
+
+    async def read(self, path: str) -> bytes:
+        return await self._run("read", path, self._read_sync, path)
+
+    async def read_versioned(self, path: str) -> tuple[bytes, str]:
+        """The bytes of a small document and the validator a conditional write expects."""
+        data = await self.read(path)
+        return data, content_etag(data)
+
+    async def write(self, path: str, data: bytes) -> None:
+        """Replace a file whole; readers see the old or the new bytes, never a part."""
+        self.check_writable(path)
+        await self._run("write", path, self._write_sync, path, data)
+
+    async def write_if(self, path: str, data: bytes, *, expected: str | None) -> str:
+        """Write only if the stored version is ``expected`` (``None``: only if absent).
+
+        Raises :class:`PreconditionFailed` when another writer got there first; returns the
+        new version's validator.
+        """
+        self.check_writable(path)
+        return await self._run("write", path, self._write_if_sync, path, data, expected)
+
+    async def delete(self, path: str, *, missing_ok: bool = True) -> None:
+        self.check_writable(path)
+        try:
+            await self._run("delete", path, self._delete_sync, path)
+        except NotFound:
+            if not missing_ok:
+                raise
+
+    # -- the seam: threads, observation, translation ---------------------------------------------
+
+    async def _run(self, op: str, path: str, func: Callable[..., T], *args: Any) -> T:
+        if self.observer is not None:
+            self.observer(op, path)
+        with translate(path):
+            return await anyio.to_thread.run_sync(func, *args, limiter=self._limiter)
+
+    def check_writable(self, path: str) -> None:
+        """Raise :class:`ReadOnly` when this root refuses writes."""
+        if self.readonly:
+            raise ReadOnly(f"the gallery root is read-only; cannot write {path!r}", path=path)
+
+    def _full(self, path: str) -> str:
+        if self._local:
+            return paths.resolve_within(self.root, path) if path else self.root
+        return f"{self.root}/{path}" if path else self.root
+
+    # -- blocking primitives (worker threads only) ---------------------------------------------
+
+    def _list_sync(self, path: str) -> builtins.list[Entry]:
+        full = self._full(path)
+        if self._local:
+            return self._list_local(full)
+        if not self.fs.isdir(full):
+            if self.fs.exists(full):
+                raise NotADirectoryError(errno.ENOTDIR, "not a folder", full)
+            raise FileNotFoundError(errno.ENOENT, "no such folder", full)
+        entries = []
+        for detail in self.fs.ls(full, detail=True, refresh=True):
+            name = detail["name"].rstrip("/").rsplit("/", 1)[-1]
+            if name:
+                entries.append(_entry(name, detail))
+        return entries
+
+    def _list_local(self, full: str) -> builtins.list[Entry]:
+        # os.scandir is what fsspec's LocalFileSystem.ls uses too; reading it directly gives
+        # the symlink facts needed to keep every entry inside the root.
+        entries = []
+        with os.scandir(full) as it:
+            for dirent in it:
+                try:
+                    if dirent.is_symlink():
+                        entries.append(self._local_link(full, dirent))
+                        continue
+                    st = dirent.stat(follow_symlinks=False)
+                except OSError as exc:
+                    entries.append(Entry(dirent.name, "other", problem=_reason(exc)))
+                    continue
+                kind: EntryKind = (
+                    "dir" if dirent.is_dir() else "file" if dirent.is_file() else "other"
+                )
+                entries.append(Entry(dirent.name, kind, st.st_size, st.st_mtime))
+        return entries
+
+    def _local_link(self, folder: str, dirent: os.DirEntry[str]) -> Entry:
+        try:
+            st = os.stat(dirent.path)
+        except OSError as exc:
+            return Entry(dirent.name, "other", problem=f"broken symlink ({_reason(exc)})")
+        try:
+            paths.resolve_within(self.root, os.path.relpath(dirent.path, self.root))
+        except InvalidPath:
+            return Entry(dirent.name, "other", problem="symlink resolves outside the root")
+        if os.path.isdir(dirent.path):
+            return Entry(
+                dirent.name,
+                "other",
+                problem="folder symlinks are not followed (a pointer folder links folders)",
+            )
+        return Entry(dirent.name, "file", st.st_size, st.st_mtime)
+
+    def _info_sync(self, path: str) -> Entry:
+        full = self._full(path)
+        name = paths.split(path)[1]
+        if self._local:
+            st = os.stat(full)
+            kind: EntryKind = "dir" if os.path.isdir(full) else "file"
+            return Entry(name, kind, st.st_size, st.st_mtime)
+        return _entry(name, self.fs.info(full))
+
+    def _read_sync(self, path: str) -> bytes:
+        full = self._full(path)
+        if self._local:
+            with open(full, "rb") as f:
+                return f.read()
+        data: bytes = self.fs.cat_file(full)
+        return data
+
+    def _write_sync(self, path: str, data: bytes) -> None:
+        full = self._full(path)
+        if self._local:
+            _atomic_local_write(full, data)
+        else:
+            self.fs.pipe_file(full, data)
+
+    def _write_if_sync(self, path: str, data: bytes, expected: str | None) -> str:
+        full = self._full(path)
+        with self._exclusive(full):
+            try:
+                current: str | None = content_etag(self._read_sync(path))
+            except FileNotFoundError:
+                current = None
+            if current != expected:
+                raise PreconditionFailed(
+                    f"{path!r} changed since it was read (expected {expected}, found {current})",
+                    path=path,
+                )
+            self._write_sync(path, data)
+        return content_etag(data)
+
+    @contextlib.contextmanager
+    def _exclusive(self, full: str) -> Iterator[None]:
+        """Hold the lock that serialises conditional writes to ``full`` across threads and,
+        on local disk, across processes (a lock file in the folder, locked with flock)."""
+        if not self._local:
+            if not isinstance(self.fs, MemoryFileSystem):
+                raise StorageError(
+                    f"conditional writes are not supported on {self.url!r} yet", path=full
+                )
+            with self._memory_lock:
+                yield
+            return
+        import fcntl
+
+        lock_path = os.path.join(os.path.dirname(full), paths.LOCK_NAME)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _delete_sync(self, path: str) -> None:
+        full = self._full(path)
+        if self._local:
+            os.unlink(full)
+        else:
+            self.fs.rm_file(full)
+
+
+def _atomic_local_write(full: str, data: bytes) -> None:
+    folder, name = os.path.split(full)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=paths.TEMP_SUFFIX)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, full)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _entry(name: str, detail: Mapping[str, Any]) -> Entry:
+    kind = detail.get("type")
+    mtime = detail.get("mtime") or detail.get("LastModified") or detail.get("created") or 0.0
+    if isinstance(mtime, datetime.datetime):
+        mtime = mtime.timestamp()
+    return Entry(
+        name,
+        "dir" if kind == "directory" else "file" if kind == "file" else "other",
+        int(detail.get("size") or 0),
+        float(mtime),
+    )
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+@contextlib.contextmanager
+def translate(path: str) -> Iterator[None]:
+    """Turn a backend's exception into lenslet's tree (the only place that does)."""
+    try:
+        yield
+    except LensletError:
+        raise
+    except FileNotFoundError as exc:
+        raise NotFound(f"{path or '/'!r} does not exist", path=path) from exc
+    except NotADirectoryError as exc:
+        raise NotFound(f"{path or '/'!r} is not a folder", path=path) from exc
+    except IsADirectoryError as exc:
+        raise NotFound(f"{path or '/'!r} is a folder, not a file", path=path) from exc
+    except PermissionError as exc:
+        raise PermissionDenied(f"the storage refused access to {path or '/'!r}", path=path) from exc
+    except OSError as exc:
+        if exc.errno == errno.EROFS:
+            raise ReadOnly(f"{path or '/'!r} is on a read-only file system", path=path) from exc
+        if exc.errno in (errno.ELOOP, errno.ENAMETOOLONG):
+            raise InvalidPath(f"{path!r}: {_reason(exc)}", path=path) from exc
+        raise StorageError(f"storage failed on {path or '/'!r}: {exc}", path=path) from exc
+    except (ValueError, TypeError, KeyError) as exc:
+        raise StorageError(f"storage failed on {path or '/'!r}: {exc}", path=path) from exc
