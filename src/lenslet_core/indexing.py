@@ -213,6 +213,7 @@ async def _index_folder(
         report.skipped.append(Skipped(folder.path or "/", exc.message, exc.code))
         return
     previous: dict[str, ItemEntry] = {i.name: i for p in old_pages for i in p.items}
+    previous_skipped = {s.name: s for s in old_pages[0].skipped} if old_pages else {}
 
     candidates = sum(1 for e in folder.entries if paths.is_image_name(e.name))
     seen = 0
@@ -230,6 +231,7 @@ async def _index_folder(
         folder.entries,
         child_kinds=folder.child_kinds,
         previous=previous,
+        previous_skipped=previous_skipped,
         max_file_bytes=settings.max_file_bytes,
         slots=slots,
         on_item=advance,
@@ -253,7 +255,7 @@ async def _index_folder(
             report.skipped.append(
                 Skipped(paths.sidecar_name(image), f"sidecar not updated: {exc.message}", exc.code)
             )
-    pages = paginate(folder.path, build.items, build.dirs, settings.page_size)
+    pages = paginate(folder.path, build.items, build.dirs, settings.page_size, build.rejected)
     if old_pages and same_content(old_pages, pages):
         return
     try:

@@ -11,14 +11,18 @@ from __future__ import annotations
 import dataclasses
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from types import MappingProxyType
 
 import anyio
 
 from . import paths
 from .errors import LensletError, NotFound
 from .imaging import Analysis, Imaging
-from .models import DirEntry, DirKind, ItemEntry, Manifest, format_time, utcnow
+from .models import DirEntry, DirKind, ItemEntry, Manifest, SkippedEntry, format_time, utcnow
 from .storage import Entry, Storage
+
+#: Reasons that stay true while a file's size and mtime do not change.
+PERMANENT_CODES = frozenset({"unsupported_image", "corrupt_image", "image_too_large"})
 
 __all__ = [
     "FolderBuild",
@@ -55,7 +59,11 @@ class FolderBuild:
     dirs: list[DirEntry]
     analyzed: dict[str, Analysis]
     reused: int
-    skipped: list[Skipped]
+    rejected: list[SkippedEntry]
+
+    @property
+    def skipped(self) -> list[Skipped]:
+        return [Skipped(paths.join(self.path, r.name), r.reason, r.code) for r in self.rejected]
 
 
 def folder_kind(entries: Sequence[Entry]) -> DirKind:
@@ -116,6 +124,7 @@ async def build_folder(
     *,
     child_kinds: Mapping[str, DirKind],
     previous: Mapping[str, ItemEntry],
+    previous_skipped: Mapping[str, SkippedEntry] = MappingProxyType({}),
     max_file_bytes: int,
     slots: anyio.Semaphore,
     on_item: Callable[[], Awaitable[None] | None] | None = None,
@@ -125,6 +134,10 @@ async def build_folder(
     names = {e.name for e in entries}
     build = FolderBuild(folder, [], [], {}, 0, [])
     to_read: list[Entry] = []
+
+    def skip(entry: Entry, reason: str, code: str) -> None:
+        build.rejected.append(SkippedEntry(entry.name, reason, code, entry.size, entry.mtime))
+
     for entry in entries:
         if paths.is_hidden(entry.name) or paths.is_flat_file(entry.name):
             continue
@@ -133,26 +146,28 @@ async def build_folder(
             continue
         if not paths.is_image_name(entry.name):
             continue
-        logical = paths.join(folder, entry.name)
         if entry.problem is not None:
-            build.skipped.append(Skipped(logical, entry.problem, "unusable_entry"))
-            continue
-        if entry.kind != "file":
-            build.skipped.append(Skipped(logical, "not a regular file", "unusable_entry"))
-            continue
-        if entry.size == 0:
-            build.skipped.append(Skipped(logical, "empty file (0 bytes)", "unsupported_image"))
-            continue
-        if entry.size > max_file_bytes:
-            reason = f"{entry.size:,} bytes is above max_file_bytes {max_file_bytes:,}"
-            build.skipped.append(Skipped(logical, reason, "image_too_large"))
-            continue
-        old = previous.get(entry.name)
-        if old is not None and old.size == entry.size and old.mtime == entry.mtime:
-            build.items.append(_with_flags(old, names))
+            skip(entry, entry.problem, "unusable_entry")
+        elif entry.kind != "file":
+            skip(entry, "not a regular file", "unusable_entry")
+        elif entry.size == 0:
+            skip(entry, "empty file (0 bytes)", "unsupported_image")
+        elif entry.size > max_file_bytes:
+            skip(
+                entry,
+                f"{entry.size:,} bytes is above max_file_bytes {max_file_bytes:,}",
+                "image_too_large",
+            )
+        elif _unchanged(previous.get(entry.name), entry):
+            build.items.append(_with_flags(previous[entry.name], names))
             build.reused += 1
-            continue
-        to_read.append(entry)
+        elif _unchanged(previous_skipped.get(entry.name), entry) and (
+            previous_skipped[entry.name].code in PERMANENT_CODES
+        ):
+            build.rejected.append(previous_skipped[entry.name])
+            build.reused += 1
+        else:
+            to_read.append(entry)
 
     async def analyze(entry: Entry) -> None:
         logical = paths.join(folder, entry.name)
@@ -161,9 +176,9 @@ async def build_folder(
                 data = await storage.read(logical)
                 result = await imaging.analyze(data)
         except NotFound:
-            build.skipped.append(Skipped(logical, "vanished while indexing", "not_found"))
+            skip(entry, "vanished while indexing", "not_found")
         except LensletError as exc:
-            build.skipped.append(Skipped(logical, exc.message, exc.code))
+            skip(entry, exc.message, exc.code)
         else:
             build.analyzed[entry.name] = result
             info = result.probe
@@ -189,8 +204,12 @@ async def build_folder(
             tg.start_soon(analyze, entry)
     build.items.sort(key=lambda i: i.name)
     build.dirs.sort(key=lambda d: d.name)
-    build.skipped.sort(key=lambda s: s.path)
+    build.rejected.sort(key=lambda s: s.name)
     return build
+
+
+def _unchanged(old: ItemEntry | SkippedEntry | None, entry: Entry) -> bool:
+    return old is not None and old.size == entry.size and old.mtime == entry.mtime
 
 
 def _with_flags(item: ItemEntry, names: set[str]) -> ItemEntry:
@@ -202,7 +221,11 @@ def _with_flags(item: ItemEntry, names: set[str]) -> ItemEntry:
 
 
 def paginate(
-    folder: str, items: Sequence[ItemEntry], dirs: Sequence[DirEntry], page_size: int
+    folder: str,
+    items: Sequence[ItemEntry],
+    dirs: Sequence[DirEntry],
+    page_size: int,
+    skipped: Sequence[SkippedEntry] = (),
 ) -> list[Manifest]:
     """Split a folder into manifest pages that share one build id."""
     build = secrets.token_hex(8)
@@ -218,6 +241,7 @@ def paginate(
             page=page,
             page_count=page_count,
             item_count=len(items),
+            skipped=tuple(skipped),
         )
         for page in range(page_count)
     ]
@@ -227,7 +251,10 @@ def same_content(old: Sequence[Manifest], new: Sequence[Manifest]) -> bool:
     """Whether two manifests list the same items and folders (build ids and times aside)."""
     if len(old) != len(new):
         return False
-    return all(a.items == b.items and a.dirs == b.dirs for a, b in zip(old, new, strict=False))
+    return all(
+        a.items == b.items and a.dirs == b.dirs and a.skipped == b.skipped
+        for a, b in zip(old, new, strict=False)
+    )
 
 
 async def write_manifest(

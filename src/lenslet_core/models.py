@@ -25,6 +25,7 @@ __all__ = [
     "ItemEntry",
     "Manifest",
     "Sidecar",
+    "SkippedEntry",
     "dumps",
     "format_time",
     "loads",
@@ -154,9 +155,35 @@ class DirEntry:
 
 
 @dataclasses.dataclass(frozen=True)
+class SkippedEntry:
+    """An image-named file of a folder that is not in ``items``, and why. Kept in the manifest
+    so an unchanged bad file is not read again by every index run."""
+
+    name: str
+    reason: str
+    code: str
+    size: int = 0
+    mtime: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SkippedEntry:
+        return cls(
+            name=str(data["name"]),
+            reason=str(data.get("reason", "")),
+            code=str(data.get("code", "")),
+            size=int(data.get("size", 0)),
+            mtime=float(data.get("mtime", 0.0)),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
 class Manifest:
-    """One page of a folder's ``_index.json``. Every page carries the folder's sub-folders and
-    the same ``build`` id, so a reader can tell pages of one build from a mix of two."""
+    """One page of a folder's ``_index.json``. Every page carries the folder's sub-folders, its
+    skipped files and the same ``build`` id, so a reader can tell pages of one build from a mix
+    of two."""
 
     path: str
     items: tuple[ItemEntry, ...]
@@ -166,6 +193,7 @@ class Manifest:
     page: int = 0
     page_count: int = 1
     item_count: int = 0
+    skipped: tuple[SkippedEntry, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -178,6 +206,7 @@ class Manifest:
             "itemCount": self.item_count,
             "items": [item.to_json() for item in self.items],
             "dirs": [d.to_json() for d in self.dirs],
+            "skipped": [s.to_json() for s in self.skipped],
         }
 
     def encode(self) -> bytes:
@@ -197,6 +226,7 @@ class Manifest:
                 page=int(document.get("page", 0)),
                 page_count=int(document.get("pageCount", 1)),
                 item_count=int(document.get("itemCount", len(items))),
+                skipped=tuple(SkippedEntry.from_json(s) for s in document.get("skipped", ())),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise MalformedDocument(f"{what} does not have the manifest shape: {exc}") from exc
