@@ -16,12 +16,11 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
 
-import anyio
-
 from . import paths
 from .errors import MalformedDocument, NotFound
 from .imaging import Imaging
 from .indexing import IndexProgress, IndexReport, index_tree
+from .keyedlock import KeyedLock
 from .manifest import read_page
 from .models import Exif, Manifest, Sidecar
 from .settings import Settings
@@ -85,7 +84,8 @@ class Lenslet:
         self._manifests: collections.OrderedDict[tuple[str, int], _Cached] = (
             collections.OrderedDict()
         )
-        self._rebuilds: dict[str, anyio.Lock] = {}
+        self._rebuilds = KeyedLock()
+        self._writes = KeyedLock()
 
     async def __aenter__(self) -> Lenslet:
         await self.storage.info("")  # fail now, clearly, when the root is not reachable
@@ -148,11 +148,8 @@ class Lenslet:
             return None
 
     async def _rebuild(self, folder: str) -> None:
-        lock = self._rebuilds.setdefault(folder, anyio.Lock())
-        async with lock:
+        async with self._rebuilds(folder):
             await self.index(folder, recursive=False)
-        if not lock.statistics().tasks_waiting:
-            self._rebuilds.pop(folder, None)
 
     # -- items ---------------------------------------------------------------------------------
 
@@ -194,9 +191,10 @@ class Lenslet:
         await self.storage.info(image)  # no sidecar for an image that does not exist
         if updated_by is not None:
             body = {**body, "updatedBy": updated_by}
-        sidecar, etag = await update_sidecar(
-            self.storage, image, body, if_match=if_match, writer=self.settings.writer
-        )
+        async with self._writes(image):
+            sidecar, etag = await update_sidecar(
+                self.storage, image, body, if_match=if_match, writer=self.settings.writer
+            )
         return Item(image, sidecar, etag, True)
 
     # -- indexing ------------------------------------------------------------------------------

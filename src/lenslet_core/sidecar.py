@@ -14,8 +14,11 @@ reads again and decides again, so concurrent writers in one process or many neve
 from __future__ import annotations
 
 import dataclasses
+import random
 from collections.abc import Mapping
 from typing import Any
+
+import anyio
 
 from . import paths
 from .errors import NotFound, PreconditionFailed
@@ -35,6 +38,11 @@ __all__ = [
 #: The ETag of an image that has no sidecar yet; ``If-Match`` with it means "only if still none".
 ABSENT_ETAG = "absent"
 MAX_ATTEMPTS = 16
+
+
+async def _back_off(attempt: int) -> None:
+    """Jittered exponential backoff between conditional-write attempts (at most ~0.3 s)."""
+    await anyio.sleep(random.uniform(0, min(0.3, 0.002 * 2**attempt)))
 
 
 def normalize_etag(value: str | None) -> str | None:
@@ -90,10 +98,14 @@ def decide(stored: tuple[Sidecar, str] | None, incoming: Sidecar, if_match: str 
 
 
 def _keep_server_fields(incoming: Sidecar, current: Sidecar) -> Sidecar:
+    """The incoming document as sent, except what a client may not know about: the server's
+    exif and hash when it sent none, and unknown fields it did not send (a client that does not
+    know ``star`` must not erase it; sending ``"star": null`` does)."""
     return dataclasses.replace(
         incoming,
         exif=incoming.exif if incoming.exif is not None else current.exif,
         hash=incoming.hash if incoming.hash is not None else current.hash,
+        extra={**current.extra, **incoming.extra},
     )
 
 
@@ -113,7 +125,7 @@ async def update_sidecar(
         incoming = dataclasses.replace(incoming, updated_by=writer)
     wanted = normalize_etag(if_match)
     target = paths.sidecar_name(image)
-    for _ in range(MAX_ATTEMPTS):
+    for attempt in range(MAX_ATTEMPTS):
         stored = await read_sidecar(storage, image)
         if stored is None and wanted == ABSENT_ETAG:
             wanted = None
@@ -123,6 +135,7 @@ async def update_sidecar(
                 target, result.encode(), expected=stored[1] if stored else None
             )
         except PreconditionFailed:
+            await _back_off(attempt)
             continue
         return result, etag
     raise PreconditionFailed(f"{target!r} kept changing; gave up after {MAX_ATTEMPTS} tries")
@@ -133,7 +146,7 @@ async def refresh_basics(storage: Storage, image: str, exif: Exif, digest: str) 
     touches ``updatedAt``). Returns whether it wrote."""
     target = paths.sidecar_name(image)
     wanted = exif.to_json()
-    for _ in range(MAX_ATTEMPTS):
+    for attempt in range(MAX_ATTEMPTS):
         stored = await read_sidecar(storage, image)
         if stored is None:
             return False
@@ -144,6 +157,7 @@ async def refresh_basics(storage: Storage, image: str, exif: Exif, digest: str) 
         try:
             await storage.write_if(target, updated.encode(), expected=etag)
         except PreconditionFailed:
+            await _back_off(attempt)
             continue
         return True
     raise PreconditionFailed(f"{target!r} kept changing; gave up after {MAX_ATTEMPTS} tries")

@@ -1,0 +1,219 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import pyvips
+from fsspec.implementations.memory import MemoryFileSystem
+
+from lenslet_core import IndexProgress, Lenslet, Settings, Storage
+from tests.conftest import Requests
+from tests.imagegen import jpeg_bytes, make_tree, png_bytes, webp_bytes, write
+
+pytestmark = pytest.mark.anyio
+
+
+def items_of(index: Path) -> dict[str, dict[str, Any]]:
+    return {i["name"]: i for i in orjson.loads(index.read_bytes())["items"]}
+
+
+@pytest.fixture
+def bad_tree(gallery: Path) -> Path:
+    """Every kind of bad input the indexer must survive, beside good images."""
+    write(gallery / "good.jpg", jpeg_bytes(40, 30))
+    jpeg, png, webp = jpeg_bytes(200, 150), png_bytes(200, 150), webp_bytes(200, 150)
+    write(gallery / "bad" / "truncated.jpg", jpeg[: len(jpeg) // 2])
+    write(gallery / "bad" / "truncated.png", png[: len(png) // 2])
+    write(gallery / "bad" / "truncated.webp", webp[: len(webp) // 2])
+    corrupt = bytearray(jpeg)
+    corrupt[4:64] = os.urandom(60)
+    write(gallery / "bad" / "corrupt.jpg", bytes(corrupt))
+    write(gallery / "bad" / "text.jpg", b"this is a text file\n")
+    write(gallery / "bad" / "empty.png", b"")
+    bomb = pyvips.Image.black(30000, 30000).pngsave_buffer(bitdepth=1, compression=1)
+    write(gallery / "bad" / "bomb.png", bomb)
+    os.symlink("nowhere.jpg", gallery / "bad" / "dangling.jpg")
+    os.symlink(".", gallery / "bad" / "loop")
+    os.symlink("self.jpg", gallery / "bad" / "self.jpg")
+    os.symlink("/etc/hostname", gallery / "bad" / "escape.jpg")
+    for name in ("with space.jpg", "ünïcödé 写真.png", "hash#tag.webp", "what?.jpg", "100%.png"):
+        maker = png_bytes if name.endswith(".png") else jpeg_bytes
+        if name.endswith(".webp"):
+            maker = webp_bytes
+        write(gallery / "names" / name, maker())
+    write(gallery / "names" / "broken.jpg", jpeg_bytes())
+    write(gallery / "names" / "broken.jpg.json", b"{not json")
+    write(gallery / "names" / "future.jpg", jpeg_bytes(seed=3))
+    write(gallery / "names" / "future.jpg.json", b'{"v": 2, "tags": ["keep"]}')
+    return gallery
+
+
+async def test_bad_inputs_are_skipped_with_reasons_and_nothing_is_lost(
+    bad_tree: Path, settings: Settings
+) -> None:
+    before = {
+        p: p.read_bytes() for p in bad_tree.rglob("*") if p.is_file() and not p.is_symlink()
+    }
+    async with Lenslet(str(bad_tree), settings.replace(max_pixels=100_000_000)) as lens:
+        report = await lens.index()
+    reasons = {s.path: s.code for s in report.skipped}
+    assert reasons == {
+        "bad/truncated.jpg": "corrupt_image",
+        "bad/truncated.png": "corrupt_image",
+        "bad/truncated.webp": "corrupt_image",
+        "bad/corrupt.jpg": "corrupt_image",
+        "bad/text.jpg": "unsupported_image",
+        "bad/empty.png": "unsupported_image",
+        "bad/bomb.png": "image_too_large",
+        "bad/dangling.jpg": "unusable_entry",
+        "bad/loop": "unusable_entry",
+        "bad/self.jpg": "unusable_entry",
+        "bad/escape.jpg": "unusable_entry",
+        "names/broken.jpg.json": "malformed_json",
+        "names/future.jpg.json": "unsupported_version",
+    }
+    assert all(s.reason for s in report.skipped)
+    assert not report.ok
+    names = items_of(bad_tree / "names" / "_index.json")
+    assert sorted(names) == sorted(
+        [
+            "with space.jpg",
+            "ünïcödé 写真.png",
+            "hash#tag.webp",
+            "what?.jpg",
+            "100%.png",
+            "broken.jpg",
+            "future.jpg",
+        ]
+    )
+    assert items_of(bad_tree / "bad" / "_index.json") == {}
+    # Nothing that was on disk changed: not the bad images, not the unreadable sidecars.
+    for path, data in before.items():
+        assert path.read_bytes() == data, path
+    assert not [p for p in bad_tree.rglob("*") if p.name.endswith(".lenslet-tmp")]
+
+
+async def test_second_run_reads_no_image_and_writes_nothing(
+    bad_tree: Path, settings: Settings, requests: Requests
+) -> None:
+    async with Lenslet(str(bad_tree), settings, observer=requests) as lens:
+        first = await lens.index()
+        requests.clear()
+        second = await lens.index()
+    assert requests.by_op().keys() <= {"list", "read"}
+    read = [p for op, p in requests.log if op == "read"]
+    assert read and all(p.endswith("_index.json") for p in read)
+    assert second.analyzed == 0
+    assert second.manifests_written == 0
+    # Bad images are remembered in the manifest and reported again without being read; sidecar
+    # problems are found when an image is read, so the unchanged second run does not see them.
+    assert {s.path for s in second.skipped} == {
+        s.path for s in first.skipped if not s.path.endswith(".json")
+    }
+
+
+async def test_a_tree_of_all_formats(gallery: Path, settings: Settings) -> None:
+    made = make_tree(gallery, folders=6, per_folder=20, size=24)
+    seen: list[IndexProgress] = []
+    async with Lenslet(str(gallery), settings) as lens:
+        report = await lens.index(on_progress=lambda p: seen.append(IndexProgress(**vars(p))))
+    assert report.ok
+    assert report.items == len(made) == report.analyzed
+    assert report.folders == 7  # the root and six albums
+    indexed = set()
+    for index in gallery.rglob("_index.json"):
+        folder = index.parent.relative_to(gallery).as_posix()
+        for name in items_of(index):
+            indexed.add(f"{folder}/{name}" if folder != "." else name)
+    assert indexed == set(made)
+    done = [p.images_done for p in seen]
+    assert done == sorted(done)
+    assert seen[-1].images_done == seen[-1].images_total == len(made)
+    assert seen[-1].folders_done == seen[-1].folders_total == 7
+
+
+async def test_sidecars_get_exif_basics_only_where_they_exist(gallery: Path) -> None:
+    write(gallery / "a.jpg", jpeg_bytes(30, 20, taken="2023:02:03 04:05:06", orientation=6))
+    write(gallery / "b.jpg", jpeg_bytes(30, 20))
+    write(gallery / "a.jpg.json", orjson.dumps({"tags": ["keep"], "star": 5}))
+    async with Lenslet(str(gallery)) as lens:
+        report = await lens.index()
+    assert report.sidecars_refreshed == 1
+    sidecar = orjson.loads((gallery / "a.jpg.json").read_bytes())
+    assert sidecar["exif"] == {"width": 20, "height": 30, "createdAt": "2023-02-03T04:05:06"}
+    assert sidecar["tags"] == ["keep"]
+    assert sidecar["star"] == 5
+    assert "updatedAt" not in sidecar or sidecar["updatedAt"] is None
+    assert not (gallery / "b.jpg.json").exists()
+
+
+async def test_only_the_named_folder_when_not_recursive(gallery: Path) -> None:
+    make_tree(gallery, folders=3, per_folder=2)
+    async with Lenslet(str(gallery)) as lens:
+        report = await lens.index("album0", recursive=False)
+    assert report.folders == 1
+    assert (gallery / "album0" / "_index.json").exists()
+    assert not (gallery / "album0" / "nested1" / "_index.json").exists()
+    assert not (gallery / "_index.json").exists()
+
+
+async def test_pointer_folders_are_not_walked_into(gallery: Path) -> None:
+    write(gallery / "ptr" / ".lenscat.folder.json", b'{"version":1,"kind":"pointer"}')
+    write(gallery / "ptr" / "inside" / "x.jpg", jpeg_bytes())
+    async with Lenslet(str(gallery)) as lens:
+        await lens.index()
+    assert orjson.loads((gallery / "_index.json").read_bytes())["dirs"] == [
+        {"name": "ptr", "kind": "leaf-pointer"}
+    ]
+    assert not (gallery / "ptr" / "inside" / "_index.json").exists()
+
+
+class RefusingMemoryFS(MemoryFileSystem):
+    """A memory filesystem whose reads ask a handler first: a backend that says no."""
+
+    def __init__(self, refuse: Callable[[str], bool]) -> None:
+        super().__init__()
+        self.refuse = refuse
+
+    def cat_file(self, path: str, start: Any = None, end: Any = None, **kw: Any) -> bytes:
+        if self.refuse(path):
+            raise PermissionError(13, "Access Denied", path)
+        return super().cat_file(path, start, end, **kw)  # type: ignore[no-any-return]
+
+
+async def test_unreadable_files_are_skipped_on_any_backend(memory_fs: MemoryFileSystem) -> None:
+    fs = RefusingMemoryFS(lambda p: p.endswith("secret.jpg"))
+    fs.pipe_file("/g/ok.jpg", jpeg_bytes())
+    fs.pipe_file("/g/secret.jpg", jpeg_bytes(seed=1))
+    async with Lenslet(Storage(fs, "/g")) as lens:
+        report = await lens.index()
+        page = await lens.folder("")
+    assert [(s.path, s.code) for s in report.skipped] == [("secret.jpg", "permission_denied")]
+    assert [i.name for i in page.items] == ["ok.jpg"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+async def test_unreadable_local_file_is_skipped(gallery: Path) -> None:
+    secret = write(gallery / "secret.jpg", jpeg_bytes())
+    secret.chmod(0)
+    try:
+        async with Lenslet(str(gallery)) as lens:
+            report = await lens.index()
+    finally:
+        secret.chmod(0o644)
+    assert [(s.path, s.code) for s in report.skipped] == [("secret.jpg", "permission_denied")]
+
+
+async def test_index_on_the_memory_backend(memory_fs: MemoryFileSystem) -> None:
+    memory_fs.pipe_file("/mem/a/x.png", png_bytes(12, 9))
+    memory_fs.pipe_file("/mem/a/y.txt", b"ignored")
+    async with Lenslet("memory://mem") as lens:
+        report = await lens.index()
+        page = await lens.folder("/a")
+    assert report.ok
+    assert [(i.name, i.w, i.h) for i in page.items] == [("x.png", 12, 9)]
+    assert memory_fs.exists("/mem/a/_index.json")

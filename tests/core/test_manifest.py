@@ -1,0 +1,190 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import orjson
+import pytest
+
+from lenslet_core import Lenslet, Manifest, Settings
+from lenslet_core.manifest import folder_kind
+from lenslet_core.storage import Entry
+from tests.conftest import Requests
+from tests.imagegen import jpeg_bytes, png_bytes, webp_bytes, write
+
+pytestmark = pytest.mark.anyio
+
+
+def manifest(folder: Path, name: str = "_index.json") -> dict[str, object]:
+    return orjson.loads((folder / name).read_bytes())  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("names", "kind"),
+    [
+        ([Entry("a.jpg", "file")], "leaf-real"),
+        ([Entry("a.jpg", "file"), Entry("sub", "dir")], "branch"),
+        ([Entry(".lenscat.folder.json", "file"), Entry("sub", "dir")], "leaf-pointer"),
+        ([Entry(".hidden", "dir")], "leaf-real"),
+    ],
+)
+def test_folder_kind(names: list[Entry], kind: str) -> None:
+    assert folder_kind(names) == kind
+
+
+async def test_manifest_lists_items_and_dirs_from_one_listing(
+    gallery: Path, requests: Requests
+) -> None:
+    write(gallery / "b.png", png_bytes(30, 20))
+    write(gallery / "a.jpg", jpeg_bytes(40, 30))
+    write(gallery / "c.webp", webp_bytes(50, 10))
+    write(gallery / "a.jpg.thumbnail", b"RIFF....WEBP")
+    write(gallery / "c.webp.json", b'{"v":1,"tags":["x"]}')
+    write(gallery / "notes.txt", b"not an image")
+    write(gallery / "leaf" / "x.jpg", jpeg_bytes())
+    write(gallery / "tree" / "deeper" / "y.jpg", jpeg_bytes())
+    pointer = gallery / "linked"
+    pointer.mkdir()
+    (pointer / ".lenscat.folder.json").write_bytes(b'{"version":1,"kind":"pointer"}')
+    async with Lenslet(str(gallery), observer=requests) as lens:
+        await lens.index(recursive=False)
+    doc = manifest(gallery)
+    assert doc["v"] == 1
+    assert doc["path"] == ""
+    assert (doc["page"], doc["pageCount"], doc["itemCount"]) == (0, 1, 3)
+    items = {i["name"]: i for i in doc["items"]}  # type: ignore[attr-defined]
+    assert list(items) == ["a.jpg", "b.png", "c.webp"]
+    assert items["a.jpg"]["type"] == "image/jpeg"
+    assert (items["c.webp"]["w"], items["c.webp"]["h"]) == (50, 10)
+    assert items["a.jpg"]["size"] == (gallery / "a.jpg").stat().st_size
+    assert items["a.jpg"]["mtime"] == (gallery / "a.jpg").stat().st_mtime
+    assert str(items["b.png"]["hash"]).startswith("blake3:")
+    assert (items["a.jpg"]["hasThumb"], items["a.jpg"]["hasMeta"]) == (True, False)
+    assert (items["c.webp"]["hasThumb"], items["c.webp"]["hasMeta"]) == (False, True)
+    assert doc["dirs"] == [
+        {"name": "leaf", "kind": "leaf-real"},
+        {"name": "linked", "kind": "leaf-pointer"},
+        {"name": "tree", "kind": "branch"},
+    ]
+    # One listing of the folder and one per sub-folder (for its kind); no per-file info calls.
+    assert requests.count("list") == 4
+    assert requests.count("info") == 1  # the facade's reachability check on entry
+    assert requests.count("read", (".jpg", ".png", ".webp")) == 3
+    # The one existing sidecar got its EXIF basics and hash (and was read once for it).
+    assert requests.count("read", ".json") == 1
+    sidecar = orjson.loads((gallery / "c.webp.json").read_bytes())
+    assert sidecar["exif"] == {"width": 50, "height": 10, "createdAt": None}
+    assert sidecar["hash"] == items["c.webp"]["hash"]
+    assert sidecar["tags"] == ["x"]
+    assert not (gallery / "a.jpg.json").exists()
+
+
+async def test_rebuild_reuses_unchanged_entries_without_reading(
+    gallery: Path, requests: Requests
+) -> None:
+    for n in range(5):
+        write(gallery / f"p{n}.jpg", jpeg_bytes(seed=n))
+    async with Lenslet(str(gallery), observer=requests) as lens:
+        await lens.index()
+        requests.clear()
+        write(gallery / "p2.jpg", jpeg_bytes(80, 60, seed=99))  # changed
+        write(gallery / "p9.png", png_bytes())  # new
+        (gallery / "p0.jpg").unlink()  # gone
+        report = await lens.index()
+    assert (report.analyzed, report.reused) == (2, 3)
+    assert sorted(p for op, p in requests.log if op == "read" and not p.endswith(".json")) == [
+        "p2.jpg",
+        "p9.png",
+    ]
+    names = [i["name"] for i in manifest(gallery)["items"]]  # type: ignore[attr-defined]
+    assert names == ["p1.jpg", "p2.jpg", "p3.jpg", "p4.jpg", "p9.png"]
+    p2 = next(i for i in manifest(gallery)["items"] if i["name"] == "p2.jpg")  # type: ignore[attr-defined]
+    assert (p2["w"], p2["h"]) == (80, 60)
+
+
+async def test_flags_follow_the_listing_even_for_reused_entries(gallery: Path) -> None:
+    write(gallery / "a.jpg", jpeg_bytes())
+    async with Lenslet(str(gallery)) as lens:
+        await lens.index()
+        write(gallery / "a.jpg.json", b'{"v":1,"tags":[]}')
+        write(gallery / "a.jpg.thumbnail", b"RIFF")
+        report = await lens.index()
+    assert report.analyzed == 0
+    item = manifest(gallery)["items"][0]  # type: ignore[index]
+    assert (item["hasThumb"], item["hasMeta"]) == (True, True)
+
+
+async def test_large_folders_are_paged(gallery: Path) -> None:
+    for n in range(7):
+        write(gallery / f"img{n}.png", png_bytes(8, 8, seed=n))
+    write(gallery / "sub" / "x.jpg", jpeg_bytes())
+    async with Lenslet(str(gallery), Settings(page_size=3)) as lens:
+        await lens.index()
+        pages = [manifest(gallery, f"_index_{p}.json") for p in range(3)]
+        assert not (gallery / "_index.json").exists()
+        assert [len(p["items"]) for p in pages] == [3, 3, 1]  # type: ignore[arg-type]
+        assert {p["pageCount"] for p in pages} == {3}
+        assert {p["itemCount"] for p in pages} == {7}
+        assert len({p["build"] for p in pages}) == 1
+        assert all(p["dirs"] == [{"name": "sub", "kind": "leaf-real"}] for p in pages)
+        second = await lens.folder("/", page=1)
+        assert [i.name for i in second.items] == ["img3.png", "img4.png", "img5.png"]
+    # The folder shrinks below one page: the pages give way to a single _index.json.
+    for n in range(2, 7):
+        (gallery / f"img{n}.png").unlink()
+    async with Lenslet(str(gallery), Settings(page_size=3)) as lens:
+        await lens.index()
+    assert sorted(p.name for p in gallery.glob("_index*.json")) == ["_index.json"]
+    assert manifest(gallery)["itemCount"] == 2
+
+
+async def test_unchanged_folders_are_not_rewritten(gallery: Path, requests: Requests) -> None:
+    write(gallery / "a" / "x.jpg", jpeg_bytes())
+    async with Lenslet(str(gallery), observer=requests) as lens:
+        await lens.index()
+        before = (gallery / "a" / "_index.json").stat().st_mtime_ns
+        requests.clear()
+        report = await lens.index()
+    assert report.manifests_written == 0
+    assert requests.count("write") == 0
+    assert (gallery / "a" / "_index.json").stat().st_mtime_ns == before
+
+
+async def test_manifest_writes_are_atomic_and_leave_no_temp_files(gallery: Path) -> None:
+    for n in range(4):
+        write(gallery / f"f{n}" / "x.jpg", jpeg_bytes(seed=n))
+    async with Lenslet(str(gallery)) as lens:
+        await lens.index()
+    leftovers = [p for p in gallery.rglob("*") if p.name.endswith(".lenslet-tmp")]
+    assert leftovers == []
+    for index in gallery.rglob("_index.json"):
+        Manifest.decode(index.read_bytes())
+
+
+async def test_a_malformed_manifest_is_rebuilt(gallery: Path) -> None:
+    write(gallery / "x.jpg", jpeg_bytes())
+    (gallery / "_index.json").write_bytes(b'{"v":1,"items":[{"name":')
+    async with Lenslet(str(gallery)) as lens:
+        report = await lens.index()
+    assert report.manifests_written == 1
+    assert manifest(gallery)["itemCount"] == 1
+
+
+async def test_a_newer_manifest_is_reported_and_not_overwritten(gallery: Path) -> None:
+    write(gallery / "x.jpg", jpeg_bytes())
+    future = b'{"v":2,"items":[],"dirs":[]}'
+    (gallery / "_index.json").write_bytes(future)
+    async with Lenslet(str(gallery)) as lens:
+        report = await lens.index()
+    assert (gallery / "_index.json").read_bytes() == future
+    assert [s.code for s in report.skipped] == ["unsupported_version"]
+
+
+async def test_mtime_change_alone_triggers_a_reread(gallery: Path) -> None:
+    image = write(gallery / "x.jpg", jpeg_bytes())
+    async with Lenslet(str(gallery)) as lens:
+        await lens.index()
+        st = image.stat()
+        os.utime(image, (st.st_atime, st.st_mtime + 10))
+        report = await lens.index()
+    assert report.analyzed == 1

@@ -1,0 +1,295 @@
+from __future__ import annotations
+
+import datetime
+import multiprocessing
+from pathlib import Path
+
+import anyio
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lenslet_core import (
+    ABSENT_ETAG,
+    Lenslet,
+    MalformedDocument,
+    NotFound,
+    ReadOnly,
+    Settings,
+    Sidecar,
+    UnsupportedVersion,
+)
+from lenslet_core.models import format_time
+from lenslet_core.sidecar import decide, merge_sidecars, normalize_etag
+from tests.imagegen import jpeg_bytes, write
+
+pytestmark = pytest.mark.anyio
+
+T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def at(seconds: int) -> str:
+    return format_time(T0 + datetime.timedelta(seconds=seconds))
+
+
+def read_json(path: Path) -> dict[str, object]:
+    return orjson.loads(path.read_bytes())  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def photo(gallery: Path) -> Path:
+    return write(gallery / "trip" / "beach.jpg", jpeg_bytes(64, 48, taken="2025:07:14 09:30:00"))
+
+
+# -- merge rules (pure) --------------------------------------------------------------------------
+
+tags = st.lists(st.text(min_size=1, max_size=6), max_size=6)
+times = st.one_of(st.none(), st.integers(0, 10**6).map(at))
+extras = st.dictionaries(st.sampled_from(["star", "color", "original_position"]), st.integers())
+
+
+def sidecars() -> st.SearchStrategy[Sidecar]:
+    return st.builds(
+        Sidecar,
+        tags=tags.map(lambda t: tuple(dict.fromkeys(t))),
+        notes=st.text(max_size=10),
+        updated_at=times,
+        extra=extras,
+    )
+
+
+@given(sidecars(), sidecars())
+def test_merge_loses_no_tag_and_keeps_the_newer_notes(stored: Sidecar, incoming: Sidecar) -> None:
+    merged = merge_sidecars(stored, incoming)
+    assert set(merged.tags) == set(stored.tags) | set(incoming.tags)
+    assert len(merged.tags) == len(set(merged.tags))
+    assert merged.tags[: len(stored.tags)] == stored.tags
+    s, i = stored.updated, incoming.updated
+    newer = incoming if s is None or (i is not None and i >= s) else stored
+    assert merged.notes == newer.notes
+    assert merged.updated_at == newer.updated_at
+    for key, value in newer.extra.items():
+        assert merged.extra[key] == value
+    assert set(merged.extra) == set(stored.extra) | set(incoming.extra)
+
+
+@given(sidecars(), sidecars())
+def test_matching_if_match_writes_as_sent(stored: Sidecar, incoming: Sidecar) -> None:
+    result = decide((stored, "e1"), incoming, "e1")
+    assert result.tags == incoming.tags
+    assert result.notes == incoming.notes
+
+
+@given(sidecars(), sidecars())
+def test_stale_if_match_merges(stored: Sidecar, incoming: Sidecar) -> None:
+    result = decide((stored, "e1"), incoming, "e0")
+    assert set(result.tags) == set(stored.tags) | set(incoming.tags)
+
+
+@given(sidecars(), sidecars())
+def test_no_if_match_is_last_writer_wins(stored: Sidecar, incoming: Sidecar) -> None:
+    result = decide((stored, "e1"), incoming, None)
+    s, i = stored.updated, incoming.updated
+    if i is not None and (s is None or i > s):
+        assert result.tags == incoming.tags
+    else:
+        assert set(result.tags) == set(stored.tags) | set(incoming.tags)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [('"abc"', "abc"), ('W/"abc"', "abc"), ("abc", "abc"), ("  ", None), (None, None)],
+)
+def test_etags_are_accepted_in_every_spelling(raw: str | None, expected: str | None) -> None:
+    assert normalize_etag(raw) == expected
+
+
+# -- reads and writes on disk --------------------------------------------------------------------
+
+
+async def test_item_without_sidecar_gives_exif_basics(gallery: Path, photo: Path) -> None:
+    async with Lenslet(str(gallery)) as lens:
+        item = await lens.item("/trip/beach.jpg")
+    assert not item.exists
+    assert item.etag == ABSENT_ETAG
+    doc = item.to_json()
+    assert doc["exif"] == {"width": 64, "height": 48, "createdAt": "2025-07-14T09:30:00"}
+    assert doc["tags"] == []
+    assert doc["v"] == 1
+    assert not (gallery / "trip" / "beach.jpg.json").exists()
+
+
+async def test_item_of_missing_image_is_not_found(gallery: Path) -> None:
+    async with Lenslet(str(gallery)) as lens:
+        with pytest.raises(NotFound):
+            await lens.item("nope.jpg")
+        with pytest.raises(NotFound):
+            await lens.update_item("nope.jpg", {"tags": ["x"]})
+    assert not (gallery / "nope.jpg.json").exists()
+
+
+async def test_orphan_sidecar_is_not_an_item(gallery: Path) -> None:
+    (gallery / "gone.jpg.json").write_bytes(b'{"v":1,"tags":["a"],"exif":{"width":1}}')
+    async with Lenslet(str(gallery)) as lens:
+        with pytest.raises(NotFound):
+            await lens.item("gone.jpg")
+
+
+async def test_first_write_creates_the_sidecar(gallery: Path, photo: Path) -> None:
+    async with Lenslet(str(gallery)) as lens:
+        item = await lens.update_item("trip/beach.jpg", {"tags": ["sea", "sea", "sun"]})
+        again = await lens.item("trip/beach.jpg")
+    stored = read_json(gallery / "trip" / "beach.jpg.json")
+    assert stored["tags"] == ["sea", "sun"]
+    assert stored["v"] == 1
+    assert stored["updatedBy"] == "lenslet"
+    assert isinstance(stored["updatedAt"], str)
+    assert again.etag == item.etag
+    assert again.exists
+    assert again.sidecar.exif == {"width": 64, "height": 48, "createdAt": "2025-07-14T09:30:00"}
+
+
+async def test_if_match_that_matches_writes_as_sent(gallery: Path, photo: Path) -> None:
+    async with Lenslet(str(gallery)) as lens:
+        first = await lens.update_item("trip/beach.jpg", {"tags": ["a", "b"], "notes": "x"})
+        second = await lens.update_item(
+            "trip/beach.jpg", {"tags": ["a"], "notes": "y"}, if_match=f'"{first.etag}"'
+        )
+    assert second.sidecar.tags == ("a",)
+    assert read_json(gallery / "trip" / "beach.jpg.json")["tags"] == ["a"]
+    assert second.etag != first.etag
+
+
+async def test_if_match_that_is_stale_merges(gallery: Path, photo: Path) -> None:
+    async with Lenslet(str(gallery)) as lens:
+        seen = await lens.item("trip/beach.jpg")
+        await lens.update_item("trip/beach.jpg", {"tags": ["from-a"]}, if_match=seen.etag)
+        merged = await lens.update_item(
+            "trip/beach.jpg", {"tags": ["from-b"], "notes": "b"}, if_match=seen.etag
+        )
+    assert set(merged.sidecar.tags) == {"from-a", "from-b"}
+    assert merged.sidecar.notes == "b"
+
+
+async def test_without_if_match_newer_replaces_and_older_merges(
+    gallery: Path, photo: Path
+) -> None:
+    async with Lenslet(str(gallery)) as lens:
+        await lens.update_item("trip/beach.jpg", {"tags": ["a", "b"], "updated_at": at(100)})
+        newer = await lens.update_item("trip/beach.jpg", {"tags": ["a"], "updatedAt": at(200)})
+        assert newer.sidecar.tags == ("a",)
+        older = await lens.update_item(
+            "trip/beach.jpg", {"tags": ["c"], "notes": "old", "updatedAt": at(150)}
+        )
+    assert older.sidecar.tags == ("a", "c")
+    assert older.sidecar.notes == ""
+    assert older.sidecar.updated_at == at(200)
+
+
+async def test_unknown_fields_survive_every_write(gallery: Path, photo: Path) -> None:
+    extra = {"star": 4, "original_position": {"x": 1, "y": [2, 3]}, "colour": None}
+    async with Lenslet(str(gallery)) as lens:
+        first = await lens.update_item("trip/beach.jpg", {"tags": ["a"], **extra})
+        # A client that does not know the extra fields writes with a matching ETag ...
+        second = await lens.update_item("trip/beach.jpg", {"tags": ["b"]}, if_match=first.etag)
+        # ... and one without If-Match.
+        await lens.update_item("trip/beach.jpg", {"tags": ["c"], "updatedAt": at(10**9)})
+    stored = read_json(gallery / "trip" / "beach.jpg.json")
+    for key, value in extra.items():
+        assert stored[key] == value
+    assert second.to_json()["star"] == 4
+
+
+async def test_snake_case_is_read_and_camel_case_written(gallery: Path, photo: Path) -> None:
+    sidecar = gallery / "trip" / "beach.jpg.json"
+    sidecar.write_bytes(
+        orjson.dumps({"tags": ["old"], "updated_at": at(5), "updated_by": "legacy-client"})
+    )
+    async with Lenslet(str(gallery)) as lens:
+        item = await lens.item("trip/beach.jpg")
+        assert item.sidecar.updated_by == "legacy-client"
+        await lens.update_item("trip/beach.jpg", {"tags": ["new"]}, if_match=item.etag)
+    stored = read_json(sidecar)
+    assert "updated_at" not in stored
+    assert "updated_by" not in stored
+    assert stored["updatedBy"] == "lenslet"
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [(b"{not json", MalformedDocument), (b'{"v": 2, "tags": []}', UnsupportedVersion)],
+)
+async def test_unreadable_sidecars_are_refused_and_kept(
+    gallery: Path, photo: Path, content: bytes, error: type[Exception]
+) -> None:
+    sidecar = gallery / "trip" / "beach.jpg.json"
+    sidecar.write_bytes(content)
+    async with Lenslet(str(gallery)) as lens:
+        with pytest.raises(error):
+            await lens.item("trip/beach.jpg")
+        with pytest.raises(error):
+            await lens.update_item("trip/beach.jpg", {"tags": ["x"]})
+    assert sidecar.read_bytes() == content
+
+
+async def test_read_only_root_refuses_writes(gallery: Path, photo: Path) -> None:
+    async with Lenslet(str(gallery), Settings(readonly=True)) as lens:
+        with pytest.raises(ReadOnly):
+            await lens.update_item("trip/beach.jpg", {"tags": ["x"]})
+    assert not (gallery / "trip" / "beach.jpg.json").exists()
+
+
+# -- concurrency ---------------------------------------------------------------------------------
+
+
+async def test_concurrent_writers_in_one_process_lose_no_tag(gallery: Path, photo: Path) -> None:
+    async with Lenslet(str(gallery)) as lens:
+        start = anyio.Event()
+        seen = await lens.item("trip/beach.jpg")
+
+        async def writer(n: int) -> None:
+            await start.wait()
+            # Every writer read the same version: each write after the first is a stale one.
+            await lens.update_item(
+                "trip/beach.jpg", {"tags": [*seen.sidecar.tags, f"t{n}"]}, if_match=seen.etag
+            )
+
+        async with anyio.create_task_group() as tg:
+            for n in range(24):
+                tg.start_soon(writer, n)
+            start.set()
+        final = await lens.item("trip/beach.jpg")
+    assert set(final.sidecar.tags) == {f"t{n}" for n in range(24)}
+
+
+def _process_writer(root: str, worker: int, count: int, barrier: object) -> None:
+    async def run() -> None:
+        async with Lenslet(root) as lens:
+            seen = await lens.item("trip/beach.jpg")
+            barrier.wait()  # type: ignore[attr-defined]
+            for n in range(count):
+                await lens.update_item(
+                    "trip/beach.jpg", {"tags": [f"p{worker}-{n}"]}, if_match=seen.etag
+                )
+
+    anyio.run(run)
+
+
+def test_concurrent_writers_in_many_processes_lose_no_tag(gallery: Path, photo: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    workers, count = 4, 8
+    barrier = ctx.Barrier(workers)
+    procs = [
+        ctx.Process(target=_process_writer, args=(str(gallery), w, count, barrier))
+        for w in range(workers)
+    ]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(120)
+        assert proc.exitcode == 0
+    stored = read_json(gallery / "trip" / "beach.jpg.json")
+    assert set(stored["tags"]) == {f"p{w}-{n}" for w in range(workers) for n in range(count)}
+    leftovers = [p.name for p in (gallery / "trip").iterdir() if p.name.endswith(".lenslet-tmp")]
+    assert leftovers == []
