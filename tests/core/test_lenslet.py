@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lenslet_core import InvalidPath, Lenslet, NotFound, Settings
+from tests.conftest import Requests
+from tests.imagegen import jpeg_bytes, png_bytes, write
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_folder_builds_a_missing_manifest_on_demand(
+    gallery: Path, requests: Requests
+) -> None:
+    write(gallery / "trips" / "2025" / "a.jpg", jpeg_bytes())
+    async with Lenslet(str(gallery), observer=requests) as lens:
+        page = await lens.folder("/trips/2025")
+        assert [i.name for i in page.items] == ["a.jpg"]
+        assert (gallery / "trips" / "2025" / "_index.json").exists()
+        assert not (gallery / "_index.json").exists()  # only the folder asked for
+        requests.clear()
+        again = await lens.folder("trips/2025/")  # the same folder, cached
+    assert again == page
+    assert requests.log == []
+
+
+async def test_folder_serves_an_existing_manifest_with_one_read(
+    gallery: Path, requests: Requests
+) -> None:
+    write(gallery / "a" / "x.png", png_bytes())
+    async with Lenslet(str(gallery)) as lens:
+        await lens.index()
+    async with Lenslet(str(gallery), observer=requests) as lens:
+        requests.clear()
+        page = await lens.folder("a")
+    assert [i.name for i in page.items] == ["x.png"]
+    assert requests.log == [("read", "a/_index.json")]
+
+
+async def test_cached_manifests_are_revalidated_after_their_ttl(
+    gallery: Path, requests: Requests
+) -> None:
+    write(gallery / "x.png", png_bytes())
+    async with Lenslet(str(gallery), Settings(manifest_ttl=0), observer=requests) as lens:
+        await lens.folder("")
+        requests.clear()
+        await lens.folder("")
+    assert requests.log == [("read", "_index.json")]
+
+
+async def test_refresh_rebuilds(gallery: Path) -> None:
+    write(gallery / "x.png", png_bytes())
+    async with Lenslet(str(gallery)) as lens:
+        assert len((await lens.folder("")).items) == 1
+        write(gallery / "y.png", png_bytes(seed=2))
+        assert len((await lens.folder("")).items) == 1  # served from the manifest
+        assert len((await lens.folder("", refresh=True)).items) == 2
+
+
+async def test_pages_past_the_end_are_not_found(gallery: Path) -> None:
+    for n in range(3):
+        write(gallery / f"{n}.png", png_bytes(seed=n))
+    async with Lenslet(str(gallery), Settings(page_size=2)) as lens:
+        assert [i.name for i in (await lens.folder("", page=1)).items] == ["2.png"]
+        with pytest.raises(NotFound, match="2 page"):
+            await lens.folder("", page=2)
+        with pytest.raises(NotFound):
+            await lens.folder("", page=-1)
+
+
+async def test_missing_folder_is_not_found(gallery: Path) -> None:
+    async with Lenslet(str(gallery)) as lens:
+        with pytest.raises(NotFound):
+            await lens.folder("nope")
+
+
+@pytest.mark.parametrize(
+    "path", ["../etc", "a/../../b", "a\\b", "C:/Windows", "x\x00y", "_index.json", "a.jpg.json"]
+)
+async def test_paths_outside_the_contract_are_refused(gallery: Path, path: str) -> None:
+    async with Lenslet(str(gallery)) as lens:
+        with pytest.raises((InvalidPath, NotFound)):
+            await lens.item(path)
+        with pytest.raises((InvalidPath, NotFound)):
+            await lens.update_item(path, {"tags": ["x"]})
+    assert sorted(p.name for p in gallery.iterdir()) == []
+
+
+async def test_symlinked_escape_is_refused(gallery: Path, tmp_path: Path) -> None:
+    outside = write(tmp_path / "outside" / "secret.jpg", jpeg_bytes())
+    (gallery / "door").symlink_to(outside.parent)
+    async with Lenslet(str(gallery)) as lens:
+        with pytest.raises(InvalidPath):
+            await lens.item("door/secret.jpg")
+        with pytest.raises(InvalidPath):
+            await lens.update_item("door/secret.jpg", {"tags": ["x"]})
+    assert not (outside.parent / "secret.jpg.json").exists()
+
+
+async def test_a_missing_root_fails_clearly(tmp_path: Path) -> None:
+    with pytest.raises(NotFound, match="not a folder"):
+        async with Lenslet(str(tmp_path / "missing")):
+            pass
