@@ -72,6 +72,7 @@ class Analysis:
 
     probe: Probe
     hash: str
+    size: int
 
 
 def sniff_mime(data: bytes) -> str:
@@ -124,7 +125,9 @@ def _check_jpeg(data: bytes) -> None:
         if marker == 0xDA:
             break
         pos += 2 + length
-    if data.find(b"\xff\xd9", pos + 2 + length) == -1:
+    # Searched from the end: the marker is normally within the last few bytes, and a forward
+    # search crawls through the scan data's many stuffed 0xFF bytes.
+    if data.rfind(b"\xff\xd9", pos + 2 + length) == -1:
         raise CorruptImage("truncated JPEG (no end-of-image marker)")
 
 
@@ -196,7 +199,7 @@ def _field(image: Any, name: str) -> Any:
 
 def analyze(data: bytes, *, max_pixels: int) -> Analysis:
     """Probe and hash one image's bytes: everything indexing needs from one read."""
-    return Analysis(probe(data, max_pixels=max_pixels), hash_bytes(data))
+    return Analysis(probe(data, max_pixels=max_pixels), hash_bytes(data), len(data))
 
 
 class Imaging:
@@ -206,6 +209,11 @@ class Imaging:
         self.max_pixels = max_pixels
         self.limiter = anyio.CapacityLimiter(cpu_concurrency)
         configure_libvips()
+
+    def analyze_sync(self, data: bytes) -> Analysis:
+        """:func:`analyze` with these settings, for callers already in a worker thread that
+        holds :attr:`limiter` (see ``Storage.read_into``)."""
+        return analyze(data, max_pixels=self.max_pixels)
 
     async def analyze(self, data: bytes) -> Analysis:
         return await anyio.to_thread.run_sync(

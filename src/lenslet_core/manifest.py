@@ -173,8 +173,9 @@ async def build_folder(
         logical = paths.join(folder, entry.name)
         try:
             async with slots:
-                data = await storage.read(logical)
-                result = await imaging.analyze(data)
+                result = await storage.read_into(
+                    logical, imaging.analyze_sync, limiter=imaging.limiter
+                )
         except NotFound:
             skip(entry, "vanished while indexing", "not_found")
         except LensletError as exc:
@@ -187,7 +188,7 @@ async def build_folder(
                 type=info.mime,
                 w=info.width,
                 h=info.height,
-                size=len(data),
+                size=result.size,
                 mtime=entry.mtime,
                 hasThumb=False,
                 hasMeta=False,

@@ -80,10 +80,10 @@ def parse_time(value: object) -> datetime.datetime | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (int, float)):
-        if not math.isfinite(value):
-            return None
-        seconds = value / 1000 if abs(value) >= 1e11 else value
         try:
+            if not math.isfinite(value):
+                return None
+            seconds = value / 1000 if abs(value) >= 1e11 else value
             return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
         except (OverflowError, OSError, ValueError):
             return None

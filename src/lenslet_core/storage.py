@@ -129,6 +129,29 @@ class Storage:
     async def read(self, path: str) -> bytes:
         return await self._run("read", path, self._read_sync, path)
 
+    async def read_into(
+        self, path: str, consume: Callable[[bytes], T], *, limiter: anyio.CapacityLimiter
+    ) -> T:
+        """Read a whole file and hand its bytes to ``consume`` (CPU work such as probing and
+        hashing) in a worker thread bounded by ``limiter``.
+
+        On local disk the read and the work share one thread hop, so the bytes are never queued
+        between two pools; elsewhere the read waits on the I/O limiter first, so slow network
+        reads do not hold CPU slots. Errors of ``consume`` pass through untouched.
+        """
+        if not self._local:
+            data = await self.read(path)
+            return await anyio.to_thread.run_sync(consume, data, limiter=limiter)
+        if self.observer is not None:
+            self.observer("read", path)
+
+        def read_and_consume() -> T:
+            with translate(path):
+                data = self._read_sync(path)
+            return consume(data)
+
+        return await anyio.to_thread.run_sync(read_and_consume, limiter=limiter)
+
     async def read_versioned(self, path: str) -> tuple[bytes, str]:
         """The bytes of a small document and the validator a conditional write expects."""
         data = await self.read(path)

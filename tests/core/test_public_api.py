@@ -1,0 +1,145 @@
+"""The public API is what ``lenslet_core`` exports, and the adapters use nothing else."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+
+import pytest
+
+import lenslet_core
+from lenslet_core import errors
+
+SRC = Path(lenslet_core.__file__).resolve().parent.parent
+ADAPTERS = ("lenslet_cli", "lenslet_http")
+
+
+def imports(package: str) -> list[tuple[Path, int, str, tuple[str, ...]]]:
+    """Every absolute import in a package's source: (file, line, module, names imported)."""
+    found: list[tuple[Path, int, str, tuple[str, ...]]] = []
+    for source in sorted((SRC / package).rglob("*.py")):
+        tree = ast.parse(source.read_text(encoding="utf-8"), filename=str(source))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    found.append((source, node.lineno, alias.name, ()))
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = tuple(alias.name for alias in node.names)
+                found.append((source, node.lineno, node.module, names))
+    return found
+
+
+def test_every_exported_name_exists() -> None:
+    assert len(lenslet_core.__all__) == len(set(lenslet_core.__all__))
+    missing = [name for name in lenslet_core.__all__ if not hasattr(lenslet_core, name)]
+    assert missing == []
+
+
+def test_star_import_gives_the_public_api() -> None:
+    namespace: dict[str, object] = {}
+    exec("from lenslet_core import *", namespace)
+    assert set(lenslet_core.__all__) <= set(namespace)
+
+
+def test_every_error_is_exported() -> None:
+    tree = [
+        name
+        for name, obj in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(obj, errors.LensletError)
+    ]
+    assert len(tree) > 1
+    assert sorted(set(tree) - set(lenslet_core.__all__)) == []
+    for name in tree:
+        assert getattr(lenslet_core, name) is getattr(errors, name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Lenslet",
+        "Settings",
+        "Storage",
+        "Entry",
+        "Manifest",
+        "ItemEntry",
+        "DirEntry",
+        "Sidecar",
+        "Exif",
+        "Item",
+        "IndexReport",
+        "IndexProgress",
+        "__version__",
+    ],
+)
+def test_the_core_of_the_api_is_exported(name: str) -> None:
+    assert name in lenslet_core.__all__
+
+
+def test_exports_come_from_lenslet_core() -> None:
+    for name in lenslet_core.__all__:
+        obj = getattr(lenslet_core, name)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            assert obj.__module__.startswith("lenslet_core."), name
+
+
+def test_exported_names_are_public_in_their_module() -> None:
+    # A class exported from the package is also in its own module's __all__.
+    for name in lenslet_core.__all__:
+        obj = getattr(lenslet_core, name)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            module = inspect.getmodule(obj)
+            assert module is not None
+            assert name in getattr(module, "__all__", ()), f"{module.__name__}.{name}"
+
+
+def test_the_adapters_have_source() -> None:
+    for package in ADAPTERS:
+        assert list((SRC / package).rglob("*.py")), package
+
+
+@pytest.mark.parametrize("package", ADAPTERS)
+def test_adapters_import_only_the_public_api(package: str) -> None:
+    inside = [
+        f"{path.name}:{line}: {module}"
+        for path, line, module, _ in imports(package)
+        if module.startswith("lenslet_core.")
+    ]
+    assert inside == []
+    # Also as text, for imports the syntax tree does not show (strings, importlib).
+    for source in (SRC / package).rglob("*.py"):
+        text = source.read_text(encoding="utf-8")
+        assert "from lenslet_core." not in text, source
+        assert "import lenslet_core." not in text, source
+        assert 'import_module("lenslet_core.' not in text, source
+
+
+@pytest.mark.parametrize("package", ADAPTERS)
+def test_adapters_import_only_exported_names(package: str) -> None:
+    used = {
+        (path.name, name)
+        for path, _, module, names in imports(package)
+        if module == "lenslet_core"
+        for name in names
+    }
+    assert sorted((f, n) for f, n in used if n not in lenslet_core.__all__) == []
+
+
+def test_core_imports_no_adapter_or_web_framework() -> None:
+    forbidden = ("lenslet_http", "lenslet_cli", "starlette", "uvicorn", "typer", "rich", "httpx")
+    offenders = [
+        f"{path.name}:{line}: {module}"
+        for path, line, module, _ in imports("lenslet_core")
+        if module.split(".")[0] in forbidden
+    ]
+    assert offenders == []
+
+
+@pytest.mark.parametrize(("foreign", "owner"), [("fsspec", "storage.py"), ("pyvips", "imaging.py")])
+def test_one_module_imports_each_foreign_layer(foreign: str, owner: str) -> None:
+    importers = {
+        path.name
+        for path, _, module, _ in imports("lenslet_core")
+        if module.split(".")[0] == foreign
+    }
+    assert importers == {owner}
