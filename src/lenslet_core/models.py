@@ -70,8 +70,11 @@ def utcnow() -> datetime.datetime:
 
 def format_time(moment: datetime.datetime) -> str:
     """ISO 8601 in UTC with milliseconds and a ``Z``: ``2026-11-25T14:52:26.123Z``."""
-    moment = moment.astimezone(datetime.timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    m = moment.astimezone(datetime.timezone.utc)
+    return (
+        f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}"
+        f".{m.microsecond // 1000:03d}Z"
+    )
 
 
 def parse_time(value: object) -> datetime.datetime | None:
@@ -304,7 +307,9 @@ class Sidecar:
         version = document.get("v", VERSION)
         if isinstance(version, int) and not isinstance(version, bool) and version > VERSION:
             raise UnsupportedVersion(f"sidecar has version {version}; this lenslet reads 1")
-        tags = document.get("tags") or []
+        tags = document.get("tags")
+        if tags is None:
+            tags = []
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise InvalidDocument("tags must be a list of strings")
         notes = document.get("notes")

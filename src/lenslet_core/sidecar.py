@@ -127,8 +127,6 @@ async def update_sidecar(
     target = paths.sidecar_name(image)
     for attempt in range(MAX_ATTEMPTS):
         stored = await read_sidecar(storage, image)
-        if stored is None and wanted == ABSENT_ETAG:
-            wanted = None
         result = decide(stored, incoming, wanted)
         try:
             etag = await storage.write_if(

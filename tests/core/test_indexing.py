@@ -55,9 +55,7 @@ def bad_tree(gallery: Path) -> Path:
 async def test_bad_inputs_are_skipped_with_reasons_and_nothing_is_lost(
     bad_tree: Path, settings: Settings
 ) -> None:
-    before = {
-        p: p.read_bytes() for p in bad_tree.rglob("*") if p.is_file() and not p.is_symlink()
-    }
+    before = {p: p.read_bytes() for p in bad_tree.rglob("*") if p.is_file() and not p.is_symlink()}
     async with Lenslet(str(bad_tree), settings.replace(max_pixels=100_000_000)) as lens:
         report = await lens.index()
     reasons = {s.path: s.code for s in report.skipped}
@@ -106,7 +104,8 @@ async def test_second_run_reads_no_image_and_writes_nothing(
         second = await lens.index()
     assert requests.by_op().keys() <= {"list", "read"}
     read = [p for op, p in requests.log if op == "read"]
-    assert read and all(p.endswith("_index.json") for p in read)
+    assert read
+    assert all(p.endswith("_index.json") for p in read)
     assert second.analyzed == 0
     assert second.manifests_written == 0
     # Bad images are remembered in the manifest and reported again without being read; sidecar

@@ -366,10 +366,9 @@ offsets = st.builds(
 )
 
 
-# Years from 1000: format_time writes shorter years unpadded (see the report on models.py).
 @given(
     st.datetimes(
-        min_value=datetime.datetime(1000, 1, 2),
+        min_value=datetime.datetime(1, 1, 2),
         max_value=datetime.datetime(9999, 12, 30),
         timezones=offsets,
     )
@@ -489,11 +488,6 @@ def test_text_without_digits_is_never_a_time(text: str) -> None:
     assert parse_time(text) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="models.parse_time: math.isfinite() raises OverflowError on ints beyond float range",
-)
 def test_parse_time_huge_integer_is_none() -> None:
     # Reachable from Sidecar.from_json when a client document was parsed with the stdlib json
     # module (orjson refuses such integers before they get here).

@@ -172,9 +172,7 @@ async def test_if_match_that_is_stale_merges(gallery: Path, photo: Path) -> None
     assert merged.sidecar.notes == "b"
 
 
-async def test_without_if_match_newer_replaces_and_older_merges(
-    gallery: Path, photo: Path
-) -> None:
+async def test_without_if_match_newer_replaces_and_older_merges(gallery: Path, photo: Path) -> None:
     async with Lenslet(str(gallery)) as lens:
         await lens.update_item("trip/beach.jpg", {"tags": ["a", "b"], "updated_at": at(100)})
         newer = await lens.update_item("trip/beach.jpg", {"tags": ["a"], "updatedAt": at(200)})
@@ -293,3 +291,29 @@ def test_concurrent_writers_in_many_processes_lose_no_tag(gallery: Path, photo: 
     assert set(stored["tags"]) == {f"p{w}-{n}" for w in range(workers) for n in range(count)}
     leftovers = [p.name for p in (gallery / "trip").iterdir() if p.name.endswith(".lenslet-tmp")]
     assert leftovers == []
+
+
+async def test_if_match_absent_merges_when_someone_created_the_sidecar_first(
+    gallery: Path, photo: Path
+) -> None:
+    from lenslet_core import Storage
+    from lenslet_core.sidecar import update_sidecar
+
+    raced = False
+
+    def racer(op: str, path: str) -> None:
+        # Another writer creates the sidecar between our read and our conditional write.
+        nonlocal raced
+        if op == "write" and not raced:
+            raced = True
+            (gallery / "trip" / "beach.jpg.json").write_bytes(
+                orjson.dumps({"v": 1, "tags": ["theirs"], "updatedAt": at(0)})
+            )
+
+    storage = Storage.open(str(gallery), observer=racer)
+    stored, _ = await update_sidecar(
+        storage, "trip/beach.jpg", {"tags": ["mine"]}, if_match="absent"
+    )
+    assert raced
+    assert set(stored.tags) == {"mine", "theirs"}
+    assert set(read_json(gallery / "trip" / "beach.jpg.json")["tags"]) == {"mine", "theirs"}  # type: ignore[arg-type]
