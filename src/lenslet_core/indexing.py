@@ -19,6 +19,7 @@ from . import paths
 from .errors import LensletError, MalformedDocument
 from .imaging import Imaging
 from .manifest import (
+    READ_BATCH,
     Skipped,
     build_folder,
     folder_kind,
@@ -123,7 +124,9 @@ async def index_tree(
         1 for f in folders for e in f.entries if paths.is_image_name(e.name)
     )
     tell()
-    slots = anyio.Semaphore(settings.io_concurrency)
+    # Batches of images in flight across all folders: enough to keep every core busy and, on
+    # remote storage, about io_concurrency reads going at once; each holds its images' bytes.
+    slots = anyio.Semaphore(max(settings.cpu_concurrency, settings.io_concurrency // READ_BATCH))
     folder_slots = anyio.Semaphore(FOLDER_CONCURRENCY)
 
     async def one(folder: _Folder) -> None:

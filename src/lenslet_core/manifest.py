@@ -21,6 +21,9 @@ from .imaging import Analysis, Imaging
 from .models import DirEntry, DirKind, ItemEntry, Manifest, SkippedEntry, format_time, utcnow
 from .storage import Entry, Storage
 
+#: Images read and analyzed per worker-thread hop: enough to keep a core busy between two
+#: round trips to the event loop, few enough to spread a folder over every core.
+READ_BATCH = 8
 #: Reasons that stay true while a file's size and mtime do not change.
 PERMANENT_CODES = frozenset({"unsupported_image", "corrupt_image", "image_too_large"})
 
@@ -130,7 +133,8 @@ async def build_folder(
     on_item: Callable[[], Awaitable[None] | None] | None = None,
 ) -> FolderBuild:
     """Build a folder's entries from its listing. Images not reusable from ``previous`` are read
-    once each (at most ``slots`` in flight across all folders sharing it) and analyzed."""
+    once each, in batches of ``READ_BATCH`` (at most ``slots`` batches in flight across all
+    folders sharing it), and analyzed."""
     names = {e.name for e in entries}
     build = FolderBuild(folder, [], [], {}, 0, [])
     to_read: list[Entry] = []
@@ -169,40 +173,40 @@ async def build_folder(
         else:
             to_read.append(entry)
 
-    async def analyze(entry: Entry) -> None:
-        logical = paths.join(folder, entry.name)
-        try:
-            async with slots:
-                result = await storage.read_into(
-                    logical, imaging.analyze_sync, limiter=imaging.limiter
-                )
-        except NotFound:
-            skip(entry, "vanished while indexing", "not_found")
-        except LensletError as exc:
-            skip(entry, exc.message, exc.code)
-        else:
-            build.analyzed[entry.name] = result
-            info = result.probe
-            item = ItemEntry(
-                name=entry.name,
-                type=info.mime,
-                w=info.width,
-                h=info.height,
-                size=result.size,
-                mtime=entry.mtime,
-                hasThumb=False,
-                hasMeta=False,
-                hash=result.hash,
+    async def analyze(batch: Sequence[Entry]) -> None:
+        logicals = [paths.join(folder, entry.name) for entry in batch]
+        async with slots:
+            results = await storage.read_each_into(
+                logicals, imaging.analyze_sync, limiter=imaging.limiter
             )
-            build.items.append(_with_flags(item, names))
-        if on_item is not None:
-            awaited = on_item()
-            if awaited is not None:
-                await awaited
+        for entry, result in zip(batch, results, strict=True):
+            if isinstance(result, NotFound):
+                skip(entry, "vanished while indexing", "not_found")
+            elif isinstance(result, LensletError):
+                skip(entry, result.message, result.code)
+            else:
+                build.analyzed[entry.name] = result
+                info = result.probe
+                item = ItemEntry(
+                    name=entry.name,
+                    type=info.mime,
+                    w=info.width,
+                    h=info.height,
+                    size=result.size,
+                    mtime=entry.mtime,
+                    hasThumb=False,
+                    hasMeta=False,
+                    hash=result.hash,
+                )
+                build.items.append(_with_flags(item, names))
+            if on_item is not None:
+                awaited = on_item()
+                if awaited is not None:
+                    await awaited
 
     async with anyio.create_task_group() as tg:
-        for entry in to_read:
-            tg.start_soon(analyze, entry)
+        for start in range(0, len(to_read), READ_BATCH):
+            tg.start_soon(analyze, to_read[start : start + READ_BATCH])
     build.items.sort(key=lambda i: i.name)
     build.dirs.sort(key=lambda d: d.name)
     build.rejected.sort(key=lambda s: s.name)
