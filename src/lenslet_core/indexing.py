@@ -36,6 +36,8 @@ from .storage import Entry, Storage
 
 __all__ = ["IndexProgress", "IndexReport", "index_tree"]
 
+#: A temp file of an atomic write older than this was left by a process that died mid-write.
+STALE_TEMP_SECONDS = 15 * 60
 #: Folders processed at once; images in flight are bounded separately (``io_concurrency``).
 FOLDER_CONCURRENCY = 8
 
@@ -66,6 +68,7 @@ class IndexReport:
     reused: int = 0
     manifests_written: int = 0
     sidecars_refreshed: int = 0
+    temp_files_removed: int = 0
     skipped: list[Skipped] = dataclasses.field(default_factory=list)
 
     @property
@@ -89,6 +92,7 @@ class IndexReport:
             "reused": self.reused,
             "manifestsWritten": self.manifests_written,
             "sidecarsRefreshed": self.sidecars_refreshed,
+            "tempFilesRemoved": self.temp_files_removed,
             "itemsPerSecond": round(self.items_per_second, 1),
             "skipped": [s.to_json() for s in self.skipped],
         }
@@ -208,6 +212,7 @@ async def _index_folder(
     tell: Callable[[], None],
 ) -> None:
     existing = manifest_names(folder.entries)
+    await _remove_stale_temp_files(storage, folder, report)
     try:
         old_pages = await read_manifest(storage, folder.path, existing)
     except MalformedDocument:
@@ -269,3 +274,18 @@ async def _index_folder(
         )
         return
     report.manifests_written += 1
+
+
+async def _remove_stale_temp_files(storage: Storage, folder: _Folder, report: IndexReport) -> None:
+    """Delete what a killed writer left behind: temp files of atomic writes, found in the
+    listing we already have, old enough that no live writer still owns them."""
+    if storage.readonly:
+        return
+    cutoff = time.time() - STALE_TEMP_SECONDS
+    for entry in folder.entries:
+        if entry.name.endswith(paths.TEMP_SUFFIX) and entry.kind == "file" and entry.mtime < cutoff:
+            try:
+                await storage.delete(paths.join(folder.path, entry.name))
+            except LensletError:
+                continue
+            report.temp_files_removed += 1

@@ -108,9 +108,8 @@ def is_hidden(name: str) -> bool:
 
 def is_image_name(name: str) -> bool:
     """Whether the indexer should look at this file (its content still has to agree)."""
-    if is_hidden(name):
-        return False
-    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+    dot = name.rfind(".")
+    return dot > 0 and name[0] != "." and name[dot:].lower() in IMAGE_EXTENSIONS
 
 
 def sidecar_name(image_name: str) -> str:

@@ -216,3 +216,52 @@ async def test_index_on_the_memory_backend(memory_fs: MemoryFileSystem) -> None:
     assert report.ok
     assert [(i.name, i.w, i.h) for i in page.items] == [("x.png", 12, 9)]
     assert memory_fs.exists("/mem/a/_index.json")
+
+
+async def test_temp_files_of_killed_writers_are_cleaned_up(gallery: Path) -> None:
+    write(gallery / "a.jpg", jpeg_bytes())
+    stale = write(gallery / ".a.jpg.json.x1y2.lenslet-tmp", b'{"v":1,"tags":["half')
+    fresh = write(gallery / "._index.json.z9.lenslet-tmp", b"{")
+    hour_ago = stale.stat().st_mtime - 3600
+    os.utime(stale, (hour_ago, hour_ago))
+    async with Lenslet(str(gallery)) as lens:
+        report = await lens.index()
+    assert report.temp_files_removed == 1
+    assert not stale.exists()
+    assert fresh.exists()  # may belong to a writer that is still running
+    assert report.ok
+
+
+async def test_a_few_thousand_images_in_nested_and_paged_folders(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    gallery = tmp_path_factory.mktemp("thousands")
+    small = {".jpg": jpeg_bytes(16, 12), ".png": png_bytes(12, 16), ".webp": webp_bytes(16, 16)}
+    expected: dict[str, set[str]] = {}
+    n = 0
+    for folder, count in [("a/b/c", 900), ("a/b", 300), ("a", 300), ("d", 600), ("", 100)]:
+        for i in range(count):
+            suffix = (".jpg", ".png", ".webp")[n % 3]
+            name = f"img{i:04d}{suffix}"
+            write(gallery / folder / name, small[suffix])
+            expected.setdefault(folder, set()).add(name)
+            n += 1
+    async with Lenslet(str(gallery), Settings(page_size=400, cpu_concurrency=2)) as lens:
+        report = await lens.index()
+        assert report.ok
+        assert report.items == n == 2200
+        for folder, names in expected.items():
+            first = await lens.folder(folder)
+            seen = {i.name for i in first.items}
+            for page in range(1, first.page_count):
+                seen |= {i.name for i in (await lens.folder(folder, page)).items}
+            assert seen == names
+            assert first.page_count == -(-len(names) // 400)
+        again = await lens.index()
+    assert again.analyzed == 0
+    assert again.manifests_written == 0
+    assert sorted(p.name for p in (gallery / "a" / "b" / "c").glob("_index*")) == [
+        "_index_0.json",
+        "_index_1.json",
+        "_index_2.json",
+    ]

@@ -183,6 +183,41 @@ async def test_read_versioned(store: Backend) -> None:
         await storage.read_versioned("b.json")
 
 
+@pytest.mark.anyio
+async def test_read_each_into_returns_results_and_errors_in_order(
+    store: Backend, requests: Requests
+) -> None:
+    await store.put({"a/one.bin": b"1", "a/bad.bin": b"bad", "a/three.bin": b"333"})
+    storage = store.storage(observer=requests)
+    limiter = anyio.CapacityLimiter(1)
+
+    def consume(data: bytes) -> int:
+        if data == b"bad":
+            raise StorageError("refused by the consumer")
+        return len(data)
+
+    names = ["a/one.bin", "a/missing.bin", "a/bad.bin", "a/three.bin"]
+    results = await storage.read_each_into(names, consume, limiter=limiter)
+    assert results[0] == 1
+    assert isinstance(results[1], NotFound)
+    assert isinstance(results[2], StorageError)
+    assert str(results[2]) == "refused by the consumer"
+    assert results[3] == 3
+    assert requests.log == [("read", name) for name in names]
+    assert limiter.borrowed_tokens == 0
+
+
+@pytest.mark.anyio
+async def test_read_each_into_lets_bugs_through(store: Backend) -> None:
+    storage = await store.put({"x.bin": b"x"})
+
+    def broken(data: bytes) -> None:
+        raise RuntimeError("a bug, not a bad file")
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        await storage.read_each_into(["x.bin"], broken, limiter=anyio.CapacityLimiter(1))
+
+
 # -- conditional writes --------------------------------------------------------------------------
 
 
