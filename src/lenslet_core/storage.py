@@ -241,14 +241,18 @@ class Storage:
         full = self._full(path)
         if self._local:
             return self._list_local(full)
-        if not self.fs.isdir(full):
-            if self.fs.exists(full):
-                raise NotADirectoryError(errno.ENOTDIR, "not a folder", full)
-            raise FileNotFoundError(errno.ENOENT, "no such folder", full)
+        details = self.fs.ls(full, detail=True, refresh=True)  # the one request
+        own = full.strip("/")
+        if (
+            len(details) == 1
+            and details[0].get("type") == "file"
+            and details[0]["name"].strip("/") == own
+        ):
+            raise NotADirectoryError(errno.ENOTDIR, "not a folder", full)
         entries = []
-        for detail in self.fs.ls(full, detail=True, refresh=True):
+        for detail in details:
             name = detail["name"].rstrip("/").rsplit("/", 1)[-1]
-            if name:
+            if name and detail["name"].strip("/") != own:
                 entries.append(_entry(name, detail))
         return entries
 
