@@ -94,6 +94,12 @@ def index(
     max_pixels: Annotated[
         int | None, typer.Option(min=1, help="Refuse images above this many pixels.")
     ] = None,
+    io_concurrency: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Concurrent storage calls (default: cores on local disk; raise for a NAS)."
+        ),
+    ] = None,
     progress: Annotated[
         bool | None,
         typer.Option(
@@ -103,7 +109,9 @@ def index(
 ) -> None:
     """Write every folder's manifest under ROOT and report the files that were skipped."""
     with errors_to_exit():
-        settings = _settings(page_size=page_size, max_pixels=max_pixels)
+        settings = _settings(
+            page_size=page_size, max_pixels=max_pixels, io_concurrency=io_concurrency
+        )
         show = (not json_output and sys.stderr.isatty()) if progress is None else progress
         report = _run_index(root, settings, path, recursive, show)
     if json_output:

@@ -25,7 +25,7 @@ from .manifest import (
     folder_kind,
     manifest_names,
     paginate,
-    read_manifest,
+    parse_manifest,
     same_content,
     write_manifest,
 )
@@ -38,7 +38,7 @@ __all__ = ["IndexProgress", "IndexReport", "index_tree"]
 
 #: A temp file of an atomic write older than this was left by a process that died mid-write.
 STALE_TEMP_SECONDS = 15 * 60
-#: Folders processed at once; images in flight are bounded separately (``io_concurrency``).
+#: Folders processed at once; images in flight are bounded separately.
 FOLDER_CONCURRENCY = 8
 
 
@@ -103,6 +103,8 @@ class _Folder:
     path: str
     entries: list[Entry]
     child_kinds: dict[str, DirKind]
+    #: The folder's manifest files as read with its listing (dropped once processed).
+    manifests: dict[str, bytes | LensletError]
 
 
 async def index_tree(
@@ -123,14 +125,14 @@ async def index_tree(
         if on_progress is not None:
             on_progress(progress)
 
-    folders = await _walk(storage, path, recursive, report, progress, tell)
+    folders = await _walk(storage, path, recursive, storage.io_concurrency, report, progress, tell)
     progress.images_total = sum(
         1 for f in folders for e in f.entries if paths.is_image_name(e.name)
     )
     tell()
     # Batches of images in flight across all folders: enough to keep every core busy and, on
     # remote storage, about io_concurrency reads going at once; each holds its images' bytes.
-    slots = anyio.Semaphore(max(settings.cpu_concurrency, settings.io_concurrency // READ_BATCH))
+    slots = anyio.Semaphore(max(settings.cpu_concurrency, storage.io_concurrency // READ_BATCH))
     folder_slots = anyio.Semaphore(FOLDER_CONCURRENCY)
 
     async def one(folder: _Folder) -> None:
@@ -153,6 +155,7 @@ async def _walk(
     storage: Storage,
     start: str,
     recursive: bool,
+    concurrency: int,
     report: IndexReport,
     progress: IndexProgress,
     tell: Callable[[], None],
@@ -160,13 +163,19 @@ async def _walk(
     """List ``start`` and the folders below it, each once; a folder's sub-folders are listed
     for their kinds even when the walk does not go into them."""
     listings: dict[str, list[Entry]] = {}
+    manifests: dict[str, dict[str, bytes | LensletError]] = {}
     to_index: list[str] = []
-    limiter = anyio.Semaphore(FOLDER_CONCURRENCY * 2)
+    limiter = anyio.Semaphore(concurrency)
 
     async def visit(folder: str, descend: bool, tg: anyio.abc.TaskGroup) -> None:
         try:
             async with limiter:
-                entries = await storage.list(folder)
+                if descend:
+                    entries, manifests[folder] = await storage.list_with_contents(
+                        folder, paths.is_manifest_name
+                    )
+                else:
+                    entries = await storage.list(folder)
         except LensletError as exc:
             if descend:
                 report.skipped.append(Skipped(folder or "/", exc.message, exc.code))
@@ -197,7 +206,7 @@ async def _walk(
             child = paths.join(folder, entry.name)
             if entry.kind == "dir" and child in listings:
                 kinds[entry.name] = folder_kind(listings[child])
-        result.append(_Folder(folder, listings[folder], kinds))
+        result.append(_Folder(folder, listings[folder], kinds, manifests.pop(folder)))
     return result
 
 
@@ -213,8 +222,9 @@ async def _index_folder(
 ) -> None:
     existing = manifest_names(folder.entries)
     await _remove_stale_temp_files(storage, folder, report)
+    contents, folder.manifests = folder.manifests, {}
     try:
-        old_pages = await read_manifest(storage, folder.path, existing)
+        old_pages = parse_manifest(folder.path, contents)
     except MalformedDocument:
         old_pages = []  # derived data: rebuilt from the images, nothing is lost
     except LensletError as exc:

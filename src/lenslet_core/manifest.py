@@ -34,7 +34,7 @@ __all__ = [
     "folder_kind",
     "manifest_names",
     "paginate",
-    "read_manifest",
+    "parse_manifest",
     "read_page",
     "same_content",
     "write_manifest",
@@ -100,20 +100,28 @@ async def _read(storage: Storage, folder: str, name: str) -> Manifest:
     return Manifest.decode(await storage.read(target), what=f"manifest {target!r}")
 
 
-async def read_manifest(storage: Storage, folder: str, names: Sequence[str]) -> list[Manifest]:
-    """All pages of a folder's current manifest, given the manifest names its listing showed.
-    Returns ``[]`` when there is none or its pages are from different builds (a rebuild is
-    due either way)."""
-    if paths.index_name() in names:
-        return [await _read(storage, folder, paths.index_name())]
-    if paths.index_name(0) not in names:
+def parse_manifest(folder: str, contents: Mapping[str, bytes | LensletError]) -> list[Manifest]:
+    """All pages of a folder's current manifest from the manifest files' contents (keyed by
+    name, as :meth:`Storage.list_with_contents` gives them). Returns ``[]`` when there is none
+    or its pages are incomplete or from different builds (a rebuild is due either way); raises
+    what decoding raises (``MalformedDocument``, ``UnsupportedVersion``) or a read error."""
+
+    def page(name: str) -> Manifest:
+        data = contents[name]
+        if isinstance(data, LensletError):
+            raise data
+        return Manifest.decode(data, what=f"manifest {paths.join(folder, name)!r}")
+
+    if paths.index_name() in contents:
+        return [page(paths.index_name())]
+    if paths.index_name(0) not in contents:
         return []
-    first = await _read(storage, folder, paths.index_name(0))
+    first = page(paths.index_name(0))
     pages = [first]
-    for page in range(1, first.page_count):
-        if paths.index_name(page) not in names:
+    for number in range(1, first.page_count):
+        if paths.index_name(number) not in contents:
             return []
-        pages.append(await _read(storage, folder, paths.index_name(page)))
+        pages.append(page(paths.index_name(number)))
     if any(p.build != first.build for p in pages):
         return []
     return pages

@@ -24,8 +24,9 @@ class Settings:
     max_pixels: int = 200_000_000
     #: Images larger than this many bytes are skipped instead of read into memory.
     max_file_bytes: int = 512 * 1024 * 1024
-    #: Concurrent blocking storage calls (listing, reads, writes).
-    io_concurrency: int = 16
+    #: Concurrent blocking storage calls (listing, reads, writes). ``None``: the usable cores on
+    #: local disk, 16 on remote storage; raise it for a NAS mount with high latency.
+    io_concurrency: int | None = None
     #: Concurrent CPU-bound calls (probing, hashing, thumbnails); defaults to the usable cores.
     cpu_concurrency: int = dataclasses.field(default_factory=_default_cpu)
     #: Seconds a manifest cached in memory is served without asking storage whether it changed.
@@ -36,7 +37,10 @@ class Settings:
     readonly: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("page_size", "max_pixels", "max_file_bytes", "io_concurrency"):
+        names = ["page_size", "max_pixels", "max_file_bytes"]
+        if self.io_concurrency is not None:
+            names.append("io_concurrency")
+        for name in names:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise SettingsError(f"setting {name} must be a positive integer, not {value!r}")
