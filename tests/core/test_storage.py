@@ -218,6 +218,31 @@ async def test_read_each_into_lets_bugs_through(store: Backend) -> None:
         await storage.read_each_into(["x.bin"], broken, limiter=anyio.CapacityLimiter(1))
 
 
+@pytest.mark.anyio
+async def test_list_with_contents_reads_what_the_listing_picks(
+    store: Backend, requests: Requests
+) -> None:
+    await store.put({"f/_index.json": b"{}", "f/_index_0.json": b"[]", "f/a.jpg": b"jpeg"})
+    storage = store.storage(observer=requests)
+    entries, contents = await storage.list_with_contents("f", lambda name: name.startswith("_"))
+    assert sorted(e.name for e in entries) == ["_index.json", "_index_0.json", "a.jpg"]
+    assert contents == {"_index.json": b"{}", "_index_0.json": b"[]"}
+    assert sorted(requests.log) == [
+        ("list", "f"),
+        ("read", "f/_index.json"),
+        ("read", "f/_index_0.json"),
+    ]
+    with pytest.raises(NotFound):
+        await storage.list_with_contents("missing", lambda name: True)
+
+
+def test_io_concurrency_defaults_by_backend(tmp_path: Path, memory_fs: MemoryFileSystem) -> None:
+    local = Storage.open(str(tmp_path))
+    assert local.io_concurrency == len(os.sched_getaffinity(0))
+    assert Storage.open("memory://x").io_concurrency == 16
+    assert Storage.open(str(tmp_path), io_concurrency=3).io_concurrency == 3
+
+
 # -- conditional writes --------------------------------------------------------------------------
 
 
