@@ -29,7 +29,7 @@ from .manifest import (
     same_content,
     write_manifest,
 )
-from .models import DirKind, Exif, ItemEntry, format_time, utcnow
+from .models import DirKind, Exif, ItemEntry, Manifest, format_time, utcnow
 from .settings import Settings
 from .sidecar import refresh_basics
 from .storage import Entry, Storage
@@ -70,6 +70,9 @@ class IndexReport:
     sidecars_refreshed: int = 0
     temp_files_removed: int = 0
     skipped: list[Skipped] = dataclasses.field(default_factory=list)
+    #: Each folder's current manifest pages, when the run was asked to keep them (even where
+    #: they could not be written, e.g. on a read-only root).
+    pages: dict[str, list[Manifest]] = dataclasses.field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -115,8 +118,10 @@ async def index_tree(
     *,
     recursive: bool = True,
     on_progress: Callable[[IndexProgress], None] | None = None,
+    keep_pages: bool = False,
 ) -> IndexReport:
-    """Index ``path`` (and, when ``recursive``, every folder below it that is not a pointer)."""
+    """Index ``path`` (and, when ``recursive``, every folder below it that is not a pointer).
+    ``keep_pages`` puts every folder's manifest pages in ``report.pages``."""
     report = IndexReport(root=storage.url, path=path, started_at=format_time(utcnow()))
     started = time.perf_counter()
     progress = IndexProgress(current=path)
@@ -138,7 +143,11 @@ async def index_tree(
     async def one(folder: _Folder) -> None:
         async with folder_slots:
             progress.current = folder.path
-            await _index_folder(storage, imaging, settings, folder, report, progress, slots, tell)
+            pages = await _index_folder(
+                storage, imaging, settings, folder, report, progress, slots, tell
+            )
+            if keep_pages and pages is not None:
+                report.pages[folder.path] = pages
             progress.folders_done += 1
             tell()
 
@@ -178,7 +187,7 @@ async def _walk(
                     entries = await storage.list(folder)
         except LensletError as exc:
             if descend:
-                report.skipped.append(Skipped(folder or "/", exc.message, exc.code))
+                report.skipped.append(Skipped(folder or "/", exc.message, exc.code, exc))
             return
         listings[folder] = entries
         if not descend:
@@ -219,7 +228,9 @@ async def _index_folder(
     progress: IndexProgress,
     slots: anyio.Semaphore,
     tell: Callable[[], None],
-) -> None:
+) -> list[Manifest] | None:
+    """Bring one folder's manifest up to date; returns its current pages (``None`` when the
+    folder was skipped)."""
     existing = manifest_names(folder.entries)
     await _remove_stale_temp_files(storage, folder, report)
     contents, folder.manifests = folder.manifests, {}
@@ -228,8 +239,8 @@ async def _index_folder(
     except MalformedDocument:
         old_pages = []  # derived data: rebuilt from the images, nothing is lost
     except LensletError as exc:
-        report.skipped.append(Skipped(folder.path or "/", exc.message, exc.code))
-        return
+        report.skipped.append(Skipped(folder.path or "/", exc.message, exc.code, exc))
+        return None
     previous: dict[str, ItemEntry] = {i.name: i for p in old_pages for i in p.items}
     previous_skipped = {s.name: s for s in old_pages[0].skipped} if old_pages else {}
 
@@ -275,15 +286,16 @@ async def _index_folder(
             )
     pages = paginate(folder.path, build.items, build.dirs, settings.page_size, build.rejected)
     if old_pages and same_content(old_pages, pages):
-        return
+        return old_pages
     try:
         await write_manifest(storage, folder.path, pages, existing)
     except LensletError as exc:
         report.skipped.append(
             Skipped(folder.path or "/", f"manifest not written: {exc.message}", exc.code)
         )
-        return
+        return pages
     report.manifests_written += 1
+    return pages
 
 
 async def _remove_stale_temp_files(storage: Storage, folder: _Folder, report: IndexReport) -> None:

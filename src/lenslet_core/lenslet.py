@@ -130,16 +130,22 @@ class Lenslet:
             self._manifests.move_to_end(key)
             return cached.manifest
         manifest = None if refresh else await self._read_manifest(folder, page, page_count)
-        if manifest is None:
-            await self._rebuild(folder)
-            manifest = await self._read_manifest(folder, page, page_count)
-            if manifest is None:
-                raise NotFound(f"folder {folder or '/'!r} has no manifest", path=folder)
-        self._manifests[key] = _Cached(manifest, time.monotonic())
-        self._manifests.move_to_end(key)
+        if manifest is not None:
+            self._remember(folder, {page: manifest}, time.monotonic())
+            return manifest
+        pages = await self._rebuild(folder)
+        if page >= len(pages):
+            raise NotFound(
+                f"folder {folder or '/'!r} has {len(pages)} page(s); no page {page}", path=folder
+            )
+        return pages[page]
+
+    def _remember(self, folder: str, pages: Mapping[int, Manifest], checked: float) -> None:
+        for number, manifest in pages.items():
+            self._manifests[(folder, number)] = _Cached(manifest, checked)
+            self._manifests.move_to_end((folder, number))
         while len(self._manifests) > _CACHE_SIZE:
             self._manifests.popitem(last=False)
-        return manifest
 
     async def _read_manifest(self, folder: str, page: int, count: int | None) -> Manifest | None:
         try:
@@ -147,9 +153,29 @@ class Lenslet:
         except (NotFound, MalformedDocument):
             return None
 
-    async def _rebuild(self, folder: str) -> None:
+    async def _rebuild(self, folder: str) -> list[Manifest]:
+        """Build one folder's manifest (written where the storage allows) and cache its pages.
+        Callers that queued behind a rebuild of the same folder take its result."""
+        asked = time.monotonic()
         async with self._rebuilds(folder):
-            await self.index(folder, recursive=False)
+            first = self._manifests.get((folder, 0))
+            if first is not None and first.checked >= asked:
+                count = first.manifest.page_count
+                done = [self._manifests.get((folder, n)) for n in range(count)]
+                if all(c is not None for c in done):
+                    return [c.manifest for c in done if c is not None]
+            report = await index_tree(
+                self.storage, self.imaging, self.settings, folder, recursive=False, keep_pages=True
+            )
+            pages = report.pages.get(folder)
+            if pages is None:
+                for problem in report.skipped:
+                    if problem.path == (folder or "/") and problem.error is not None:
+                        raise problem.error
+                raise NotFound(f"folder {folder or '/'!r} could not be indexed", path=folder)
+            self._invalidate(folder)
+            self._remember(folder, dict(enumerate(pages)), time.monotonic())
+            return pages
 
     # -- items ---------------------------------------------------------------------------------
 
@@ -216,9 +242,12 @@ class Lenslet:
             recursive=recursive,
             on_progress=on_progress,
         )
-        prefix = folder + "/"
-        for key in [
-            k for k in self._manifests if not folder or k[0] == folder or k[0].startswith(prefix)
-        ]:
-            del self._manifests[key]
+        self._invalidate(folder, below=recursive)
         return report
+
+    def _invalidate(self, folder: str, *, below: bool = False) -> None:
+        """Forget cached pages of ``folder`` (and, with ``below``, of every folder under it)."""
+        prefix = folder + "/"
+        for key in list(self._manifests):
+            if key[0] == folder or (below and (not folder or key[0].startswith(prefix))):
+                del self._manifests[key]

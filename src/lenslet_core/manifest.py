@@ -48,6 +48,8 @@ class Skipped:
     path: str
     reason: str
     code: str
+    #: The error itself, where a whole folder failed (its listing, its manifest).
+    error: LensletError | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict[str, str]:
         return {"path": self.path, "reason": self.reason, "code": self.code}

@@ -103,3 +103,53 @@ async def test_a_missing_root_fails_clearly(tmp_path: Path) -> None:
     with pytest.raises(NotFound, match="not a folder"):
         async with Lenslet(str(tmp_path / "missing")):
             pass
+
+
+async def test_read_only_root_serves_folders_without_writing(gallery: Path) -> None:
+    write(gallery / "a" / "x.png", png_bytes())
+    async with Lenslet(str(gallery), Settings(readonly=True)) as lens:
+        page = await lens.folder("a")
+    assert [i.name for i in page.items] == ["x.png"]
+    assert not (gallery / "a" / "_index.json").exists()
+
+
+async def test_concurrent_requests_for_a_missing_manifest_build_it_once(
+    gallery: Path, requests: Requests
+) -> None:
+    import anyio
+
+    for n in range(3):
+        write(gallery / "a" / f"{n}.png", png_bytes(seed=n))
+    async with Lenslet(str(gallery), observer=requests) as lens:
+        results = []
+
+        async def ask() -> None:
+            results.append(await lens.folder("a"))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(10):
+                tg.start_soon(ask)
+    assert len(results) == 10
+    assert all(r == results[0] for r in results)
+    assert requests.count("read", ".png") == 3  # every image read once, not once per request
+    assert requests.count("write", "_index.json") == 1
+
+
+async def test_a_folder_the_storage_refuses_is_permission_denied(memory_fs: object) -> None:
+    from typing import Any
+
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    from lenslet_core import PermissionDenied, Storage
+
+    class Refusing(MemoryFileSystem):  # type: ignore[misc]
+        def ls(self, path: str, detail: bool = True, **kwargs: Any) -> Any:
+            if path.rstrip("/").endswith("private"):
+                raise PermissionError(13, "Access Denied", path)
+            return super().ls(path, detail=detail, **kwargs)
+
+    fs = Refusing()
+    fs.pipe_file("/g/private/x.png", png_bytes())
+    async with Lenslet(Storage(fs, "/g")) as lens:
+        with pytest.raises(PermissionDenied):
+            await lens.folder("private")
