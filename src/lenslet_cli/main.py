@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
@@ -71,6 +72,11 @@ def errors_to_exit() -> Iterator[None]:
     except KeyboardInterrupt as exc:
         typer.echo("lenslet: interrupted; every file written so far is complete", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from exc
+    except Exception as exc:
+        # A bug, not bad input: say so with its traceback, but never as "some files skipped".
+        traceback.print_exc()
+        typer.echo(f"lenslet: unexpected error: {exc!r} (please report it)", err=True)
+        raise typer.Exit(EXIT_FAILED) from exc
 
 
 def _settings(**changes: Any) -> Settings:

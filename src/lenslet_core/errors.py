@@ -157,10 +157,18 @@ class CorruptImage(ImageError):
 
 
 class ImageTooLarge(ImageError):
-    """More pixels than the ``max_pixels`` setting allows (a decompression bomb guard)."""
+    """More pixels (or bytes) than the settings allow (a decompression bomb guard). ``width``
+    and ``height`` are the header's, when the pixels were the problem."""
 
     code = "image_too_large"
     status = 413
+
+    def __init__(
+        self, message: str, *, path: str | None = None, width: int = 0, height: int = 0
+    ) -> None:
+        super().__init__(message, path=path)
+        self.width = width
+        self.height = height
 
 
 class StorageError(LensletError):

@@ -183,7 +183,9 @@ def probe(data: bytes, *, max_pixels: int) -> Probe:
         raise CorruptImage(f"corrupt {mime.split('/')[1].upper()}: {message}") from exc
     if width * height > max_pixels:
         raise ImageTooLarge(
-            f"{width} x {height} is {width * height:,} pixels, above max_pixels {max_pixels:,}"
+            f"{width} x {height} is {width * height:,} pixels, above max_pixels {max_pixels:,}",
+            width=width,
+            height=height,
         )
     if isinstance(orientation, int) and 5 <= orientation <= 8:
         width, height = height, width

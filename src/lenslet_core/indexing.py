@@ -186,6 +186,9 @@ async def _walk(
                 else:
                     entries = await storage.list(folder)
         except LensletError as exc:
+            if folder == start:
+                failed.append(exc)  # the folder asked for is not there (or not readable)
+                return
             if descend:
                 report.skipped.append(Skipped(folder or "/", exc.message, exc.code, exc))
             return
@@ -206,8 +209,11 @@ async def _walk(
                     Skipped(paths.join(folder, entry.name), reason, "unusable_entry")
                 )
 
+    failed: list[LensletError] = []
     async with anyio.create_task_group() as tg:
         tg.start_soon(visit, start, True, tg)
+    if failed:
+        raise failed[0]
     result = []
     for folder in sorted(to_index):
         kinds = {}
@@ -262,6 +268,7 @@ async def _index_folder(
         previous=previous,
         previous_skipped=previous_skipped,
         max_file_bytes=settings.max_file_bytes,
+        max_pixels=settings.max_pixels,
         slots=slots,
         on_item=advance,
     )

@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any
 
 from . import paths
-from .errors import MalformedDocument, NotFound
+from .errors import ImageTooLarge, MalformedDocument, NotFound
 from .imaging import Imaging
 from .indexing import IndexProgress, IndexReport, index_tree
 from .keyedlock import KeyedLock
@@ -25,7 +25,7 @@ from .manifest import read_page
 from .models import Exif, Manifest, Sidecar
 from .settings import Settings
 from .sidecar import ABSENT_ETAG, read_sidecar, update_sidecar
-from .storage import Observer, Storage
+from .storage import Entry, Observer, Storage
 
 __all__ = ["Item", "Lenslet"]
 
@@ -193,10 +193,22 @@ class Lenslet:
                 sidecar, exif=basics.to_json(), hash=sidecar.hash or digest
             )
         else:
-            await self.storage.info(image)  # an orphan sidecar is not an item
+            await self._image_file(image)  # an orphan sidecar is not an item
         return Item(image, sidecar, etag, True)
 
+    async def _image_file(self, image: str) -> Entry:
+        entry = await self.storage.info(image)
+        if entry.kind != "file":
+            raise NotFound(f"{image!r} is not an image file", path=image)
+        return entry
+
     async def _basics(self, image: str) -> tuple[Exif, str]:
+        entry = await self._image_file(image)
+        if entry.size > self.settings.max_file_bytes:
+            raise ImageTooLarge(
+                f"{entry.size:,} bytes is above max_file_bytes {self.settings.max_file_bytes:,}",
+                path=image,
+            )
         data = await self.storage.read(image)
         result = await self.imaging.analyze(data)
         info = result.probe
@@ -214,7 +226,7 @@ class Lenslet:
         was stored and its new ETag."""
         image = paths.item_path(path)
         self.storage.check_writable(image)
-        await self.storage.info(image)  # no sidecar for an image that does not exist
+        await self._image_file(image)  # no sidecar for an image that does not exist
         if updated_by is not None:
             body = {**body, "updatedBy": updated_by}
         async with self._writes(image):

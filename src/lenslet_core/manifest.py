@@ -16,7 +16,7 @@ from types import MappingProxyType
 import anyio
 
 from . import paths
-from .errors import LensletError, NotFound
+from .errors import ImageTooLarge, LensletError, NotFound
 from .imaging import Analysis, Imaging
 from .models import DirEntry, DirKind, ItemEntry, Manifest, SkippedEntry, format_time, utcnow
 from .storage import Entry, Storage
@@ -25,7 +25,8 @@ from .storage import Entry, Storage
 #: round trips to the event loop, few enough to spread a folder over every core.
 READ_BATCH = 8
 #: Reasons that stay true while a file's size and mtime do not change.
-PERMANENT_CODES = frozenset({"unsupported_image", "corrupt_image", "image_too_large"})
+#: (Not ``image_too_large``: that verdict depends on settings that may change between runs.)
+PERMANENT_CODES = frozenset({"unsupported_image", "corrupt_image"})
 
 __all__ = [
     "FolderBuild",
@@ -139,6 +140,7 @@ async def build_folder(
     previous: Mapping[str, ItemEntry],
     previous_skipped: Mapping[str, SkippedEntry] = MappingProxyType({}),
     max_file_bytes: int,
+    max_pixels: int,
     slots: anyio.Semaphore,
     on_item: Callable[[], Awaitable[None] | None] | None = None,
 ) -> FolderBuild:
@@ -173,10 +175,15 @@ async def build_folder(
                 "image_too_large",
             )
         elif _unchanged(previous.get(entry.name), entry):
-            build.items.append(_with_flags(previous[entry.name], names))
+            old = previous[entry.name]
+            if old.w * old.h > max_pixels:
+                pixels = f"{old.w} x {old.h} is {old.w * old.h:,} pixels"
+                skip(entry, f"{pixels}, above max_pixels {max_pixels:,}", "image_too_large")
+            else:
+                build.items.append(_with_flags(old, names))
             build.reused += 1
-        elif _unchanged(previous_skipped.get(entry.name), entry) and (
-            previous_skipped[entry.name].code in PERMANENT_CODES
+        elif _unchanged(previous_skipped.get(entry.name), entry) and _still_refused(
+            previous_skipped[entry.name], max_pixels
         ):
             build.rejected.append(previous_skipped[entry.name])
             build.reused += 1
@@ -192,6 +199,18 @@ async def build_folder(
         for entry, result in zip(batch, results, strict=True):
             if isinstance(result, NotFound):
                 skip(entry, "vanished while indexing", "not_found")
+            elif isinstance(result, ImageTooLarge):
+                build.rejected.append(
+                    SkippedEntry(
+                        entry.name,
+                        result.message,
+                        result.code,
+                        entry.size,
+                        entry.mtime,
+                        result.width,
+                        result.height,
+                    )
+                )
             elif isinstance(result, LensletError):
                 skip(entry, result.message, result.code)
             else:
@@ -221,6 +240,13 @@ async def build_folder(
     build.dirs.sort(key=lambda d: d.name)
     build.rejected.sort(key=lambda s: s.name)
     return build
+
+
+def _still_refused(old: SkippedEntry, max_pixels: int) -> bool:
+    """Whether an unchanged file's earlier verdict still holds under today's settings."""
+    if old.code == "image_too_large":
+        return old.w * old.h > max_pixels
+    return old.code in PERMANENT_CODES
 
 
 def _unchanged(old: ItemEntry | SkippedEntry | None, entry: Entry) -> bool:

@@ -39,7 +39,12 @@ _DIR_KINDS = ("branch", "leaf-real", "leaf-pointer")
 
 
 def dumps(document: Mapping[str, Any]) -> bytes:
-    return orjson.dumps(document)
+    """Encode a document; values JSON cannot carry as lenslet writes it (text that is not
+    valid Unicode, integers beyond 64 bits) raise :class:`InvalidDocument`."""
+    try:
+        return orjson.dumps(document)
+    except orjson.JSONEncodeError as exc:
+        raise InvalidDocument(f"cannot be stored as JSON: {exc}") from exc
 
 
 def loads(data: bytes, *, what: str) -> dict[str, Any]:
@@ -122,20 +127,35 @@ class ItemEntry:
     hash: str
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        # Spelled out rather than dataclasses.asdict: a 5,000-item page encodes 10x faster.
+        return {
+            "name": self.name,
+            "type": self.type,
+            "w": self.w,
+            "h": self.h,
+            "size": self.size,
+            "mtime": self.mtime,
+            "hasThumb": self.hasThumb,
+            "hasMeta": self.hasMeta,
+            "hash": self.hash,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ItemEntry:
+        has_thumb = data.get("hasThumb", data.get("has_thumb", False))
+        has_meta = data.get("hasMeta", data.get("has_meta", False))
+        if not isinstance(has_thumb, bool) or not isinstance(has_meta, bool):
+            raise TypeError("hasThumb and hasMeta must be booleans")
         return cls(
-            name=str(data["name"]),
-            type=str(data["type"]),
-            w=int(data["w"]),
-            h=int(data["h"]),
-            size=int(data["size"]),
-            mtime=float(data["mtime"]),
-            hasThumb=bool(data.get("hasThumb", data.get("has_thumb", False))),
-            hasMeta=bool(data.get("hasMeta", data.get("has_meta", False))),
-            hash=str(data.get("hash", "")),
+            str(data["name"]),
+            str(data["type"]),
+            int(data["w"]),
+            int(data["h"]),
+            int(data["size"]),
+            float(data["mtime"]),
+            has_thumb,
+            has_meta,
+            str(data.get("hash", "")),
         )
 
 
@@ -167,6 +187,10 @@ class SkippedEntry:
     code: str
     size: int = 0
     mtime: float = 0.0
+    #: The header's size of an image refused for its pixel count (0 otherwise), so the verdict
+    #: can be judged again, without a read, when ``max_pixels`` changes.
+    w: int = 0
+    h: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -179,6 +203,8 @@ class SkippedEntry:
             code=str(data.get("code", "")),
             size=int(data.get("size", 0)),
             mtime=float(data.get("mtime", 0.0)),
+            w=int(data.get("w", 0)),
+            h=int(data.get("h", 0)),
         )
 
 
@@ -231,7 +257,7 @@ class Manifest:
                 item_count=int(document.get("itemCount", len(items))),
                 skipped=tuple(SkippedEntry.from_json(s) for s in document.get("skipped", ())),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise MalformedDocument(f"{what} does not have the manifest shape: {exc}") from exc
 
 

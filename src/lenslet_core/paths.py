@@ -76,12 +76,13 @@ def normalize(path: str) -> str:
 
 
 def item_path(path: str) -> str:
-    """Normalize the path of an image: not the root, not one of lenslet's own files."""
+    """Normalize the path of an image: not the root, not one of lenslet's own files, and named
+    like a JPEG, PNG or WebP (so a sidecar write can never land on a user's ``notes.json``)."""
     logical = normalize(path)
     if not logical:
         raise InvalidPath("an item path is required, not the root", path=path)
     name = logical.rsplit("/", 1)[-1]
-    if is_flat_file(name) or is_hidden(name):
+    if is_flat_file(name) or is_hidden(name) or not is_image_name(name):
         raise InvalidPath(f"{name!r} is not an image of the gallery", path=path)
     return logical
 

@@ -22,7 +22,7 @@ import anyio
 
 from . import paths
 from .errors import NotFound, PreconditionFailed
-from .models import Exif, Sidecar, format_time, utcnow
+from .models import VERSION, Exif, Sidecar, dumps, format_time, loads, utcnow
 from .storage import Storage
 
 __all__ = [
@@ -140,20 +140,24 @@ async def update_sidecar(
 
 
 async def refresh_basics(storage: Storage, image: str, exif: Exif, digest: str) -> bool:
-    """Bring an existing sidecar's EXIF basics and hash up to date (never creates one, never
-    touches ``updatedAt``). Returns whether it wrote."""
+    """Bring an existing sidecar's EXIF basics and hash up to date (never creates one). Only
+    ``exif`` and ``hash`` change: every other field is written back exactly as it was read
+    (no normalisation of the clients' fields by a background job). Returns whether it wrote."""
     target = paths.sidecar_name(image)
     wanted = exif.to_json()
     for attempt in range(MAX_ATTEMPTS):
-        stored = await read_sidecar(storage, image)
-        if stored is None:
-            return False
-        current, etag = stored
-        if current.exif == wanted and current.hash == digest:
-            return False
-        updated = dataclasses.replace(current, exif=wanted, hash=digest)
         try:
-            await storage.write_if(target, updated.encode(), expected=etag)
+            data, etag = await storage.read_versioned(target)
+        except NotFound:
+            return False
+        Sidecar.decode(data, what=f"sidecar {target!r}")  # refuse (and keep) what is unreadable
+        document = loads(data, what=f"sidecar {target!r}")
+        if document.get("exif") == wanted and document.get("hash") == digest:
+            return False
+        document.update(exif=wanted, hash=digest)
+        document.setdefault("v", VERSION)
+        try:
+            await storage.write_if(target, dumps(document), expected=etag)
         except PreconditionFailed:
             await _back_off(attempt)
             continue

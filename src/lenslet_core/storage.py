@@ -15,6 +15,7 @@ import dataclasses
 import datetime
 import errno
 import os
+import stat
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -286,9 +287,17 @@ class Storage:
             raise ReadOnly(f"the gallery root is read-only; cannot write {path!r}", path=path)
 
     def _full(self, path: str) -> str:
-        if self._local:
-            return paths.resolve_within(self.root, path) if path else self.root
-        return f"{self.root}/{path}" if path else self.root
+        if not self._local:
+            return f"{self.root}/{path}" if path else self.root
+        if not path:
+            return self.root
+        full = paths.resolve_within(self.root, path)
+        name = paths.split(path)[1]
+        if paths.is_flat_file(name) and os.path.islink(os.path.join(self.root, path)):
+            # lenslet's own files are never read or replaced through a link: a sidecar linked
+            # to a manifest (or to anything else) would otherwise be served and overwritten.
+            raise InvalidPath(f"{path!r} is a symlink; lenslet's files must be regular files")
+        return full
 
     # -- blocking primitives (worker threads only) ---------------------------------------------
 
@@ -317,6 +326,10 @@ class Storage:
         entries = []
         with os.scandir(full) as it:
             for dirent in it:
+                if not _is_utf8(dirent.name):
+                    problem = "the name is not valid UTF-8 (rename it to include it)"
+                    entries.append(Entry(dirent.name, "other", problem=problem))
+                    continue
                 try:
                     if dirent.is_symlink():
                         entries.append(self._local_link(full, dirent))
@@ -360,7 +373,11 @@ class Storage:
     def _read_sync(self, path: str) -> bytes:
         full = self._full(path)
         if self._local:
-            with open(full, "rb") as f:
+            # O_NONBLOCK: opening a FIFO named like an image must not hang the reader.
+            fd = os.open(full, os.O_RDONLY | os.O_NONBLOCK)
+            with os.fdopen(fd, "rb") as f:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise InvalidPath(f"{path!r} is not a regular file", path=path)
                 return f.read()
         data: bytes = self.fs.cat_file(full)
         return data
@@ -402,7 +419,7 @@ class Storage:
         import fcntl
 
         lock_path = os.path.join(os.path.dirname(full), paths.LOCK_NAME)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -418,8 +435,9 @@ class Storage:
 
 
 def _atomic_local_write(full: str, data: bytes) -> None:
-    folder, name = os.path.split(full)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=paths.TEMP_SUFFIX)
+    folder = os.path.dirname(full)
+    # A fixed-length temp name: the target's own name may already be near the 255-byte limit.
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".lenslet-", suffix=paths.TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -444,6 +462,14 @@ def _entry(name: str, detail: Mapping[str, Any]) -> Entry:
         int(detail.get("size") or 0),
         float(mtime),
     )
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes, kept by Python as lone surrogates
+        return False
+    return True
 
 
 def _reason(exc: OSError) -> str:

@@ -234,7 +234,6 @@ def test_item_path_refuses_the_root(root: str) -> None:
 @pytest.mark.parametrize(
     "raw",
     [
-        "notes.json",
         "trips/foo.jpg",
         "trips/Ünïcödé ñame.JPG",
         "trips/with space.png",
@@ -245,9 +244,16 @@ def test_item_path_refuses_the_root(root: str) -> None:
         "trips/日本語/写真.jpeg",
     ],
 )
-def test_item_path_accepts_images_and_other_names(raw: str) -> None:
+def test_item_path_accepts_image_names(raw: str) -> None:
     assert item_path(raw) == raw
     assert item_path("/" + raw) == raw
+
+
+@pytest.mark.parametrize("raw", ["notes.json", "package", "trips", "clip.mp4", "a.gif"])
+def test_item_path_refuses_names_that_are_not_images(raw: str) -> None:
+    # A sidecar write on "package" would otherwise rewrite a user's own package.json.
+    with pytest.raises(InvalidPath, match="not an image"):
+        item_path(raw)
 
 
 def test_item_path_applies_the_normalize_rules() -> None:
