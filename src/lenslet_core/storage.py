@@ -327,8 +327,10 @@ class Storage:
         with os.scandir(full) as it:
             for dirent in it:
                 if not _is_utf8(dirent.name):
+                    # Shown with U+FFFD for the bad bytes: JSON (and clients) cannot carry them.
+                    shown = dirent.name.encode("utf-8", "surrogateescape").decode(errors="replace")
                     problem = "the name is not valid UTF-8 (rename it to include it)"
-                    entries.append(Entry(dirent.name, "other", problem=problem))
+                    entries.append(Entry(shown, "other", problem=problem))
                     continue
                 try:
                     if dirent.is_symlink():

@@ -139,3 +139,10 @@ def test_ctrl_c_leaves_no_half_written_file(gallery: Path) -> None:
     assert result.exit_code == 0
     assert orjson.loads(result.stdout)["items"] == 480
     assert os.path.exists(gallery / "_index.json")
+
+
+def test_a_missing_start_folder_is_a_usage_error(gallery: Path) -> None:
+    write(gallery / "x.png", png_bytes())
+    result = runner.invoke(app, ["index", str(gallery), "--path", "nope"])
+    assert result.exit_code == 2
+    assert "'nope' does not exist" in result.output

@@ -5,6 +5,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import orjson
 import pytest
 import pyvips
@@ -265,3 +266,64 @@ async def test_a_few_thousand_images_in_nested_and_paged_folders(
         "_index_1.json",
         "_index_2.json",
     ]
+
+
+async def test_names_that_are_not_utf8_are_reported_not_fatal(gallery: Path) -> None:
+    write(gallery / "fine" / "ok.jpg", jpeg_bytes())
+    root = os.fsencode(gallery)
+    with open(os.path.join(root, b"caf\xe9.jpg"), "wb") as f:
+        f.write(jpeg_bytes(seed=1))
+    os.mkdir(os.path.join(root, b"f\xf6lder"))
+    async with Lenslet(str(gallery)) as lens:
+        report = await lens.index()
+    assert report.items == 1
+    assert sorted(s.code for s in report.skipped) == ["unusable_entry", "unusable_entry"]
+    assert all("UTF-8" in s.reason for s in report.skipped)
+    assert (gallery / "_index.json").exists()
+    assert (gallery / "fine" / "_index.json").exists()
+
+
+async def test_too_large_verdicts_follow_the_settings(gallery: Path) -> None:
+    write(gallery / "big.jpg", jpeg_bytes(200, 200))
+    async with Lenslet(str(gallery), Settings(max_pixels=1000)) as lens:
+        report = await lens.index()
+    assert [s.code for s in report.skipped] == ["image_too_large"]
+    async with Lenslet(str(gallery), Settings(max_pixels=1000)) as lens:
+        again = await lens.index()  # the unchanged verdict is reused without a read
+    assert (again.analyzed, [s.code for s in again.skipped]) == (0, ["image_too_large"])
+    async with Lenslet(str(gallery)) as lens:
+        report = await lens.index()
+        assert report.ok
+        assert [i.name for i in (await lens.folder("")).items] == ["big.jpg"]
+    async with Lenslet(str(gallery), Settings(max_pixels=1000)) as lens:
+        report = await lens.index()  # a lower limit applies to reused entries too
+    assert [s.code for s in report.skipped] == ["image_too_large"]
+    assert orjson.loads((gallery / "_index.json").read_bytes())["items"] == []
+
+
+async def test_a_fifo_named_like_a_sidecar_does_not_hang_the_index(gallery: Path) -> None:
+    write(gallery / "a.jpg", jpeg_bytes())
+    os.mkfifo(gallery / "a.jpg.json")
+    async with Lenslet(str(gallery)) as lens:
+        with anyio.fail_after(20):
+            report = await lens.index()
+    assert [(s.path, s.code) for s in report.skipped] == [("a.jpg.json", "invalid_path")]
+    assert report.items == 1
+
+
+async def test_index_refresh_keeps_client_fields_verbatim(gallery: Path) -> None:
+    write(gallery / "a.jpg", jpeg_bytes(20, 10))
+    original = {
+        "tags": ["x"],
+        "updatedAt": 1700000000000,
+        "updatedBy": {"id": 7, "name": "ann"},
+        "position": [1, 2.5, None],
+    }
+    write(gallery / "a.jpg.json", orjson.dumps(original))
+    async with Lenslet(str(gallery)) as lens:
+        report = await lens.index()
+    assert report.sidecars_refreshed == 1
+    stored = orjson.loads((gallery / "a.jpg.json").read_bytes())
+    for key, value in original.items():
+        assert stored[key] == value
+    assert stored["exif"] == {"width": 20, "height": 10, "createdAt": None}

@@ -317,3 +317,73 @@ async def test_if_match_absent_merges_when_someone_created_the_sidecar_first(
     assert raced
     assert set(stored.tags) == {"mine", "theirs"}
     assert set(read_json(gallery / "trip" / "beach.jpg.json")["tags"]) == {"mine", "theirs"}  # type: ignore[arg-type]
+
+
+async def test_sidecars_are_only_for_image_files(gallery: Path) -> None:
+    from lenslet_core import InvalidPath
+
+    user_file = gallery / "package.json"
+    user_file.write_bytes(b'{"name": "mysite", "notes": "mine", "tags": ["keep"]}')
+    (gallery / "package").write_bytes(b"not an image")
+    (gallery / "folder.jpg").mkdir()
+    async with Lenslet(str(gallery)) as lens:
+        with pytest.raises(InvalidPath, match="not an image"):
+            await lens.update_item("package", {"tags": ["x"]})
+        with pytest.raises(NotFound, match="not an image file"):
+            await lens.update_item("folder.jpg", {"tags": ["x"]})
+        with pytest.raises(NotFound):
+            await lens.item("folder.jpg")
+    assert user_file.read_bytes() == b'{"name": "mysite", "notes": "mine", "tags": ["keep"]}'
+    assert not (gallery / "folder.jpg.json").exists()
+
+
+@pytest.mark.parametrize("body", [{"notes": "\ud800"}, {"tags": ["a"], "star": 2**64}])
+async def test_values_json_cannot_store_are_invalid_documents(
+    gallery: Path, photo: Path, body: dict[str, object]
+) -> None:
+    from lenslet_core import InvalidDocument
+
+    async with Lenslet(str(gallery)) as lens:
+        with pytest.raises(InvalidDocument):
+            await lens.update_item("trip/beach.jpg", body)
+    assert not (gallery / "trip" / "beach.jpg.json").exists()
+
+
+async def test_item_basics_honour_max_file_bytes(gallery: Path, photo: Path) -> None:
+    from lenslet_core import ImageTooLarge
+
+    async with Lenslet(str(gallery), Settings(max_file_bytes=100)) as lens:
+        with pytest.raises(ImageTooLarge):
+            await lens.item("trip/beach.jpg")
+
+
+async def test_long_names_get_sidecars(gallery: Path) -> None:
+    name = "p" * 236 + ".jpg"  # the sidecar name is 245 bytes, near the 255-byte limit
+    write(gallery / name, jpeg_bytes())
+    async with Lenslet(str(gallery)) as lens:
+        item = await lens.update_item(name, {"tags": ["long"]})
+    assert item.sidecar.tags == ("long",)
+    assert read_json(gallery / (name + ".json"))["tags"] == ["long"]
+
+
+async def test_lenslet_files_are_never_used_through_symlinks(
+    gallery: Path, photo: Path, tmp_path: Path
+) -> None:
+    from lenslet_core import InvalidPath
+
+    manifest = write(gallery / "private" / "_index.json", b'{"v":1,"items":[],"dirs":[]}')
+    (gallery / "trip" / "beach.jpg.json").symlink_to(manifest)
+    async with Lenslet(str(gallery)) as lens:
+        with pytest.raises(InvalidPath, match="symlink"):
+            await lens.item("trip/beach.jpg")
+        with pytest.raises(InvalidPath, match="symlink"):
+            await lens.update_item("trip/beach.jpg", {"tags": ["x"]})
+    assert manifest.read_bytes() == b'{"v":1,"items":[],"dirs":[]}'
+
+    outside = tmp_path / "created-by-lenslet"
+    write(gallery / "other" / "x.jpg", jpeg_bytes())
+    (gallery / "other" / ".lenslet.lock").symlink_to(outside)
+    async with Lenslet(str(gallery)) as lens:
+        with pytest.raises(InvalidPath):
+            await lens.update_item("other/x.jpg", {"tags": ["x"]})
+    assert not outside.exists()
