@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import anyio
@@ -119,9 +119,11 @@ async def index_tree(
     recursive: bool = True,
     on_progress: Callable[[IndexProgress], None] | None = None,
     keep_pages: bool = False,
+    fallback: Mapping[str, list[Manifest]] | None = None,
 ) -> IndexReport:
     """Index ``path`` (and, when ``recursive``, every folder below it that is not a pointer).
-    ``keep_pages`` puts every folder's manifest pages in ``report.pages``."""
+    ``keep_pages`` puts every folder's manifest pages in ``report.pages``; ``fallback`` gives
+    earlier pages to reuse entries from where storage has no manifest (a read-only root)."""
     report = IndexReport(root=storage.url, path=path, started_at=format_time(utcnow()))
     started = time.perf_counter()
     progress = IndexProgress(current=path)
@@ -143,8 +145,9 @@ async def index_tree(
     async def one(folder: _Folder) -> None:
         async with folder_slots:
             progress.current = folder.path
+            known = (fallback or {}).get(folder.path, [])
             pages = await _index_folder(
-                storage, imaging, settings, folder, report, progress, slots, tell
+                storage, imaging, settings, folder, known, report, progress, slots, tell
             )
             if keep_pages and pages is not None:
                 report.pages[folder.path] = pages
@@ -230,6 +233,7 @@ async def _index_folder(
     imaging: Imaging,
     settings: Settings,
     folder: _Folder,
+    known: list[Manifest],
     report: IndexReport,
     progress: IndexProgress,
     slots: anyio.Semaphore,
@@ -247,8 +251,9 @@ async def _index_folder(
     except LensletError as exc:
         report.skipped.append(Skipped(folder.path or "/", exc.message, exc.code, exc))
         return None
-    previous: dict[str, ItemEntry] = {i.name: i for p in old_pages for i in p.items}
-    previous_skipped = {s.name: s for s in old_pages[0].skipped} if old_pages else {}
+    reusable = old_pages or known
+    previous: dict[str, ItemEntry] = {i.name: i for p in reusable for i in p.items}
+    previous_skipped = {s.name: s for s in reusable[0].skipped} if reusable else {}
 
     candidates = sum(1 for e in folder.entries if paths.is_image_name(e.name))
     seen = 0
@@ -280,7 +285,7 @@ async def _index_folder(
     report.skipped.extend(build.skipped)
     for item in build.items:
         result = build.analyzed.get(item.name)
-        if result is None or not item.hasMeta:
+        if result is None or not item.hasMeta or storage.readonly:
             continue
         image = paths.join(folder.path, item.name)
         basics = Exif(result.probe.width, result.probe.height, result.probe.created_at)
@@ -294,6 +299,8 @@ async def _index_folder(
     pages = paginate(folder.path, build.items, build.dirs, settings.page_size, build.rejected)
     if old_pages and same_content(old_pages, pages):
         return old_pages
+    if storage.readonly:
+        return pages  # served from memory; a read-only root is never written
     try:
         await write_manifest(storage, folder.path, pages, existing)
     except LensletError as exc:

@@ -30,6 +30,8 @@ from .storage import Entry, Observer, Storage
 __all__ = ["Item", "Lenslet"]
 
 _CACHE_SIZE = 1024
+#: Folders whose last in-process build is kept to stand in for a manifest storage lacks.
+_BUILT_SIZE = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +52,15 @@ class Item:
 class _Cached:
     manifest: Manifest
     checked: float
+    built: bool  # by this process's rebuild (not read from storage)
+
+
+def _page_of(folder: str, pages: list[Manifest], page: int) -> Manifest:
+    if page >= len(pages):
+        raise NotFound(
+            f"folder {folder or '/'!r} has {len(pages)} page(s); no page {page}", path=folder
+        )
+    return pages[page]
 
 
 class Lenslet:
@@ -84,6 +95,7 @@ class Lenslet:
         self._manifests: collections.OrderedDict[tuple[str, int], _Cached] = (
             collections.OrderedDict()
         )
+        self._built: collections.OrderedDict[str, list[Manifest]] = collections.OrderedDict()
         self._rebuilds = KeyedLock()
         self._writes = KeyedLock()
 
@@ -107,65 +119,73 @@ class Lenslet:
     async def folder(self, path: str = "", page: int = 0, *, refresh: bool = False) -> Manifest:
         """One page of a folder's manifest, served from its ``_index.json`` (cached in memory
         for ``manifest_ttl`` seconds) and rebuilt only when it is missing, unreadable or
-        ``refresh`` asks for it."""
+        ``refresh`` asks for it. Pages of a paged folder always come from one build."""
         folder = paths.normalize(path)
         if page < 0:
             raise NotFound(f"page {page} does not exist", path=folder)
-        page_count: int | None = None
-        if page > 0:
-            first = await self.folder(folder, 0, refresh=refresh)
-            refresh, page_count = False, first.page_count
-            if page >= page_count:
+        if refresh:
+            return _page_of(folder, await self._rebuild(folder, refresh=True), page)
+        for _ in range(2):
+            first = await self._page(folder, 0)
+            if first is None:
+                break
+            if page == 0:
+                return first
+            if page >= first.page_count:
                 raise NotFound(
-                    f"folder {folder or '/'!r} has {page_count} page(s); no page {page}",
+                    f"folder {folder or '/'!r} has {first.page_count} page(s); no page {page}",
                     path=folder,
                 )
-        key = (folder, page)
-        cached = self._manifests.get(key)
-        if (
-            cached is not None
-            and not refresh
-            and time.monotonic() - cached.checked < self.settings.manifest_ttl
-        ):
-            self._manifests.move_to_end(key)
-            return cached.manifest
-        manifest = None if refresh else await self._read_manifest(folder, page, page_count)
-        if manifest is not None:
-            self._remember(folder, {page: manifest}, time.monotonic())
-            return manifest
-        pages = await self._rebuild(folder)
-        if page >= len(pages):
-            raise NotFound(
-                f"folder {folder or '/'!r} has {len(pages)} page(s); no page {page}", path=folder
-            )
-        return pages[page]
+            other = await self._page(folder, page, first.page_count)
+            if other is not None and other.build == first.build:
+                return other
+            self._invalidate(folder)  # another writer replaced the pages: read them again
+        return _page_of(folder, await self._rebuild(folder), page)
 
-    def _remember(self, folder: str, pages: Mapping[int, Manifest], checked: float) -> None:
+    async def _page(self, folder: str, page: int, count: int | None = None) -> Manifest | None:
+        """A page from the cache while it is fresh, else from storage; ``None`` when storage
+        has no readable page."""
+        cached = self._manifests.get((folder, page))
+        if cached is not None and time.monotonic() - cached.checked < self.settings.manifest_ttl:
+            self._manifests.move_to_end((folder, page))
+            return cached.manifest
+        try:
+            manifest = await read_page(self.storage, folder, page, count)
+        except (NotFound, MalformedDocument):
+            return None
+        self._remember(folder, {page: manifest}, time.monotonic(), built=False)
+        return manifest
+
+    def _remember(
+        self, folder: str, pages: Mapping[int, Manifest], checked: float, *, built: bool
+    ) -> None:
         for number, manifest in pages.items():
-            self._manifests[(folder, number)] = _Cached(manifest, checked)
+            self._manifests[(folder, number)] = _Cached(manifest, checked, built)
             self._manifests.move_to_end((folder, number))
         while len(self._manifests) > _CACHE_SIZE:
             self._manifests.popitem(last=False)
 
-    async def _read_manifest(self, folder: str, page: int, count: int | None) -> Manifest | None:
-        try:
-            return await read_page(self.storage, folder, page, count)
-        except (NotFound, MalformedDocument):
-            return None
-
-    async def _rebuild(self, folder: str) -> list[Manifest]:
+    async def _rebuild(self, folder: str, *, refresh: bool = False) -> list[Manifest]:
         """Build one folder's manifest (written where the storage allows) and cache its pages.
         Callers that queued behind a rebuild of the same folder take its result."""
         asked = time.monotonic()
         async with self._rebuilds(folder):
             first = self._manifests.get((folder, 0))
-            if first is not None and first.checked >= asked:
-                count = first.manifest.page_count
-                done = [self._manifests.get((folder, n)) for n in range(count)]
+            if first is not None and first.built and first.checked >= asked:
+                done = [self._manifests.get((folder, n)) for n in range(first.manifest.page_count)]
                 if all(c is not None for c in done):
                     return [c.manifest for c in done if c is not None]
+            # What the last build saw stands in for a manifest storage does not have (a
+            # read-only root), so unchanged images are not read again.
+            fallback = {folder: self._built[folder]} if folder in self._built else {}
             report = await index_tree(
-                self.storage, self.imaging, self.settings, folder, recursive=False, keep_pages=True
+                self.storage,
+                self.imaging,
+                self.settings,
+                folder,
+                recursive=False,
+                keep_pages=True,
+                fallback=fallback,
             )
             pages = report.pages.get(folder)
             if pages is None:
@@ -174,7 +194,11 @@ class Lenslet:
                         raise problem.error
                 raise NotFound(f"folder {folder or '/'!r} could not be indexed", path=folder)
             self._invalidate(folder)
-            self._remember(folder, dict(enumerate(pages)), time.monotonic())
+            self._remember(folder, dict(enumerate(pages)), time.monotonic(), built=True)
+            self._built[folder] = pages
+            self._built.move_to_end(folder)
+            while len(self._built) > _BUILT_SIZE:
+                self._built.popitem(last=False)
             return pages
 
     # -- items ---------------------------------------------------------------------------------

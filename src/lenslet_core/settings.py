@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 
 from .errors import SettingsError
@@ -47,10 +48,13 @@ class Settings:
         cpu = self.cpu_concurrency
         if not isinstance(cpu, int) or isinstance(cpu, bool) or cpu < 1:
             raise SettingsError(f"setting cpu_concurrency must be a positive integer, not {cpu!r}")
-        if not isinstance(self.manifest_ttl, (int, float)) or self.manifest_ttl < 0:
-            raise SettingsError(f"setting manifest_ttl must be >= 0, not {self.manifest_ttl!r}")
-        if not self.writer:
-            raise SettingsError("setting writer must not be empty")
+        ttl = self.manifest_ttl
+        if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not 0 <= ttl < math.inf:
+            raise SettingsError(f"setting manifest_ttl must be a number >= 0, not {ttl!r}")
+        if not isinstance(self.writer, str) or not self.writer:
+            raise SettingsError(f"setting writer must be a non-empty string, not {self.writer!r}")
+        if not isinstance(self.readonly, bool):
+            raise SettingsError(f"setting readonly must be true or false, not {self.readonly!r}")
 
     def replace(self, **changes: object) -> Settings:
         """A copy with some fields changed (and checked again)."""

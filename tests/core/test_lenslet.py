@@ -153,3 +153,35 @@ async def test_a_folder_the_storage_refuses_is_permission_denied(memory_fs: obje
     async with Lenslet(Storage(fs, "/g")) as lens:
         with pytest.raises(PermissionDenied):
             await lens.folder("private")
+
+
+async def test_read_only_folders_are_rebuilt_without_reading_images_again(
+    gallery: Path, requests: Requests
+) -> None:
+    for n in range(6):
+        write(gallery / f"{n}.png", png_bytes(seed=n))
+    settings = Settings(readonly=True, manifest_ttl=0)
+    async with Lenslet(str(gallery), settings, observer=requests) as lens:
+        for _ in range(3):
+            assert len((await lens.folder("")).items) == 6
+        write(gallery / "new.png", png_bytes(seed=9))
+        assert len((await lens.folder("")).items) == 7
+    assert requests.count("read", ".png") == 7  # each image once, over four views
+    assert requests.count("write") == 0
+
+
+async def test_pages_of_one_folder_always_come_from_one_build(gallery: Path) -> None:
+    for name in "bcdef":
+        write(gallery / f"{name}.png", png_bytes(seed=ord(name)))
+    settings = Settings(page_size=2, manifest_ttl=60)
+    async with Lenslet(str(gallery), settings) as server, Lenslet(str(gallery), settings) as other:
+        await server.index()
+        first = await server.folder("", 0)  # cached by the server
+        write(gallery / "a.png", png_bytes(seed=1))
+        await other.index()  # another process rewrites every page
+        second = await server.folder("", 1)
+        third = await server.folder("", 2)
+    assert first.build != second.build  # the server noticed and moved to the new build
+    assert second.build == third.build
+    assert [i.name for i in second.items] == ["c.png", "d.png"]
+    assert [i.name for i in third.items] == ["e.png", "f.png"]
