@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 from tests.imagegen import jpeg_bytes, png_bytes, webp_bytes, write
 
-#: group -> name -> (mean seconds per round, items per round)
+#: group -> name -> (median seconds per round, items per round)
 RESULTS: dict[str, dict[str, tuple[float, int]]] = defaultdict(dict)
 
 
 def record(benchmark: Any, group: str, name: str, items: int) -> None:
     stats = getattr(benchmark, "stats", None)
     if stats is not None:
-        RESULTS[group][name] = (stats.stats.mean, items)
+        RESULTS[group][name] = (stats.stats.median, items)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -32,11 +32,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.section("lenslet ratios (same run, same cores)")
     for group, runs in sorted(RESULTS.items()):
         base = runs.get("baseline")
-        for name, (mean, items) in sorted(runs.items()):
-            rate = items / mean if mean else 0.0
-            line = f"{group:>18} {name:>16}: {rate:10.1f} items/s  mean {mean * 1000:9.2f} ms"
+        for name, (median, items) in sorted(runs.items()):
+            rate = items / median if median else 0.0
+            line = f"{group:>18} {name:>16}: {rate:10.1f} items/s  median {median * 1000:9.2f} ms"
             if base is not None and name != "baseline":
-                line += f"  ratio {base[0] / mean:6.2f}x of baseline time"
+                line += f"  ratio {base[0] / median:6.2f}x of baseline time"
             terminalreporter.write_line(line)
 
 

@@ -34,7 +34,7 @@ def test_baseline_bare_loop(benchmark: Any, corpus: Path) -> None:
         assert len(results) == len(files)
 
     benchmark.group = "probe+hash"
-    benchmark.pedantic(run, rounds=5, warmup_rounds=1)
+    benchmark.pedantic(run, rounds=10, warmup_rounds=1)
     record(benchmark, "probe+hash", "baseline", len(files))
 
 
@@ -55,7 +55,7 @@ def test_lenslet_index_first_run(benchmark: Any, corpus: Path) -> None:
         index_once,
         args=(corpus,),
         setup=lambda: clear_manifests(corpus),
-        rounds=5,
+        rounds=10,
         warmup_rounds=1,
     )
     assert analyzed == len(files)

@@ -15,7 +15,7 @@ def test_baseline_first_run(benchmark: Any, corpus: Path) -> None:
         index_once,
         args=(corpus,),
         setup=lambda: clear_manifests(corpus),
-        rounds=5,
+        rounds=10,
         warmup_rounds=1,
     )
     record(benchmark, "reindex", "baseline", len(images(corpus)))
