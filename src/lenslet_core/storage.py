@@ -44,7 +44,8 @@ __all__ = ["Entry", "Observer", "Storage"]
 T = TypeVar("T")
 
 #: Called once per storage request with (operation, logical path): "list", "read", "info",
-#: "write", "delete". Used for metrics and by tests that count requests.
+#: "write", "delete". Used for metrics and by tests that count requests; it may be called from
+#: a worker thread, so it must be cheap and thread-safe.
 Observer = Callable[[str, str], None]
 
 EntryKind = Literal["file", "dir", "other"]
@@ -143,40 +144,25 @@ class Storage:
         (e.g. its manifest pages). Local disk does both in one worker-thread hop; elsewhere it is
         one listing request and then one read per picked file, concurrently. A file that cannot
         be read maps to its error."""
+
+        def pick(entries: builtins.list[Entry]) -> builtins.list[str]:
+            names = [e.name for e in entries if e.kind == "file" and wanted(e.name)]
+            self._observe("read", [paths.join(path, name) for name in names])
+            return names
+
         if not self._local:
             entries = await self.list(path)
-            picked = [e.name for e in entries if e.kind == "file" and wanted(e.name)]
-            contents: dict[str, bytes | LensletError] = {}
-
-            async def fetch(name: str) -> None:
-                try:
-                    contents[name] = await self.read(paths.join(path, name))
-                except LensletError as exc:
-                    contents[name] = exc
-
-            async with anyio.create_task_group() as tg:
-                for name in picked:
-                    tg.start_soon(fetch, name)
-            return entries, contents
+            names = pick(entries)
+            datas = await self._read_all([paths.join(path, name) for name in names])
+            return entries, dict(zip(names, datas, strict=True))
 
         def list_and_read() -> tuple[builtins.list[Entry], dict[str, bytes | LensletError]]:
             with translate(path):
                 entries = self._list_sync(path)
-            contents: dict[str, bytes | LensletError] = {}
-            for entry in entries:
-                if entry.kind == "file" and wanted(entry.name):
-                    child = paths.join(path, entry.name)
-                    if self.observer is not None:
-                        self.observer("read", child)
-                    try:
-                        with translate(child):
-                            contents[entry.name] = self._read_sync(child)
-                    except LensletError as exc:
-                        contents[entry.name] = exc
-            return entries, contents
+            names = pick(entries)
+            return entries, {n: self._read_or_error(paths.join(path, n)) for n in names}
 
-        if self.observer is not None:
-            self.observer("list", path)
+        self._observe("list", [path])
         return await anyio.to_thread.run_sync(list_and_read, limiter=self._limiter)
 
     async def info(self, path: str) -> Entry:
@@ -201,50 +187,24 @@ class Storage:
         Elsewhere the files are read concurrently under the I/O limiter first, so slow network
         reads never hold CPU slots.
         """
-        if self.observer is not None:
-            for path in paths:
-                self.observer("read", path)
-        if self._local:
+        self._observe("read", paths)
 
-            def read_and_consume(path: str) -> T | LensletError:
-                try:
-                    with translate(path):
-                        data = self._read_sync(path)
-                    return consume(data)
-                except LensletError as exc:
-                    return exc
-
-            return await anyio.to_thread.run_sync(
-                lambda: [read_and_consume(path) for path in paths], limiter=limiter
-            )
-        datas: builtins.list[bytes | LensletError] = [b""] * len(paths)
-
-        async def fetch(index: int, path: str) -> None:
+        def work(data: bytes | LensletError) -> T | LensletError:
+            if isinstance(data, LensletError):
+                return data
             try:
-                with translate(path):
-                    datas[index] = await anyio.to_thread.run_sync(
-                        self._read_sync, path, limiter=self._limiter
-                    )
+                return consume(data)
             except LensletError as exc:
-                datas[index] = exc
+                return exc
 
-        async with anyio.create_task_group() as tg:
-            for index, path in enumerate(paths):
-                tg.start_soon(fetch, index, path)
-
-        def consume_all() -> builtins.list[T | LensletError]:
-            results: builtins.list[T | LensletError] = []
-            for data in datas:
-                if isinstance(data, LensletError):
-                    results.append(data)
-                    continue
-                try:
-                    results.append(consume(data))
-                except LensletError as exc:
-                    results.append(exc)
-            return results
-
-        return await anyio.to_thread.run_sync(consume_all, limiter=limiter)
+        if self._local:
+            return await anyio.to_thread.run_sync(
+                lambda: [work(self._read_or_error(path)) for path in paths], limiter=limiter
+            )
+        datas = await self._read_all(paths)
+        return await anyio.to_thread.run_sync(
+            lambda: [work(data) for data in datas], limiter=limiter
+        )
 
     async def read_versioned(self, path: str) -> tuple[bytes, str]:
         """The bytes of a small document and the validator a conditional write expects."""
@@ -276,10 +236,37 @@ class Storage:
     # -- the seam: threads, observation, translation ---------------------------------------------
 
     async def _run(self, op: str, path: str, func: Callable[..., T], *args: Any) -> T:
-        if self.observer is not None:
-            self.observer(op, path)
+        self._observe(op, [path])
         with translate(path):
             return await anyio.to_thread.run_sync(func, *args, limiter=self._limiter)
+
+    def _observe(self, op: str, paths: Sequence[str]) -> None:
+        if self.observer is not None:
+            for path in paths:
+                self.observer(op, path)
+
+    def _read_or_error(self, path: str) -> bytes | LensletError:
+        """A blocking read whose failure is returned, for batches where one bad file must not
+        sink the others."""
+        try:
+            with translate(path):
+                return self._read_sync(path)
+        except LensletError as exc:
+            return exc
+
+    async def _read_all(self, paths: Sequence[str]) -> builtins.list[bytes | LensletError]:
+        """Read files concurrently under the I/O limiter (the caller has observed them)."""
+        datas: builtins.list[bytes | LensletError] = [b""] * len(paths)
+
+        async def fetch(index: int, path: str) -> None:
+            datas[index] = await anyio.to_thread.run_sync(
+                self._read_or_error, path, limiter=self._limiter
+            )
+
+        async with anyio.create_task_group() as tg:
+            for index, path in enumerate(paths):
+                tg.start_soon(fetch, index, path)
+        return datas
 
     def check_writable(self, path: str) -> None:
         """Raise :class:`ReadOnly` when this root refuses writes."""
