@@ -109,7 +109,9 @@ def index(
     progress: Annotated[
         bool | None,
         typer.Option(
-            "--progress/--no-progress", help="Show progress (default: when on a terminal)."
+            "--progress/--no-progress",
+            help="Show progress on stderr: a bar on a terminal, plain lines otherwise "
+            "(default: on, unless --json).",
         ),
     ] = None,
 ) -> None:
@@ -118,7 +120,7 @@ def index(
         settings = _settings(
             page_size=page_size, max_pixels=max_pixels, io_concurrency=io_concurrency
         )
-        show = (not json_output and sys.stderr.isatty()) if progress is None else progress
+        show = not json_output if progress is None else progress
         report = _run_index(root, settings, path, recursive, show)
     if json_output:
         typer.echo(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode())
@@ -180,10 +182,18 @@ def _with_rich_progress(
 
 
 def _plain_progress(every: float = 2.0) -> Callable[[IndexProgress], None]:
+    """Progress for logs (no terminal): one line when the walk has found the work, then one
+    line every ``every`` seconds."""
     started = last = time.perf_counter()
+    announced = False
 
     def on_progress(p: IndexProgress) -> None:
-        nonlocal last
+        nonlocal last, announced
+        if not announced and p.images_total and p.folders_done == 0:
+            announced = True
+            typer.echo(
+                f"indexing: found {p.images_total} images in {p.folders_total} folders", err=True
+            )
         now = time.perf_counter()
         if now - last < every:
             return

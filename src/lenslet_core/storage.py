@@ -171,6 +171,14 @@ class Storage:
     async def read(self, path: str) -> bytes:
         return await self._run("read", path, self._read_sync, path)
 
+    async def read_into(self, path: str, consume: Callable[[bytes], T]) -> T:
+        """Read one file and hand its bytes to ``consume`` (e.g. decoding a large document) off
+        the event loop, in the I/O worker thread on local disk."""
+        (result,) = await self.read_each_into([path], consume, limiter=self._limiter)
+        if isinstance(result, LensletError):
+            raise result
+        return result
+
     async def read_each_into(
         self,
         paths: Sequence[str],

@@ -70,11 +70,16 @@ def test_page_size_and_single_folder_options(gallery: Path) -> None:
     assert not (gallery / "other" / "_index.json").exists()
 
 
-def test_plain_progress_lines_when_asked_off_a_terminal(gallery: Path) -> None:
+def test_plain_progress_lines_off_a_terminal(gallery: Path) -> None:
     make_tree(gallery, folders=2, per_folder=2)
-    result = runner.invoke(app, ["index", str(gallery), "--progress"])
+    result = runner.invoke(app, ["index", str(gallery)])
     assert result.exit_code == 0
+    assert "indexing: found 4 images in 3 folders" in result.stderr
     assert "indexed 4 images" in result.stdout
+    quiet = runner.invoke(app, ["index", str(gallery), "--no-progress"])
+    assert quiet.stderr == ""
+    as_json = runner.invoke(app, ["index", str(gallery), "--json"])
+    assert as_json.stderr == ""
 
 
 @pytest.mark.parametrize(
