@@ -42,10 +42,8 @@ def bad_tree(gallery: Path) -> Path:
     os.symlink("self.jpg", gallery / "bad" / "self.jpg")
     os.symlink("/etc/hostname", gallery / "bad" / "escape.jpg")
     for name in ("with space.jpg", "ünïcödé 写真.png", "hash#tag.webp", "what?.jpg", "100%.png"):
-        maker = png_bytes if name.endswith(".png") else jpeg_bytes
-        if name.endswith(".webp"):
-            maker = webp_bytes
-        write(gallery / "names" / name, maker())
+        makers = {".png": png_bytes, ".webp": webp_bytes}
+        write(gallery / "names" / name, makers.get(Path(name).suffix, jpeg_bytes)())
     write(gallery / "names" / "broken.jpg", jpeg_bytes())
     write(gallery / "names" / "broken.jpg.json", b"{not json")
     write(gallery / "names" / "future.jpg", jpeg_bytes(seed=3))
@@ -172,7 +170,7 @@ async def test_pointer_folders_are_not_walked_into(gallery: Path) -> None:
     assert not (gallery / "ptr" / "inside" / "_index.json").exists()
 
 
-class RefusingMemoryFS(MemoryFileSystem):
+class RefusingMemoryFS(MemoryFileSystem):  # type: ignore[misc]
     """A memory filesystem whose reads ask a handler first: a backend that says no."""
 
     def __init__(self, refuse: Callable[[str], bool]) -> None:
