@@ -177,6 +177,7 @@ async def _walk(
     listings: dict[str, list[Entry]] = {}
     manifests: dict[str, dict[str, bytes | LensletError]] = {}
     to_index: list[str] = []
+    failed: list[LensletError] = []
     limiter = anyio.Semaphore(concurrency)
 
     async def visit(folder: str, descend: bool, tg: anyio.abc.TaskGroup) -> None:
@@ -198,11 +199,13 @@ async def _walk(
         listings[folder] = entries
         if not descend:
             return
+        if folder != start and folder_kind(entries) == "leaf-pointer":
+            # Its parent lists it as a pointer; what it points at is not this folder's to index.
+            manifests.pop(folder, None)
+            return
         to_index.append(folder)
         progress.folders_total += 1
         tell()
-        if folder_kind(entries) == "leaf-pointer" and folder != start:
-            return
         for entry in entries:
             if entry.kind == "dir" and not paths.is_hidden(entry.name):
                 tg.start_soon(visit, paths.join(folder, entry.name), recursive, tg)
@@ -212,7 +215,6 @@ async def _walk(
                     Skipped(paths.join(folder, entry.name), reason, "unusable_entry")
                 )
 
-    failed: list[LensletError] = []
     async with anyio.create_task_group() as tg:
         tg.start_soon(visit, start, True, tg)
     if failed:

@@ -110,6 +110,7 @@ class Lenslet:
         tb: TracebackType | None,
     ) -> None:
         self._manifests.clear()
+        self._built.clear()
 
     def __repr__(self) -> str:
         return f"Lenslet({self.storage.url!r})"
@@ -167,11 +168,14 @@ class Lenslet:
 
     async def _rebuild(self, folder: str, *, refresh: bool = False) -> list[Manifest]:
         """Build one folder's manifest (written where the storage allows) and cache its pages.
-        Callers that queued behind a rebuild of the same folder take its result."""
+        Callers that queued behind a rebuild of the same folder take its result (except a
+        ``refresh``, which always lists the folder again)."""
         asked = time.monotonic()
         async with self._rebuilds(folder):
             first = self._manifests.get((folder, 0))
-            if first is not None and first.built and first.checked >= asked:
+            # A rebuild that finished while we queued serves us, unless the caller asked for a
+            # refresh: that rebuild may have listed the folder before the caller's change.
+            if not refresh and first is not None and first.built and first.checked >= asked:
                 done = [self._manifests.get((folder, n)) for n in range(first.manifest.page_count)]
                 if all(c is not None for c in done):
                     return [c.manifest for c in done if c is not None]

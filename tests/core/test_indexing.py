@@ -168,6 +168,7 @@ async def test_pointer_folders_are_not_walked_into(gallery: Path) -> None:
         {"name": "ptr", "kind": "leaf-pointer"}
     ]
     assert not (gallery / "ptr" / "inside" / "_index.json").exists()
+    assert not (gallery / "ptr" / "_index.json").exists()
 
 
 class RefusingMemoryFS(MemoryFileSystem):  # type: ignore[misc]
