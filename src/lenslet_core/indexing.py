@@ -207,13 +207,13 @@ async def _walk(
         progress.folders_total += 1
         tell()
         for entry in entries:
-            if entry.kind == "dir" and not paths.is_hidden(entry.name):
-                tg.start_soon(visit, paths.join(folder, entry.name), recursive, tg)
-            elif entry.problem is not None and not paths.is_image_name(entry.name):
-                reason = entry.problem
-                report.skipped.append(
-                    Skipped(paths.join(folder, entry.name), reason, "unusable_entry")
-                )
+            if paths.is_hidden(entry.name) or entry.kind != "dir":
+                continue  # unusable images are reported with their folder; other files ignored
+            child = paths.join(folder, entry.name)
+            if entry.problem is None:
+                tg.start_soon(visit, child, recursive, tg)
+            else:
+                report.skipped.append(Skipped(child, entry.problem, "unusable_entry"))
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(visit, start, True, tg)
@@ -224,7 +224,7 @@ async def _walk(
         kinds = {}
         for entry in listings[folder]:
             child = paths.join(folder, entry.name)
-            if entry.kind == "dir" and child in listings:
+            if entry.is_folder and child in listings:
                 kinds[entry.name] = folder_kind(listings[child])
         result.append(_Folder(folder, listings[folder], kinds, manifests.pop(folder)))
     return result
@@ -321,7 +321,7 @@ async def _remove_stale_temp_files(storage: Storage, folder: _Folder, report: In
         return
     cutoff = time.time() - STALE_TEMP_SECONDS
     for entry in folder.entries:
-        if entry.name.endswith(paths.TEMP_SUFFIX) and entry.kind == "file" and entry.mtime < cutoff:
+        if entry.name.endswith(paths.TEMP_SUFFIX) and entry.is_file and entry.mtime < cutoff:
             try:
                 await storage.delete(paths.join(folder.path, entry.name))
             except LensletError:

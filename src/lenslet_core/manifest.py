@@ -78,14 +78,14 @@ def folder_kind(entries: Sequence[Entry]) -> DirKind:
     ``leaf-real``."""
     if any(e.name == paths.POINTER_NAME for e in entries):
         return "leaf-pointer"
-    if any(e.kind == "dir" and not paths.is_hidden(e.name) for e in entries):
+    if any(e.is_folder and not paths.is_hidden(e.name) for e in entries):
         return "branch"
     return "leaf-real"
 
 
 def manifest_names(entries: Sequence[Entry]) -> list[str]:
     """The manifest files present in a listing."""
-    return [e.name for e in entries if e.kind == "file" and paths.is_manifest_name(e.name)]
+    return [e.name for e in entries if e.is_file and paths.is_manifest_name(e.name)]
 
 
 async def read_page(storage: Storage, folder: str, page: int, page_count: int | None) -> Manifest:
@@ -163,7 +163,8 @@ async def build_folder(
         if paths.is_hidden(entry.name) or paths.is_flat_file(entry.name):
             continue
         if entry.kind == "dir":
-            build.dirs.append(DirEntry(entry.name, child_kinds.get(entry.name, "leaf-real")))
+            if entry.problem is None:  # unusable folders are reported by the walk
+                build.dirs.append(DirEntry(entry.name, child_kinds.get(entry.name, "leaf-real")))
             continue
         if not paths.is_image_name(entry.name):
             continue
@@ -183,7 +184,12 @@ async def build_folder(
             old = previous[entry.name]
             if old.w * old.h > max_pixels:
                 pixels = f"{old.w} x {old.h} is {old.w * old.h:,} pixels"
-                skip(entry, f"{pixels}, above max_pixels {max_pixels:,}", "image_too_large")
+                reason = f"{pixels}, above max_pixels {max_pixels:,}"
+                build.rejected.append(
+                    SkippedEntry(
+                        entry.name, reason, "image_too_large", entry.size, entry.mtime, old.w, old.h
+                    )
+                )
             else:
                 build.items.append(_with_flags(old, names))
             build.reused += 1

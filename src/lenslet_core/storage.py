@@ -61,13 +61,24 @@ def _usable_cores() -> int:
 @dataclasses.dataclass(frozen=True)
 class Entry:
     """One child of a listed folder. ``problem`` says why an entry cannot be used (a dangling
-    symlink, a symlink out of the root); such entries are reported, never followed."""
+    symlink, a symlink out of the root, a name that is not UTF-8); such entries keep the kind
+    they would have, are reported, and are never followed or read."""
 
     name: str
     kind: EntryKind
     size: int = 0
     mtime: float = 0.0
     problem: str | None = None
+
+    @property
+    def is_folder(self) -> bool:
+        """A sub-folder lenslet can go into."""
+        return self.kind == "dir" and self.problem is None
+
+    @property
+    def is_file(self) -> bool:
+        """A regular file lenslet can read."""
+        return self.kind == "file" and self.problem is None
 
 
 class Storage:
@@ -146,7 +157,7 @@ class Storage:
         be read maps to its error."""
 
         def pick(entries: builtins.list[Entry]) -> builtins.list[str]:
-            names = [e.name for e in entries if e.kind == "file" and wanted(e.name)]
+            names = [e.name for e in entries if e.is_file and wanted(e.name)]
             self._observe("read", [paths.join(path, name) for name in names])
             return names
 
@@ -325,7 +336,8 @@ class Storage:
                     # Shown with U+FFFD for the bad bytes: JSON (and clients) cannot carry them.
                     shown = dirent.name.encode("utf-8", "surrogateescape").decode(errors="replace")
                     problem = "the name is not valid UTF-8 (rename it to include it)"
-                    entries.append(Entry(shown, "other", problem=problem))
+                    kind: EntryKind = "dir" if dirent.is_dir(follow_symlinks=False) else "file"
+                    entries.append(Entry(shown, kind, problem=problem))
                     continue
                 try:
                     if dirent.is_symlink():
@@ -335,9 +347,7 @@ class Storage:
                 except OSError as exc:
                     entries.append(Entry(dirent.name, "other", problem=_reason(exc)))
                     continue
-                kind: EntryKind = (
-                    "dir" if dirent.is_dir() else "file" if dirent.is_file() else "other"
-                )
+                kind = "dir" if dirent.is_dir() else "file" if dirent.is_file() else "other"
                 entries.append(Entry(dirent.name, kind, st.st_size, st.st_mtime))
         return entries
 
@@ -346,24 +356,27 @@ class Storage:
             st = os.stat(dirent.path)
         except OSError as exc:
             return Entry(dirent.name, "other", problem=f"broken symlink ({_reason(exc)})")
+        kind: EntryKind = (
+            "dir" if stat.S_ISDIR(st.st_mode) else "file" if stat.S_ISREG(st.st_mode) else "other"
+        )
         try:
             paths.resolve_within(self.root, os.path.relpath(dirent.path, self.root))
         except InvalidPath:
-            return Entry(dirent.name, "other", problem="symlink resolves outside the root")
-        if os.path.isdir(dirent.path):
-            return Entry(
-                dirent.name,
-                "other",
-                problem="folder symlinks are not followed (a pointer folder links folders)",
-            )
-        return Entry(dirent.name, "file", st.st_size, st.st_mtime)
+            return Entry(dirent.name, kind, problem="symlink resolves outside the root")
+        if kind == "dir":
+            problem = "folder symlinks are not followed (a pointer folder links folders)"
+            return Entry(dirent.name, kind, problem=problem)
+        return Entry(dirent.name, kind, st.st_size, st.st_mtime)
 
     def _info_sync(self, path: str) -> Entry:
         full = self._full(path)
         name = paths.split(path)[1]
         if self._local:
             st = os.stat(full)
-            kind: EntryKind = "dir" if os.path.isdir(full) else "file"
+            mode = st.st_mode
+            kind: EntryKind = (
+                "dir" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else "other"
+            )
             return Entry(name, kind, st.st_size, st.st_mtime)
         return _entry(name, self.fs.info(full))
 
@@ -375,6 +388,7 @@ class Storage:
             with os.fdopen(fd, "rb") as f:
                 if not stat.S_ISREG(os.fstat(fd).st_mode):
                     raise InvalidPath(f"{path!r} is not a regular file", path=path)
+                os.set_blocking(fd, True)  # a regular file: read it whole, as usual
                 return f.read()
         data: bytes = self.fs.cat_file(full)
         return data
