@@ -24,6 +24,7 @@ from lenslet_core import (
     Lenslet,
     LensletError,
     NotFound,
+    PointerNotSupported,
     Settings,
     SettingsError,
     __version__,
@@ -60,7 +61,7 @@ def errors_to_exit() -> Iterator[None]:
     """The one place the CLI turns lenslet's errors (and Ctrl-C) into a message and exit code."""
     try:
         yield
-    except (SettingsError, InvalidPath) as exc:
+    except (SettingsError, InvalidPath, PointerNotSupported) as exc:
         typer.echo(f"lenslet: {exc.message}", err=True)
         raise typer.Exit(EXIT_USAGE) from exc
     except NotFound as exc:
@@ -122,10 +123,10 @@ def index(
         )
         show = not json_output if progress is None else progress
         report = _run_index(root, settings, path, recursive, show)
-    if json_output:
-        typer.echo(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode())
-    else:
-        _print_report(report)
+        if json_output:
+            typer.echo(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode())
+        else:
+            _print_report(report)
     raise typer.Exit(EXIT_OK if report.ok else EXIT_SKIPPED)
 
 

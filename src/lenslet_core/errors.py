@@ -14,6 +14,7 @@ Foreign errors (OSError, fsspec, pyvips, orjson) are translated where they enter
     │                                   permission_denied      403
     │   └── ReadOnly                    read_only              403
     ├── PreconditionFailed              precondition_failed    412
+    ├── PointerNotSupported             pointer_not_supported  501
     ├── DocumentError                   document_error         422
     │   ├── MalformedDocument           malformed_json         422
     │   └── UnsupportedVersion          unsupported_version    422
@@ -37,6 +38,7 @@ __all__ = [
     "MalformedDocument",
     "NotFound",
     "PermissionDenied",
+    "PointerNotSupported",
     "PreconditionFailed",
     "ReadOnly",
     "SettingsError",
@@ -112,6 +114,13 @@ class PreconditionFailed(LensletError):
 
     code = "precondition_failed"
     status = 412
+
+
+class PointerNotSupported(LensletError):
+    """A folder inside a pointer folder was asked for; following pointers is not built yet."""
+
+    code = "pointer_not_supported"
+    status = 501
 
 
 class DocumentError(LensletError):

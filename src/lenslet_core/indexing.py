@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 
 from . import paths
-from .errors import LensletError, MalformedDocument
+from .errors import LensletError, MalformedDocument, PointerNotSupported
 from .imaging import Imaging
 from .manifest import (
     READ_BATCH,
@@ -55,7 +55,7 @@ class IndexProgress:
 
 @dataclasses.dataclass
 class IndexReport:
-    """What an index run did."""
+    """What an index run did (``root`` as printable text: undecodable bytes shown as U+FFFD)."""
 
     root: str
     path: str
@@ -124,7 +124,9 @@ async def index_tree(
     """Index ``path`` (and, when ``recursive``, every folder below it that is not a pointer).
     ``keep_pages`` puts every folder's manifest pages in ``report.pages``; ``fallback`` gives
     earlier pages to reuse entries from where storage has no manifest (a read-only root)."""
-    report = IndexReport(root=storage.url, path=path, started_at=format_time(utcnow()))
+    report = IndexReport(
+        root=paths.printable(storage.url), path=path, started_at=format_time(utcnow())
+    )
     started = time.perf_counter()
     progress = IndexProgress(current=path)
 
@@ -179,6 +181,7 @@ async def _walk(
     to_index: list[str] = []
     failed: list[LensletError] = []
     limiter = anyio.Semaphore(concurrency)
+    await _refuse_inside_pointer(storage, start)
 
     async def visit(folder: str, descend: bool, tg: anyio.abc.TaskGroup) -> None:
         try:
@@ -199,9 +202,11 @@ async def _walk(
         listings[folder] = entries
         if not descend:
             return
-        if folder != start and folder_kind(entries) == "leaf-pointer":
+        if folder and folder_kind(entries) == "leaf-pointer":
             # Its parent lists it as a pointer; what it points at is not this folder's to index.
             manifests.pop(folder, None)
+            if folder == start:
+                failed.append(_pointer_error(folder))
             return
         to_index.append(folder)
         progress.folders_total += 1
@@ -327,3 +332,31 @@ async def _remove_stale_temp_files(storage: Storage, folder: _Folder, report: In
             except LensletError:
                 continue
             report.temp_files_removed += 1
+
+
+def _pointer_error(folder: str) -> PointerNotSupported:
+    return PointerNotSupported(
+        f"{folder!r} is (or is inside) a pointer folder; following pointers is not supported "
+        "yet, so lenslet neither indexes it nor writes into it",
+        path=folder,
+    )
+
+
+async def _refuse_inside_pointer(storage: Storage, start: str) -> None:
+    """Refuse a start folder below a pointer folder (one look per ancestor, concurrently)."""
+    parts = start.split("/") if start else []
+    ancestors = ["/".join(parts[:n]) for n in range(1, len(parts))]
+    found: list[str] = []
+
+    async def look(folder: str) -> None:
+        try:
+            await storage.info(paths.join(folder, paths.POINTER_NAME))
+        except LensletError:
+            return
+        found.append(folder)
+
+    async with anyio.create_task_group() as tg:
+        for folder in ancestors:
+            tg.start_soon(look, folder)
+    if found:
+        raise _pointer_error(start)

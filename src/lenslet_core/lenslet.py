@@ -17,7 +17,15 @@ from types import TracebackType
 from typing import Any
 
 from . import paths
-from .errors import ImageTooLarge, MalformedDocument, NotFound
+from .errors import (
+    ImageError,
+    ImageTooLarge,
+    InvalidPath,
+    MalformedDocument,
+    NotFound,
+    PermissionDenied,
+    SettingsError,
+)
 from .imaging import Imaging
 from .indexing import IndexProgress, IndexReport, index_tree
 from .keyedlock import KeyedLock
@@ -80,6 +88,11 @@ class Lenslet:
     ) -> None:
         self.settings = settings or Settings()
         if isinstance(root, Storage):
+            if self.settings.readonly and not root.readonly:
+                raise SettingsError(
+                    "the settings say read-only but the storage given is writable: "
+                    "open it with Storage(..., readonly=True)"
+                )
             self.storage = root
         else:
             self.storage = Storage.open(
@@ -152,8 +165,8 @@ class Lenslet:
             return cached.manifest
         try:
             manifest = await read_page(self.storage, folder, page, count)
-        except (NotFound, MalformedDocument):
-            return None
+        except (NotFound, MalformedDocument, InvalidPath, PermissionDenied):
+            return None  # unreadable as a manifest (a FIFO, no access, ...): rebuild it
         self._remember(folder, {page: manifest}, time.monotonic(), built=False)
         return manifest
 
@@ -216,10 +229,16 @@ class Lenslet:
             return Item(image, Sidecar(exif=basics.to_json(), hash=digest), ABSENT_ETAG, False)
         sidecar, etag = stored
         if sidecar.exif is None:
-            basics, digest = await self._basics(image)
-            sidecar = dataclasses.replace(
-                sidecar, exif=basics.to_json(), hash=sidecar.hash or digest
-            )
+            try:
+                basics, digest = await self._basics(image)
+            except ImageError:
+                # The image cannot give its basics (too large, corrupt): its tags and notes
+                # are still the user's, so they are served without them.
+                await self._image_file(image)
+            else:
+                sidecar = dataclasses.replace(
+                    sidecar, exif=basics.to_json(), hash=sidecar.hash or digest
+                )
         else:
             await self._image_file(image)  # an orphan sidecar is not an item
         return Item(image, sidecar, etag, True)

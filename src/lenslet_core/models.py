@@ -34,6 +34,8 @@ __all__ = [
 ]
 
 VERSION = 1
+#: Deepest nesting a sidecar may have (orjson writes at most 254 levels).
+MAX_DEPTH = 64
 DirKind = Literal["branch", "leaf-real", "leaf-pointer"]
 _DIR_KINDS = ("branch", "leaf-real", "leaf-pointer")
 
@@ -276,6 +278,14 @@ class Exif:
         return {"width": self.width, "height": self.height, "createdAt": self.created_at}
 
 
+def _too_deep(value: object, budget: int) -> bool:
+    if isinstance(value, dict):
+        return budget <= 0 or any(_too_deep(v, budget - 1) for v in value.values())
+    if isinstance(value, list):
+        return budget <= 0 or any(_too_deep(v, budget - 1) for v in value)
+    return False
+
+
 _SIDECAR_ALIASES = {"updated_at": "updatedAt", "updated_by": "updatedBy"}
 _SIDECAR_KNOWN = frozenset({"v", "tags", "notes", "exif", "hash", "updatedAt", "updatedBy"})
 
@@ -346,6 +356,10 @@ class Sidecar:
         exif = document.get("exif")
         if exif is not None and not isinstance(exif, Mapping):
             raise InvalidDocument("exif must be an object")
+        if _too_deep(document, MAX_DEPTH):
+            # orjson reads deeper documents than it writes: refuse them when read, not when a
+            # later write of the same data would fail.
+            raise InvalidDocument(f"nested deeper than {MAX_DEPTH} levels")
         digest = document.get("hash")
         updated_at = document.get("updatedAt")
         updated_by = document.get("updatedBy")

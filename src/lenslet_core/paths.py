@@ -25,10 +25,12 @@ __all__ = [
     "is_hidden",
     "is_image_name",
     "is_manifest_name",
+    "is_utf8",
     "item_path",
     "join",
     "normalize",
     "parent",
+    "printable",
     "resolve_within",
     "sidecar_name",
     "split",
@@ -66,6 +68,8 @@ def normalize(path: str) -> str:
         raise InvalidPath("path contains a NUL character", path=path)
     if "\\" in path:
         raise InvalidPath("path contains a backslash", path=path)
+    if not is_utf8(path):
+        raise InvalidPath("path is not valid UTF-8", path=printable(path))
     segments = [s for s in path.split("/") if s]
     if segments and _DRIVE_RE.match(segments[0]):
         raise InvalidPath(f"path {path!r} names a drive", path=path)
@@ -73,6 +77,20 @@ def normalize(path: str) -> str:
         if segment in (".", ".."):
             raise InvalidPath(f"path {path!r} contains a {segment!r} segment", path=path)
     return "/".join(segments)
+
+
+def is_utf8(text: str) -> bool:
+    """False for names read from disk with undecodable bytes (kept by Python as surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable(text: str) -> str:
+    """``text`` with undecodable bytes shown as U+FFFD, safe for JSON and terminals."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def item_path(path: str) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 
 from . import paths
-from .errors import NotFound, PreconditionFailed
+from .errors import InvalidPath, NotFound, PreconditionFailed
 from .models import VERSION, Exif, Sidecar, dumps, format_time, loads, utcnow
 from .storage import Storage
 
@@ -38,6 +38,8 @@ __all__ = [
 #: The ETag of an image that has no sidecar yet; ``If-Match`` with it means "only if still none".
 ABSENT_ETAG = "absent"
 MAX_ATTEMPTS = 16
+#: The longest file name (in bytes) of ext4, XFS, APFS, NTFS and S3-backed mounts alike.
+NAME_MAX = 255
 
 
 async def _back_off(attempt: int) -> None:
@@ -55,10 +57,18 @@ def normalize_etag(value: str | None) -> str | None:
     return value.strip('"') or None
 
 
+def _fits(image: str) -> bool:
+    """Whether the sidecar's name fits the 255-byte name limit of common file systems (an
+    image named with 251-255 bytes can exist but cannot have a sidecar beside it)."""
+    return len(paths.sidecar_name(paths.split(image)[1]).encode()) <= NAME_MAX
+
+
 async def read_sidecar(storage: Storage, image: str) -> tuple[Sidecar, str] | None:
     """The stored sidecar of ``image`` and its ETag, or ``None`` when it has none.
     Malformed JSON and newer versions raise (they are never silently overwritten)."""
     target = paths.sidecar_name(image)
+    if not _fits(image):
+        return None
     try:
         data, etag = await storage.read_versioned(target)
     except NotFound:
@@ -119,6 +129,12 @@ async def update_sidecar(
 ) -> tuple[Sidecar, str]:
     """Apply a client's whole-sidecar write; returns the stored document and its new ETag."""
     incoming = Sidecar.from_json(body)
+    if not _fits(image):
+        raise InvalidPath(
+            f"{image!r}: the name is too long for a sidecar beside it "
+            f"(the sidecar's name would pass {NAME_MAX} bytes)",
+            path=image,
+        )
     if incoming.updated_at is None:
         incoming = dataclasses.replace(incoming, updated_at=format_time(utcnow()))
     if incoming.updated_by is None:

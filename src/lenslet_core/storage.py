@@ -292,18 +292,27 @@ class Storage:
         if self.readonly:
             raise ReadOnly(f"the gallery root is read-only; cannot write {path!r}", path=path)
 
-    def _full(self, path: str) -> str:
+    def _full(self, path: str, *, write: bool = False) -> str:
+        """The backend path of a logical one; on local disk resolved (symlinks included) and
+        refused outside the root. lenslet's own files are never used through a symlink: a
+        sidecar linked to anything is refused (serving or overwriting the target could leak or
+        destroy it); a manifest link is derived data, so it reads as absent and a write
+        replaces the link itself."""
         if not self._local:
             return f"{self.root}/{path}" if path else self.root
         if not path:
             return self.root
-        full = paths.resolve_within(self.root, path)
-        name = paths.split(path)[1]
-        if paths.is_flat_file(name) and os.path.islink(os.path.join(self.root, path)):
-            # lenslet's own files are never read or replaced through a link: a sidecar linked
-            # to a manifest (or to anything else) would otherwise be served and overwritten.
-            raise InvalidPath(f"{path!r} is a symlink; lenslet's files must be regular files")
-        return full
+        folder, name = paths.split(path)
+        if paths.is_flat_file(name):
+            base = paths.resolve_within(self.root, folder) if folder else self.root
+            own = os.path.join(base, name)
+            if os.path.islink(own):
+                if not paths.is_manifest_name(name):
+                    raise InvalidPath(f"{path!r} is a symlink; lenslet's files must be regular")
+                if write:
+                    return own
+                raise FileNotFoundError(errno.ENOENT, "a symlink stands in for the manifest", own)
+        return paths.resolve_within(self.root, path)
 
     # -- blocking primitives (worker threads only) ---------------------------------------------
 
@@ -332,9 +341,9 @@ class Storage:
         entries = []
         with os.scandir(full) as it:
             for dirent in it:
-                if not _is_utf8(dirent.name):
+                if not paths.is_utf8(dirent.name):
                     # Shown with U+FFFD for the bad bytes: JSON (and clients) cannot carry them.
-                    shown = dirent.name.encode("utf-8", "surrogateescape").decode(errors="replace")
+                    shown = paths.printable(dirent.name)
                     problem = "the name is not valid UTF-8 (rename it to include it)"
                     kind: EntryKind = "dir" if dirent.is_dir(follow_symlinks=False) else "file"
                     entries.append(Entry(shown, kind, problem=problem))
@@ -394,14 +403,14 @@ class Storage:
         return data
 
     def _write_sync(self, path: str, data: bytes) -> None:
-        full = self._full(path)
+        full = self._full(path, write=True)
         if self._local:
             _atomic_local_write(full, data)
         else:
             self.fs.pipe_file(full, data)
 
     def _write_if_sync(self, path: str, data: bytes, expected: str | None) -> str:
-        full = self._full(path)
+        full = self._full(path, write=True)
         with self._exclusive(full):
             try:
                 current: str | None = content_etag(self._read_sync(path))
@@ -438,7 +447,7 @@ class Storage:
             os.close(fd)
 
     def _delete_sync(self, path: str) -> None:
-        full = self._full(path)
+        full = self._full(path, write=True)
         if self._local:
             os.unlink(full)
         else:
@@ -473,14 +482,6 @@ def _entry(name: str, detail: Mapping[str, Any]) -> Entry:
         int(detail.get("size") or 0),
         float(mtime),
     )
-
-
-def _is_utf8(name: str) -> bool:
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:  # undecodable bytes, kept by Python as lone surrogates
-        return False
-    return True
 
 
 def _reason(exc: OSError) -> str:

@@ -151,3 +151,22 @@ def test_a_missing_start_folder_is_a_usage_error(gallery: Path) -> None:
     result = runner.invoke(app, ["index", str(gallery), "--path", "nope"])
     assert result.exit_code == 2
     assert "'nope' does not exist" in result.output
+
+
+def test_pointer_folder_path_is_a_usage_error(gallery: Path) -> None:
+    write(gallery / "ptr" / ".lenscat.folder.json", b'{"version":1,"kind":"pointer"}')
+    result = runner.invoke(app, ["index", str(gallery), "--path", "ptr"])
+    assert result.exit_code == 2
+    assert "pointer folder" in result.output
+
+
+def test_json_summary_of_a_root_whose_name_is_not_utf8(tmp_path: Path) -> None:
+    root = os.path.join(os.fsencode(tmp_path), b"Fotos-\xe9t\xe9")
+    os.mkdir(root)
+    with open(os.path.join(root, b"a.png"), "wb") as f:
+        f.write(png_bytes())
+    result = runner.invoke(app, ["index", os.fsdecode(root), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = orjson.loads(result.stdout)
+    assert summary["root"].endswith("Fotos-\ufffdt\ufffd")
+    assert summary["items"] == 1

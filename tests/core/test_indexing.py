@@ -326,3 +326,29 @@ async def test_index_refresh_keeps_client_fields_verbatim(gallery: Path) -> None
     for key, value in original.items():
         assert stored[key] == value
     assert stored["exif"] == {"width": 20, "height": 10, "createdAt": None}
+
+
+async def test_other_files_with_bad_names_are_ignored(gallery: Path) -> None:
+    write(gallery / "ok.jpg", jpeg_bytes())
+    root = os.fsencode(gallery)
+    for raw in (b"Lebenslauf-\xfc.txt", b"._\xe9t\xe9.jpg"):
+        with open(os.path.join(root, raw), "wb") as f:
+            f.write(b"x")
+    async with Lenslet(str(gallery)) as lens:
+        report = await lens.index()
+    assert report.ok
+    assert report.items == 1
+
+
+async def test_lowering_max_pixels_never_reads_the_refused_image_again(
+    gallery: Path, requests: Requests
+) -> None:
+    write(gallery / "big.jpg", jpeg_bytes(200, 100))
+    async with Lenslet(str(gallery), observer=requests) as lens:
+        await lens.index()
+    for _ in range(2):
+        requests.clear()
+        async with Lenslet(str(gallery), Settings(max_pixels=1000), observer=requests) as lens:
+            report = await lens.index()
+        assert [s.code for s in report.skipped] == ["image_too_large"]
+        assert requests.count("read", ".jpg") == 0

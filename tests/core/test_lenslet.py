@@ -185,3 +185,65 @@ async def test_pages_of_one_folder_always_come_from_one_build(gallery: Path) -> 
     assert second.build == third.build
     assert [i.name for i in second.items] == ["c.png", "d.png"]
     assert [i.name for i in third.items] == ["e.png", "f.png"]
+
+
+async def test_tags_are_served_even_when_the_image_gives_no_basics(gallery: Path) -> None:
+    write(gallery / "big.jpg", jpeg_bytes(64, 48))
+    write(gallery / "big.jpg.json", b'{"v":1,"tags":["keep"],"notes":"hello"}')
+    async with Lenslet(str(gallery), Settings(max_file_bytes=100)) as lens:
+        item = await lens.item("big.jpg")
+    assert item.sidecar.tags == ("keep",)
+    assert item.sidecar.notes == "hello"
+    assert item.sidecar.exif is None
+
+
+async def test_pointer_folders_are_refused_not_indexed(gallery: Path) -> None:
+    from lenslet_core import PointerNotSupported
+
+    write(gallery / "ptr" / ".lenscat.folder.json", b'{"version":1,"kind":"pointer"}')
+    write(gallery / "ptr" / "inside" / "x.jpg", jpeg_bytes())
+    async with Lenslet(str(gallery)) as lens:
+        for call in (
+            lambda: lens.index("ptr"),
+            lambda: lens.index("ptr/inside"),
+            lambda: lens.folder("ptr"),
+            lambda: lens.folder("ptr/inside"),
+        ):
+            with pytest.raises(PointerNotSupported):
+                await call()
+        assert [d.kind for d in (await lens.folder("")).dirs] == ["leaf-pointer"]
+    assert sorted(p.relative_to(gallery).as_posix() for p in gallery.rglob("_index*")) == [
+        "_index.json"
+    ]
+
+
+async def test_a_symlink_in_place_of_a_manifest_is_replaced(gallery: Path, tmp_path: Path) -> None:
+    write(gallery / "trip" / "a.jpg", jpeg_bytes())
+    target = write(tmp_path / "elsewhere.json", b'{"not": "a manifest"}')
+    (gallery / "trip" / "_index.json").symlink_to(target)
+    async with Lenslet(str(gallery)) as lens:
+        page = await lens.folder("trip")
+        report = await lens.index()
+    assert [i.name for i in page.items] == ["a.jpg"]
+    assert report.ok
+    assert not (gallery / "trip" / "_index.json").is_symlink()
+    assert target.read_bytes() == b'{"not": "a manifest"}'
+
+
+async def test_an_unreadable_manifest_is_rebuilt(gallery: Path) -> None:
+    import os
+
+    write(gallery / "trip" / "a.jpg", jpeg_bytes())
+    os.mkfifo(gallery / "trip" / "_index.json")
+    async with Lenslet(str(gallery)) as lens:
+        page = await lens.folder("trip")
+    assert [i.name for i in page.items] == ["a.jpg"]
+    assert (gallery / "trip" / "_index.json").is_file()
+
+
+def test_read_only_settings_need_a_read_only_storage(gallery: Path) -> None:
+    from lenslet_core import SettingsError, Storage
+
+    with pytest.raises(SettingsError, match="read-only"):
+        Lenslet(Storage.open(str(gallery)), Settings(readonly=True))
+    Lenslet(Storage.open(str(gallery), readonly=True), Settings(readonly=True))

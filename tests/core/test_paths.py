@@ -383,3 +383,10 @@ def test_symlink_inside_is_allowed(root: str) -> None:
     os.symlink("sub", os.path.join(root, "subalias"))
     assert resolve_within(root, "alias.jpg") == os.path.join(root, "in.jpg")
     assert resolve_within(root, "subalias/x.jpg") == os.path.join(root, "sub", "x.jpg")
+
+
+def test_paths_that_are_not_utf8_are_refused() -> None:
+    import os
+
+    with pytest.raises(InvalidPath, match="UTF-8"):
+        normalize(os.fsdecode(b"caf\xe9"))

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import multiprocessing
 from pathlib import Path
 from typing import Any
@@ -389,3 +390,41 @@ async def test_lenslet_files_are_never_used_through_symlinks(
         with pytest.raises(InvalidPath):
             await lens.update_item("other/x.jpg", {"tags": ["x"]})
     assert not outside.exists()
+
+
+async def test_names_too_long_for_a_sidecar(gallery: Path) -> None:
+    from lenslet_core import InvalidPath
+
+    name = "q" * 247 + ".jpg"  # 251 bytes: the image fits, its sidecar name would not
+    write(gallery / name, jpeg_bytes())
+    async with Lenslet(str(gallery)) as lens:
+        item = await lens.item(name)
+        assert not item.exists
+        with pytest.raises(InvalidPath, match="too long for a sidecar"):
+            await lens.update_item(name, {"tags": ["x"]})
+
+
+async def test_sidecars_nested_too_deep_are_refused_and_kept(gallery: Path, photo: Path) -> None:
+    deep: object = "leaf"
+    for _ in range(300):
+        deep = [deep]
+    # orjson reads 300 levels but cannot write them; the standard library can.
+    content = json.dumps({"v": 1, "tags": ["old"], "deep": deep}).encode()
+    sidecar = gallery / "trip" / "beach.jpg.json"
+    sidecar.write_bytes(content)
+    async with Lenslet(str(gallery)) as lens:
+        with pytest.raises(MalformedDocument, match="nested deeper"):
+            await lens.item("trip/beach.jpg")
+        with pytest.raises(MalformedDocument):
+            await lens.update_item("trip/beach.jpg", {"tags": ["new"]})
+    assert sidecar.read_bytes() == content
+
+
+async def test_a_fifo_named_like_an_image_gets_no_sidecar(gallery: Path) -> None:
+    import os
+
+    os.mkfifo(gallery / "pipe.jpg")
+    async with Lenslet(str(gallery)) as lens:
+        with pytest.raises(NotFound, match="not an image file"):
+            await lens.update_item("pipe.jpg", {"tags": ["x"]})
+    assert not (gallery / "pipe.jpg.json").exists()
