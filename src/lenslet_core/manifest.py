@@ -156,8 +156,9 @@ async def build_folder(
     build = FolderBuild(folder, [], [], {}, 0, [])
     to_read: list[Entry] = []
 
-    def skip(entry: Entry, reason: str, code: str) -> None:
-        build.rejected.append(SkippedEntry(entry.name, reason, code, entry.size, entry.mtime))
+    def skip(entry: Entry, reason: str, code: str, w: int = 0, h: int = 0) -> None:
+        rejected = SkippedEntry(entry.name, reason, code, entry.size, entry.mtime, w, h)
+        build.rejected.append(rejected)
 
     for entry in entries:
         if paths.is_hidden(entry.name) or paths.is_flat_file(entry.name):
@@ -185,11 +186,7 @@ async def build_folder(
             if old.w * old.h > max_pixels:
                 pixels = f"{old.w} x {old.h} is {old.w * old.h:,} pixels"
                 reason = f"{pixels}, above max_pixels {max_pixels:,}"
-                build.rejected.append(
-                    SkippedEntry(
-                        entry.name, reason, "image_too_large", entry.size, entry.mtime, old.w, old.h
-                    )
-                )
+                skip(entry, reason, "image_too_large", old.w, old.h)
             else:
                 build.items.append(_with_flags(old, names))
             build.reused += 1
@@ -211,17 +208,7 @@ async def build_folder(
             if isinstance(result, NotFound):
                 skip(entry, "vanished while indexing", "not_found")
             elif isinstance(result, ImageTooLarge):
-                build.rejected.append(
-                    SkippedEntry(
-                        entry.name,
-                        result.message,
-                        result.code,
-                        entry.size,
-                        entry.mtime,
-                        result.width,
-                        result.height,
-                    )
-                )
+                skip(entry, result.message, result.code, result.width, result.height)
             elif isinstance(result, LensletError):
                 skip(entry, result.message, result.code)
             else:
