@@ -221,8 +221,3 @@ class Imaging:
         return await anyio.to_thread.run_sync(
             lambda: analyze(data, max_pixels=self.max_pixels), limiter=self.limiter
         )
-
-    async def probe(self, data: bytes) -> Probe:
-        return await anyio.to_thread.run_sync(
-            lambda: probe(data, max_pixels=self.max_pixels), limiter=self.limiter
-        )
