@@ -115,11 +115,26 @@ def index(
             "(default: on, unless --json).",
         ),
     ] = None,
+    thumbs: Annotated[
+        bool,
+        typer.Option("--thumbs/--no-thumbs", help="Make missing thumbnails (default: on)."),
+    ] = True,
+    thumb_cache: Annotated[
+        str | None,
+        typer.Option(
+            help="Where thumbnails go when an image's folder is read-only (a path or URL)."
+        ),
+    ] = None,
 ) -> None:
-    """Write every folder's manifest under ROOT and report the files that were skipped."""
+    """Write every folder's manifest and the missing thumbnails under ROOT, and report the files
+    that were skipped."""
     with errors_to_exit():
         settings = _settings(
-            page_size=page_size, max_pixels=max_pixels, io_concurrency=io_concurrency
+            page_size=page_size,
+            max_pixels=max_pixels,
+            io_concurrency=io_concurrency,
+            thumbnails=thumbs,
+            thumb_cache=thumb_cache,
         )
         show = not json_output if progress is None else progress
         report = _run_index(root, settings, path, recursive, show)
@@ -214,8 +229,11 @@ def _print_report(report: IndexReport) -> None:
         f"indexed {report.items} images in {report.folders} folders of {report.root} "
         f"in {report.seconds:.2f}s ({report.items_per_second:.1f} items/s): "
         f"{report.analyzed} read, {report.reused} unchanged, "
-        f"{report.manifests_written} manifests written"
+        f"{report.manifests_written} manifests written, "
+        f"{report.thumbnails_made} thumbnails made"
     )
+    if report.thumbnails.startswith("off:"):
+        typer.echo(f"thumbnails {report.thumbnails}")
     if report.sidecars_refreshed:
         typer.echo(f"updated EXIF basics in {report.sidecars_refreshed} sidecars")
     if report.skipped:

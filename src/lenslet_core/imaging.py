@@ -1,7 +1,9 @@
-"""Images, through libvips: what a file is (by content), its displayed size and when it was taken.
+"""Images, through libvips: what a file is (by content), its displayed size, when it was taken,
+and its thumbnail.
 
-The only module that imports pyvips. It reads headers only: a probe never decodes pixels, so a
-30,000 × 30,000 PNG is refused by the ``max_pixels`` setting before any memory is spent on it.
+The only module that imports pyvips. A probe reads headers only, so a 30,000 × 30,000 PNG is
+refused by the ``max_pixels`` setting before any memory is spent on it; a thumbnail is made with
+libvips' shrink-on-load (``thumbnail_buffer``), never a full decode followed by a resize.
 Blocking calls run in worker threads through :class:`Imaging`, bounded by one CPU limiter
 (libvips releases the GIL, so threads use every core).
 """
@@ -24,12 +26,14 @@ __all__ = [
     "Analysis",
     "Imaging",
     "Probe",
+    "ThumbSpec",
     "analyze",
     "check_complete",
     "configure_libvips",
     "exif_datetime",
     "probe",
     "sniff_mime",
+    "thumbnail",
 ]
 
 #: libvips loader classes lenslet lets run; every other loader is blocked process-wide.
@@ -67,12 +71,21 @@ class Probe:
 
 
 @dataclasses.dataclass(frozen=True)
+class ThumbSpec:
+    """How thumbnails are made: WebP, long edge at most ``size`` pixels, at ``quality``."""
+
+    size: int = 256
+    quality: int = 70
+
+
+@dataclasses.dataclass(frozen=True)
 class Analysis:
-    """A probe and the content hash, from one read of the bytes."""
+    """A probe, the content hash and (when asked for) the thumbnail, from one read of the bytes."""
 
     probe: Probe
     hash: str
     size: int
+    thumbnail: bytes | None = dataclasses.field(default=None, repr=False)
 
 
 def sniff_mime(data: bytes) -> str:
@@ -179,8 +192,7 @@ def probe(data: bytes, *, max_pixels: int) -> Probe:
         taken = _field(image, "exif-ifd2-DateTimeOriginal")
         offset = _field(image, "exif-ifd2-OffsetTimeOriginal")
     except pyvips.Error as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
-        raise CorruptImage(f"corrupt {mime.split('/')[1].upper()}: {message}") from exc
+        raise _corrupt(mime, exc) from exc
     if width * height > max_pixels:
         raise ImageTooLarge(
             f"{width} x {height} is {width * height:,} pixels, above max_pixels {max_pixels:,}",
@@ -195,29 +207,71 @@ def probe(data: bytes, *, max_pixels: int) -> Probe:
     return Probe(mime, width, height, created)
 
 
+def _corrupt(mime: str, exc: Exception) -> CorruptImage:
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
+    return CorruptImage(f"corrupt {mime.split('/')[1].upper()}: {message}")
+
+
 def _field(image: Any, name: str) -> Any:
     return image.get(name) if image.get_typeof(name) != 0 else None
 
 
-def analyze(data: bytes, *, max_pixels: int) -> Analysis:
-    """Probe and hash one image's bytes: everything indexing needs from one read."""
-    return Analysis(probe(data, max_pixels=max_pixels), hash_bytes(data), len(data))
+def thumbnail(data: bytes, *, max_pixels: int, spec: ThumbSpec = ThumbSpec()) -> bytes:
+    """A WebP thumbnail of an image's bytes: long edge at most ``spec.size`` (never upscaled),
+    EXIF orientation applied, sRGB, alpha kept, no metadata, the first frame of an animation.
+    Refuses what :func:`probe` refuses, before any pixel is decoded."""
+    return _thumbnail(probe(data, max_pixels=max_pixels).mime, data, spec)
+
+
+def _thumbnail(mime: str, data: bytes, spec: ThumbSpec) -> bytes:
+    pyvips = configure_libvips()
+    try:
+        # Shrink-on-load: JPEGs decode at 1/2, 1/4 or 1/8 scale, WebP at the target size.
+        image = pyvips.Image.thumbnail_buffer(
+            data, spec.size, height=spec.size, size="down", fail_on="error"
+        )
+        if image.interpretation != "srgb" or image.format != "uchar":
+            # CMYK, 16-bit, grey: thumbnail has applied any embedded profile; what is left is
+            # the move to 8-bit sRGB (alpha, if any, is carried along).
+            image = image.colourspace("srgb")
+            if image.format != "uchar":
+                image = image.cast("uchar")
+        encoded: bytes = image.webpsave_buffer(Q=spec.quality, keep=0)
+    except pyvips.Error as exc:
+        raise _corrupt(mime, exc) from exc
+    return encoded
+
+
+def analyze(data: bytes, *, max_pixels: int, thumb: ThumbSpec | None = None) -> Analysis:
+    """Probe and hash one image's bytes, and make its thumbnail when ``thumb`` says how:
+    everything indexing needs from one read."""
+    info = probe(data, max_pixels=max_pixels)
+    small = _thumbnail(info.mime, data, thumb) if thumb is not None else None
+    return Analysis(info, hash_bytes(data), len(data), small)
 
 
 class Imaging:
     """The CPU seam: image work in worker threads, ``cpu_concurrency`` at a time."""
 
-    def __init__(self, *, max_pixels: int, cpu_concurrency: int) -> None:
+    def __init__(
+        self, *, max_pixels: int, cpu_concurrency: int, thumb: ThumbSpec = ThumbSpec()
+    ) -> None:
         self.max_pixels = max_pixels
+        self.thumb = thumb
         self.limiter = anyio.CapacityLimiter(cpu_concurrency)
         configure_libvips()
 
     def analyze_sync(self, data: bytes) -> Analysis:
         """:func:`analyze` with these settings, for callers already in a worker thread that
-        holds :attr:`limiter` (see ``Storage.read_into``)."""
+        holds :attr:`limiter` (see ``Storage.read_each_into``)."""
         return analyze(data, max_pixels=self.max_pixels)
 
+    def analyze_with_thumb_sync(self, data: bytes) -> Analysis:
+        """:meth:`analyze_sync`, thumbnail included."""
+        return analyze(data, max_pixels=self.max_pixels, thumb=self.thumb)
+
+    def thumbnail_sync(self, data: bytes) -> bytes:
+        return thumbnail(data, max_pixels=self.max_pixels, spec=self.thumb)
+
     async def analyze(self, data: bytes) -> Analysis:
-        return await anyio.to_thread.run_sync(
-            lambda: analyze(data, max_pixels=self.max_pixels), limiter=self.limiter
-        )
+        return await anyio.to_thread.run_sync(self.analyze_sync, data, limiter=self.limiter)

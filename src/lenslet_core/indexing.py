@@ -33,6 +33,7 @@ from .models import DirKind, Exif, ItemEntry, Manifest, format_time, utcnow
 from .settings import Settings
 from .sidecar import refresh_basics
 from .storage import Entry, Storage
+from .thumbnails import ThumbnailStore
 
 __all__ = ["IndexProgress", "IndexReport", "index_tree"]
 
@@ -68,6 +69,9 @@ class IndexReport:
     reused: int = 0
     manifests_written: int = 0
     sidecars_refreshed: int = 0
+    thumbnails_made: int = 0
+    #: Whether the run made missing thumbnails, and if not, why.
+    thumbnails: str = "off"
     temp_files_removed: int = 0
     skipped: list[Skipped] = dataclasses.field(default_factory=list)
     #: Each folder's current manifest pages, when the run was asked to keep them (even where
@@ -95,6 +99,8 @@ class IndexReport:
             "reused": self.reused,
             "manifestsWritten": self.manifests_written,
             "sidecarsRefreshed": self.sidecars_refreshed,
+            "thumbnailsMade": self.thumbnails_made,
+            "thumbnails": self.thumbnails,
             "tempFilesRemoved": self.temp_files_removed,
             "itemsPerSecond": round(self.items_per_second, 1),
             "skipped": [s.to_json() for s in self.skipped],
@@ -120,13 +126,20 @@ async def index_tree(
     on_progress: Callable[[IndexProgress], None] | None = None,
     keep_pages: bool = False,
     fallback: Mapping[str, list[Manifest]] | None = None,
+    thumbs: ThumbnailStore | None = None,
 ) -> IndexReport:
     """Index ``path`` (and, when ``recursive``, every folder below it that is not a pointer).
     ``keep_pages`` puts every folder's manifest pages in ``report.pages``; ``fallback`` gives
-    earlier pages to reuse entries from where storage has no manifest (a read-only root)."""
+    earlier pages to reuse entries from where storage has no manifest (a read-only root).
+    With ``thumbs``, missing thumbnails are made and kept there."""
     report = IndexReport(
         root=paths.printable(storage.url), path=path, started_at=format_time(utcnow())
     )
+    if thumbs is not None and not thumbs.keeps_all:
+        report.thumbnails = "off: the root is read-only and no thumb_cache is set"
+        thumbs = None
+    elif thumbs is not None:
+        report.thumbnails = "on" if thumbs.cache is None else "on (with a thumbnail cache)"
     started = time.perf_counter()
     progress = IndexProgress(current=path)
 
@@ -149,7 +162,7 @@ async def index_tree(
             progress.current = folder.path
             known = (fallback or {}).get(folder.path, [])
             pages = await _index_folder(
-                storage, imaging, settings, folder, known, report, progress, slots, tell
+                storage, imaging, settings, folder, known, report, progress, slots, tell, thumbs
             )
             if keep_pages and pages is not None:
                 report.pages[folder.path] = pages
@@ -245,6 +258,7 @@ async def _index_folder(
     progress: IndexProgress,
     slots: anyio.Semaphore,
     tell: Callable[[], None],
+    thumbs: ThumbnailStore | None,
 ) -> list[Manifest] | None:
     """Bring one folder's manifest up to date; returns its current pages (``None`` when the
     folder was skipped)."""
@@ -283,12 +297,15 @@ async def _index_folder(
         max_pixels=settings.max_pixels,
         slots=slots,
         on_item=advance,
+        thumbs=thumbs,
+        cached_thumbs=await thumbs.cached(folder.path) if thumbs is not None else {},
     )
     progress.images_done += candidates - seen
     report.folders += 1
     report.items += len(build.items)
     report.analyzed += len(build.analyzed)
     report.reused += build.reused
+    report.thumbnails_made += build.thumbnails_made
     report.skipped.extend(build.skipped)
     for item in build.items:
         result = build.analyzed.get(item.name)

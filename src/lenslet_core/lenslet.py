@@ -26,7 +26,7 @@ from .errors import (
     PermissionDenied,
     SettingsError,
 )
-from .imaging import Imaging
+from .imaging import Imaging, ThumbSpec
 from .indexing import IndexProgress, IndexReport, index_tree
 from .keyedlock import KeyedLock
 from .manifest import read_page
@@ -34,6 +34,7 @@ from .models import Exif, Manifest, Sidecar
 from .settings import Settings
 from .sidecar import ABSENT_ETAG, read_sidecar, update_sidecar
 from .storage import Entry, Observer, Storage
+from .thumbnails import ThumbnailStore
 
 __all__ = ["Item", "Lenslet"]
 
@@ -103,8 +104,11 @@ class Lenslet:
                 storage_options=storage_options,
             )
         self.imaging = Imaging(
-            max_pixels=self.settings.max_pixels, cpu_concurrency=self.settings.cpu_concurrency
+            max_pixels=self.settings.max_pixels,
+            cpu_concurrency=self.settings.cpu_concurrency,
+            thumb=ThumbSpec(self.settings.thumb_size, self.settings.thumb_quality),
         )
+        self.thumbs = ThumbnailStore.open(self.storage, self.settings.thumb_cache)
         self._manifests: collections.OrderedDict[tuple[str, int], _Cached] = (
             collections.OrderedDict()
         )
@@ -290,9 +294,12 @@ class Lenslet:
         *,
         recursive: bool = True,
         on_progress: Callable[[IndexProgress], None] | None = None,
+        thumbnails: bool | None = None,
     ) -> IndexReport:
-        """Build or refresh the manifests of ``path`` (and the folders below it)."""
+        """Build or refresh the manifests of ``path`` (and the folders below it), making the
+        missing thumbnails unless ``thumbnails`` (default: the ``thumbnails`` setting) is off."""
         folder = paths.normalize(path)
+        make = self.settings.thumbnails if thumbnails is None else thumbnails
         report = await index_tree(
             self.storage,
             self.imaging,
@@ -300,6 +307,7 @@ class Lenslet:
             folder,
             recursive=recursive,
             on_progress=on_progress,
+            thumbs=self.thumbs if make else None,
         )
         self._invalidate(folder, below=recursive)
         return report

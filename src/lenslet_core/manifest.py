@@ -21,6 +21,7 @@ from .errors import ImageTooLarge, LensletError, NotFound
 from .imaging import Analysis, Imaging
 from .models import DirEntry, DirKind, ItemEntry, Manifest, SkippedEntry, format_time, utcnow
 from .storage import Entry, Storage
+from .thumbnails import ThumbnailStore, thumbnails_in
 
 #: Images read and analyzed per worker-thread hop: enough to keep a core busy between two
 #: round trips to the event loop, few enough to spread a folder over every core.
@@ -67,10 +68,14 @@ class FolderBuild:
     analyzed: dict[str, Analysis]
     reused: int
     rejected: list[SkippedEntry]
+    #: What went wrong besides unusable images (thumbnails that could not be kept).
+    problems: list[Skipped] = dataclasses.field(default_factory=list)
+    thumbnails_made: int = 0
 
     @property
     def skipped(self) -> list[Skipped]:
-        return [Skipped(paths.join(self.path, r.name), r.reason, r.code) for r in self.rejected]
+        rejected = [Skipped(paths.join(self.path, r.name), r.reason, r.code) for r in self.rejected]
+        return rejected + self.problems
 
 
 def folder_kind(entries: Sequence[Entry]) -> DirKind:
@@ -148,13 +153,22 @@ async def build_folder(
     max_pixels: int,
     slots: anyio.Semaphore,
     on_item: Callable[[], Awaitable[None] | None] | None = None,
+    thumbs: ThumbnailStore | None = None,
+    cached_thumbs: Mapping[str, float] = MappingProxyType({}),
 ) -> FolderBuild:
     """Build a folder's entries from its listing. Images not reusable from ``previous`` are read
     once each, in batches of ``READ_BATCH`` (at most ``slots`` batches in flight across all
-    folders sharing it), and analyzed."""
-    names = {e.name for e in entries}
+    folders sharing it), and analyzed. With ``thumbs``, images whose thumbnail is missing or
+    older than the image are read too, and their thumbnails made in that same read and kept
+    (``cached_thumbs``: those the thumbnail cache already holds for this folder)."""
+    names = {e.name for e in entries} | set(cached_thumbs)
+    thumb_times = {**cached_thumbs, **thumbnails_in(entries)}
     build = FolderBuild(folder, [], [], {}, 0, [])
     to_read: list[Entry] = []
+
+    def thumb_due(entry: Entry) -> bool:
+        made = thumb_times.get(paths.thumbnail_name(entry.name))
+        return thumbs is not None and (made is None or made < entry.mtime)
 
     def skip(entry: Entry, reason: str, code: str, w: int = 0, h: int = 0) -> None:
         rejected = SkippedEntry(entry.name, reason, code, entry.size, entry.mtime, w, h)
@@ -181,7 +195,9 @@ async def build_folder(
                 f"{entry.size:,} bytes is above max_file_bytes {max_file_bytes:,}",
                 "image_too_large",
             )
-        elif _unchanged(previous.get(entry.name), entry):
+        elif _unchanged(previous.get(entry.name), entry) and not (
+            thumb_due(entry) and previous[entry.name].w * previous[entry.name].h <= max_pixels
+        ):
             old = previous[entry.name]
             if old.w * old.h > max_pixels:
                 pixels = f"{old.w} x {old.h} is {old.w * old.h:,} pixels"
@@ -198,12 +214,12 @@ async def build_folder(
         else:
             to_read.append(entry)
 
-    async def analyze(batch: Sequence[Entry]) -> None:
+    async def analyze(batch: Sequence[Entry], thumbed: bool) -> None:
         logicals = [paths.join(folder, entry.name) for entry in batch]
+        work = imaging.analyze_with_thumb_sync if thumbed else imaging.analyze_sync
         async with slots:
-            results = await storage.read_each_into(
-                logicals, imaging.analyze_sync, limiter=imaging.limiter
-            )
+            results = await storage.read_each_into(logicals, work, limiter=imaging.limiter)
+        kept = await _keep_thumbnails(thumbs, logicals, results, build) if thumbed else set()
         for entry, result in zip(batch, results, strict=True):
             if isinstance(result, NotFound):
                 skip(entry, "vanished while indexing", "not_found")
@@ -225,19 +241,56 @@ async def build_folder(
                     hasMeta=False,
                     hash=result.hash,
                 )
-                build.items.append(_with_flags(item, names))
+                item = _with_flags(item, names)
+                if entry.name in kept and not item.hasThumb:
+                    item = dataclasses.replace(item, hasThumb=True)
+                build.items.append(item)
             if on_item is not None:
                 awaited = on_item()
                 if awaited is not None:
                     await awaited
 
+    # Batches are all-thumbnail or none, so each batch runs one kind of work per thread hop.
+    with_thumb = [e for e in to_read if thumb_due(e)]
+    without = [e for e in to_read if not thumb_due(e)]
     async with anyio.create_task_group() as tg:
-        for start in range(0, len(to_read), READ_BATCH):
-            tg.start_soon(analyze, to_read[start : start + READ_BATCH])
+        for group, thumbed in ((with_thumb, True), (without, False)):
+            for start in range(0, len(group), READ_BATCH):
+                tg.start_soon(analyze, group[start : start + READ_BATCH], thumbed)
     build.items.sort(key=lambda i: i.name)
     build.dirs.sort(key=lambda d: d.name)
     build.rejected.sort(key=lambda s: s.name)
     return build
+
+
+async def _keep_thumbnails(
+    thumbs: ThumbnailStore | None,
+    images: Sequence[str],
+    results: Sequence[Analysis | LensletError],
+    build: FolderBuild,
+) -> set[str]:
+    """Write the thumbnails a batch made; returns the names of the images whose thumbnail was
+    kept. One that could not be written is a problem of the build and leaves ``hasThumb`` as
+    the listing says (it is made again next time)."""
+    kept: set[str] = set()
+    if thumbs is None:
+        return kept
+
+    async def keep(image: str, data: bytes) -> None:
+        try:
+            await thumbs.write(image, data)
+            build.thumbnails_made += 1
+        except LensletError as exc:
+            reason = f"thumbnail not kept: {exc.message}"
+            build.problems.append(Skipped(paths.thumbnail_name(image), reason, exc.code))
+            return
+        kept.add(paths.split(image)[1])
+
+    async with anyio.create_task_group() as tg:
+        for image, result in zip(images, results, strict=True):
+            if isinstance(result, Analysis) and result.thumbnail is not None:
+                tg.start_soon(keep, image, result.thumbnail)
+    return kept
 
 
 def _still_refused(old: SkippedEntry, max_pixels: int) -> bool:

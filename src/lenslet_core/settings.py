@@ -36,9 +36,26 @@ class Settings:
     writer: str = "lenslet"
     #: Refuse every write (sidecars, manifests) under this root.
     readonly: bool = False
+    #: Longest edge of a thumbnail, in pixels (smaller images are never upscaled).
+    thumb_size: int = 256
+    #: WebP quality of thumbnails, 1–100.
+    thumb_quality: int = 70
+    #: Where thumbnails go when an image's folder cannot take them (a read-only mount or
+    #: pointer, a bucket without write rights): a local path or fsspec URL. ``None``: nowhere,
+    #: such images get thumbnails made on request and not kept.
+    thumb_cache: str | None = None
+    #: Whether an index run makes the thumbnails that are missing (in the same read of each
+    #: image that gives its header and hash).
+    thumbnails: bool = True
+    #: Jobs waiting in the background queue at most; beyond it, submitting waits (or is refused
+    #: with ``queue_full`` when the caller cannot wait).
+    queue_size: int = 10_000
+    #: Attempts of a job that failed on a transient storage error, before it counts as failed.
+    job_attempts: int = 3
 
     def __post_init__(self) -> None:
-        names = ["page_size", "max_pixels", "max_file_bytes"]
+        names = ["page_size", "max_pixels", "max_file_bytes", "thumb_size", "queue_size"]
+        names.append("job_attempts")
         if self.io_concurrency is not None:
             names.append("io_concurrency")
         for name in names:
@@ -53,8 +70,16 @@ class Settings:
             raise SettingsError(f"setting manifest_ttl must be a number >= 0, not {ttl!r}")
         if not isinstance(self.writer, str) or not self.writer:
             raise SettingsError(f"setting writer must be a non-empty string, not {self.writer!r}")
-        if not isinstance(self.readonly, bool):
-            raise SettingsError(f"setting readonly must be true or false, not {self.readonly!r}")
+        for flag in ("readonly", "thumbnails"):
+            if not isinstance(getattr(self, flag), bool):
+                value = getattr(self, flag)
+                raise SettingsError(f"setting {flag} must be true or false, not {value!r}")
+        quality = self.thumb_quality
+        if not isinstance(quality, int) or isinstance(quality, bool) or not 1 <= quality <= 100:
+            raise SettingsError(f"setting thumb_quality must be 1 to 100, not {quality!r}")
+        cache = self.thumb_cache
+        if cache is not None and (not isinstance(cache, str) or not cache):
+            raise SettingsError(f"setting thumb_cache must be a path or URL, not {cache!r}")
 
     def replace(self, **changes: object) -> Settings:
         """A copy with some fields changed (and checked again)."""

@@ -126,12 +126,17 @@ class Storage:
         readonly: bool = False,
         observer: Observer | None = None,
         storage_options: Mapping[str, Any] | None = None,
+        create: bool = False,
     ) -> Storage:
-        """Open a root by URL or local path. Unknown protocols fail here, at startup."""
+        """Open a root by URL or local path (``create``: making its folder if missing).
+        Unknown protocols fail here, at startup."""
         try:
             fs, root = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
         except (ValueError, ImportError) as exc:
             raise StorageError(f"cannot open storage {url!r}: {exc}") from exc
+        if create:
+            with translate(url):
+                fs.makedirs(root, exist_ok=True)
         return cls(fs, root, io_concurrency=io_concurrency, readonly=readonly, observer=observer)
 
     @property
@@ -230,10 +235,11 @@ class Storage:
         data = await self.read(path)
         return data, content_etag(data)
 
-    async def write(self, path: str, data: bytes) -> None:
-        """Replace a file whole; readers see the old or the new bytes, never a part."""
+    async def write(self, path: str, data: bytes, *, parents: bool = False) -> None:
+        """Replace a file whole; readers see the old or the new bytes, never a part.
+        ``parents`` creates missing folders on the way (object stores have none to create)."""
         self.check_writable(path)
-        await self._run("write", path, self._write_sync, path, data)
+        await self._run("write", path, self._write_sync, path, data, parents)
 
     async def write_if(self, path: str, data: bytes, *, expected: str | None) -> str:
         """Write only if the stored version is ``expected`` (``None``: only if absent).
@@ -402,9 +408,11 @@ class Storage:
         data: bytes = self.fs.cat_file(full)
         return data
 
-    def _write_sync(self, path: str, data: bytes) -> None:
+    def _write_sync(self, path: str, data: bytes, parents: bool = False) -> None:
         full = self._full(path, write=True)
         if self._local:
+            if parents:
+                os.makedirs(os.path.dirname(full), exist_ok=True)
             _atomic_local_write(full, data)
         else:
             self.fs.pipe_file(full, data)

@@ -47,7 +47,7 @@ async def test_manifest_lists_items_and_dirs_from_one_listing(
     pointer.mkdir()
     (pointer / ".lenscat.folder.json").write_bytes(b'{"version":1,"kind":"pointer"}')
     async with Lenslet(str(gallery), observer=requests) as lens:
-        await lens.index(recursive=False)
+        await lens.index(recursive=False, thumbnails=False)
     doc = manifest(gallery)
     assert doc["v"] == 1
     assert doc["path"] == ""

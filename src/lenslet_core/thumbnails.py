@@ -1,0 +1,95 @@
+"""Where thumbnails live: ``foo.jpg.thumbnail`` beside the image, or in the thumbnail cache.
+
+A thumbnail goes beside its image when the image's folder takes writes. When it does not (a
+read-only root, a read-only mount or pointer, a bucket without write rights) it goes to the cache
+named by the ``thumb_cache`` setting, under the same logical path, in a folder of its own per
+gallery root so that one cache can serve many roots. With no cache set, such thumbnails are not
+kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Literal
+
+from . import paths
+from .errors import LensletError, NotFound, PermissionDenied, ReadOnly
+from .hashing import hash_bytes
+from .storage import Entry, Storage
+
+__all__ = ["ThumbnailStore", "thumbnails_in"]
+
+Place = Literal["beside", "cache"]
+
+
+class ThumbnailStore:
+    """Reads and writes the thumbnails of one gallery root."""
+
+    def __init__(self, storage: Storage, cache: Storage | None = None) -> None:
+        self.storage = storage
+        self.cache = cache
+
+    @classmethod
+    def open(cls, storage: Storage, cache_url: str | None) -> ThumbnailStore:
+        """The store for ``storage``, with its cache under ``cache_url`` (created if missing)."""
+        if cache_url is None:
+            return cls(storage)
+        # One folder per root: the root's URL, hashed (URLs hold characters no path should).
+        key = hash_bytes(storage.url.encode()).split(":", 1)[1][:24]
+        cache = Storage.open(f"{cache_url.rstrip('/')}/{key}", create=True)
+        return cls(storage, cache)
+
+    async def read(self, image: str) -> bytes:
+        """The thumbnail of ``image``, beside it or in the cache; :class:`NotFound` if neither."""
+        name = paths.thumbnail_name(image)
+        try:
+            return await self.storage.read(name)
+        except NotFound:
+            if self.cache is None:
+                raise
+        return await self.cache.read(name)
+
+    async def write(self, image: str, data: bytes) -> Place:
+        """Keep a thumbnail (atomically): beside the image if its folder takes writes, else in
+        the cache. Raises what the write raised when neither can take it."""
+        name = paths.thumbnail_name(image)
+        if not self.storage.readonly:
+            try:
+                await self.storage.write(name, data)
+                return "beside"
+            except (ReadOnly, PermissionDenied):
+                if self.cache is None:
+                    raise
+        if self.cache is None:
+            raise ReadOnly(
+                f"cannot keep the thumbnail of {image!r}: the gallery root is read-only and no "
+                "thumb_cache is set",
+                path=image,
+            )
+        await self.cache.write(name, data, parents=True)
+        return "cache"
+
+    async def cached(self, folder: str) -> dict[str, float]:
+        """The thumbnails the cache holds for ``folder``, by name, with their mtimes (one
+        listing; empty when there is no cache or it has nothing for that folder)."""
+        if self.cache is None:
+            return {}
+        try:
+            entries = await self.cache.list(folder)
+        except LensletError:
+            return {}
+        return {e.name: e.mtime for e in entries if e.is_file and _is_thumbnail(e.name)}
+
+    @property
+    def keeps_all(self) -> bool:
+        """Whether every thumbnail made can be kept somewhere."""
+        return not self.storage.readonly or self.cache is not None
+
+
+def _is_thumbnail(name: str) -> bool:
+    return name.endswith(paths.THUMBNAIL_SUFFIX)
+
+
+def thumbnails_in(entries: Iterable[Entry]) -> dict[str, float]:
+    """The thumbnails in a folder's listing, by name, with their mtimes."""
+    return {e.name: e.mtime for e in entries if e.is_file and _is_thumbnail(e.name)}
