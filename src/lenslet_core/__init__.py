@@ -11,12 +11,14 @@ from .errors import (
     ImageTooLarge,
     InvalidDocument,
     InvalidPath,
+    JobFailed,
     LensletError,
     MalformedDocument,
     NotFound,
     PermissionDenied,
     PointerNotSupported,
     PreconditionFailed,
+    QueueFull,
     ReadOnly,
     SettingsError,
     StorageError,
@@ -24,7 +26,8 @@ from .errors import (
     UnsupportedVersion,
 )
 from .indexing import IndexProgress, IndexReport
-from .lenslet import Item, Lenslet
+from .jobs import EngineStats, Job, JobHandle, LocalEngine
+from .lenslet import Item, Lenslet, Pending, Thumbnail
 from .manifest import Skipped
 from .models import DirEntry, Exif, ItemEntry, Manifest, Sidecar
 from .settings import Settings
@@ -47,6 +50,14 @@ __all__ = [
     "InvalidDocument",
     "InvalidPath",
     "Item",
+    "Job",
+    "JobFailed",
+    "JobHandle",
+    "EngineStats",
+    "LocalEngine",
+    "Pending",
+    "QueueFull",
+    "Thumbnail",
     "ItemEntry",
     "Lenslet",
     "LensletError",

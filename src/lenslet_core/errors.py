@@ -22,7 +22,9 @@ Foreign errors (OSError, fsspec, pyvips, orjson) are translated where they enter
     │   ├── UnsupportedImage            unsupported_image      415
     │   ├── CorruptImage                corrupt_image          422
     │   └── ImageTooLarge               image_too_large        413
-    └── StorageError                    storage_error          502
+    ├── StorageError                    storage_error          502
+    ├── QueueFull                       queue_full             503
+    └── JobFailed                       job_failed             500
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ __all__ = [
     "PermissionDenied",
     "PointerNotSupported",
     "PreconditionFailed",
+    "QueueFull",
+    "JobFailed",
     "ReadOnly",
     "SettingsError",
     "StorageError",
@@ -185,3 +189,18 @@ class StorageError(LensletError):
 
     code = "storage_error"
     status = 502
+
+
+class QueueFull(LensletError):
+    """The background queue is full (or shutting down) and the caller could not wait."""
+
+    code = "queue_full"
+    status = 503
+
+
+class JobFailed(LensletError):
+    """A background job raised something that is not a lenslet error (a bug, reported with the
+    original exception as its cause)."""
+
+    code = "job_failed"
+    status = 500

@@ -275,3 +275,6 @@ class Imaging:
 
     async def analyze(self, data: bytes) -> Analysis:
         return await anyio.to_thread.run_sync(self.analyze_sync, data, limiter=self.limiter)
+
+    async def thumbnail(self, data: bytes) -> bytes:
+        return await anyio.to_thread.run_sync(self.thumbnail_sync, data, limiter=self.limiter)

@@ -10,6 +10,7 @@ async with Lenslet("/photos") as lens:
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import time
 from collections.abc import Callable, Mapping
@@ -24,10 +25,13 @@ from .errors import (
     MalformedDocument,
     NotFound,
     PermissionDenied,
+    QueueFull,
     SettingsError,
 )
+from .hashing import content_etag
 from .imaging import Imaging, ThumbSpec
 from .indexing import IndexProgress, IndexReport, index_tree
+from .jobs import Job, LocalEngine
 from .keyedlock import KeyedLock
 from .manifest import read_page
 from .models import Exif, Manifest, Sidecar
@@ -36,7 +40,7 @@ from .sidecar import ABSENT_ETAG, read_sidecar, update_sidecar
 from .storage import Entry, Observer, Storage
 from .thumbnails import ThumbnailStore
 
-__all__ = ["Item", "Lenslet"]
+__all__ = ["Item", "Lenslet", "Pending", "Thumbnail"]
 
 _CACHE_SIZE = 1024
 #: Folders whose last in-process build is kept to stand in for a manifest storage lacks.
@@ -57,11 +61,34 @@ class Item:
         return self.sidecar.to_json()
 
 
+@dataclasses.dataclass(frozen=True)
+class Thumbnail:
+    """An image's thumbnail: WebP bytes and a strong validator for them."""
+
+    path: str
+    data: bytes
+    etag: str
+    media_type: str = "image/webp"
+
+
+@dataclasses.dataclass(frozen=True)
+class Pending:
+    """A thumbnail still being made (the queue is busy): ask again after ``retry_after``
+    seconds. HTTP answers this with ``202 Accepted`` and ``Retry-After``."""
+
+    path: str
+    retry_after: float
+
+
 @dataclasses.dataclass
 class _Cached:
     manifest: Manifest
     checked: float
     built: bool  # by this process's rebuild (not read from storage)
+
+
+def _thumbnail(image: str, data: bytes) -> Thumbnail:
+    return Thumbnail(image, data, content_etag(data))
 
 
 def _page_of(folder: str, pages: list[Manifest], page: int) -> Manifest:
@@ -115,9 +142,17 @@ class Lenslet:
         self._built: collections.OrderedDict[str, list[Manifest]] = collections.OrderedDict()
         self._rebuilds = KeyedLock()
         self._writes = KeyedLock()
+        self.jobs = LocalEngine({})  # replaced by a running engine on entry
 
     async def __aenter__(self) -> Lenslet:
         await self.storage.info("")  # fail now, clearly, when the root is not reachable
+        engine = LocalEngine(
+            {"thumbnail": self._thumbnail_job, "index": self._index_job},
+            workers=max(2, self.settings.cpu_concurrency * 2),
+            queue_size=self.settings.queue_size,
+            attempts=self.settings.job_attempts,
+        )
+        self.jobs = await engine.__aenter__()
         return self
 
     async def __aexit__(
@@ -126,8 +161,11 @@ class Lenslet:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._manifests.clear()
-        self._built.clear()
+        try:
+            await self.jobs.__aexit__(exc_type, exc, tb)
+        finally:
+            self._manifests.clear()
+            self._built.clear()
 
     def __repr__(self) -> str:
         return f"Lenslet({self.storage.url!r})"
@@ -285,6 +323,47 @@ class Lenslet:
                 self.storage, image, body, if_match=if_match, writer=self.settings.writer
             )
         return Item(image, sidecar, etag, True)
+
+    # -- thumbnails ----------------------------------------------------------------------------
+
+    async def thumbnail(self, path: str, *, wait: float = 0.8) -> Thumbnail | Pending:
+        """An image's thumbnail. A missing one is made by a job at the highest priority and
+        awaited up to ``wait`` seconds; :class:`Pending` when the queue is too busy for that."""
+        image = paths.item_path(path)
+        try:
+            return _thumbnail(image, await self.thumbs.read(image))
+        except NotFound:
+            await self._image_file(image)  # a missing image is a 404, not a job
+        job = Job("thumbnail", self.storage.url, image)
+        handle = await self.jobs.submit(job, wait_for_room=False)
+        if await handle.wait(wait):
+            data: bytes = handle.result()
+            return _thumbnail(image, data)
+        return Pending(image, self.jobs.retry_after(job))
+
+    async def _thumbnail_job(self, job: Job) -> bytes:
+        """Make, keep and return one image's thumbnail (kept where :class:`ThumbnailStore`
+        can; returned even when it cannot be kept)."""
+        image = job.path
+        entry = await self._image_file(image)
+        if entry.size > self.settings.max_file_bytes:
+            raise ImageTooLarge(
+                f"{entry.size:,} bytes is above max_file_bytes {self.settings.max_file_bytes:,}",
+                path=image,
+            )
+        data = await self.imaging.thumbnail(await self.storage.read(image))
+        if not self.thumbs.keeps_all:
+            return data
+        await self.thumbs.write(image, data)
+        # The folder's manifest says hasThumb; bring it up to date when the queue has time.
+        with contextlib.suppress(QueueFull):
+            await self.jobs.submit(
+                Job("index", self.storage.url, paths.parent(image)), wait_for_room=False
+            )
+        return data
+
+    async def _index_job(self, job: Job) -> IndexReport:
+        return await self.index(job.path, recursive=False)
 
     # -- indexing ------------------------------------------------------------------------------
 

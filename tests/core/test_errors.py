@@ -15,12 +15,14 @@ from lenslet_core.errors import (
     ImageTooLarge,
     InvalidDocument,
     InvalidPath,
+    JobFailed,
     LensletError,
     MalformedDocument,
     NotFound,
     PermissionDenied,
     PointerNotSupported,
     PreconditionFailed,
+    QueueFull,
     ReadOnly,
     SettingsError,
     StorageError,
@@ -48,6 +50,8 @@ TREE: list[tuple[type[LensletError], type[Exception], type[Exception] | None, st
     (CorruptImage, ImageError, None, "corrupt_image", 422),
     (ImageTooLarge, ImageError, None, "image_too_large", 413),
     (StorageError, LensletError, None, "storage_error", 502),
+    (QueueFull, LensletError, None, "queue_full", 503),
+    (JobFailed, LensletError, None, "job_failed", 500),
 ]
 
 ALL_ERRORS = [

@@ -1,0 +1,408 @@
+"""Background work: jobs as plain records, run by an engine with strict priorities.
+
+A :class:`Job` is data only (kind, root, logical path), so an engine that runs jobs on other
+machines can take the same records later; what a kind of job does is a handler the engine is
+given. :class:`LocalEngine` is the default, in-process engine:
+
+- kinds run by priority, highest first: thumbnail → index → rollup → health (one worker takes
+  only thumbnails, so a request for one never waits behind a long index job);
+- a job is de-duplicated by ``(kind, path)`` while queued or running: a thousand requests for one
+  missing thumbnail make one job, and every caller waits on it;
+- the queue is bounded: a full queue makes submitters wait (or refuses with :class:`QueueFull`
+  when they cannot);
+- transient storage errors are retried with jittered exponential backoff; permanent failures
+  are kept (the most recent ones) for health;
+- closing finishes or abandons the queued work; files are only ever written atomically, so an
+  abandoned job leaves no partial file.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import heapq
+import itertools
+import logging
+import math
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from types import TracebackType
+from typing import Any, Literal, Protocol
+
+import anyio
+import anyio.abc
+
+from .errors import JobFailed, LensletError, QueueFull, StorageError
+
+__all__ = [
+    "KINDS",
+    "Engine",
+    "EngineStats",
+    "Handler",
+    "Job",
+    "JobHandle",
+    "JobState",
+    "LocalEngine",
+]
+
+log = logging.getLogger("lenslet.jobs")
+
+JobKind = Literal["thumbnail", "index", "rollup", "health"]
+JobState = Literal["queued", "running", "done", "failed", "cancelled"]
+#: Kinds of job, highest priority first.
+KINDS: tuple[JobKind, ...] = ("thumbnail", "index", "rollup", "health")
+_PRIORITY = {kind: rank for rank, kind in enumerate(KINDS)}
+#: Failures kept for health, most recent last.
+_FAILURES_KEPT = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One unit of background work: plain, serializable data."""
+
+    kind: JobKind
+    root: str
+    path: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in _PRIORITY:
+            raise ValueError(f"unknown job kind {self.kind!r}; known: {', '.join(KINDS)}")
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.kind, self.path)
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "root": self.root, "path": self.path}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Job:
+        return cls(data["kind"], data["root"], data.get("path", ""))
+
+
+#: What runs a kind of job; its return value is the job's result.
+Handler = Callable[[Job], Awaitable[Any]]
+
+
+class JobHandle:
+    """A submitted job: its state, and a way to wait for its outcome."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.state: JobState = "queued"
+        self.attempts = 0
+        self.error: LensletError | None = None
+        self.submitted = time.monotonic()
+        self.finished: float | None = None
+        self._result: Any = None
+        self._done = anyio.Event()
+        self._scope: anyio.CancelScope | None = None
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    async def wait(self, within: float | None = None) -> bool:
+        """Wait up to ``within`` seconds (``None``: as long as it takes) for the job to end;
+        returns whether it has."""
+        with anyio.move_on_after(math.inf if within is None else max(within, 0)):
+            await self._done.wait()
+        return self.done
+
+    def result(self) -> Any:
+        """What the job's handler returned; raises its error if it failed."""
+        if self.state == "failed" and self.error is not None:
+            raise self.error
+        if self.state == "cancelled":
+            raise QueueFull(f"{self.job.kind} job for {self.job.path!r} was cancelled")
+        if not self.done:
+            raise RuntimeError("the job has not ended yet")
+        return self._result
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {**self.job.to_json(), "state": self.state}
+        data["attempts"] = self.attempts
+        if self.error is not None:
+            data["error"] = {"code": self.error.code, "message": self.error.message}
+        return data
+
+    def _end(self, state: JobState, result: Any = None, error: LensletError | None = None) -> None:
+        self.state, self._result, self.error = state, result, error
+        self.finished = time.monotonic()
+        self._done.set()
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineStats:
+    """The queue as health reports it."""
+
+    queued: dict[str, int]
+    running: int
+    done: int
+    failed: int
+    retried: int
+    recent_failures: list[dict[str, Any]]
+
+    @property
+    def depth(self) -> int:
+        return sum(self.queued.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "depth": self.depth,
+            "queued": self.queued,
+            "running": self.running,
+            "done": self.done,
+            "failed": self.failed,
+            "retried": self.retried,
+            "recentFailures": self.recent_failures,
+        }
+
+
+class Engine(Protocol):
+    """What lenslet needs of a job engine; a distributed one implements the same."""
+
+    async def submit(self, job: Job, *, wait_for_room: bool = True) -> JobHandle: ...
+
+    def status(self, job: Job) -> JobHandle | None: ...
+
+    def cancel(self, job: Job) -> bool: ...
+
+    def stats(self) -> EngineStats: ...
+
+    def retry_after(self, job: Job) -> float: ...
+
+
+class LocalEngine:
+    """Runs jobs in this process, as tasks on the event loop it was entered on. CPU and I/O
+    inside handlers go through the imaging and storage seams, which bound them."""
+
+    def __init__(
+        self,
+        handlers: Mapping[str, Handler],
+        *,
+        workers: int = 4,
+        queue_size: int = 10_000,
+        attempts: int = 3,
+        backoff: float = 0.5,
+    ) -> None:
+        if workers < 2:
+            raise ValueError("a local engine needs at least 2 workers (one serves thumbnails)")
+        self.handlers = dict(handlers)
+        self.workers = workers
+        self.queue_size = queue_size
+        self.attempts = attempts
+        self.backoff = backoff
+        self._heap: list[tuple[int, int, JobHandle]] = []
+        self._handles: dict[tuple[str, str], JobHandle] = {}
+        self._queued: collections.Counter[str] = collections.Counter()
+        self._running = 0
+        self._seq = itertools.count()
+        self._changed = anyio.Condition()
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._closing = False
+        self._retrying = 0
+        self._done = 0
+        self._failed = 0
+        self._retried = 0
+        self._failures: collections.deque[dict[str, Any]] = collections.deque(maxlen=_FAILURES_KEPT)
+        self._seconds: dict[str, float] = {}
+
+    async def __aenter__(self) -> LocalEngine:
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        self._tg.start_soon(self._worker, ("thumbnail",))
+        for _ in range(self.workers - 1):
+            self._tg.start_soon(self._worker, KINDS)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        await self.close(finish=exc_type is None)
+        assert self._tg is not None
+        try:
+            # The workers are cancelled by now; the caller's own exception (if any) goes on
+            # as it is, not wrapped in the task group's exception group.
+            return await self._tg.__aexit__(None, None, None)
+        finally:
+            # Whatever did not run is told so: nobody waits forever on an abandoned job.
+            for handle in [*self._handles.values(), *(entry[2] for entry in self._heap)]:
+                if not handle.done:
+                    handle._end("cancelled")
+            self._handles.clear()
+            self._heap.clear()
+            self._queued.clear()
+
+    async def close(self, *, finish: bool = True) -> None:
+        """Stop taking jobs; with ``finish`` first run what is queued (retries of failed jobs
+        excepted), else abandon it and cancel what is running. Idempotent."""
+        self._closing = True
+        while finish and (self._queued.total() or self._running or self._retrying):
+            async with self._changed:
+                await self._changed.wait()
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()
+
+    # -- the interface ---------------------------------------------------------------------------
+
+    async def submit(self, job: Job, *, wait_for_room: bool = True) -> JobHandle:
+        """Queue ``job`` unless the same job is queued or running (then that one's handle).
+        A full queue makes this wait for room, or raise :class:`QueueFull` with
+        ``wait_for_room=False``."""
+        while True:
+            if self._closing or self._tg is None:
+                raise QueueFull("the job engine is not running (shutting down or not started)")
+            existing = self._handles.get(job.key)
+            if existing is not None and not existing.done:
+                return existing
+            if self._queued.total() < self.queue_size:
+                break
+            if not wait_for_room:
+                raise QueueFull(
+                    f"the job queue is full ({self.queue_size:,} jobs waiting); try again later"
+                )
+            async with self._changed:
+                await self._changed.wait()
+        if job.kind not in self.handlers:
+            raise ValueError(f"this engine has no handler for {job.kind!r} jobs")
+        handle = JobHandle(job)
+        self._handles[job.key] = handle
+        await self._push(handle)
+        return handle
+
+    def status(self, job: Job) -> JobHandle | None:
+        """The handle of a queued or running job like ``job``."""
+        return self._handles.get(job.key)
+
+    def cancel(self, job: Job) -> bool:
+        """Cancel a queued or running job; returns whether there was one."""
+        handle = self._handles.pop(job.key, None)
+        if handle is None or handle.done:
+            return False
+        if handle.state == "queued":
+            self._queued[job.kind] -= 1
+            handle._end("cancelled")
+        elif handle._scope is not None:
+            handle._scope.cancel()
+        return True
+
+    def stats(self) -> EngineStats:
+        queued: dict[str, int] = {k: self._queued[k] for k in KINDS if self._queued[k]}
+        return EngineStats(
+            queued, self._running, self._done, self._failed, self._retried, list(self._failures)
+        )
+
+    def retry_after(self, job: Job) -> float:
+        """Seconds a caller might wait before asking again: the work queued at or above the
+        job's priority, at the pace jobs of each kind have run so far."""
+        rank = _PRIORITY[job.kind]
+        ahead = sum(
+            self._queued[kind] * self._seconds.get(kind, 0.05) for kind in KINDS[: rank + 1]
+        )
+        return max(1.0, min(60.0, ahead / max(self.workers - 1, 1)))
+
+    # -- inside ----------------------------------------------------------------------------------
+
+    async def _push(self, handle: JobHandle) -> None:
+        handle.state = "queued"
+        heapq.heappush(self._heap, (_PRIORITY[handle.job.kind], next(self._seq), handle))
+        self._queued[handle.job.kind] += 1
+        async with self._changed:
+            self._changed.notify_all()
+
+    def _take(self, kinds: tuple[str, ...]) -> JobHandle | None:
+        while self._heap:
+            if self._heap[0][2].done:  # cancelled while queued
+                heapq.heappop(self._heap)
+                continue
+            if self._heap[0][2].job.kind not in kinds:
+                return None  # strict priority: nothing this worker may take is first
+            handle = heapq.heappop(self._heap)[2]
+            self._queued[handle.job.kind] -= 1
+            return handle
+        return None
+
+    async def _worker(self, kinds: tuple[str, ...]) -> None:
+        while True:
+            async with self._changed:
+                handle = self._take(kinds)
+                while handle is None:
+                    await self._changed.wait()
+                    handle = self._take(kinds)
+                self._running += 1
+            try:
+                await self._run(handle)
+            finally:
+                self._running -= 1
+                async with self._changed:
+                    self._changed.notify_all()
+
+    async def _run(self, handle: JobHandle) -> None:
+        job = handle.job
+        handle.state = "running"
+        handle.attempts += 1
+        started = time.monotonic()
+        with anyio.CancelScope() as scope:
+            handle._scope = scope
+            try:
+                result = await self.handlers[job.kind](job)
+            except StorageError as exc:
+                if handle.attempts < self.attempts and not self._closing:
+                    self._retried += 1
+                    self._retrying += 1
+                    assert self._tg is not None
+                    self._tg.start_soon(self._retry_later, handle)
+                    return
+                self._fail(handle, exc)
+                return
+            except LensletError as exc:
+                self._fail(handle, exc)
+                return
+            except Exception as exc:
+                log.exception("%s job for %r raised", job.kind, job.path)
+                failure = JobFailed(f"{job.kind} job for {job.path!r} failed: {exc!r}")
+                failure.__cause__ = exc
+                self._fail(handle, failure)
+                return
+            finally:
+                handle._scope = None
+            self._done += 1
+            elapsed = time.monotonic() - started
+            previous = self._seconds.get(job.kind, elapsed)
+            self._seconds[job.kind] = previous * 0.8 + elapsed * 0.2
+            self._forget(handle)
+            handle._end("done", result)
+        if scope.cancelled_caught and not handle.done:
+            self._forget(handle)
+            handle._end("cancelled")
+
+    async def _retry_later(self, handle: JobHandle) -> None:
+        try:
+            delay = self.backoff * 2 ** (handle.attempts - 1)
+            await anyio.sleep(delay * random.uniform(0.5, 1.5))
+            if handle.done:
+                return
+            if self._closing:
+                self._forget(handle)
+                handle._end("cancelled")
+            else:
+                await self._push(handle)
+        finally:
+            self._retrying -= 1
+            async with self._changed:
+                self._changed.notify_all()
+
+    def _fail(self, handle: JobHandle, error: LensletError) -> None:
+        self._failed += 1
+        self._forget(handle)
+        handle._end("failed", error=error)
+        self._failures.append(handle.to_json())
+
+    def _forget(self, handle: JobHandle) -> None:
+        if self._handles.get(handle.job.key) is handle:
+            del self._handles[handle.job.key]
