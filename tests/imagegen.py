@@ -77,3 +77,44 @@ def make_tree(root: Path, *, folders: int = 3, per_folder: int = 4, size: int = 
             write(root / name, makers[kind](size + i, size, seed=f * 1000 + i))
             made.append(name)
     return made
+
+
+def cmyk_jpeg_bytes(
+    width: int = 64, height: int = 48, *, seed: int = 0, profile: bool = True
+) -> bytes:
+    """A CMYK JPEG (as print workflows make them), with its CMYK ICC profile unless
+    ``profile`` is off."""
+    cmyk = picture(width, height, seed=seed).icc_transform("cmyk")
+    data: bytes = cmyk.jpegsave_buffer(Q=80, keep="icc" if profile else "none")
+    return data
+
+
+def png16_bytes(width: int = 64, height: int = 48, *, seed: int = 0) -> bytes:
+    """A truly 16-bit RGB PNG: the 8-bit picture scaled to the full 16-bit range (255 -> 65535)."""
+    wide = (picture(width, height, seed=seed) * 257).cast("ushort")
+    data: bytes = wide.copy(interpretation="rgb16").pngsave_buffer(bitdepth=16)
+    return data
+
+
+def grey_alpha_png_bytes(width: int = 64, height: int = 48, *, seed: int = 0) -> bytes:
+    """A greyscale PNG with an alpha band (two bands), the alpha a left-to-right ramp."""
+    grey = picture(width, height, seed=seed, bands=1)
+    ramp = (pyvips.Image.xyz(width, height)[0] * (255.0 / max(width, 1))).cast("uchar")
+    data: bytes = grey.bandjoin(ramp).copy(interpretation="b-w").pngsave_buffer()
+    return data
+
+
+#: The solid colours of :func:`animated_webp_bytes`' frames, in order.
+FRAME_COLOURS = ((220, 30, 30), (30, 220, 30), (30, 30, 220))
+
+
+def animated_webp_bytes(width: int = 64, height: int = 48) -> bytes:
+    """An animated WebP of three ``width`` x ``height`` frames, each a solid colour from
+    :data:`FRAME_COLOURS` (red, green, blue), stacked as one tall image cut by page-height."""
+    frames = [pyvips.Image.black(width, height).new_from_image(list(c)) for c in FRAME_COLOURS]
+    strip = pyvips.Image.arrayjoin(frames, across=1).cast("uchar").copy(interpretation="srgb")
+    strip.set_type(pyvips.GValue.gint_type, "page-height", height)
+    strip.set_type(pyvips.GValue.array_int_type, "delay", [100] * len(frames))
+    strip.set_type(pyvips.GValue.gint_type, "loop", 0)
+    data: bytes = strip.webpsave_buffer(Q=90)
+    return data

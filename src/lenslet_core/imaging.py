@@ -227,12 +227,20 @@ def _thumbnail(mime: str, data: bytes, spec: ThumbSpec) -> bytes:
     pyvips = configure_libvips()
     try:
         # Shrink-on-load: JPEGs decode at 1/2, 1/4 or 1/8 scale, WebP at the target size.
+        # An embedded ICC profile (a Display P3 phone photo, a CMYK print file) is applied on
+        # the way to sRGB. fail_on goes to the loader itself: damaged pixel data must fail,
+        # not come out black.
         image = pyvips.Image.thumbnail_buffer(
-            data, spec.size, height=spec.size, size="down", fail_on="error"
+            data,
+            spec.size,
+            height=spec.size,
+            size="down",
+            output_profile="srgb",
+            option_string="fail_on=error",
         )
         if image.interpretation != "srgb" or image.format != "uchar":
-            # CMYK, 16-bit, grey: thumbnail has applied any embedded profile; what is left is
-            # the move to 8-bit sRGB (alpha, if any, is carried along).
+            # 16-bit, grey, or without a profile: what is left is the move to 8-bit sRGB
+            # (alpha, if any, is carried along).
             image = image.colourspace("srgb")
             if image.format != "uchar":
                 image = image.cast("uchar")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -35,7 +35,10 @@ from .sidecar import refresh_basics
 from .storage import Entry, Storage
 from .thumbnails import ThumbnailStore
 
-__all__ = ["IndexProgress", "IndexReport", "index_tree"]
+__all__ = ["FolderCallback", "IndexProgress", "IndexReport", "index_tree"]
+
+#: Told a folder's path, its listing and its items once an index run is done with it.
+FolderCallback = Callable[[str, Sequence[Entry], Sequence[ItemEntry]], Awaitable[None]]
 
 #: A temp file of an atomic write older than this was left by a process that died mid-write.
 STALE_TEMP_SECONDS = 15 * 60
@@ -86,6 +89,18 @@ class IndexReport:
     def items_per_second(self) -> float:
         return self.items / self.seconds if self.seconds > 0 else 0.0
 
+    def summary(self) -> dict[str, Any]:
+        """The run in a few numbers (what health keeps of it)."""
+        return {
+            "path": self.path,
+            "startedAt": self.started_at,
+            "finishedAt": self.finished_at,
+            "seconds": round(self.seconds, 3),
+            "items": self.items,
+            "itemsPerSecond": round(self.items_per_second, 1),
+            "skipped": len(self.skipped),
+        }
+
     def to_json(self) -> dict[str, Any]:
         return {
             "root": self.root,
@@ -127,18 +142,22 @@ async def index_tree(
     keep_pages: bool = False,
     fallback: Mapping[str, list[Manifest]] | None = None,
     thumbs: ThumbnailStore | None = None,
+    make_thumbs: bool = True,
+    on_folder: FolderCallback | None = None,
 ) -> IndexReport:
     """Index ``path`` (and, when ``recursive``, every folder below it that is not a pointer).
     ``keep_pages`` puts every folder's manifest pages in ``report.pages``; ``fallback`` gives
     earlier pages to reuse entries from where storage has no manifest (a read-only root).
-    With ``thumbs``, missing thumbnails are made and kept there."""
+    With ``thumbs``, missing thumbnails are made and kept there (with ``make_thumbs`` off, the
+    thumbnails it already holds still count for ``hasThumb``). ``on_folder`` is told each
+    folder's listing and current items once the folder is done (rollup and health use it)."""
     report = IndexReport(
         root=paths.printable(storage.url), path=path, started_at=format_time(utcnow())
     )
-    if thumbs is not None and not thumbs.keeps_all:
+    if thumbs is not None and make_thumbs and not thumbs.keeps_all:
         report.thumbnails = "off: the root is read-only and no thumb_cache is set"
-        thumbs = None
-    elif thumbs is not None:
+        make_thumbs = False
+    elif thumbs is not None and make_thumbs:
         report.thumbnails = "on" if thumbs.cache is None else "on (with a thumbnail cache)"
     started = time.perf_counter()
     progress = IndexProgress(current=path)
@@ -161,9 +180,22 @@ async def index_tree(
         async with folder_slots:
             progress.current = folder.path
             known = (fallback or {}).get(folder.path, [])
+            entries = folder.entries
             pages = await _index_folder(
-                storage, imaging, settings, folder, known, report, progress, slots, tell, thumbs
+                storage,
+                imaging,
+                settings,
+                folder,
+                known,
+                report,
+                progress,
+                slots,
+                tell,
+                thumbs,
+                make_thumbs,
             )
+            if on_folder is not None and pages is not None:
+                await on_folder(folder.path, entries, [i for p in pages for i in p.items])
             if keep_pages and pages is not None:
                 report.pages[folder.path] = pages
             progress.folders_done += 1
@@ -259,6 +291,7 @@ async def _index_folder(
     slots: anyio.Semaphore,
     tell: Callable[[], None],
     thumbs: ThumbnailStore | None,
+    make_thumbs: bool,
 ) -> list[Manifest] | None:
     """Bring one folder's manifest up to date; returns its current pages (``None`` when the
     folder was skipped)."""
@@ -297,7 +330,7 @@ async def _index_folder(
         max_pixels=settings.max_pixels,
         slots=slots,
         on_item=advance,
-        thumbs=thumbs,
+        thumbs=thumbs if make_thumbs else None,
         cached_thumbs=await thumbs.cached(folder.path) if thumbs is not None else {},
     )
     progress.images_done += candidates - seen

@@ -13,15 +13,20 @@ import collections
 import contextlib
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
+import anyio
+import anyio.to_thread
+
 from . import paths
 from .errors import (
+    DocumentError,
     ImageError,
     ImageTooLarge,
     InvalidPath,
+    LensletError,
     MalformedDocument,
     NotFound,
     PermissionDenied,
@@ -29,12 +34,15 @@ from .errors import (
     SettingsError,
 )
 from .hashing import content_etag
+from .health import Health, folder_health, read_health
 from .imaging import Imaging, ThumbSpec
 from .indexing import IndexProgress, IndexReport, index_tree
 from .jobs import Job, LocalEngine
 from .keyedlock import KeyedLock
-from .manifest import read_page
-from .models import Exif, Manifest, Sidecar
+from .manifest import Skipped, read_page
+from .models import Exif, ItemEntry, Manifest, RollupItem, Sidecar
+from .rollup import Rollup
+from .search import SearchIndex
 from .settings import Settings
 from .sidecar import ABSENT_ETAG, read_sidecar, update_sidecar
 from .storage import Entry, Observer, Storage
@@ -43,6 +51,8 @@ from .thumbnails import ThumbnailStore
 __all__ = ["Item", "Lenslet", "Pending", "Thumbnail"]
 
 _CACHE_SIZE = 1024
+#: Seconds between two writes of ``_rollup.json`` while edits keep coming.
+_ROLLUP_EVERY = 1.0
 #: Folders whose last in-process build is kept to stand in for a manifest storage lacks.
 _BUILT_SIZE = 64
 
@@ -143,11 +153,24 @@ class Lenslet:
         self._rebuilds = KeyedLock()
         self._writes = KeyedLock()
         self.jobs = LocalEngine({})  # replaced by a running engine on entry
+        self.rollup = Rollup(self.storage)
+        self.health = Health()
+        self._state_lock = anyio.Lock()
+        self._state_loaded = False
+        self._search: SearchIndex | None = None
+        self._search_version = -1
+        self._rollup_checked = 0.0
+        self._rollup_saved = 0.0
 
     async def __aenter__(self) -> Lenslet:
         await self.storage.info("")  # fail now, clearly, when the root is not reachable
         engine = LocalEngine(
-            {"thumbnail": self._thumbnail_job, "index": self._index_job},
+            {
+                "thumbnail": self._thumbnail_job,
+                "index": self._index_job,
+                "rollup": self._rollup_job,
+                "health": self._health_job,
+            },
             workers=max(2, self.settings.cpu_concurrency * 2),
             queue_size=self.settings.queue_size,
             attempts=self.settings.job_attempts,
@@ -245,6 +268,8 @@ class Lenslet:
                 recursive=False,
                 keep_pages=True,
                 fallback=fallback,
+                thumbs=self.thumbs,
+                make_thumbs=False,  # made on request, one by one, by thumbnail jobs
             )
             pages = report.pages.get(folder)
             if pages is None:
@@ -322,6 +347,10 @@ class Lenslet:
             sidecar, etag = await update_sidecar(
                 self.storage, image, body, if_match=if_match, writer=self.settings.writer
             )
+        if self._state_loaded:
+            name = paths.split(image)[1]
+            self.rollup.set_item(RollupItem(image, name, sidecar.tags, sidecar.notes))
+            await self._submit_quietly(Job("rollup", self.storage.url))
         return Item(image, sidecar, etag, True)
 
     # -- thumbnails ----------------------------------------------------------------------------
@@ -356,14 +385,72 @@ class Lenslet:
             return data
         await self.thumbs.write(image, data)
         # The folder's manifest says hasThumb; bring it up to date when the queue has time.
-        with contextlib.suppress(QueueFull):
-            await self.jobs.submit(
-                Job("index", self.storage.url, paths.parent(image)), wait_for_room=False
-            )
+        await self._submit_quietly(Job("index", self.storage.url, paths.parent(image)))
         return data
 
+    async def _submit_quietly(self, job: Job) -> None:
+        """Queue follow-up work that may also wait for a later chance (a full queue, or an
+        engine shutting down, just skips it)."""
+        with contextlib.suppress(QueueFull):
+            await self.jobs.submit(job, wait_for_room=False)
+
     async def _index_job(self, job: Job) -> IndexReport:
-        return await self.index(job.path, recursive=False)
+        report = await self._index(job.path, recursive=False, save=False)
+        if not self.storage.readonly:
+            await self._submit_quietly(Job("rollup", self.storage.url))
+            await self._submit_quietly(Job("health", self.storage.url))
+        return report
+
+    async def _rollup_job(self, job: Job) -> bool:
+        # Coalesce: at most one write a second, however many edits arrive.
+        await anyio.sleep(max(0.0, self._rollup_saved + _ROLLUP_EVERY - time.monotonic()))
+        return await self._save_rollup()
+
+    async def _health_job(self, job: Job) -> None:
+        await self.health.save(self.storage, self.jobs.stats().to_json())
+
+    # -- rollup, search, health ----------------------------------------------------------------
+
+    async def _load_state(self) -> None:
+        """Read ``_rollup.json`` and ``_health.json`` once, on first need."""
+        async with self._state_lock:
+            if self._state_loaded:
+                return
+            await self.rollup.load()
+            try:
+                stored = await read_health(self.storage)
+            except DocumentError:
+                stored = None  # derived data: counted again by the next index run
+            if stored is not None:
+                self.health = Health.from_json(stored)
+            self._rollup_checked = time.monotonic()
+            self._state_loaded = True
+
+    async def _save_rollup(self, basis: float | None = None) -> bool:
+        wrote = await self.rollup.save(basis=basis)
+        self._rollup_saved = time.monotonic()
+        return wrote
+
+    async def search(self, query: str, *, limit: int = 100, path: str = "") -> list[RollupItem]:
+        """Images whose name, tags or notes contain ``query`` (any case), under the folder
+        ``path``: exact tag matches first, then by path. Served from the rollup in memory,
+        which is read again when another process has saved a newer one."""
+        await self._load_state()
+        if time.monotonic() - self._rollup_checked >= self.settings.manifest_ttl:
+            self._rollup_checked = time.monotonic()
+            await self.rollup.refresh()
+        async with self._state_lock:
+            if self._search is None or self._search_version != self.rollup.version:
+                version, items = self.rollup.version, self.rollup.items()
+                self._search = await anyio.to_thread.run_sync(SearchIndex, items)
+                self._search_version = version
+            index = self._search
+        return index.search(query, limit=limit, path=path)
+
+    async def health_report(self) -> dict[str, Any]:
+        """The gallery's health as ``_health.json`` has it, with the live job queue."""
+        await self._load_state()
+        return self.health.to_json(self.jobs.stats().to_json())
 
     # -- indexing ------------------------------------------------------------------------------
 
@@ -377,8 +464,32 @@ class Lenslet:
     ) -> IndexReport:
         """Build or refresh the manifests of ``path`` (and the folders below it), making the
         missing thumbnails unless ``thumbnails`` (default: the ``thumbnails`` setting) is off."""
+        return await self._index(
+            path, recursive=recursive, on_progress=on_progress, thumbnails=thumbnails, save=True
+        )
+
+    async def _index(
+        self,
+        path: str,
+        *,
+        recursive: bool,
+        save: bool,
+        on_progress: Callable[[IndexProgress], None] | None = None,
+        thumbnails: bool | None = None,
+    ) -> IndexReport:
         folder = paths.normalize(path)
         make = self.settings.thumbnails if thumbnails is None else thumbnails
+        await self._load_state()
+        seen: list[str] = []
+
+        async def on_folder(
+            done: str, entries: Sequence[Entry], items: Sequence[ItemEntry]
+        ) -> None:
+            seen.append(done)
+            await self.rollup.update_folder(done, entries, items)
+            self.health.set_folder(done, folder_health(done, entries, items))
+
+        started = time.time()
         report = await index_tree(
             self.storage,
             self.imaging,
@@ -386,9 +497,23 @@ class Lenslet:
             folder,
             recursive=recursive,
             on_progress=on_progress,
-            thumbs=self.thumbs if make else None,
+            thumbs=self.thumbs,
+            make_thumbs=make,
+            on_folder=on_folder,
         )
         self._invalidate(folder, below=recursive)
+        if recursive:
+            self.rollup.prune(folder, seen)
+        self.health.finish_run(folder, recursive, seen, report.skipped, report.summary())
+        if save and not self.storage.readonly:
+            # A run over the whole tree has read every sidecar changed since the old basis.
+            basis = started if recursive and not folder else None
+            try:
+                await self._save_rollup(basis)
+                await self.health.save(self.storage, self.jobs.stats().to_json())
+            except LensletError as exc:
+                name = paths.ROLLUP_NAME if self.rollup.dirty else paths.HEALTH_NAME
+                report.skipped.append(Skipped(name, f"not written: {exc.message}", exc.code))
         return report
 
     def _invalidate(self, folder: str, *, below: bool = False) -> None:

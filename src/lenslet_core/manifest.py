@@ -161,14 +161,20 @@ async def build_folder(
     folders sharing it), and analyzed. With ``thumbs``, images whose thumbnail is missing or
     older than the image are read too, and their thumbnails made in that same read and kept
     (``cached_thumbs``: those the thumbnail cache already holds for this folder)."""
-    names = {e.name for e in entries} | set(cached_thumbs)
+    names = {e.name for e in entries if e.kind != "dir"} | set(cached_thumbs)
     thumb_times = {**cached_thumbs, **thumbnails_in(entries)}
     build = FolderBuild(folder, [], [], {}, 0, [])
     to_read: list[Entry] = []
 
     def thumb_due(entry: Entry) -> bool:
+        """A thumbnail is missing, older than its image, or of an image that changed since
+        the last manifest (replaced by a file with an older mtime, as ``mv`` does)."""
+        if thumbs is None:
+            return False
         made = thumb_times.get(paths.thumbnail_name(entry.name))
-        return thumbs is not None and (made is None or made < entry.mtime)
+        known = previous.get(entry.name)
+        replaced = known is not None and not _unchanged(known, entry)
+        return made is None or made < entry.mtime or replaced
 
     def skip(entry: Entry, reason: str, code: str, w: int = 0, h: int = 0) -> None:
         rejected = SkippedEntry(entry.name, reason, code, entry.size, entry.mtime, w, h)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 import orjson
@@ -24,7 +24,10 @@ __all__ = [
     "Exif",
     "ItemEntry",
     "Manifest",
+    "RollupItem",
     "Sidecar",
+    "decode_rollup",
+    "encode_rollup",
     "SkippedEntry",
     "dumps",
     "format_time",
@@ -375,3 +378,49 @@ class Sidecar:
             updated_by=updated_by if isinstance(updated_by, str) else None,
             extra={k: v for k, v in document.items() if k not in _SIDECAR_KNOWN},
         )
+
+
+# -- rollup ------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class RollupItem:
+    """One image in ``_rollup.json``: what search matches on."""
+
+    path: str
+    name: str
+    tags: tuple[str, ...] = ()
+    notes: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "name": self.name, "tags": list(self.tags), "notes": self.notes}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RollupItem:
+        tags = data.get("tags") or ()
+        if not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) for t in tags):
+            raise TypeError("tags must be a list of strings")
+        notes = data.get("notes") or ""
+        if not isinstance(notes, str):
+            raise TypeError("notes must be a string")
+        return cls(str(data["path"]), str(data["name"]), tuple(tags), notes)
+
+
+def encode_rollup(items: Iterable[RollupItem], generated_at: str) -> bytes:
+    """``{v, generatedAt, items: [{path, name, tags, notes}]}``."""
+    document = {
+        "v": VERSION,
+        "generatedAt": generated_at,
+        "items": [item.to_json() for item in items],
+    }
+    return dumps(document)
+
+
+def decode_rollup(data: bytes, *, what: str = "rollup") -> tuple[list[RollupItem], str]:
+    """The items of a rollup document and when it was generated."""
+    document = loads(data, what=what)
+    try:
+        items = [RollupItem.from_json(item) for item in document.get("items", ())]
+        return items, str(document.get("generatedAt", ""))
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise MalformedDocument(f"{what} does not have the rollup shape: {exc}") from exc

@@ -3,23 +3,37 @@ from __future__ import annotations
 import contextlib
 import struct
 import zlib
+from collections.abc import Callable
 
 import pytest
 import pyvips
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lenslet_core.errors import CorruptImage, ImageError, ImageTooLarge, UnsupportedImage
 from lenslet_core.hashing import hash_bytes
 from lenslet_core.imaging import (
     Imaging,
+    ThumbSpec,
     analyze,
     check_complete,
     exif_datetime,
     probe,
     sniff_mime,
+    thumbnail,
 )
-from tests.imagegen import jpeg_bytes, picture, png_bytes, webp_bytes
+from tests.imagegen import (
+    FRAME_COLOURS,
+    animated_webp_bytes,
+    cmyk_jpeg_bytes,
+    grey_alpha_png_bytes,
+    jpeg_bytes,
+    picture,
+    png16_bytes,
+    png_bytes,
+    webp_bytes,
+    with_exif,
+)
 
 MAX = 50_000_000
 
@@ -182,3 +196,308 @@ async def test_imaging_runs_probes_in_bounded_worker_threads() -> None:
     assert (result.probe.width, result.probe.height) == (30, 20)
     assert imaging.limiter.total_tokens == 1
     assert imaging.limiter.borrowed_tokens == 0
+
+
+# -- thumbnails --------------------------------------------------------------------------------
+
+ALL_FORMATS = [
+    pytest.param(jpeg_bytes, id="jpeg"),
+    pytest.param(png_bytes, id="png"),
+    pytest.param(webp_bytes, id="webp"),
+    pytest.param(cmyk_jpeg_bytes, id="cmyk-jpeg"),
+    pytest.param(png16_bytes, id="png16"),
+    pytest.param(grey_alpha_png_bytes, id="grey-alpha-png"),
+    pytest.param(animated_webp_bytes, id="animated-webp"),
+]
+
+
+def load(data: bytes) -> pyvips.Image:
+    """A thumbnail as libvips reads it back (every page of it, were there several)."""
+    assert (data[:4], data[8:12]) == (b"RIFF", b"WEBP"), "a thumbnail is a WebP"
+    return pyvips.Image.new_from_buffer(data, "", n=-1)
+
+
+def band_means(image: pyvips.Image) -> list[float]:
+    return [image[band].avg() for band in range(image.bands)]
+
+
+@pytest.mark.parametrize("make", ALL_FORMATS)
+def test_thumbnail_of_a_large_image_is_an_srgb_webp_with_a_256_long_edge(
+    make: Callable[[int, int], bytes],
+) -> None:
+    thumb = load(thumbnail(make(600, 400), max_pixels=MAX))
+    assert (thumb.width, thumb.height) == (256, 171)
+    assert thumb.interpretation == "srgb"
+    assert thumb.format == "uchar"
+    assert thumb.bands in (3, 4)
+
+
+@pytest.mark.parametrize("make", ALL_FORMATS)
+def test_thumbnail_of_a_small_image_is_never_upscaled(make: Callable[[int, int], bytes]) -> None:
+    thumb = load(thumbnail(make(100, 60), max_pixels=MAX))
+    assert (thumb.width, thumb.height) == (100, 60)
+
+
+def test_thumbnail_of_a_portrait_image_is_256_high() -> None:
+    thumb = load(thumbnail(png_bytes(300, 900), max_pixels=MAX))
+    assert (thumb.width, thumb.height) == (85, 256)
+
+
+def test_thumbnail_at_exactly_the_size_is_kept_as_it_is() -> None:
+    thumb = load(thumbnail(jpeg_bytes(256, 100), max_pixels=MAX))
+    assert (thumb.width, thumb.height) == (256, 100)
+
+
+@pytest.mark.parametrize("orientation", [5, 6, 7, 8])
+def test_thumbnail_applies_a_rotating_exif_orientation(orientation: int) -> None:
+    thumb = load(thumbnail(jpeg_bytes(600, 400, orientation=orientation), max_pixels=MAX))
+    assert (thumb.width, thumb.height) == (171, 256)
+
+
+def test_thumbnail_orientation_turns_the_pixels_not_only_the_size() -> None:
+    # Left half black, right half white; orientation 6 (rotate 90° clockwise to display) puts
+    # the left half on top.
+    half = pyvips.Image.black(200, 100).insert(pyvips.Image.black(100, 100) + 255, 100, 0)
+    image = with_exif(half.cast("uchar").bandjoin([half, half]).copy(interpretation="srgb"))
+    image.set_type(pyvips.GValue.gint_type, "orientation", 6)
+    thumb = load(thumbnail(image.jpegsave_buffer(Q=95), max_pixels=MAX))
+    assert (thumb.width, thumb.height) == (100, 200)
+    assert thumb.crop(0, 0, 100, 90).avg() < 20
+    assert thumb.crop(0, 110, 100, 90).avg() > 235
+
+
+@pytest.mark.parametrize("make", ALL_FORMATS)
+def test_thumbnail_uses_a_given_size_and_quality(make: Callable[[int, int], bytes]) -> None:
+    data = make(600, 400)
+    small = thumbnail(data, max_pixels=MAX, spec=ThumbSpec(size=64, quality=20))
+    large = thumbnail(data, max_pixels=MAX, spec=ThumbSpec(size=64, quality=95))
+    assert (load(small).width, load(small).height) == (64, 43)
+    if make is not animated_webp_bytes:  # solid colours compress to a few bytes at any quality
+        assert len(small) < len(large)
+
+
+@pytest.mark.parametrize("profile", [True, False], ids=["with-profile", "no-profile"])
+def test_cmyk_jpeg_thumbnail_is_three_band_srgb(profile: bool) -> None:
+    data = cmyk_jpeg_bytes(300, 200, profile=profile)
+    assert pyvips.Image.new_from_buffer(data, "").interpretation == "cmyk"
+    thumb = load(thumbnail(data, max_pixels=MAX))
+    assert (thumb.bands, thumb.interpretation, thumb.format) == (3, "srgb", "uchar")
+    reference = load(thumbnail(png_bytes(300, 200), max_pixels=MAX))
+    # The same picture through CMYK and back: colours close to the original, not inverted.
+    for got, want in zip(band_means(thumb), band_means(reference), strict=True):
+        assert abs(got - want) < 25
+
+
+def test_sixteen_bit_png_thumbnail_is_eight_bit_with_the_same_colours() -> None:
+    data = png16_bytes(300, 200, seed=4)
+    source = pyvips.Image.new_from_buffer(data, "")
+    assert (source.format, source.interpretation) == ("ushort", "rgb16")
+    thumb = load(thumbnail(data, max_pixels=MAX))
+    assert (thumb.bands, thumb.interpretation, thumb.format) == (3, "srgb", "uchar")
+    reference = load(thumbnail(png_bytes(300, 200, seed=4), max_pixels=MAX))
+    # Scaled down by 257, not clipped at 255 (which would make a white picture).
+    for got, want in zip(band_means(thumb), band_means(reference), strict=True):
+        assert abs(got - want) < 3
+    assert thumb.min() < 100
+
+
+def test_grey_alpha_png_thumbnail_keeps_its_alpha() -> None:
+    data = grey_alpha_png_bytes(400, 200)
+    thumb = load(thumbnail(data, max_pixels=MAX))
+    assert (thumb.bands, thumb.interpretation, thumb.format) == (4, "srgb", "uchar")
+    alpha = thumb[3]
+    # The alpha ramp runs from transparent on the left to opaque on the right.
+    assert alpha.crop(0, 0, 8, thumb.height).avg() < 16
+    assert alpha.crop(thumb.width - 8, 0, 8, thumb.height).avg() > 240
+    # Grey stays grey: the three colour bands agree.
+    r, g, b = band_means(thumb)[:3]
+    assert [g, b] == pytest.approx([r, r], abs=2)
+
+
+def test_rgba_png_thumbnail_keeps_its_alpha() -> None:
+    thumb = load(thumbnail(png_bytes(300, 200, alpha=True), max_pixels=MAX))
+    assert thumb.bands == 4
+    assert abs(thumb[3].avg() - 200) < 3
+
+
+def test_animated_webp_thumbnail_is_its_first_frame() -> None:
+    data = animated_webp_bytes(300, 200)
+    assert pyvips.Image.new_from_buffer(data, "").get("n-pages") == 3
+    thumb = load(thumbnail(data, max_pixels=MAX))
+    assert (thumb.width, thumb.height) == (256, 171)  # one frame, not the strip of three
+    assert thumb.get_typeof("n-pages") == 0 or thumb.get("n-pages") == 1
+    assert thumb.get_typeof("page-height") == 0 or thumb.get("page-height") == thumb.height
+    assert band_means(thumb) == pytest.approx(list(FRAME_COLOURS[0]), abs=8)
+
+
+@pytest.mark.parametrize("make", ALL_FORMATS)
+def test_thumbnail_carries_no_metadata(make: Callable[[int, int], bytes]) -> None:
+    thumb = load(thumbnail(make(300, 200), max_pixels=MAX))
+    assert not {"exif-data", "icc-profile-data", "xmp-data", "iptc-data"} & set(thumb.get_fields())
+
+
+def test_thumbnail_strips_metadata_a_camera_wrote() -> None:
+    image = with_exif(picture(300, 200), orientation=6, taken="2024:05:01 10:00:00")
+    image.set_type(pyvips.GValue.blob_type, "xmp-data", b"<x:xmpmeta>secret place</x:xmpmeta>")
+    data = image.icc_transform("srgb", embedded=False).jpegsave_buffer(Q=80, keep="all")
+    assert pyvips.Image.new_from_buffer(data, "").get_typeof("exif-data") != 0
+    encoded = thumbnail(data, max_pixels=MAX)
+    assert not {"exif-data", "icc-profile-data", "xmp-data"} & set(load(encoded).get_fields())
+    assert b"secret place" not in encoded
+    assert b"2024:05:01" not in encoded
+
+
+@pytest.mark.parametrize("make", [jpeg_bytes, png_bytes, webp_bytes, png16_bytes])
+@pytest.mark.parametrize("keep", [0.3, 0.9])
+def test_thumbnail_of_a_truncated_image_is_corrupt(
+    make: Callable[[int, int], bytes], keep: float
+) -> None:
+    data = make(200, 150)
+    with pytest.raises(CorruptImage):
+        thumbnail(data[: int(len(data) * keep)], max_pixels=MAX)
+
+
+def test_thumbnail_of_a_jpeg_with_garbage_inside_is_corrupt() -> None:
+    data = bytearray(jpeg_bytes(100, 100))
+    data[4:40] = b"\x00" * 36
+    with pytest.raises(CorruptImage):
+        thumbnail(bytes(data), max_pixels=MAX)
+
+
+def test_thumbnail_of_a_png_with_damaged_pixel_data_is_corrupt() -> None:
+    # Complete in structure (IEND is there) but the compressed pixel data is garbage.
+    data = bytearray(png_bytes(200, 150))
+    start = data.index(b"IDAT") + 4
+    data[start + 10 : start + 400] = bytes(range(256)) + bytes(range(134))
+    with pytest.raises(CorruptImage):
+        thumbnail(bytes(data), max_pixels=MAX)
+
+
+def test_thumbnail_of_text_is_unsupported() -> None:
+    with pytest.raises(UnsupportedImage):
+        thumbnail(b"not an image at all\n", max_pixels=MAX)
+
+
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def test_thumbnail_refuses_a_pixel_bomb_before_decoding() -> None:
+    # A 30,000 x 30,000 header over pixel data that could never decode: refused as too large
+    # (not as corrupt) shows the header alone decided.
+    header = png_chunk(b"IHDR", struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0))
+    bomb = b"\x89PNG\r\n\x1a\n" + header + png_chunk(b"IDAT", b"junk") + png_chunk(b"IEND", b"")
+    with pytest.raises(ImageTooLarge, match="900,000,000 pixels"):
+        thumbnail(bomb, max_pixels=100_000_000)
+
+
+def test_thumbnail_refuses_a_png_just_above_max_pixels() -> None:
+    with pytest.raises(ImageTooLarge):
+        thumbnail(png_bytes(101, 100), max_pixels=10_000)
+    assert load(thumbnail(png_bytes(100, 100), max_pixels=10_000)).width == 100
+
+
+def test_analyze_with_a_spec_makes_the_thumbnail_in_the_same_call() -> None:
+    data = jpeg_bytes(600, 400)
+    result = analyze(data, max_pixels=MAX, thumb=ThumbSpec())
+    assert result.hash == hash_bytes(data)
+    assert (result.probe.width, result.probe.height) == (600, 400)
+    assert result.thumbnail is not None
+    assert load(result.thumbnail).width == 256
+    assert analyze(data, max_pixels=MAX).thumbnail is None
+
+
+def test_imaging_thumbnails_with_its_own_settings() -> None:
+    imaging = Imaging(max_pixels=MAX, cpu_concurrency=1, thumb=ThumbSpec(size=32, quality=50))
+    thumb = load(imaging.thumbnail_sync(png_bytes(320, 160)))
+    assert (thumb.width, thumb.height) == (32, 16)
+    analysed = imaging.analyze_with_thumb_sync(png_bytes(320, 160))
+    assert analysed.thumbnail is not None
+    assert load(analysed.thumbnail).width == 32
+    assert imaging.analyze_sync(png_bytes(320, 160)).thumbnail is None
+    with pytest.raises(ImageTooLarge):
+        Imaging(max_pixels=100, cpu_concurrency=1).thumbnail_sync(png_bytes(20, 20))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.integers(1, 700),
+    st.integers(1, 700),
+    st.sampled_from([jpeg_bytes, png_bytes, webp_bytes]),
+)
+def test_thumbnail_fits_in_the_box_keeps_the_aspect_and_never_upscales(
+    width: int, height: int, make: Callable[[int, int], bytes]
+) -> None:
+    thumb = load(thumbnail(make(width, height), max_pixels=MAX))
+    long_edge = max(width, height)
+    assert max(thumb.width, thumb.height) <= 256
+    assert thumb.width <= width
+    assert thumb.height <= height
+    if long_edge <= 256:
+        assert (thumb.width, thumb.height) == (width, height)
+    else:
+        assert max(thumb.width, thumb.height) == 256
+        scale = 256 / long_edge
+        assert abs(thumb.width - width * scale) <= 1
+        assert abs(thumb.height - height * scale) <= 1
+
+
+def grey16_alpha_png(width: int, height: int) -> bytes:
+    grey = (picture(width, height, bands=1).cast("float") * 257).cast("ushort")
+    alpha = (grey * 0 + 40000).cast("ushort")
+    image = grey.bandjoin(alpha).copy(interpretation="grey16")
+    data: bytes = image.pngsave_buffer(bitdepth=16)
+    return data
+
+
+def rgba16_png(width: int, height: int) -> bytes:
+    image = (picture(width, height, bands=4).cast("float") * 257).cast("ushort")
+    data: bytes = image.copy(interpretation="rgb16").pngsave_buffer(bitdepth=16)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("data", "bands", "alpha"),
+    [
+        pytest.param(grey16_alpha_png(300, 200), 4, 155, id="grey16-alpha-png"),
+        pytest.param(rgba16_png(300, 200), 4, 200, id="rgba16-png"),
+        pytest.param(picture(300, 200, bands=1).jpegsave_buffer(), 3, None, id="grey-jpeg"),
+        pytest.param(picture(300, 200).pngsave_buffer(palette=True), 3, None, id="palette-png"),
+        pytest.param(
+            (picture(300, 200, bands=1) > 128).pngsave_buffer(bitdepth=1), 3, None, id="1-bit-png"
+        ),
+        pytest.param(picture(300, 200, bands=4).webpsave_buffer(), 4, 200, id="rgba-webp"),
+        pytest.param(picture(300, 200).webpsave_buffer(lossless=True), 3, None, id="lossless"),
+    ],
+)
+def test_thumbnails_of_other_pixel_formats_are_8_bit_srgb(
+    data: bytes, bands: int, alpha: int | None
+) -> None:
+    thumb = load(thumbnail(data, max_pixels=MAX))
+    assert (thumb.width, thumb.height) == (256, 171)
+    assert (thumb.bands, thumb.interpretation, thumb.format) == (bands, "srgb", "uchar")
+    colours = band_means(thumb)[:3]
+    assert all(40 < c < 200 for c in colours[:2]), colours  # not black, not white
+    if alpha is not None:
+        assert abs(thumb[3].avg() - alpha) < 2
+
+
+def wide_gamut(encode: str) -> bytes:
+    """A saturated red (220, 30, 30 in sRGB) stored as Display P3 numbers with the P3 profile
+    embedded, as phones save photos."""
+    red = pyvips.Image.black(300, 200).new_from_image([220, 30, 30]).cast("uchar")
+    p3 = red.copy(interpretation="srgb").icc_transform("p3")
+    data: bytes = getattr(p3, f"{encode}save_buffer")(keep="icc")
+    return data
+
+
+@pytest.mark.parametrize("encode", ["jpeg", "png", "webp"])
+def test_a_wide_gamut_image_is_converted_to_srgb(encode: str) -> None:
+    data = wide_gamut(encode)
+    source = pyvips.Image.new_from_buffer(data, "")
+    assert source.get_typeof("icc-profile-data") != 0
+    assert abs(source[0].avg() - 220) > 10  # the stored numbers are not sRGB's
+    thumb = load(thumbnail(data, max_pixels=MAX))
+    assert "icc-profile-data" not in thumb.get_fields()
+    # Without a profile, viewers take the numbers as sRGB: they must be sRGB's numbers.
+    assert band_means(thumb) == pytest.approx([220, 30, 30], abs=6)

@@ -70,8 +70,10 @@ async def test_manifest_lists_items_and_dirs_from_one_listing(
     assert requests.count("list") == 4
     assert requests.count("info") == 1  # the facade's reachability check on entry
     assert requests.count("read", (".jpg", ".png", ".webp")) == 3
-    # The one existing sidecar got its EXIF basics and hash (and was read once for it).
-    assert requests.count("read", ".json") == 1
+    # The one existing sidecar got its EXIF basics and hash, and its tags went to the rollup
+    # (one read each); the rollup and health files were looked for once.
+    assert requests.count("read", "c.webp.json") == 2
+    assert requests.count("read", ("_rollup.json", "_health.json")) == 2
     sidecar = orjson.loads((gallery / "c.webp.json").read_bytes())
     assert sidecar["exif"] == {"width": 50, "height": 10, "createdAt": None}
     assert sidecar["hash"] == items["c.webp"]["hash"]
@@ -146,7 +148,7 @@ async def test_unchanged_folders_are_not_rewritten(gallery: Path, requests: Requ
         requests.clear()
         report = await lens.index()
     assert report.manifests_written == 0
-    assert requests.count("write") == 0
+    assert [p for op, p in requests.log if op == "write"] == ["_health.json"]
     assert (gallery / "a" / "_index.json").stat().st_mtime_ns == before
 
 

@@ -1,0 +1,171 @@
+"""Health: ``_health.json`` at the root, what is wrong with a gallery and how far behind it is.
+
+Counted from what index runs see anyway (each folder's listing and manifest), so it costs no
+extra request: images, folders, missing thumbnails, orphan sidecars and thumbnails (their image
+is gone), files skipped with the reason, broken or looping pointers, the last index run, and the
+job queue (depth and failures).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from . import paths
+from .errors import NotFound
+from .manifest import Skipped
+from .models import VERSION, ItemEntry, dumps, format_time, loads, utcnow
+from .storage import Entry, Storage
+
+__all__ = ["FolderHealth", "Health", "folder_health", "read_health"]
+
+
+@dataclasses.dataclass(frozen=True)
+class FolderHealth:
+    """One folder's share of the counts."""
+
+    items: int
+    missing_thumbnails: int
+    orphan_sidecars: tuple[str, ...]
+    orphan_thumbnails: tuple[str, ...]
+
+
+def folder_health(
+    folder: str, entries: Sequence[Entry], items: Sequence[ItemEntry]
+) -> FolderHealth:
+    """Count a folder from its listing and its new manifest entries."""
+    files = {e.name for e in entries if e.kind == "file"}
+    sidecars: list[str] = []
+    thumbs: list[str] = []
+    for name in sorted(files):
+        if name.endswith(paths.THUMBNAIL_SUFFIX):
+            found = thumbs
+            image = name[: -len(paths.THUMBNAIL_SUFFIX)]
+        elif name.endswith(paths.SIDECAR_SUFFIX) and paths.is_flat_file(name):
+            found = sidecars
+            image = name[: -len(paths.SIDECAR_SUFFIX)]
+        else:
+            continue
+        if image not in files:
+            found.append(paths.join(folder, name))
+    missing = sum(1 for item in items if not item.hasThumb)
+    return FolderHealth(len(items), missing, tuple(sidecars), tuple(thumbs))
+
+
+class Health:
+    """The health of one root, in memory, updated by index runs."""
+
+    def __init__(self) -> None:
+        self._folders: dict[str, FolderHealth] = {}
+        self._skipped: dict[str, Skipped] = {}
+        self.last_index: dict[str, Any] | None = None
+        self.broken_pointers: list[dict[str, str]] = []
+
+    def set_folder(self, folder: str, counts: FolderHealth) -> None:
+        self._folders[folder] = counts
+
+    def finish_run(
+        self,
+        under: str,
+        recursive: bool,
+        seen: Iterable[str],
+        skipped: Sequence[Skipped],
+        run: dict[str, Any],
+    ) -> None:
+        """Take an index run's outcome: folders under ``under`` it did not see are gone, its
+        skipped files replace the earlier ones of the folders it covered."""
+        seen = set(seen)
+        prefix = under + "/" if under else ""
+
+        def covered(folder: str) -> bool:
+            if recursive:
+                return folder == under or folder.startswith(prefix) or not under
+            return folder == under
+
+        for folder in list(self._folders):
+            if covered(folder) and folder not in seen:
+                del self._folders[folder]
+        for path in list(self._skipped):
+            if covered(paths.parent(path)) or covered(path):
+                del self._skipped[path]
+        for problem in skipped:
+            self._skipped[problem.path] = problem
+        self.last_index = run
+
+    def to_json(self, jobs: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The ``_health.json`` document: counts, the problems by path, and each folder's
+        share (so that a later process can carry on from it)."""
+        folders = self._folders
+        orphan_sidecars = sorted(p for f in folders.values() for p in f.orphan_sidecars)
+        orphan_thumbs = sorted(p for f in folders.values() for p in f.orphan_thumbnails)
+        skipped = sorted(self._skipped.values(), key=lambda s: s.path)
+        failures = int((jobs or {}).get("failed", 0))
+        counts = {
+            "items": sum(f.items for f in folders.values()),
+            "folders": len(folders),
+            "missingThumbnails": sum(f.missing_thumbnails for f in folders.values()),
+            "orphanSidecars": len(orphan_sidecars),
+            "orphanThumbnails": len(orphan_thumbs),
+            "skipped": len(skipped),
+            "brokenPointers": len(self.broken_pointers),
+            "failedJobs": failures,
+        }
+        problems = ("orphanSidecars", "orphanThumbnails", "skipped", "brokenPointers", "failedJobs")
+        return {
+            "v": VERSION,
+            "generatedAt": format_time(utcnow()),
+            "ok": not any(counts[k] for k in problems),
+            "counts": counts,
+            "orphanSidecars": orphan_sidecars,
+            "orphanThumbnails": orphan_thumbs,
+            "skipped": [s.to_json() for s in skipped],
+            "pointers": {"broken": self.broken_pointers},
+            "lastIndex": self.last_index,
+            "jobs": jobs,
+            "folders": {
+                path: {"items": f.items, "missingThumbnails": f.missing_thumbnails}
+                for path, f in sorted(folders.items())
+            },
+        }
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> Health:
+        """Carry on from a stored ``_health.json`` (what cannot be read back is dropped: the
+        next index run of a folder counts it again)."""
+        health = cls()
+        sidecars: dict[str, list[str]] = {}
+        thumbs: dict[str, list[str]] = {}
+        for path in document.get("orphanSidecars") or ():
+            sidecars.setdefault(paths.parent(str(path)), []).append(str(path))
+        for path in document.get("orphanThumbnails") or ():
+            thumbs.setdefault(paths.parent(str(path)), []).append(str(path))
+        for path, counts in (document.get("folders") or {}).items():
+            if isinstance(counts, dict):
+                health._folders[str(path)] = FolderHealth(
+                    int(counts.get("items", 0)),
+                    int(counts.get("missingThumbnails", 0)),
+                    tuple(sidecars.get(path, ())),
+                    tuple(thumbs.get(path, ())),
+                )
+        for problem in document.get("skipped") or ():
+            if isinstance(problem, dict):
+                path = str(problem.get("path", ""))
+                reason, code = str(problem.get("reason", "")), str(problem.get("code", ""))
+                health._skipped[path] = Skipped(path, reason, code)
+        last = document.get("lastIndex")
+        health.last_index = last if isinstance(last, dict) else None
+        return health
+
+    async def save(self, storage: Storage, jobs: dict[str, Any] | None = None) -> None:
+        """Write ``_health.json`` (atomically)."""
+        await storage.write(paths.HEALTH_NAME, dumps(self.to_json(jobs)))
+
+
+async def read_health(storage: Storage) -> dict[str, Any] | None:
+    """The stored ``_health.json``, or ``None`` when there is none."""
+    try:
+        data = await storage.read(paths.HEALTH_NAME)
+    except NotFound:
+        return None
+    return loads(data, what=paths.HEALTH_NAME)

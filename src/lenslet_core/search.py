@@ -1,0 +1,133 @@
+"""Search over the rollup, in memory: case-insensitive substring match on an image's name, tags
+and notes, optionally under a folder, best first.
+
+Order: images with a tag equal to the query come first, then every other match; each group in
+path order. :func:`naive_search` states that contract as a plain loop (the reference the tests
+and benchmarks compare against); :class:`SearchIndex` gives the same results without touching
+every item:
+
+- names are lowered into one text in path order, so a query is a few C-level ``str.find``
+  calls over a few MB, stopping once ``limit`` hits are found;
+- tags and notes repeat a lot, so each distinct one is matched once (the same way) and its
+  images come from a posting list (tag → image numbers, sorted);
+- a folder prefix is a contiguous range of the path-sorted images.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+
+from . import paths
+from .models import RollupItem
+
+__all__ = ["SearchIndex", "naive_search"]
+
+#: Results when the caller gives no limit.
+DEFAULT_LIMIT = 100
+
+
+def _prefix(path: str) -> str:
+    folder = paths.normalize(path)
+    return folder + "/" if folder else ""
+
+
+def naive_search(
+    items: Sequence[RollupItem], query: str, *, limit: int = DEFAULT_LIMIT, path: str = ""
+) -> list[RollupItem]:
+    """The search contract as a plain scan of ``items`` (which must be sorted by path)."""
+    q = query.lower()
+    prefix = _prefix(path)
+    exact: list[RollupItem] = []
+    other: list[RollupItem] = []
+    for item in items:
+        if not item.path.startswith(prefix):
+            continue
+        tags = [t.lower() for t in item.tags]
+        if q in tags:
+            exact.append(item)
+        elif q in item.name.lower() or any(q in t for t in tags) or q in item.notes.lower():
+            other.append(item)
+    return (exact + other)[:limit]
+
+
+class _Texts:
+    """Strings lowered into one text, NUL-separated (no path or query part holds a NUL), so
+    finding which of them contain a query is a few C-level ``str.find`` calls."""
+
+    def __init__(self, strings: Sequence[str]) -> None:
+        self.text = "\0".join(strings) + "\0"
+        # starts[i]: where string i begins; one extra entry for the end.
+        self.starts = [0, *itertools.accumulate(len(s) + 1 for s in strings)]
+
+    def matching(self, q: str, lo: int = 0, hi: int | None = None) -> Iterator[int]:
+        """Numbers of the strings in ``[lo, hi)`` that contain ``q``, in order."""
+        if "\0" in q:
+            return
+        text, starts = self.text, self.starts
+        position, end = starts[lo], starts[len(starts) - 1 if hi is None else hi]
+        while True:
+            found = text.find(q, position, end)
+            if found < 0:
+                return
+            number = bisect.bisect_right(starts, found) - 1
+            yield number
+            position = starts[number + 1]
+
+
+class SearchIndex:
+    """The rollup's items, indexed for :meth:`search`. Immutable: build a new one when the
+    rollup changes (500,000 items build in about a second)."""
+
+    def __init__(self, items: Iterable[RollupItem]) -> None:
+        self.items: list[RollupItem] = sorted(items, key=lambda i: i.path)
+        self._paths = [item.path for item in self.items]
+        self._names = _Texts([item.name.lower() for item in self.items])
+        tags: dict[str, list[int]] = {}
+        notes: dict[str, list[int]] = {}
+        for number, item in enumerate(self.items):
+            for tag in dict.fromkeys(t.lower() for t in item.tags):
+                tags.setdefault(tag, []).append(number)
+            if item.notes:
+                notes.setdefault(item.notes.lower(), []).append(number)
+        self._tag_postings = tags
+        self._tag_lists = list(tags.values())
+        self._tags = _Texts(list(tags))
+        self._note_postings = list(notes.values())
+        self._notes = _Texts(list(notes))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def search(self, query: str, *, limit: int = DEFAULT_LIMIT, path: str = "") -> list[RollupItem]:
+        """Up to ``limit`` images matching ``query`` under the folder ``path``, best first."""
+        if limit < 1:
+            return []
+        q = query.lower()
+        prefix = _prefix(path)
+        lo = bisect.bisect_left(self._paths, prefix) if prefix else 0
+        # Paths under "a/b/" sort before "a/b0" ("0" follows "/").
+        hi = bisect.bisect_left(self._paths, prefix[:-1] + "0") if prefix else len(self._paths)
+        if lo >= hi:
+            return []
+        exact = list(_within(self._tag_postings.get(q, ()), lo, hi)[:limit])
+        sources: list[Iterable[int]] = [self._names.matching(q, lo, hi)]
+        sources += [_within(self._tag_lists[n], lo, hi) for n in self._tags.matching(q)]
+        sources += [_within(self._note_postings[n], lo, hi) for n in self._notes.matching(q)]
+        chosen = set(exact)
+        found = exact
+        for number, _ in itertools.groupby(heapq.merge(*sources)):
+            if len(found) >= limit:
+                break
+            if number not in chosen:
+                found.append(number)
+        return [self.items[n] for n in found]
+
+
+def _within(numbers: Sequence[int], lo: int, hi: int) -> Sequence[int]:
+    """The part of a sorted posting list inside ``[lo, hi)``."""
+    if not numbers or (lo == 0 and numbers[-1] < hi):
+        return numbers
+    return numbers[bisect.bisect_left(numbers, lo) : bisect.bisect_left(numbers, hi)]
