@@ -29,7 +29,7 @@ from .indexing import IndexProgress, IndexReport
 from .jobs import EngineStats, Job, JobHandle, LocalEngine
 from .lenslet import Item, Lenslet, Pending, Thumbnail
 from .manifest import Skipped
-from .models import DirEntry, Exif, ItemEntry, Manifest, Sidecar
+from .models import DirEntry, Exif, ItemEntry, Manifest, RollupItem, Sidecar
 from .settings import Settings
 from .sidecar import ABSENT_ETAG
 from .storage import Entry, Storage
@@ -68,6 +68,7 @@ __all__ = [
     "PointerNotSupported",
     "PreconditionFailed",
     "ReadOnly",
+    "RollupItem",
     "Settings",
     "SettingsError",
     "Sidecar",

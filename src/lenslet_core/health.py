@@ -42,7 +42,9 @@ def folder_health(
         if name.endswith(paths.THUMBNAIL_SUFFIX):
             found = thumbs
             image = name[: -len(paths.THUMBNAIL_SUFFIX)]
-        elif name.endswith(paths.SIDECAR_SUFFIX) and paths.is_flat_file(name):
+        elif name.endswith(paths.SIDECAR_SUFFIX) and paths.is_image_name(
+            name[: -len(paths.SIDECAR_SUFFIX)]
+        ):
             found = sidecars
             image = name[: -len(paths.SIDECAR_SUFFIX)]
         else:

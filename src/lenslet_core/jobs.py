@@ -167,7 +167,7 @@ class Engine(Protocol):
 
     def status(self, job: Job) -> JobHandle | None: ...
 
-    def cancel(self, job: Job) -> bool: ...
+    async def cancel(self, job: Job) -> bool: ...
 
     def stats(self) -> EngineStats: ...
 
@@ -227,8 +227,9 @@ class LocalEngine:
         assert self._tg is not None
         try:
             # The workers are cancelled by now; the caller's own exception (if any) goes on
-            # as it is, not wrapped in the task group's exception group.
-            return await self._tg.__aexit__(None, None, None)
+            # as it is, not wrapped in the task group's exception group (nor swallowed).
+            await self._tg.__aexit__(None, None, None)
+            return None
         finally:
             # Whatever did not run is told so: nobody waits forever on an abandoned job.
             for handle in [*self._handles.values(), *(entry[2] for entry in self._heap)]:
@@ -241,10 +242,14 @@ class LocalEngine:
     async def close(self, *, finish: bool = True) -> None:
         """Stop taking jobs; with ``finish`` first run what is queued (retries of failed jobs
         excepted), else abandon it and cancel what is running. Idempotent."""
-        self._closing = True
-        while finish and (self._queued.total() or self._running or self._retrying):
+        # While finishing, running jobs may still queue follow-up work (a thumbnail's manifest
+        # update); new work is refused only once the queue is empty.
+        while finish and not self._closing and (
+            self._queued.total() or self._running or self._retrying
+        ):
             async with self._changed:
                 await self._changed.wait()
+        self._closing = True
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
 
@@ -279,16 +284,19 @@ class LocalEngine:
         """The handle of a queued or running job like ``job``."""
         return self._handles.get(job.key)
 
-    def cancel(self, job: Job) -> bool:
-        """Cancel a queued or running job; returns whether there was one."""
+    async def cancel(self, job: Job) -> bool:
+        """Cancel a queued, running or retry-waiting job; returns whether there was one."""
         handle = self._handles.pop(job.key, None)
         if handle is None or handle.done:
             return False
+        if handle._scope is not None:
+            handle._scope.cancel()  # running: it ends "cancelled" when its handler stops
+            return True
         if handle.state == "queued":
             self._queued[job.kind] -= 1
-            handle._end("cancelled")
-        elif handle._scope is not None:
-            handle._scope.cancel()
+        handle._end("cancelled")  # queued, or waiting for a retry (which then does nothing)
+        async with self._changed:
+            self._changed.notify_all()  # room for submitters waiting on a full queue
         return True
 
     def stats(self) -> EngineStats:

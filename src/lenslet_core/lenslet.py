@@ -447,6 +447,14 @@ class Lenslet:
             index = self._search
         return index.search(query, limit=limit, path=path)
 
+    async def has_health(self) -> bool:
+        """Whether the root has a ``_health.json`` (an index run has written one)."""
+        try:
+            await self.storage.info(paths.HEALTH_NAME)
+        except NotFound:
+            return False
+        return True
+
     async def health_report(self) -> dict[str, Any]:
         """The gallery's health as ``_health.json`` has it, with the live job queue."""
         await self._load_state()

@@ -1,0 +1,89 @@
+"""``lenslet health``: what is wrong with a gallery, from its ``_health.json``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import anyio
+import orjson
+import typer
+
+from lenslet_core import Lenslet, Settings
+
+from .typer_app import EXIT_OK, EXIT_SKIPPED, EXIT_USAGE, app, errors_to_exit
+
+#: Paths printed per kind of problem (``--json`` has them all).
+SHOWN = 20
+
+
+@app.command()
+def health(
+    root: Annotated[str, typer.Argument(help="The gallery root: a folder or a storage URL.")],
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Index ROOT first, so the counts are current.")
+    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the JSON document.")] = False,
+) -> None:
+    """Print ROOT's health: counts of images, folders, missing thumbnails, orphan sidecars and
+    thumbnails, skipped files with reasons, broken pointers and the last index run. Exits 1
+    when anything is broken."""
+    with errors_to_exit():
+
+        async def run() -> dict[str, Any] | None:
+            settings = Settings() if refresh else Settings(readonly=True)
+            async with Lenslet(root, settings) as lens:
+                if refresh:
+                    await lens.index(thumbnails=False)
+                elif not await lens.has_health():
+                    return None
+                return await lens.health_report()
+
+        document = anyio.run(run)
+    if document is None:
+        typer.echo(
+            f"lenslet: {root} has no _health.json yet: run `lenslet index {root}` "
+            "(or `lenslet health --refresh`)",
+            err=True,
+        )
+        raise typer.Exit(EXIT_USAGE)
+    if json_output:
+        typer.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+    else:
+        _print(document)
+    raise typer.Exit(EXIT_OK if document["ok"] else EXIT_SKIPPED)
+
+
+def _print(document: dict[str, Any]) -> None:
+    counts = document["counts"]
+    typer.echo("ok" if document["ok"] else "PROBLEMS FOUND")
+    typer.echo(
+        f"{counts['items']} images in {counts['folders']} folders, "
+        f"{counts['missingThumbnails']} without a thumbnail"
+    )
+    last = document.get("lastIndex")
+    if last:
+        typer.echo(
+            f"last index: {last.get('startedAt')} to {last.get('finishedAt')}, "
+            f"{last.get('items')} images at {last.get('itemsPerSecond')} items/s"
+        )
+    jobs = document.get("jobs") or {}
+    if jobs:
+        typer.echo(f"jobs: {jobs.get('depth', 0)} queued, {jobs.get('failed', 0)} failed")
+    sections = (
+        (
+            "skipped files",
+            [f"{s['path']}: {s['reason']} [{s['code']}]" for s in document["skipped"]],
+        ),
+        ("orphan sidecars (no image)", document["orphanSidecars"]),
+        ("orphan thumbnails (no image)", document["orphanThumbnails"]),
+        ("broken pointers", [str(p) for p in document["pointers"]["broken"]]),
+        ("failed jobs", [str(f) for f in jobs.get("recentFailures", [])]),
+    )
+    for title, lines in sections:
+        if not lines:
+            continue
+        typer.echo(f"{title}: {len(lines)}")
+        for line in lines[:SHOWN]:
+            typer.echo(f"  {line}")
+        if len(lines) > SHOWN:
+            typer.echo(f"  ... and {len(lines) - SHOWN} more (see --json)")

@@ -1,0 +1,174 @@
+"""``lenslet index``: write manifests, thumbnails, rollup and health; ``--watch`` keeps them
+current."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import anyio
+import orjson
+import typer
+
+from lenslet_core import IndexProgress, IndexReport, Lenslet, Settings
+
+from .typer_app import EXIT_OK, EXIT_SKIPPED, app, errors_to_exit, settings_from
+
+
+@app.command()
+def index(
+    root: Annotated[str, typer.Argument(help="The gallery root: a folder or a storage URL.")],
+    path: Annotated[str, typer.Option(help="Only this folder (logical, under the root).")] = "",
+    recursive: Annotated[
+        bool, typer.Option("--recursive/--no-recursive", help="Also index sub-folders.")
+    ] = True,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print a JSON summary instead of text.")
+    ] = False,
+    page_size: Annotated[
+        int | None, typer.Option(min=1, help="Items per manifest page (default 5000).")
+    ] = None,
+    max_pixels: Annotated[
+        int | None, typer.Option(min=1, help="Refuse images above this many pixels.")
+    ] = None,
+    io_concurrency: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Concurrent storage calls (default: cores on local disk; raise for a NAS)."
+        ),
+    ] = None,
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress",
+            help="Show progress on stderr: a bar on a terminal, plain lines otherwise "
+            "(default: on, unless --json).",
+        ),
+    ] = None,
+    thumbs: Annotated[
+        bool,
+        typer.Option("--thumbs/--no-thumbs", help="Make missing thumbnails (default: on)."),
+    ] = True,
+    thumb_cache: Annotated[
+        str | None,
+        typer.Option(
+            help="Where thumbnails go when an image's folder is read-only (a path or URL)."
+        ),
+    ] = None,
+) -> None:
+    """Write every folder's manifest and the missing thumbnails under ROOT, and report the files
+    that were skipped."""
+    with errors_to_exit():
+        settings = settings_from(
+            page_size=page_size,
+            max_pixels=max_pixels,
+            io_concurrency=io_concurrency,
+            thumbnails=thumbs,
+            thumb_cache=thumb_cache,
+        )
+        show = not json_output if progress is None else progress
+        report = _run_index(root, settings, path, recursive, show)
+        if json_output:
+            typer.echo(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode())
+        else:
+            _print_report(report)
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_SKIPPED)
+
+
+def _run_index(
+    root: str, settings: Settings, path: str, recursive: bool, show: bool
+) -> IndexReport:
+    async def run(on_progress: Callable[[IndexProgress], None] | None) -> IndexReport:
+        async with Lenslet(root, settings) as lens:
+            return await lens.index(path, recursive=recursive, on_progress=on_progress)
+
+    if not show:
+        return anyio.run(run, None)
+    if sys.stderr.isatty():
+        return _with_rich_progress(run)
+    return anyio.run(run, _plain_progress())
+
+
+def _with_rich_progress(
+    run: Callable[[Callable[[IndexProgress], None]], Any],
+) -> IndexReport:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    columns = (
+        TextColumn("[bold]indexing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:>8.1f} items/s"),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[folder]}", style="dim"),
+    )
+    started = time.perf_counter()
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("index", total=None, rate=0.0, folder="")
+
+        def on_progress(p: IndexProgress) -> None:
+            rate = p.images_done / max(time.perf_counter() - started, 1e-6)
+            bar.update(
+                task,
+                total=p.images_total or None,
+                completed=p.images_done,
+                rate=rate,
+                folder=p.current or "/",
+            )
+
+        result: IndexReport = anyio.run(run, on_progress)
+        return result
+
+
+def _plain_progress(every: float = 2.0) -> Callable[[IndexProgress], None]:
+    """Progress for logs (no terminal): one line when the walk has found the work, then one
+    line every ``every`` seconds."""
+    started = last = time.perf_counter()
+    announced = False
+
+    def on_progress(p: IndexProgress) -> None:
+        nonlocal last, announced
+        if not announced and p.images_total and p.folders_done == 0:
+            announced = True
+            typer.echo(
+                f"indexing: found {p.images_total} images in {p.folders_total} folders", err=True
+            )
+        now = time.perf_counter()
+        if now - last < every:
+            return
+        last = now
+        rate = p.images_done / max(now - started, 1e-6)
+        typer.echo(
+            f"indexing: {p.images_done}/{p.images_total} images, "
+            f"{p.folders_done}/{p.folders_total} folders, {rate:.1f} items/s",
+            err=True,
+        )
+
+    return on_progress
+
+
+def _print_report(report: IndexReport) -> None:
+    typer.echo(
+        f"indexed {report.items} images in {report.folders} folders of {report.root} "
+        f"in {report.seconds:.2f}s ({report.items_per_second:.1f} items/s): "
+        f"{report.analyzed} read, {report.reused} unchanged, "
+        f"{report.manifests_written} manifests written, "
+        f"{report.thumbnails_made} thumbnails made"
+    )
+    if report.thumbnails.startswith("off:"):
+        typer.echo(f"thumbnails {report.thumbnails}")
+    if report.sidecars_refreshed:
+        typer.echo(f"updated EXIF basics in {report.sidecars_refreshed} sidecars")
+    if report.skipped:
+        typer.echo(f"skipped {len(report.skipped)} files:")
+        for skipped in report.skipped:
+            typer.echo(f"  {skipped.path}: {skipped.reason} [{skipped.code}]")

@@ -1,0 +1,93 @@
+"""The ``lenslet`` Typer app and what its commands share: the one mapping of errors to messages
+and exit codes, and settings from options. Each command is a module of its own.
+
+Exit codes: 0 done and clean, 1 done but something is wrong (files skipped, health not ok:
+listed with reasons), 2 usage error (bad option, missing root), 3 lenslet failed, 130
+interrupted.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+
+from lenslet_core import (
+    InvalidPath,
+    LensletError,
+    NotFound,
+    PointerNotSupported,
+    Settings,
+    SettingsError,
+    __version__,
+)
+
+app = typer.Typer(
+    name="lenslet",
+    help="A backend for file-based image galleries: the files beside the images are the database.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+EXIT_OK, EXIT_SKIPPED, EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"lenslet {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """lenslet: index and serve image folders on local disk or object storage."""
+
+
+@contextmanager
+def errors_to_exit() -> Iterator[None]:
+    """The one place the CLI turns lenslet's errors (and Ctrl-C) into a message and exit code."""
+    try:
+        yield
+    except (SettingsError, InvalidPath, PointerNotSupported) as exc:
+        typer.echo(f"lenslet: {exc.message}", err=True)
+        raise typer.Exit(EXIT_USAGE) from exc
+    except NotFound as exc:
+        typer.echo(f"lenslet: {exc.message}", err=True)
+        raise typer.Exit(EXIT_USAGE) from exc
+    except LensletError as exc:
+        typer.echo(f"lenslet: {exc.message} [{exc.code}]", err=True)
+        raise typer.Exit(EXIT_FAILED) from exc
+    except KeyboardInterrupt as exc:
+        typer.echo("lenslet: interrupted; every file written so far is complete", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from exc
+    except Exception as exc:
+        # A bug, not bad input: say so with its traceback, but never as "some files skipped".
+        traceback.print_exc()
+        typer.echo(f"lenslet: unexpected error: {exc!r} (please report it)", err=True)
+        raise typer.Exit(EXIT_FAILED) from exc
+
+
+def settings_from(**changes: Any) -> Settings:
+    """Settings from the options given (``None``: not given, keep the default)."""
+    given = {k: v for k, v in changes.items() if v is not None}
+    return Settings(**given)
+
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_SKIPPED",
+    "EXIT_USAGE",
+    "app",
+    "errors_to_exit",
+    "settings_from",
+]
