@@ -244,8 +244,10 @@ class LocalEngine:
         excepted), else abandon it and cancel what is running. Idempotent."""
         # While finishing, running jobs may still queue follow-up work (a thumbnail's manifest
         # update); new work is refused only once the queue is empty.
-        while finish and not self._closing and (
-            self._queued.total() or self._running or self._retrying
+        while (
+            finish
+            and not self._closing
+            and (self._queued.total() or self._running or self._retrying)
         ):
             async with self._changed:
                 await self._changed.wait()
