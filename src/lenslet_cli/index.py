@@ -12,7 +12,7 @@ import anyio
 import orjson
 import typer
 
-from lenslet_core import IndexProgress, IndexReport, Lenslet, Settings
+from lenslet_core import IndexProgress, IndexReport, Lenslet, Settings, Wave
 
 from .typer_app import EXIT_OK, EXIT_SKIPPED, app, errors_to_exit, settings_from
 
@@ -57,9 +57,17 @@ def index(
             help="Where thumbnails go when an image's folder is read-only (a path or URL)."
         ),
     ] = None,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="Keep running: index new, changed and deleted images as they come "
+            "(local roots; Ctrl-C stops).",
+        ),
+    ] = False,
 ) -> None:
-    """Write every folder's manifest and the missing thumbnails under ROOT, and report the files
-    that were skipped."""
+    """Write every folder's manifest, the missing thumbnails, the search rollup and the health
+    file under ROOT, and report the files that were skipped."""
     with errors_to_exit():
         settings = settings_from(
             page_size=page_size,
@@ -74,7 +82,36 @@ def index(
             typer.echo(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode())
         else:
             _print_report(report)
+        if watch:
+            _watch(root, settings, path, json_output)
     raise typer.Exit(EXIT_OK if report.ok else EXIT_SKIPPED)
+
+
+def _watch(root: str, settings: Settings, path: str, json_output: bool) -> None:
+    """Index waves of changes until Ctrl-C, one line per wave."""
+
+    def tell(wave: Wave) -> None:
+        if json_output:
+            document = {
+                "changes": wave.changes,
+                "folders": sorted(wave.folders),
+                "newFolders": sorted(wave.new_folders),
+                "removed": sorted(wave.removed),
+            }
+            typer.echo(orjson.dumps(document).decode())
+        else:
+            folders = len(wave.folders) + len(wave.new_folders)
+            typer.echo(f"watch: {wave.changes} changes, {folders} folders indexed", err=True)
+
+    async def run() -> None:
+        async with Lenslet(root, settings) as lens:
+            typer.echo(f"watching {root} for changes (Ctrl-C stops)", err=True)
+            await lens.watch(path, on_wave=tell)
+
+    try:
+        anyio.run(run)
+    except KeyboardInterrupt:
+        typer.echo("stopped watching", err=True)
 
 
 def _run_index(

@@ -33,6 +33,7 @@ from .models import DirEntry, Exif, ItemEntry, Manifest, RollupItem, Sidecar
 from .settings import Settings
 from .sidecar import ABSENT_ETAG
 from .storage import Entry, Storage
+from .watch import Wave
 
 __version__ = "0.1.0"
 
@@ -77,5 +78,6 @@ __all__ = [
     "StorageError",
     "UnsupportedImage",
     "UnsupportedVersion",
+    "Wave",
     "__version__",
 ]

@@ -73,10 +73,11 @@ class Health:
         recursive: bool,
         seen: Iterable[str],
         skipped: Sequence[Skipped],
-        run: dict[str, Any],
+        run: dict[str, Any] | None,
     ) -> None:
         """Take an index run's outcome: folders under ``under`` it did not see are gone, its
-        skipped files replace the earlier ones of the folders it covered."""
+        skipped files replace the earlier ones of the folders it covered. ``run`` (its
+        summary) becomes the last index run, unless ``None``."""
         seen = set(seen)
         prefix = under + "/" if under else ""
 
@@ -93,7 +94,18 @@ class Health:
                 del self._skipped[path]
         for problem in skipped:
             self._skipped[problem.path] = problem
-        self.last_index = run
+        if run is not None:
+            self.last_index = run
+
+    def forget(self, under: str) -> None:
+        """Drop the counts and problems of a folder that is gone, and of those below it."""
+        prefix = under + "/"
+        for folder in list(self._folders):
+            if folder == under or folder.startswith(prefix):
+                del self._folders[folder]
+        for path in list(self._skipped):
+            if path == under or path.startswith(prefix):
+                del self._skipped[path]
 
     def to_json(self, jobs: dict[str, Any] | None = None) -> dict[str, Any]:
         """The ``_health.json`` document: counts, the problems by path, and each folder's

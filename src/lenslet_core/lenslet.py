@@ -13,7 +13,7 @@ import collections
 import contextlib
 import dataclasses
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -47,6 +47,7 @@ from .settings import Settings
 from .sidecar import ABSENT_ETAG, read_sidecar, update_sidecar
 from .storage import Entry, Observer, Storage
 from .thumbnails import ThumbnailStore
+from .watch import Wave, watch_changes
 
 __all__ = ["Item", "Lenslet", "Pending", "Thumbnail"]
 
@@ -394,8 +395,12 @@ class Lenslet:
         with contextlib.suppress(QueueFull):
             await self.jobs.submit(job, wait_for_room=False)
 
-    async def _index_job(self, job: Job) -> IndexReport:
-        report = await self._index(job.path, recursive=False, save=False)
+    async def _index_job(self, job: Job) -> IndexReport | None:
+        try:
+            report = await self._index(job.path, recursive=False, save=False)
+        except NotFound:
+            self._forget(job.path)  # the folder is gone: so is what was known of it
+            return None
         if not self.storage.readonly:
             await self._submit_quietly(Job("rollup", self.storage.url))
             await self._submit_quietly(Job("health", self.storage.url))
@@ -512,7 +517,9 @@ class Lenslet:
         self._invalidate(folder, below=recursive)
         if recursive:
             self.rollup.prune(folder, seen)
-        self.health.finish_run(folder, recursive, seen, report.skipped, report.summary())
+        # Health's "last index run" is the last run asked for, not a watch's folder refresh.
+        summary = report.summary() if save else None
+        self.health.finish_run(folder, recursive, seen, report.skipped, summary)
         if save and not self.storage.readonly:
             # A run over the whole tree has read every sidecar changed since the old basis.
             basis = started if recursive and not folder else None
@@ -523,6 +530,53 @@ class Lenslet:
                 name = paths.ROLLUP_NAME if self.rollup.dirty else paths.HEALTH_NAME
                 report.skipped.append(Skipped(name, f"not written: {exc.message}", exc.code))
         return report
+
+    # -- watching ------------------------------------------------------------------------------
+
+    async def watch(
+        self,
+        path: str = "",
+        *,
+        stop: anyio.Event | None = None,
+        on_wave: Callable[[Wave], Awaitable[None] | None] | None = None,
+        debounce_ms: int = 1600,
+    ) -> None:
+        """Keep ``path`` (and below) indexed until ``stop`` is set: new, changed and deleted
+        images and sidecars reach the manifests, thumbnails, rollup and health within seconds.
+        Each wave of changes runs as index jobs (one per folder); ``on_wave`` is told of each
+        wave once its folders are done. Local roots only."""
+        folder = paths.normalize(path)
+        root = self.storage.local_root
+        if root is None:
+            raise SettingsError(f"watching needs a local root; {self.storage.url!r} is not one")
+        await self._load_state()
+
+        async def handle(wave: Wave) -> None:
+            for gone in wave.removed:
+                self._forget(gone)
+            for new in sorted(wave.new_folders):
+                await self._index(new, recursive=True, save=False)
+            handles = [
+                await self.jobs.submit(Job("index", self.storage.url, f))
+                for f in sorted(wave.folders)
+            ]
+            for handle in handles:
+                await handle.wait()
+            if wave.new_folders or wave.removed:
+                await self._submit_quietly(Job("rollup", self.storage.url))
+                await self._submit_quietly(Job("health", self.storage.url))
+            if on_wave is not None:
+                awaited = on_wave(wave)
+                if awaited is not None:
+                    await awaited
+
+        await watch_changes(root, handle, under=folder, stop=stop, debounce_ms=debounce_ms)
+
+    def _forget(self, folder: str) -> None:
+        """Drop what is known of a folder that is gone (and everything below it)."""
+        self._invalidate(folder, below=True)
+        self.rollup.prune(folder, ())
+        self.health.forget(folder)
 
     def _invalidate(self, folder: str, *, below: bool = False) -> None:
         """Forget cached pages of ``folder`` (and, with ``below``, of every folder under it)."""

@@ -140,6 +140,11 @@ class Storage:
         return cls(fs, root, io_concurrency=io_concurrency, readonly=readonly, observer=observer)
 
     @property
+    def local_root(self) -> str | None:
+        """The root's real path when it is on local disk, else ``None``."""
+        return self.root if self._local else None
+
+    @property
     def url(self) -> str:
         protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
         return self.root if self._local else f"{protocol}://{self.root.lstrip('/')}"
