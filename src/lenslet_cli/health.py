@@ -32,10 +32,9 @@ def health(
         async def run() -> dict[str, Any] | None:
             settings = Settings() if refresh else Settings(readonly=True)
             async with Lenslet(root, settings) as lens:
-                if refresh:
-                    await lens.index(thumbnails=False)
-                elif not await lens.has_health():
-                    return None
+                if not refresh:
+                    return await lens.stored_health()
+                await lens.index(thumbnails=False)
                 return await lens.health_report()
 
         document = anyio.run(run)

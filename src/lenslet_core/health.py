@@ -167,6 +167,8 @@ class Health:
                 path = str(problem.get("path", ""))
                 reason, code = str(problem.get("reason", "")), str(problem.get("code", ""))
                 health._skipped[path] = Skipped(path, reason, code)
+        broken = (document.get("pointers") or {}).get("broken") or []
+        health.broken_pointers = [p for p in broken if isinstance(p, dict)]
         last = document.get("lastIndex")
         health.last_index = last if isinstance(last, dict) else None
         return health

@@ -53,6 +53,9 @@ JobState = Literal["queued", "running", "done", "failed", "cancelled"]
 #: Kinds of job, highest priority first.
 KINDS: tuple[JobKind, ...] = ("thumbnail", "index", "rollup", "health")
 _PRIORITY = {kind: rank for rank, kind in enumerate(KINDS)}
+#: Kinds whose running job serves a new request for the same path (a thumbnail made from the
+#: image as it is). Other kinds run again: their job may have read what has since changed.
+JOINS_RUNNING = frozenset({"thumbnail"})
 #: Failures kept for health, most recent last.
 _FAILURES_KEPT = 100
 
@@ -195,7 +198,9 @@ class LocalEngine:
         self.attempts = attempts
         self.backoff = backoff
         self._heap: list[tuple[int, int, JobHandle]] = []
+        #: Jobs waiting to run (queued, or waiting for a retry), and jobs running, by key.
         self._handles: dict[tuple[str, str], JobHandle] = {}
+        self._active: dict[tuple[str, str], JobHandle] = {}
         self._queued: collections.Counter[str] = collections.Counter()
         self._running = 0
         self._seq = itertools.count()
@@ -232,10 +237,12 @@ class LocalEngine:
             return None
         finally:
             # Whatever did not run is told so: nobody waits forever on an abandoned job.
-            for handle in [*self._handles.values(), *(entry[2] for entry in self._heap)]:
+            waiting = [*self._handles.values(), *self._active.values()]
+            for handle in [*waiting, *(entry[2] for entry in self._heap)]:
                 if not handle.done:
                     handle._end("cancelled")
             self._handles.clear()
+            self._active.clear()
             self._heap.clear()
             self._queued.clear()
 
@@ -258,15 +265,18 @@ class LocalEngine:
     # -- the interface ---------------------------------------------------------------------------
 
     async def submit(self, job: Job, *, wait_for_room: bool = True) -> JobHandle:
-        """Queue ``job`` unless the same job is queued or running (then that one's handle).
-        A full queue makes this wait for room, or raise :class:`QueueFull` with
-        ``wait_for_room=False``."""
+        """Queue ``job`` unless the same job is already waiting to run (then that one's handle;
+        for a thumbnail, also one that is running). A full queue makes this wait for room, or
+        raise :class:`QueueFull` with ``wait_for_room=False``."""
         while True:
             if self._closing or self._tg is None:
                 raise QueueFull("the job engine is not running (shutting down or not started)")
             existing = self._handles.get(job.key)
             if existing is not None and not existing.done:
                 return existing
+            running = self._active.get(job.key)
+            if running is not None and not running.done and job.kind in JOINS_RUNNING:
+                return running
             if self._queued.total() < self.queue_size:
                 break
             if not wait_for_room:
@@ -283,23 +293,26 @@ class LocalEngine:
         return handle
 
     def status(self, job: Job) -> JobHandle | None:
-        """The handle of a queued or running job like ``job``."""
-        return self._handles.get(job.key)
+        """The handle of a job like ``job`` that is waiting to run, else of one running."""
+        return self._handles.get(job.key) or self._active.get(job.key)
 
     async def cancel(self, job: Job) -> bool:
-        """Cancel a queued, running or retry-waiting job; returns whether there was one."""
-        handle = self._handles.pop(job.key, None)
-        if handle is None or handle.done:
-            return False
-        if handle._scope is not None:
-            handle._scope.cancel()  # running: it ends "cancelled" when its handler stops
-            return True
-        if handle.state == "queued":
-            self._queued[job.kind] -= 1
-        handle._end("cancelled")  # queued, or waiting for a retry (which then does nothing)
-        async with self._changed:
-            self._changed.notify_all()  # room for submitters waiting on a full queue
-        return True
+        """Cancel the jobs like ``job`` that are queued, waiting for a retry or running;
+        returns whether there was one."""
+        found = False
+        waiting = self._handles.pop(job.key, None)
+        if waiting is not None and not waiting.done:
+            found = True
+            if waiting.state == "queued":
+                self._queued[job.kind] -= 1
+            waiting._end("cancelled")  # a retry waiting for its time then does nothing
+            async with self._changed:
+                self._changed.notify_all()  # room for submitters waiting on a full queue
+        running = self._active.get(job.key)
+        if running is not None and not running.done and running._scope is not None:
+            found = True
+            running._scope.cancel()  # it ends "cancelled" when its handler stops
+        return found
 
     def stats(self) -> EngineStats:
         queued: dict[str, int] = {k: self._queued[k] for k in KINDS if self._queued[k]}
@@ -326,16 +339,31 @@ class LocalEngine:
             self._changed.notify_all()
 
     def _take(self, kinds: tuple[str, ...]) -> JobHandle | None:
+        """The first job by priority this worker may take; never a second run of a job
+        whose earlier run is still going (it waits its turn, e.g. a rollup save)."""
+        later: list[tuple[int, int, JobHandle]] = []
+        taken: JobHandle | None = None
         while self._heap:
-            if self._heap[0][2].done:  # cancelled while queued
+            handle = self._heap[0][2]
+            if handle.done:  # cancelled while queued
                 heapq.heappop(self._heap)
-                continue
-            if self._heap[0][2].job.kind not in kinds:
-                return None  # strict priority: nothing this worker may take is first
-            handle = heapq.heappop(self._heap)[2]
-            self._queued[handle.job.kind] -= 1
-            return handle
-        return None
+            elif handle.job.kind not in kinds:
+                break  # strict priority: nothing this worker may take is first
+            elif handle.job.key in self._active:
+                later.append(heapq.heappop(self._heap))
+            else:
+                taken = heapq.heappop(self._heap)[2]
+                break
+        for entry in later:
+            heapq.heappush(self._heap, entry)
+        if taken is None:
+            return None
+        key = taken.job.key
+        self._queued[taken.job.kind] -= 1
+        if self._handles.get(key) is taken:
+            del self._handles[key]
+        self._active[key] = taken
+        return taken
 
     async def _worker(self, kinds: tuple[str, ...]) -> None:
         while True:
@@ -364,9 +392,7 @@ class LocalEngine:
             except StorageError as exc:
                 if handle.attempts < self.attempts and not self._closing:
                     self._retried += 1
-                    self._retrying += 1
-                    assert self._tg is not None
-                    self._tg.start_soon(self._retry_later, handle)
+                    self._retry(handle)
                     return
                 self._fail(handle, exc)
                 return
@@ -391,6 +417,26 @@ class LocalEngine:
             self._forget(handle)
             handle._end("cancelled")
 
+    def _retry(self, handle: JobHandle) -> None:
+        """Run a job that met a transient error again after a backoff; if the same job was
+        submitted anew meanwhile, that run serves this handle too."""
+        key = handle.job.key
+        if self._active.get(key) is handle:
+            del self._active[key]
+        assert self._tg is not None
+        newer = self._handles.get(key)
+        if newer is not None and not newer.done:
+            self._tg.start_soon(self._follow, handle, newer)
+            return
+        self._handles[key] = handle
+        self._retrying += 1
+        self._tg.start_soon(self._retry_later, handle)
+
+    async def _follow(self, handle: JobHandle, newer: JobHandle) -> None:
+        await newer.wait()
+        if not handle.done:
+            handle._end(newer.state, newer._result, newer.error)
+
     async def _retry_later(self, handle: JobHandle) -> None:
         try:
             delay = self.backoff * 2 ** (handle.attempts - 1)
@@ -414,5 +460,6 @@ class LocalEngine:
         self._failures.append(handle.to_json())
 
     def _forget(self, handle: JobHandle) -> None:
-        if self._handles.get(handle.job.key) is handle:
-            del self._handles[handle.job.key]
+        for table in (self._handles, self._active):
+            if table.get(handle.job.key) is handle:
+                del table[handle.job.key]

@@ -348,10 +348,10 @@ class Lenslet:
             sidecar, etag = await update_sidecar(
                 self.storage, image, body, if_match=if_match, writer=self.settings.writer
             )
-        if self._state_loaded:
-            name = paths.split(image)[1]
-            self.rollup.set_item(RollupItem(image, name, sidecar.tags, sidecar.notes))
-            await self._submit_quietly(Job("rollup", self.storage.url))
+        await self._load_state()
+        name = paths.split(image)[1]
+        self.rollup.set_item(RollupItem(image, name, sidecar.tags, sidecar.notes))
+        await self._submit_quietly(Job("rollup", self.storage.url))
         return Item(image, sidecar, etag, True)
 
     # -- thumbnails ----------------------------------------------------------------------------
@@ -452,13 +452,9 @@ class Lenslet:
             index = self._search
         return index.search(query, limit=limit, path=path)
 
-    async def has_health(self) -> bool:
-        """Whether the root has a ``_health.json`` (an index run has written one)."""
-        try:
-            await self.storage.info(paths.HEALTH_NAME)
-        except NotFound:
-            return False
-        return True
+    async def stored_health(self) -> dict[str, Any] | None:
+        """``_health.json`` as the last process that wrote it left it (``None``: none yet)."""
+        return await read_health(self.storage)
 
     async def health_report(self) -> dict[str, Any]:
         """The gallery's health as ``_health.json`` has it, with the live job queue."""

@@ -38,6 +38,8 @@ def naive_search(
     items: Sequence[RollupItem], query: str, *, limit: int = DEFAULT_LIMIT, path: str = ""
 ) -> list[RollupItem]:
     """The search contract as a plain scan of ``items`` (which must be sorted by path)."""
+    if limit < 1:
+        return []
     q = query.lower()
     prefix = _prefix(path)
     exact: list[RollupItem] = []
@@ -70,7 +72,7 @@ class _Texts:
         position, end = starts[lo], starts[len(starts) - 1 if hi is None else hi]
         while True:
             found = text.find(q, position, end)
-            if found < 0:
+            if found < 0 or found >= end:  # "" is also found at the very end
                 return
             number = bisect.bisect_right(starts, found) - 1
             yield number

@@ -29,7 +29,7 @@ ROOT = "/photos"
 @contextlib.asynccontextmanager
 async def running(engine: LocalEngine) -> AsyncIterator[LocalEngine]:
     """The engine, entered; an exception of the body (a failed assert) is raised again after
-    the engine's exit, which swallows it today (see
+    the engine's exit even if the exit were to swallow it (as it once did, see
     ``test_an_exception_in_the_body_propagates_as_itself``): no test here passes unchecked."""
     failure: BaseException | None = None
     async with engine:
@@ -517,3 +517,35 @@ async def test_retry_after_is_at_least_a_second_and_counts_the_work_ahead() -> N
         bench.release()
     assert thumbnail == 1.0  # health jobs queued behind do not delay a thumbnail
     assert 1.0 < health <= 60.0
+
+
+async def test_a_job_submitted_while_its_like_runs_runs_again_after_it() -> None:
+    """A rollup save asked for while one is being written must not be lost, nor run beside
+    it: it waits for the running one, then runs (a thumbnail instead joins the running job)."""
+    bench = Workbench()
+    first_started = bench.held["rollup:"] = anyio.Event()
+    async with running(LocalEngine(bench.handlers, workers=4)) as engine:
+        first = await engine.submit(Job("rollup", ROOT))
+        await first_started.wait()
+        second = await engine.submit(Job("rollup", ROOT))
+        third = await engine.submit(Job("rollup", ROOT))
+        assert second is not first
+        assert third is second  # waiting jobs still de-duplicate
+        await anyio.wait_all_tasks_blocked()
+        assert bench.started == ["rollup:"]  # free workers did not start it beside the first
+        assert engine.status(Job("rollup", ROOT)) is second
+        bench._released.set()
+        assert await second.wait(5)
+    assert bench.started == ["rollup:", "rollup:"]
+    assert first.result() == second.result() == "rollup:"
+
+
+async def test_a_thumbnail_asked_for_while_it_is_made_joins_that_job() -> None:
+    bench = Workbench()
+    started = bench.held["thumbnail:a.jpg"] = anyio.Event()
+    async with running(LocalEngine(bench.handlers, workers=2)) as engine:
+        first = await engine.submit(Job("thumbnail", ROOT, "a.jpg"))
+        await started.wait()
+        assert await engine.submit(Job("thumbnail", ROOT, "a.jpg")) is first
+        bench._released.set()
+    assert bench.started == ["thumbnail:a.jpg"]

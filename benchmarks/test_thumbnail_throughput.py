@@ -1,0 +1,87 @@
+"""Index with thumbnails, per format, against a bare loop of ``pyvips.Image.thumbnail`` →
+``webpsave`` over the same files with the same cores."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+import pyvips
+from tests.imagegen import jpeg_bytes, png_bytes, webp_bytes, write
+
+from benchmarks.conftest import cores, images, record
+from lenslet_core import Lenslet, Settings
+
+#: name -> (maker, suffix, width, height, how many)
+FORMATS = {
+    "jpeg 12MP": (jpeg_bytes, ".jpg", 4000, 3000, 16),
+    "jpeg 800x600": (jpeg_bytes, ".jpg", 800, 600, 160),
+    "png 1080p": (png_bytes, ".png", 1920, 1080, 24),
+    "webp 2048px": (webp_bytes, ".webp", 2048, 1536, 32),
+}
+
+
+@pytest.fixture(scope="session", params=list(FORMATS))
+def format_corpus(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, Path]:
+    name = request.param
+    make, suffix, width, height, count = FORMATS[name]
+    root = tmp_path_factory.mktemp("thumbs")
+    for n in range(count):
+        write(root / f"f{n % 4}" / f"img{n:04d}{suffix}", make(width, height, seed=n))
+    return name, root
+
+
+def clear_derived(root: Path) -> None:
+    """Back to images only: no manifests, thumbnails, rollup or health."""
+    for path in root.rglob("*"):
+        if path.is_file() and (path.name.startswith("_") or path.name.endswith(".thumbnail")):
+            path.unlink()
+
+
+def test_baseline_bare_thumbnail_loop(
+    benchmark: Any, format_corpus: tuple[str, Path], tmp_path: Path
+) -> None:
+    name, root = format_corpus
+    files = images(root)
+
+    def one(path: Path) -> None:
+        thumb = pyvips.Image.thumbnail(str(path), 256, height=256, size="down")
+        thumb.webpsave(str(tmp_path / f"{path.name}.webp"), Q=70)
+
+    def run() -> None:
+        with ThreadPoolExecutor(max_workers=cores()) as pool:
+            list(pool.map(one, files))
+
+    benchmark.group = f"thumbs {name}"
+    benchmark.pedantic(run, rounds=5, warmup_rounds=1)
+    record(benchmark, f"thumbs {name}", "baseline", len(files))
+
+
+def index_with_thumbnails(root: Path) -> int:
+    async def run() -> int:
+        async with Lenslet(str(root), Settings(cpu_concurrency=cores())) as lens:
+            report = await lens.index()
+        assert report.ok, report.skipped
+        return report.thumbnails_made
+
+    return anyio.run(run)
+
+
+def test_lenslet_index_with_thumbnails(benchmark: Any, format_corpus: tuple[str, Path]) -> None:
+    name, root = format_corpus
+    files = images(root)
+    benchmark.group = f"thumbs {name}"
+    made = benchmark.pedantic(
+        index_with_thumbnails,
+        args=(root,),
+        setup=lambda: clear_derived(root),
+        rounds=5,
+        warmup_rounds=1,
+    )
+    assert made == len(files)
+    record(benchmark, f"thumbs {name}", "lenslet index", len(files))

@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lenslet_core import RollupItem
+from lenslet_core.search import SearchIndex, naive_search
+
+# A small alphabet so that random paths share folders and prefixes, with letters whose lower
+# case is special: "É" (é), "ß" (already lower), "İ" (lowers to two code points).
+LETTERS = "abAB-.éÉßİ"
+segments = st.text(LETTERS, min_size=1, max_size=3).filter(lambda s: s not in (".", ".."))
+words = st.text(LETTERS + " ", max_size=6)
+
+
+@st.composite
+def rollup_items(draw: st.DrawFn) -> list[RollupItem]:
+    folders = draw(st.lists(st.lists(segments, max_size=2), min_size=1, max_size=4))
+    by_path: dict[str, RollupItem] = {}
+    for _ in range(draw(st.integers(0, 12))):
+        folder = draw(st.sampled_from(folders))
+        name = draw(segments) + draw(st.sampled_from([".jpg", ".PNG", ".webp"]))
+        path = "/".join([*folder, name])
+        tags = tuple(draw(st.lists(words, max_size=3, unique=True)))
+        by_path[path] = RollupItem(path, name, tags, draw(words))
+    return list(by_path.values())
+
+
+@st.composite
+def searches(draw: st.DrawFn) -> tuple[list[RollupItem], str, int, str]:
+    items = draw(rollup_items())
+    fields = [f for i in items for f in (i.name, i.notes, *i.tags) if f]
+    from_a_field = draw(st.booleans())
+    if fields and from_a_field:
+        field = draw(st.sampled_from(fields))
+        start = draw(st.integers(0, len(field) - 1))
+        end = draw(st.integers(start + 1, len(field)))
+        query = field[start:end]
+        query = draw(st.sampled_from([query, query.upper(), query.lower(), query.swapcase()]))
+    else:
+        query = draw(st.text(LETTERS, min_size=1, max_size=3))
+    folders = sorted({i.path.rsplit("/", 1)[0] for i in items if "/" in i.path})
+    path = draw(st.sampled_from(["", *folders, "/" + draw(segments), "a/b/"]))
+    return items, query, draw(st.integers(1, 6)), path
+
+
+def by_path(items: list[RollupItem]) -> list[RollupItem]:
+    return sorted(items, key=lambda i: i.path)
+
+
+@settings(max_examples=100, deadline=None)
+@given(searches())
+def test_index_agrees_with_naive_search(case: tuple[list[RollupItem], str, int, str]) -> None:
+    items, query, limit, path = case
+    expected = naive_search(by_path(items), query, limit=limit, path=path)
+    assert SearchIndex(items).search(query, limit=limit, path=path) == expected
+
+
+def item(path: str, tags: tuple[str, ...] = (), notes: str = "") -> RollupItem:
+    return RollupItem(path, path.rsplit("/", 1)[-1], tags, notes)
+
+
+ITEMS = [
+    item("a/bc/sea.jpg"),
+    item("a/b/x.jpg", notes="by the sea, at dusk"),
+    item("a/b/y.jpg", ("Seaside",)),
+    item("z/last.jpg", ("SEA",)),
+    item("a/b/nested/deep.png", ("sea", "Sea")),
+    item("other.webp", ("land",), "nothing here"),
+]
+
+
+def test_exact_tags_come_first_then_the_other_matches_by_path() -> None:
+    found = [i.path for i in SearchIndex(ITEMS).search("sea")]
+    assert found == [
+        "a/b/nested/deep.png",
+        "z/last.jpg",
+        "a/b/x.jpg",
+        "a/b/y.jpg",
+        "a/bc/sea.jpg",
+    ]
+    assert found == [i.path for i in naive_search(by_path(ITEMS), "sea")]
+
+
+@pytest.mark.parametrize("query", ["SEA", "sEa", "Sea"])
+def test_matching_ignores_case(query: str) -> None:
+    found = [i.path for i in SearchIndex(ITEMS).search(query)]
+    assert found[:2] == ["a/b/nested/deep.png", "z/last.jpg"]
+    assert len(found) == 5
+
+
+def test_unicode_case_folding_matches_like_str_lower() -> None:
+    items = [item("Éclair.jpg", ("Straße",), "İstanbul")]
+    index = SearchIndex(items)
+    assert index.search("éCLAIR") == items
+    assert index.search("STRASSE") == []  # lower(), not casefold(): ß is not "ss"
+    assert index.search("straße") == items
+    assert index.search("\u0130STANBUL") == items  # İ lowers to "i" + U+0307
+    assert index.search("stanbul") == items
+
+
+def test_a_folder_prefix_is_a_whole_folder() -> None:
+    found = [i.path for i in SearchIndex(ITEMS).search("sea", path="a/b")]
+    assert found == ["a/b/nested/deep.png", "a/b/x.jpg", "a/b/y.jpg"]
+    assert "a/bc/sea.jpg" not in found
+    assert SearchIndex(ITEMS).search("sea", path="/a/b/") == SearchIndex(ITEMS).search(
+        "sea", path="a/b"
+    )
+    assert [i.path for i in SearchIndex(ITEMS).search("sea", path="a/bc")] == ["a/bc/sea.jpg"]
+    assert SearchIndex(ITEMS).search("sea", path="nowhere") == []
+
+
+def test_limit_keeps_the_best_first() -> None:
+    index = SearchIndex(ITEMS)
+    assert [i.path for i in index.search("sea", limit=1)] == ["a/b/nested/deep.png"]
+    assert [i.path for i in index.search("sea", limit=3)] == [
+        "a/b/nested/deep.png",
+        "z/last.jpg",
+        "a/b/x.jpg",
+    ]
+    assert index.search("sea", limit=0) == []
+
+
+def test_no_match() -> None:
+    assert SearchIndex(ITEMS).search("volcano") == []
+    assert SearchIndex([]).search("sea") == []
+
+
+def test_a_query_with_nul_matches_nothing() -> None:
+    assert SearchIndex(ITEMS).search("sea\x00") == []
+    assert SearchIndex(ITEMS).search("\x00") == []
+    assert naive_search(by_path(ITEMS), "\x00") == []
+
+
+def test_names_tags_and_notes_are_matched_as_substrings() -> None:
+    index = SearchIndex(ITEMS)
+    assert [i.path for i in index.search("dusk")] == ["a/b/x.jpg"]  # notes
+    assert [i.path for i in index.search("side")] == ["a/b/y.jpg"]  # tag
+    assert [i.path for i in index.search(".webp")] == ["other.webp"]  # name
+    assert index.search("a/b") == []  # the path is not matched, only the name
+
+
+def test_an_empty_query_matches_every_image_like_naive_search() -> None:
+    # naive_search's contract: "" is a substring of everything.
+    expected = naive_search(by_path(ITEMS), "", limit=10)
+    assert len(expected) == len(ITEMS)
+    assert SearchIndex(ITEMS).search("", limit=10) == expected
+    assert SearchIndex(ITEMS).search("", path="a/b") == naive_search(by_path(ITEMS), "", path="a/b")
