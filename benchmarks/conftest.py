@@ -18,6 +18,8 @@ from tests.imagegen import jpeg_bytes, png_bytes, webp_bytes, write
 
 #: group -> name -> (median seconds per round, items per round)
 RESULTS: dict[str, dict[str, tuple[float, int]]] = defaultdict(dict)
+#: group -> name -> (p50 seconds, p95 seconds, seconds to build) of single requests
+LATENCIES: dict[str, dict[str, tuple[float, float, float]]] = defaultdict(dict)
 
 
 def record(benchmark: Any, group: str, name: str, items: int) -> None:
@@ -27,6 +29,14 @@ def record(benchmark: Any, group: str, name: str, items: int) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if LATENCIES:
+        terminalreporter.section("lenslet latencies (same run)")
+        for group, runs in sorted(LATENCIES.items()):
+            for name, (p50, p95, built) in sorted(runs.items()):
+                terminalreporter.write_line(
+                    f"{group:>18} {name:>16}: p50 {p50 * 1000:8.2f} ms  p95 {p95 * 1000:8.2f} ms"
+                    f"  (built in {built:.2f} s)"
+                )
     if not RESULTS:
         return
     terminalreporter.section("lenslet ratios (same run, same cores)")

@@ -6,10 +6,10 @@ path order. :func:`naive_search` states that contract as a plain loop (the refer
 and benchmarks compare against); :class:`SearchIndex` gives the same results without touching
 every item:
 
-- names are lowered into one text in path order, so a query is a few C-level ``str.find``
-  calls over a few MB, stopping once ``limit`` hits are found;
-- tags and notes repeat a lot, so each distinct one is matched once (the same way) and its
-  images come from a posting list (tag → image numbers, sorted);
+- names and notes are lowered into one text in path order, so a query is a few C-level
+  ``bytes.find`` calls over a few MB, stopping once ``limit`` hits are found;
+- tags repeat a lot, so each distinct one is matched once (the same way) and its images come
+  from a posting list (tag → image numbers, sorted);
 - a folder prefix is a contiguous range of the path-sorted images.
 """
 
@@ -56,23 +56,28 @@ def naive_search(
 
 
 class _Texts:
-    """Strings lowered into one text, NUL-separated (no path or query part holds a NUL), so
-    finding which of them contain a query is a few C-level ``str.find`` calls."""
+    """Strings lowered and UTF-8 encoded into one bytes text, NUL-terminated, so finding which
+    of them contain a query is a few C-level ``bytes.find`` calls, stopping at the first hits
+    wanted. (Bytes: one byte per character for mostly-ASCII text, where one "é" would make a
+    ``str`` four times larger. A UTF-8 needle only matches at character boundaries.)"""
 
-    def __init__(self, strings: Sequence[str]) -> None:
-        self.text = "\0".join(strings) + "\0"
+    def __init__(self, strings: Iterable[str]) -> None:
+        encoded = [s.encode("utf-8", "surrogatepass") for s in strings]
+        self.text = b"\0".join(encoded) + b"\0"
         # starts[i]: where string i begins; one extra entry for the end.
-        self.starts = [0, *itertools.accumulate(len(s) + 1 for s in strings)]
+        self.starts = [0, *itertools.accumulate(len(e) + 1 for e in encoded)]
+
+    def __len__(self) -> int:
+        return len(self.starts) - 1
 
     def matching(self, q: str, lo: int = 0, hi: int | None = None) -> Iterator[int]:
         """Numbers of the strings in ``[lo, hi)`` that contain ``q``, in order."""
-        if "\0" in q:
-            return
+        needle = q.encode("utf-8", "surrogatepass")
         text, starts = self.text, self.starts
-        position, end = starts[lo], starts[len(starts) - 1 if hi is None else hi]
+        position, end = starts[lo], starts[len(self) if hi is None else hi]
         while True:
-            found = text.find(q, position, end)
-            if found < 0 or found >= end:  # "" is also found at the very end
+            found = text.find(needle, position, end)
+            if found < 0 or found >= end:  # b"" is also found at the very end
                 return
             number = bisect.bisect_right(starts, found) - 1
             yield number
@@ -86,19 +91,18 @@ class SearchIndex:
     def __init__(self, items: Iterable[RollupItem]) -> None:
         self.items: list[RollupItem] = sorted(items, key=lambda i: i.path)
         self._paths = [item.path for item in self.items]
-        self._names = _Texts([item.name.lower() for item in self.items])
+        # Name and notes of each image, NUL-separated: a query (without NUL) cannot match
+        # across the two, nor across images. Text that holds a NUL itself is searched the
+        # plain way.
+        self._odd = any("\0" in i.name or "\0" in i.notes for i in self.items)
+        self._texts = _Texts(f"{i.name.lower()}\0{i.notes.lower()}" for i in self.items)
         tags: dict[str, list[int]] = {}
-        notes: dict[str, list[int]] = {}
         for number, item in enumerate(self.items):
             for tag in dict.fromkeys(t.lower() for t in item.tags):
                 tags.setdefault(tag, []).append(number)
-            if item.notes:
-                notes.setdefault(item.notes.lower(), []).append(number)
         self._tag_postings = tags
         self._tag_lists = list(tags.values())
-        self._tags = _Texts(list(tags))
-        self._note_postings = list(notes.values())
-        self._notes = _Texts(list(notes))
+        self._tags = _Texts(tags)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -107,6 +111,8 @@ class SearchIndex:
         """Up to ``limit`` images matching ``query`` under the folder ``path``, best first."""
         if limit < 1:
             return []
+        if "\0" in query or self._odd:
+            return naive_search(self.items, query, limit=limit, path=path)
         q = query.lower()
         prefix = _prefix(path)
         lo = bisect.bisect_left(self._paths, prefix) if prefix else 0
@@ -115,9 +121,8 @@ class SearchIndex:
         if lo >= hi:
             return []
         exact = list(_within(self._tag_postings.get(q, ()), lo, hi)[:limit])
-        sources: list[Iterable[int]] = [self._names.matching(q, lo, hi)]
+        sources: list[Iterable[int]] = [self._texts.matching(q, lo, hi)]
         sources += [_within(self._tag_lists[n], lo, hi) for n in self._tags.matching(q)]
-        sources += [_within(self._note_postings[n], lo, hi) for n in self._notes.matching(q)]
         chosen = set(exact)
         found = exact
         for number, _ in itertools.groupby(heapq.merge(*sources)):
