@@ -42,7 +42,7 @@ from .keyedlock import KeyedLock
 from .manifest import Skipped, read_page
 from .models import Exif, ItemEntry, Manifest, RollupItem, Sidecar
 from .rollup import Rollup
-from .search import SearchIndex
+from .search import LiveSearch, SearchIndex
 from .settings import Settings
 from .sidecar import ABSENT_ETAG, read_sidecar, update_sidecar
 from .storage import Entry, Observer, Storage
@@ -158,8 +158,8 @@ class Lenslet:
         self.health = Health()
         self._state_lock = anyio.Lock()
         self._state_loaded = False
-        self._search: SearchIndex | None = None
-        self._search_version = -1
+        self._search = LiveSearch()
+        self._search_generation = -1
         self._rollup_checked = 0.0
         self._rollup_saved = 0.0
 
@@ -445,12 +445,15 @@ class Lenslet:
             self._rollup_checked = time.monotonic()
             await self.rollup.refresh()
         async with self._state_lock:
-            if self._search is None or self._search_version != self.rollup.version:
-                version, items = self.rollup.version, self.rollup.items()
-                self._search = await anyio.to_thread.run_sync(SearchIndex, items)
-                self._search_version = version
-            index = self._search
-        return index.search(query, limit=limit, path=path)
+            live = self._search
+            if self._search_generation != self.rollup.generation or live.stale:
+                generation, items = self.rollup.generation, self.rollup.items()
+                self.rollup.drain()  # what changes from here on comes as an overlay
+                live.replace(await anyio.to_thread.run_sync(SearchIndex, items))
+                self._search_generation = generation
+            else:
+                live.change(self.rollup.drain())
+        return live.search(query, limit=limit, path=path)
 
     async def stored_health(self) -> dict[str, Any] | None:
         """``_health.json`` as the last process that wrote it left it (``None``: none yet)."""

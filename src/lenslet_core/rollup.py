@@ -42,8 +42,11 @@ class Rollup:
         self._folders: dict[str, dict[str, RollupItem]] = {}
         #: Epoch seconds of the basis (``None``: unknown, every sidecar must be read).
         self.basis: float | None = None
-        #: Bumped by every change; search rebuilds its index when it moves.
+        #: Bumped by every change.
         self.version = 0
+        #: Bumped when the rollup is replaced whole (read from storage again).
+        self.generation = 0
+        self._recent: dict[str, RollupItem | None] = {}
         self._etag: str | None = None
         self._pending: dict[str, RollupItem | None] = {}
         self.loaded = False
@@ -88,8 +91,15 @@ class Rollup:
         self._etag = etag
         self.loaded = True
         self.version += 1
+        self.generation += 1
+        self._recent = {}
 
     # -- changes -------------------------------------------------------------------------------
+
+    def drain(self) -> dict[str, RollupItem | None]:
+        """The images changed (``None``: removed) since the last drain or reload."""
+        recent, self._recent = self._recent, {}
+        return recent
 
     def set_item(self, item: RollupItem) -> None:
         folder = paths.parent(item.path)
@@ -97,6 +107,7 @@ class Rollup:
             return
         self._folders.setdefault(folder, {})[item.name] = item
         self._pending[item.path] = item
+        self._recent[item.path] = item
         self.version += 1
 
     def remove(self, path: str) -> None:
@@ -107,6 +118,7 @@ class Rollup:
         if not names:
             del self._folders[folder]
         self._pending[path] = None
+        self._recent[path] = None
         self.version += 1
 
     async def update_folder(

@@ -18,12 +18,12 @@ from __future__ import annotations
 import bisect
 import heapq
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from . import paths
 from .models import RollupItem
 
-__all__ = ["SearchIndex", "naive_search"]
+__all__ = ["LiveSearch", "SearchIndex", "naive_search"]
 
 #: Results when the caller gives no limit.
 DEFAULT_LIMIT = 100
@@ -131,6 +131,47 @@ class SearchIndex:
             if number not in chosen:
                 found.append(number)
         return [self.items[n] for n in found]
+
+
+class LiveSearch:
+    """Search that keeps up with a changing rollup without rebuilding its index each time: an
+    index of a snapshot, and on top of it the images changed since (searched the plain way),
+    until there are ``rebuild_after`` of them and a new index is due."""
+
+    def __init__(self, rebuild_after: int = 2000) -> None:
+        self.index = SearchIndex(())
+        self.rebuild_after = rebuild_after
+        self._overlay: dict[str, RollupItem | None] = {}
+
+    @property
+    def stale(self) -> bool:
+        """Whether enough has changed that a new index should be built."""
+        return len(self._overlay) > self.rebuild_after
+
+    def replace(self, index: SearchIndex) -> None:
+        self.index = index
+        self._overlay = {}
+
+    def change(self, changes: Mapping[str, RollupItem | None]) -> None:
+        """Take images changed since the snapshot (``None``: removed)."""
+        self._overlay.update(changes)
+
+    def search(self, query: str, *, limit: int = DEFAULT_LIMIT, path: str = "") -> list[RollupItem]:
+        """As :meth:`SearchIndex.search`, over the snapshot with the changes applied."""
+        overlay = self._overlay
+        if not overlay or limit < 1:
+            return self.index.search(query, limit=limit, path=path)
+        # Each changed image can hide at most one of the index's results.
+        wider = self.index.search(query, limit=limit + len(overlay), path=path)
+        base = [item for item in wider if item.path not in overlay]
+        changed = sorted((i for i in overlay.values() if i is not None), key=lambda i: i.path)
+        extra = naive_search(changed, query, limit=limit, path=path)
+        q = query.lower()
+
+        def rank(item: RollupItem) -> tuple[bool, str]:
+            return (q not in [t.lower() for t in item.tags], item.path)
+
+        return sorted(base + extra, key=rank)[:limit]
 
 
 def _within(numbers: Sequence[int], lo: int, hi: int) -> Sequence[int]:

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lenslet_core import RollupItem
-from lenslet_core.search import SearchIndex, naive_search
+from lenslet_core.search import LiveSearch, SearchIndex, naive_search
 
 # A small alphabet so that random paths share folders and prefixes, with letters whose lower
 # case is special: "É" (é), "ß" (already lower), "İ" (lowers to two code points).
@@ -147,3 +147,39 @@ def test_an_empty_query_matches_every_image_like_naive_search() -> None:
     assert len(expected) == len(ITEMS)
     assert SearchIndex(ITEMS).search("", limit=10) == expected
     assert SearchIndex(ITEMS).search("", path="a/b") == naive_search(by_path(ITEMS), "", path="a/b")
+
+
+@settings(max_examples=100, deadline=None)
+@given(searches(), rollup_items(), st.data())
+def test_live_search_over_changes_agrees_with_naive_search(
+    case: tuple[list[RollupItem], str, int, str], changed: list[RollupItem], data: st.DataObject
+) -> None:
+    """An index of a snapshot plus an overlay of changed and removed images finds what a plain
+    scan of the images as they are now finds."""
+    items, query, limit, path = case
+    removed = (
+        data.draw(st.lists(st.sampled_from([i.path for i in items]), max_size=3)) if items else []
+    )
+    live = LiveSearch()
+    live.replace(SearchIndex(items))
+    changes: dict[str, RollupItem | None] = {p: None for p in removed}
+    changes.update({i.path: i for i in changed})
+    live.change(changes)
+    now = {i.path: i for i in items}
+    for key, value in changes.items():
+        if value is None:
+            now.pop(key, None)
+        else:
+            now[key] = value
+    expected = naive_search(by_path(list(now.values())), query, limit=limit, path=path)
+    assert live.search(query, limit=limit, path=path) == expected
+
+
+def test_live_search_asks_for_a_new_index_after_enough_changes() -> None:
+    live = LiveSearch(rebuild_after=2)
+    live.replace(SearchIndex(ITEMS))
+    live.change({"a/b/x.jpg": None, "q.jpg": item("q.jpg", ("sea",))})
+    assert not live.stale
+    assert [i.path for i in live.search("sea", limit=2)] == ["a/b/nested/deep.png", "q.jpg"]
+    live.change({"r.jpg": item("r.jpg")})
+    assert live.stale
