@@ -49,26 +49,27 @@ QUERIES: list[tuple[str, str]] = [
     ("img_0042", ""),
     ("img_49999", ""),
     ("birthday party", ""),
-    ("lake", "album17"),
+    ("lake", "2011/album093"),
     ("zzqx", ""),
     ("xyzzy12", ""),
-    ("Wedding", "album3/sub5"),
+    ("Wedding", "2014"),
     ("e", ""),
-    ("flow", "album200"),
+    ("flow", "2012/album150"),
     ("train", ""),
 ]
 
 
 def synthetic(count: int, seed: int = 7) -> list[RollupItem]:
+    """A photo library: years of albums of ~700 consecutive camera files each, a third of them
+    without notes, up to three tags each."""
     rng = random.Random(seed)
     items = []
     for n in range(count):
         name = f"IMG_{n:06d}.jpg"
         tags = tuple(rng.sample(WORDS, rng.randint(0, 3)))
         notes = " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 5)))
-        items.append(
-            RollupItem(f"album{n % 700}/sub{n % 13}/{name}", name, tags, notes if n % 3 else "")
-        )
+        folder = f"{2010 + n // 50_000}/album{n // 700:03d}"
+        items.append(RollupItem(f"{folder}/{name}", name, tags, notes if n % 3 else ""))
     return sorted(items, key=lambda i: i.path)
 
 

@@ -54,6 +54,9 @@ __all__ = ["Item", "Lenslet", "Pending", "Thumbnail"]
 _CACHE_SIZE = 1024
 #: Seconds between two writes of ``_rollup.json`` while edits keep coming.
 _ROLLUP_EVERY = 1.0
+#: Edits a search serves on top of its index before it must build a new one itself (the
+#: rollup job builds one in the background after far fewer).
+_SEARCH_OVERLAY_MAX = 20_000
 #: Folders whose last in-process build is kept to stand in for a manifest storage lacks.
 _BUILT_SIZE = 64
 
@@ -160,6 +163,8 @@ class Lenslet:
         self._state_loaded = False
         self._search = LiveSearch()
         self._search_generation = -1
+        self._search_lock = anyio.Lock()
+        self._building: dict[str, RollupItem | None] | None = None
         self._rollup_checked = 0.0
         self._rollup_saved = 0.0
 
@@ -409,7 +414,10 @@ class Lenslet:
     async def _rollup_job(self, job: Job) -> bool:
         # Coalesce: at most one write a second, however many edits arrive.
         await anyio.sleep(max(0.0, self._rollup_saved + _ROLLUP_EVERY - time.monotonic()))
-        return await self._save_rollup()
+        wrote = await self._save_rollup()
+        if self._search_generation >= 0:  # searched before: keep its index fresh, off the path
+            await self._current_search(rebuild=True)
+        return wrote
 
     async def _health_job(self, job: Job) -> None:
         await self.health.save(self.storage, self.jobs.stats().to_json())
@@ -444,16 +452,36 @@ class Lenslet:
         if time.monotonic() - self._rollup_checked >= self.settings.manifest_ttl:
             self._rollup_checked = time.monotonic()
             await self.rollup.refresh()
-        async with self._state_lock:
-            live = self._search
-            if self._search_generation != self.rollup.generation or live.stale:
-                generation, items = self.rollup.generation, self.rollup.items()
-                self.rollup.drain()  # what changes from here on comes as an overlay
-                live.replace(await anyio.to_thread.run_sync(SearchIndex, items))
-                self._search_generation = generation
-            else:
-                live.change(self.rollup.drain())
+        live = await self._current_search(rebuild=False)
         return live.search(query, limit=limit, path=path)
+
+    async def _current_search(self, *, rebuild: bool) -> LiveSearch:
+        """The search over the rollup as it is now. A new index is built when the rollup was
+        read again (another process saved it); ``rebuild`` also builds one when the edits
+        since the last build are many. Searches made during a build are served by the old
+        index and the edits on top of it."""
+        live = self._search
+        if self._search_generation == self.rollup.generation and not (rebuild and live.stale):
+            changes = self.rollup.drain()
+            live.change(changes)
+            if self._building is not None:
+                self._building.update(changes)  # the index being built has not seen them
+            if len(live) < _SEARCH_OVERLAY_MAX:
+                return live
+        async with self._search_lock:  # one build at a time
+            if self._search_generation == self.rollup.generation and not live.stale:
+                return live
+            generation, items = self.rollup.generation, self.rollup.items()
+            self.rollup.drain()  # the snapshot has them
+            self._building = {}
+            try:
+                index = await anyio.to_thread.run_sync(SearchIndex, items)
+            finally:
+                during, self._building = self._building, None
+            live.replace(index)
+            live.change(during)
+            self._search_generation = generation
+        return live
 
     async def stored_health(self) -> dict[str, Any] | None:
         """``_health.json`` as the last process that wrote it left it (``None``: none yet)."""

@@ -27,6 +27,9 @@ __all__ = ["LiveSearch", "SearchIndex", "naive_search"]
 
 #: Results when the caller gives no limit.
 DEFAULT_LIMIT = 100
+#: Images per group of the three-byte filter (see ``_Texts``): small enough that a rare
+#: sequence rules out most groups, large enough that the masks stay short.
+CHUNK = 1024
 
 
 def _prefix(path: str) -> str:
@@ -59,13 +62,29 @@ class _Texts:
     """Strings lowered and UTF-8 encoded into one bytes text, NUL-terminated, so finding which
     of them contain a query is a few C-level ``bytes.find`` calls, stopping at the first hits
     wanted. (Bytes: one byte per character for mostly-ASCII text, where one "é" would make a
-    ``str`` four times larger. A UTF-8 needle only matches at character boundaries.)"""
+    ``str`` four times larger. A UTF-8 needle only matches at character boundaries.)
 
-    def __init__(self, strings: Iterable[str]) -> None:
+    With ``chunk``, the strings are also grouped ``chunk`` at a time and each three-byte
+    sequence remembers which groups hold it, so a query of three bytes or more scans only the
+    groups that hold all of its sequences: a query that matches nothing costs a few set
+    lookups instead of a scan of the whole text."""
+
+    def __init__(self, strings: Iterable[str], *, chunk: int = 0) -> None:
         encoded = [s.encode("utf-8", "surrogatepass") for s in strings]
         self.text = b"\0".join(encoded) + b"\0"
         # starts[i]: where string i begins; one extra entry for the end.
         self.starts = [0, *itertools.accumulate(len(e) + 1 for e in encoded)]
+        self.chunk = chunk
+        #: three bytes -> bit mask of the groups that hold them
+        self.groups: dict[bytes, int] = {}
+        if chunk:
+            text, starts, count = self.text, self.starts, len(encoded)
+            for number, first in enumerate(range(0, count, chunk)):
+                part = text[starts[first] : starts[min(first + chunk, count)]]
+                bit = 1 << number
+                groups = self.groups
+                for gram in {part[i : i + 3] for i in range(len(part) - 2)}:
+                    groups[gram] = groups.get(gram, 0) | bit
 
     def __len__(self) -> int:
         return len(self.starts) - 1
@@ -73,8 +92,36 @@ class _Texts:
     def matching(self, q: str, lo: int = 0, hi: int | None = None) -> Iterator[int]:
         """Numbers of the strings in ``[lo, hi)`` that contain ``q``, in order."""
         needle = q.encode("utf-8", "surrogatepass")
+        stop = len(self) if hi is None else hi
+        for first, last in self._ranges(needle, lo, stop):
+            yield from self._scan(needle, first, last)
+
+    def _ranges(self, needle: bytes, lo: int, hi: int) -> Iterator[tuple[int, int]]:
+        """The stretches of ``[lo, hi)`` that can hold ``needle``."""
+        if not self.chunk or len(needle) < 3:
+            yield lo, hi
+            return
+        mask = -1
+        for i in range(len(needle) - 2):
+            mask &= self.groups.get(needle[i : i + 3], 0)
+            if not mask:
+                return
+        size = self.chunk
+        mask >>= lo // size
+        number = lo // size
+        while mask:
+            if mask & 1:
+                first, last = max(number * size, lo), min((number + 1) * size, hi)
+                if first >= hi:
+                    return
+                if first < last:
+                    yield first, last
+            mask >>= 1
+            number += 1
+
+    def _scan(self, needle: bytes, lo: int, hi: int) -> Iterator[int]:
         text, starts = self.text, self.starts
-        position, end = starts[lo], starts[len(self) if hi is None else hi]
+        position, end = starts[lo], starts[hi]
         while True:
             found = text.find(needle, position, end)
             if found < 0 or found >= end:  # b"" is also found at the very end
@@ -85,17 +132,20 @@ class _Texts:
 
 
 class SearchIndex:
-    """The rollup's items, indexed for :meth:`search`. Immutable: build a new one when the
-    rollup changes (500,000 items build in about a second)."""
+    """The rollup's items, indexed for :meth:`search` (``chunk``: images per group of the
+    three-byte filter). Immutable: build a new one when the rollup changes (500,000 items
+    build in a few seconds, in a worker thread)."""
 
-    def __init__(self, items: Iterable[RollupItem]) -> None:
+    def __init__(self, items: Iterable[RollupItem], *, chunk: int = CHUNK) -> None:
         self.items: list[RollupItem] = sorted(items, key=lambda i: i.path)
         self._paths = [item.path for item in self.items]
         # Name and notes of each image, NUL-separated: a query (without NUL) cannot match
         # across the two, nor across images. Text that holds a NUL itself is searched the
         # plain way.
         self._odd = any("\0" in i.name or "\0" in i.notes for i in self.items)
-        self._texts = _Texts(f"{i.name.lower()}\0{i.notes.lower()}" for i in self.items)
+        self._texts = _Texts(
+            (f"{i.name.lower()}\0{i.notes.lower()}" for i in self.items), chunk=chunk
+        )
         tags: dict[str, list[int]] = {}
         for number, item in enumerate(self.items):
             for tag in dict.fromkeys(t.lower() for t in item.tags):
@@ -142,6 +192,10 @@ class LiveSearch:
         self.index = SearchIndex(())
         self.rebuild_after = rebuild_after
         self._overlay: dict[str, RollupItem | None] = {}
+
+    def __len__(self) -> int:
+        """Changed images searched on top of the index."""
+        return len(self._overlay)
 
     @property
     def stale(self) -> bool:

@@ -55,6 +55,10 @@ def test_index_agrees_with_naive_search(case: tuple[list[RollupItem], str, int, 
     items, query, limit, path = case
     expected = naive_search(by_path(items), query, limit=limit, path=path)
     assert SearchIndex(items).search(query, limit=limit, path=path) == expected
+    # Groups of one to three images: the three-byte filter rules groups in and out.
+    for chunk in (1, 2, 3):
+        found = SearchIndex(items, chunk=chunk).search(query, limit=limit, path=path)
+        assert found == expected, chunk
 
 
 def item(path: str, tags: tuple[str, ...] = (), notes: str = "") -> RollupItem:
