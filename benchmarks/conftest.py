@@ -31,8 +31,8 @@ def record(benchmark: Any, group: str, name: str, items: int) -> None:
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if LATENCIES:
         terminalreporter.section("lenslet latencies (same run)")
-        for group, runs in sorted(LATENCIES.items()):
-            for name, (p50, p95, built) in sorted(runs.items()):
+        for group, latencies in sorted(LATENCIES.items()):
+            for name, (p50, p95, built) in sorted(latencies.items()):
                 terminalreporter.write_line(
                     f"{group:>18} {name:>16}: p50 {p50 * 1000:8.2f} ms  p95 {p95 * 1000:8.2f} ms"
                     f"  (built in {built:.2f} s)"
