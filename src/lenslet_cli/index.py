@@ -3,6 +3,7 @@ current."""
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from collections.abc import Callable
@@ -77,20 +78,34 @@ def index(
             thumb_cache=thumb_cache,
         )
         show = not json_output if progress is None else progress
-        report = _run_index(root, settings, path, recursive, show)
-        if json_output:
-            typer.echo(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode())
-        else:
-            _print_report(report)
+
+        def tell(report: IndexReport) -> None:
+            if json_output:
+                typer.echo(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode())
+            else:
+                _print_report(report)
+
         if watch:
-            _watch(root, settings, path, json_output)
-    raise typer.Exit(EXIT_OK if report.ok else EXIT_SKIPPED)
+            _index_and_watch(root, settings, path, recursive, show, json_output, tell)
+        else:
+            report = _run_index(root, settings, path, recursive, show)
+            tell(report)
+    raise typer.Exit(EXIT_OK if watch or report.ok else EXIT_SKIPPED)
 
 
-def _watch(root: str, settings: Settings, path: str, json_output: bool) -> None:
-    """Index waves of changes until Ctrl-C, one line per wave."""
+def _index_and_watch(
+    root: str,
+    settings: Settings,
+    path: str,
+    recursive: bool,
+    show: bool,
+    json_output: bool,
+    tell: Callable[[IndexReport], None],
+) -> None:
+    """Watch first, then index (so that nothing changed during the first pass is missed),
+    then index waves of changes until Ctrl-C, one line per wave."""
 
-    def tell(wave: Wave) -> None:
+    def tell_wave(wave: Wave) -> None:
         if json_output:
             document = {
                 "changes": wave.changes,
@@ -104,9 +119,12 @@ def _watch(root: str, settings: Settings, path: str, json_output: bool) -> None:
             typer.echo(f"watch: {wave.changes} changes, {folders} folders indexed", err=True)
 
     async def run() -> None:
-        async with Lenslet(root, settings) as lens:
+        async with Lenslet(root, settings) as lens, anyio.create_task_group() as tg:
+            tg.start_soon(functools.partial(lens.watch, path, on_wave=tell_wave))
+            progress = _plain_progress() if show else None
+            report = await lens.index(path, recursive=recursive, on_progress=progress)
+            tell(report)
             typer.echo(f"watching {root} for changes (Ctrl-C stops)", err=True)
-            await lens.watch(path, on_wave=tell)
 
     try:
         anyio.run(run)

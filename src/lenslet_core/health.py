@@ -74,14 +74,19 @@ class Health:
         seen: Iterable[str],
         skipped: Sequence[Skipped],
         run: dict[str, Any] | None,
+        *,
+        keep_below: Iterable[str] = (),
     ) -> None:
         """Take an index run's outcome: folders under ``under`` it did not see are gone, its
         skipped files replace the earlier ones of the folders it covered. ``run`` (its
         summary) becomes the last index run, unless ``None``."""
         seen = set(seen)
         prefix = under + "/" if under else ""
+        shelters = [f + "/" if f else "" for f in keep_below]
 
         def covered(folder: str) -> bool:
+            if any(folder + "/" == s or folder.startswith(s) for s in shelters):
+                return False  # a folder the run could not read keeps what was known of it
             if recursive:
                 return folder == under or folder.startswith(prefix) or not under
             return folder == under

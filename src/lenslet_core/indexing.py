@@ -37,8 +37,9 @@ from .thumbnails import ThumbnailStore
 
 __all__ = ["FolderCallback", "IndexProgress", "IndexReport", "index_tree"]
 
-#: Told a folder's path, its listing and its items once an index run is done with it.
-FolderCallback = Callable[[str, Sequence[Entry], Sequence[ItemEntry]], Awaitable[None]]
+#: Told a folder's path, its listing, its items and when it was listed (epoch seconds) once an
+#: index run is done with it.
+FolderCallback = Callable[[str, Sequence[Entry], Sequence[ItemEntry], float], Awaitable[None]]
 
 #: A temp file of an atomic write older than this was left by a process that died mid-write.
 STALE_TEMP_SECONDS = 15 * 60
@@ -129,6 +130,8 @@ class _Folder:
     child_kinds: dict[str, DirKind]
     #: The folder's manifest files as read with its listing (dropped once processed).
     manifests: dict[str, bytes | LensletError]
+    #: When the listing was taken (epoch seconds).
+    listed_at: float = 0.0
 
 
 async def index_tree(
@@ -195,7 +198,8 @@ async def index_tree(
                 make_thumbs,
             )
             if on_folder is not None and pages is not None:
-                await on_folder(folder.path, entries, [i for p in pages for i in p.items])
+                items = [i for p in pages for i in p.items]
+                await on_folder(folder.path, entries, items, folder.listed_at)
             if keep_pages and pages is not None:
                 report.pages[folder.path] = pages
             progress.folders_done += 1
@@ -222,6 +226,7 @@ async def _walk(
     """List ``start`` and the folders below it, each once; a folder's sub-folders are listed
     for their kinds even when the walk does not go into them."""
     listings: dict[str, list[Entry]] = {}
+    listed_at: dict[str, float] = {}
     manifests: dict[str, dict[str, bytes | LensletError]] = {}
     to_index: list[str] = []
     failed: list[LensletError] = []
@@ -229,6 +234,7 @@ async def _walk(
     await _refuse_inside_pointer(storage, start)
 
     async def visit(folder: str, descend: bool, tg: anyio.abc.TaskGroup) -> None:
+        started = time.time()
         try:
             async with limiter:
                 if descend:
@@ -245,6 +251,7 @@ async def _walk(
                 report.skipped.append(Skipped(folder or "/", exc.message, exc.code, exc))
             return
         listings[folder] = entries
+        listed_at[folder] = started
         if not descend:
             return
         if folder and folder_kind(entries) == "leaf-pointer":
@@ -276,7 +283,8 @@ async def _walk(
             child = paths.join(folder, entry.name)
             if entry.is_folder and child in listings:
                 kinds[entry.name] = folder_kind(listings[child])
-        result.append(_Folder(folder, listings[folder], kinds, manifests.pop(folder)))
+        found = _Folder(folder, listings[folder], kinds, manifests.pop(folder), listed_at[folder])
+        result.append(found)
     return result
 
 

@@ -206,6 +206,7 @@ class LocalEngine:
         self._seq = itertools.count()
         self._changed = anyio.Condition()
         self._tg: anyio.abc.TaskGroup | None = None
+        self._scopes: set[anyio.CancelScope] = set()
         self._closing = False
         self._retrying = 0
         self._done = 0
@@ -217,9 +218,9 @@ class LocalEngine:
     async def __aenter__(self) -> LocalEngine:
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
-        self._tg.start_soon(self._worker, ("thumbnail",))
+        self._spawn(self._worker, ("thumbnail",))
         for _ in range(self.workers - 1):
-            self._tg.start_soon(self._worker, KINDS)
+            self._spawn(self._worker, KINDS)
         return self
 
     async def __aexit__(
@@ -259,8 +260,12 @@ class LocalEngine:
             async with self._changed:
                 await self._changed.wait()
         self._closing = True
-        if self._tg is not None:
-            self._tg.cancel_scope.cancel()
+        async with self._changed:
+            self._changed.notify_all()  # submitters waiting for room now hear "closed"
+        # Each task of the engine has a scope of its own: the caller's task, which entered the
+        # engine's task group, is not cancelled with them.
+        for scope in list(self._scopes):
+            scope.cancel()
 
     # -- the interface ---------------------------------------------------------------------------
 
@@ -426,16 +431,32 @@ class LocalEngine:
         assert self._tg is not None
         newer = self._handles.get(key)
         if newer is not None and not newer.done:
-            self._tg.start_soon(self._follow, handle, newer)
+            self._spawn(self._follow, handle, newer)
             return
         self._handles[key] = handle
         self._retrying += 1
-        self._tg.start_soon(self._retry_later, handle)
+        self._spawn(self._retry_later, handle)
 
     async def _follow(self, handle: JobHandle, newer: JobHandle) -> None:
         await newer.wait()
         if not handle.done:
             handle._end(newer.state, newer._result, newer.error)
+
+    def _spawn(self, func: Callable[..., Awaitable[None]], *args: Any) -> None:
+        """Start a task of the engine, in a cancel scope that :meth:`close` cancels."""
+        assert self._tg is not None
+
+        async def run() -> None:
+            with anyio.CancelScope() as scope:
+                self._scopes.add(scope)
+                if self._closing:
+                    scope.cancel()  # started after close() cancelled the others
+                try:
+                    await func(*args)
+                finally:
+                    self._scopes.discard(scope)
+
+        self._tg.start_soon(run)
 
     async def _retry_later(self, handle: JobHandle) -> None:
         try:

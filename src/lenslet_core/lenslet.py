@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import itertools
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
@@ -31,6 +32,7 @@ from .errors import (
     NotFound,
     PermissionDenied,
     QueueFull,
+    ReadOnly,
     SettingsError,
 )
 from .hashing import content_etag
@@ -355,7 +357,7 @@ class Lenslet:
             )
         await self._load_state()
         name = paths.split(image)[1]
-        self.rollup.set_item(RollupItem(image, name, sidecar.tags, sidecar.notes))
+        self.rollup.edit(RollupItem(image, name, sidecar.tags, sidecar.notes))
         await self._submit_quietly(Job("rollup", self.storage.url))
         return Item(image, sidecar, etag, True)
 
@@ -365,10 +367,11 @@ class Lenslet:
         """An image's thumbnail. A missing one is made by a job at the highest priority and
         awaited up to ``wait`` seconds; :class:`Pending` when the queue is too busy for that."""
         image = paths.item_path(path)
+        await self._image_file(image)  # a missing image is a 404 (its thumbnail an orphan)
         try:
             return _thumbnail(image, await self.thumbs.read(image))
         except NotFound:
-            await self._image_file(image)  # a missing image is a 404, not a job
+            pass
         job = Job("thumbnail", self.storage.url, image)
         handle = await self.jobs.submit(job, wait_for_room=False)
         if await handle.wait(wait):
@@ -389,7 +392,10 @@ class Lenslet:
         data = await self.imaging.thumbnail(await self.storage.read(image))
         if not self.thumbs.keeps_all:
             return data
-        await self.thumbs.write(image, data)
+        try:
+            await self.thumbs.write(image, data)
+        except (ReadOnly, PermissionDenied):
+            return data  # a read-only folder and no thumb_cache: served, not kept
         # The folder's manifest says hasThumb; bring it up to date when the queue has time.
         await self._submit_quietly(Job("index", self.storage.url, paths.parent(image)))
         return data
@@ -426,8 +432,10 @@ class Lenslet:
 
     async def _load_state(self) -> None:
         """Read ``_rollup.json`` and ``_health.json`` once, on first need."""
+        if self._state_loaded:
+            return
         async with self._state_lock:
-            if self._state_loaded:
+            if self.rollup.loaded:  # another task loaded it while this one waited
                 return
             await self.rollup.load()
             try:
@@ -471,11 +479,13 @@ class Lenslet:
         async with self._search_lock:  # one build at a time
             if self._search_generation == self.rollup.generation and not live.stale:
                 return live
-            generation, items = self.rollup.generation, self.rollup.items()
+            generation, parts = self.rollup.generation, self.rollup.parts()
             self.rollup.drain()  # the snapshot has them
             self._building = {}
             try:
-                index = await anyio.to_thread.run_sync(SearchIndex, items)
+                index = await anyio.to_thread.run_sync(
+                    lambda: SearchIndex(itertools.chain.from_iterable(parts))
+                )
             finally:
                 during, self._building = self._building, None
             live.replace(index)
@@ -523,10 +533,10 @@ class Lenslet:
         seen: list[str] = []
 
         async def on_folder(
-            done: str, entries: Sequence[Entry], items: Sequence[ItemEntry]
+            done: str, entries: Sequence[Entry], items: Sequence[ItemEntry], listed_at: float
         ) -> None:
             seen.append(done)
-            await self.rollup.update_folder(done, entries, items)
+            await self.rollup.update_folder(done, entries, items, listed_at)
             self.health.set_folder(done, folder_health(done, entries, items))
 
         started = time.time()
@@ -542,11 +552,13 @@ class Lenslet:
             on_folder=on_folder,
         )
         self._invalidate(folder, below=recursive)
+        # Folders the run could not read are kept as they were, with what is below them.
+        unread = [("" if s.path == "/" else s.path) for s in report.skipped if s.error]
         if recursive:
-            self.rollup.prune(folder, seen)
+            self.rollup.prune(folder, seen, keep_below=unread)
         # Health's "last index run" is the last run asked for, not a watch's folder refresh.
         summary = report.summary() if save else None
-        self.health.finish_run(folder, recursive, seen, report.skipped, summary)
+        self.health.finish_run(folder, recursive, seen, report.skipped, summary, keep_below=unread)
         if save and not self.storage.readonly:
             # A run over the whole tree has read every sidecar changed since the old basis.
             basis = started if recursive and not folder else None
@@ -582,7 +594,12 @@ class Lenslet:
             for gone in wave.removed:
                 self._forget(gone)
             for new in sorted(wave.new_folders):
-                await self._index(new, recursive=True, save=False)
+                try:
+                    await self._index(new, recursive=True, save=False)
+                except NotFound:
+                    self._forget(new)  # gone again before its turn
+                except LensletError:
+                    continue  # a pointer folder, an unreadable one: its parent's index says
             handles = [
                 await self.jobs.submit(Job("index", self.storage.url, f))
                 for f in sorted(wave.folders)

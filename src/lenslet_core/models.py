@@ -385,15 +385,24 @@ class Sidecar:
 
 @dataclasses.dataclass(frozen=True)
 class RollupItem:
-    """One image in ``_rollup.json``: what search matches on."""
+    """One image in ``_rollup.json``: what search matches on. ``stamp`` is the size and mtime
+    of the sidecar its tags and notes were read from (stored, never shown to clients), so a
+    sidecar replaced by an older copy (``rsync -a``) is still seen as changed."""
 
     path: str
     name: str
     tags: tuple[str, ...] = ()
     notes: str = ""
+    stamp: tuple[int, float] | None = dataclasses.field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {"path": self.path, "name": self.name, "tags": list(self.tags), "notes": self.notes}
+
+    def to_stored_json(self) -> dict[str, Any]:
+        document = self.to_json()
+        if self.stamp is not None:
+            document["stamp"] = list(self.stamp)
+        return document
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RollupItem:
@@ -403,7 +412,11 @@ class RollupItem:
         notes = data.get("notes") or ""
         if not isinstance(notes, str):
             raise TypeError("notes must be a string")
-        return cls(str(data["path"]), str(data["name"]), tuple(tags), notes)
+        raw = data.get("stamp")
+        stamp = None
+        if isinstance(raw, list) and len(raw) == 2:
+            stamp = (int(raw[0]), float(raw[1]))
+        return cls(str(data["path"]), str(data["name"]), tuple(tags), notes, stamp)
 
 
 def encode_rollup(items: Iterable[RollupItem], generated_at: str) -> bytes:
@@ -411,7 +424,7 @@ def encode_rollup(items: Iterable[RollupItem], generated_at: str) -> bytes:
     document = {
         "v": VERSION,
         "generatedAt": generated_at,
-        "items": [item.to_json() for item in items],
+        "items": [item.to_stored_json() for item in items],
     }
     return dumps(document)
 

@@ -1,19 +1,22 @@
 """The search rollup: ``_rollup.json`` at the root, every image with its tags and notes.
 
 :class:`Rollup` holds it in memory and keeps it in step incrementally: a folder that was indexed
-replaces that folder's images (reading only the sidecars that are new or changed since the
-rollup's basis time), a sidecar that was written replaces one image. Saving is a conditional
-write of the whole file: when another process saved in between, its file is read back and this
-process's pending changes are applied on top, so neither loses the other's changes.
+replaces that folder's images (reading only the sidecars that are new or changed: their size and
+mtime in the listing differ from those the rollup read), a sidecar written through lenslet
+replaces one image. Saving is a conditional write of the whole file: when another process saved
+in between, its file is read back and this process's pending changes are applied on top, so
+neither loses the other's changes.
 
-``generatedAt`` is the rollup's basis: when the last full index run of the root started. Every
-sidecar last modified before it is reflected in the file; later ones are read when their folder
-is next indexed.
+``generatedAt`` is the rollup's basis: when the last full index run of the root started. It is
+what decides for images whose sidecar stamp is unknown (a rollup written before stamps): a
+sidecar last modified before it is reflected in the file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import time
 from collections.abc import Iterable, Sequence
 
 import anyio
@@ -32,14 +35,38 @@ _MTIME_SLACK = 2.0
 #: Attempts of a save that keeps meeting other writers.
 _SAVE_ATTEMPTS = 5
 
+Folders = dict[str, dict[str, RollupItem]]
+
+
+def _group(items: Iterable[RollupItem]) -> Folders:
+    folders: Folders = {}
+    for item in items:
+        folders.setdefault(paths.parent(item.path), {})[item.name] = item
+    return folders
+
+
+def _decode(data: bytes) -> tuple[Folders, str]:
+    items, generated = decode_rollup(data)
+    return _group(items), generated
+
+
+def _encode(parts: list[list[RollupItem]], generated_at: str) -> bytes:
+    return encode_rollup(_sorted(parts), generated_at)
+
+
+def _sorted(parts: list[list[RollupItem]]) -> list[RollupItem]:
+    every = [item for part in parts for item in part]
+    every.sort(key=lambda item: item.path)
+    return every
+
 
 class Rollup:
-    """One root's rollup, in memory. Not thread-safe: use it from one event loop."""
+    """One root's rollup, in memory. Not thread-safe: use it from one event loop (the heavy
+    parts, decoding, sorting and encoding, run in worker threads)."""
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
-        #: folder → name → item
-        self._folders: dict[str, dict[str, RollupItem]] = {}
+        self._folders: Folders = {}
         #: Epoch seconds of the basis (``None``: unknown, every sidecar must be read).
         self.basis: float | None = None
         #: Bumped by every change.
@@ -48,7 +75,12 @@ class Rollup:
         self.generation = 0
         self._recent: dict[str, RollupItem | None] = {}
         self._etag: str | None = None
+        #: (size, mtime) of ``_rollup.json`` as last read or written, to tell a newer one.
+        self._seen: tuple[int, float] | None = None
         self._pending: dict[str, RollupItem | None] = {}
+        #: When each image was last edited through :meth:`edit` (epoch seconds).
+        self._edited: dict[str, float] = {}
+        self._save_lock = anyio.Lock()
         self.loaded = False
 
     def __len__(self) -> int:
@@ -61,38 +93,67 @@ class Rollup:
 
     def items(self) -> list[RollupItem]:
         """Every image, sorted by path."""
-        every = [item for names in self._folders.values() for item in names.values()]
-        every.sort(key=lambda item: item.path)
-        return every
+        return _sorted(self.parts())
+
+    def parts(self) -> list[list[RollupItem]]:
+        """Every image, folder by folder, unsorted: a snapshot cheap enough for the event loop
+        (sort it in a worker thread)."""
+        return [list(names.values()) for names in self._folders.values()]
 
     # -- reading -------------------------------------------------------------------------------
 
     async def load(self) -> None:
         """Read ``_rollup.json``; a missing or unreadable one leaves the rollup empty, with no
-        basis (its folders' sidecars will all be read)."""
+        basis (its folders' sidecars will all be read). Changes not yet saved stay applied."""
         try:
+            seen = await self._stat()
             data, etag = await self.storage.read_versioned(paths.ROLLUP_NAME)
         except NotFound:
-            self._reset([], None, None)
+            self._reset({}, None, None, None)
             return
         try:
-            items, generated = await anyio.to_thread.run_sync(decode_rollup, data)
+            folders, generated = await anyio.to_thread.run_sync(_decode, data)
         except DocumentError:
-            self._reset([], None, etag)  # derived data: it is rebuilt and overwritten
+            self._reset({}, None, etag, seen)  # derived data: rebuilt and overwritten
             return
         moment = parse_time(generated)
-        self._reset(items, moment.timestamp() if moment is not None else None, etag)
+        self._reset(folders, moment.timestamp() if moment is not None else None, etag, seen)
 
-    def _reset(self, items: Iterable[RollupItem], basis: float | None, etag: str | None) -> None:
-        self._folders = {}
-        for item in items:
-            self._folders.setdefault(paths.parent(item.path), {})[item.name] = item
+    def _reset(
+        self,
+        folders: Folders,
+        basis: float | None,
+        etag: str | None,
+        seen: tuple[int, float] | None,
+    ) -> None:
+        self._folders = folders
         self.basis = basis
         self._etag = etag
+        self._seen = seen
         self.loaded = True
         self.version += 1
         self.generation += 1
         self._recent = {}
+        # What this process changed and has not saved goes on top of what was read, as it is
+        # now (edits made while the file was being read included).
+        for path, item in self._pending.items():
+            if item is None:
+                self._drop(path)
+            else:
+                self._folders.setdefault(paths.parent(path), {})[item.name] = item
+
+    async def _stat(self) -> tuple[int, float] | None:
+        try:
+            entry = await self.storage.info(paths.ROLLUP_NAME)
+        except NotFound:
+            return None
+        return (entry.size, entry.mtime)
+
+    async def refresh(self) -> None:
+        """Read the stored rollup again if another process saved a newer one (told by its
+        size and mtime: one metadata request), keeping this rollup's unsaved changes on top."""
+        if await self._stat() != self._seen:
+            await self.load()
 
     # -- changes -------------------------------------------------------------------------------
 
@@ -103,44 +164,64 @@ class Rollup:
 
     def set_item(self, item: RollupItem) -> None:
         folder = paths.parent(item.path)
-        if self._folders.get(folder, {}).get(item.name) == item:
+        existing = self._folders.get(folder, {}).get(item.name)
+        if existing == item and existing.stamp == item.stamp:
             return
         self._folders.setdefault(folder, {})[item.name] = item
         self._pending[item.path] = item
         self._recent[item.path] = item
         self.version += 1
 
+    def edit(self, item: RollupItem) -> None:
+        """An image's tags or notes as just written through lenslet: newer than any listing
+        an index run took before now."""
+        self._edited[item.path] = time.time()
+        self.set_item(item)
+
     def remove(self, path: str) -> None:
-        folder, name = paths.split(path)
-        names = self._folders.get(folder)
-        if names is None or names.pop(name, None) is None:
+        if not self._drop(path):
             return
-        if not names:
-            del self._folders[folder]
         self._pending[path] = None
         self._recent[path] = None
         self.version += 1
 
+    def _drop(self, path: str) -> bool:
+        folder, name = paths.split(path)
+        names = self._folders.get(folder)
+        if names is None or names.pop(name, None) is None:
+            return False
+        if not names:
+            del self._folders[folder]
+        return True
+
     async def update_folder(
-        self, folder: str, entries: Sequence[Entry], items: Sequence[ItemEntry]
+        self,
+        folder: str,
+        entries: Sequence[Entry],
+        items: Sequence[ItemEntry],
+        listed_at: float,
     ) -> None:
-        """Make ``folder``'s images those of its new manifest (``items``), reading the sidecars
-        that are new or changed since the basis (their mtimes come from the listing)."""
+        """Make ``folder``'s images those of its new manifest (``items``), from its listing
+        taken at ``listed_at``: sidecars are read only when new or changed, and an image
+        edited through lenslet after the listing keeps its edit."""
         listed = {e.name: e for e in entries}
         old = self._folders.get(folder, {})
         fresh: dict[str, RollupItem] = {}
-        to_read: list[ItemEntry] = []
+        to_read: list[tuple[ItemEntry, Entry]] = []
         for item in items:
             path = paths.join(folder, item.name)
+            known = old.get(item.name)
             sidecar = listed.get(paths.sidecar_name(item.name))
-            if not item.hasMeta or sidecar is None:
+            if known is not None and self._edited.get(path, 0.0) > listed_at:
+                fresh[item.name] = known  # the listing is older than the edit
+            elif not item.hasMeta or sidecar is None or not sidecar.is_file:
                 fresh[item.name] = RollupItem(path, item.name)
-            elif item.name in old and not self._changed(sidecar):
-                fresh[item.name] = old[item.name]
+            elif known is not None and not self._changed(known, sidecar):
+                fresh[item.name] = dataclasses.replace(known, stamp=(sidecar.size, sidecar.mtime))
             else:
-                to_read.append(item)
+                to_read.append((item, sidecar))
 
-        async def read(item: ItemEntry) -> None:
+        async def read(item: ItemEntry, entry: Entry) -> None:
             path = paths.join(folder, item.name)
             try:
                 stored = await read_sidecar(self.storage, path)
@@ -150,27 +231,39 @@ class Rollup:
                 fresh[item.name] = RollupItem(path, item.name)
             else:
                 sidecar = stored[0]
-                fresh[item.name] = RollupItem(path, item.name, sidecar.tags, sidecar.notes)
+                stamp = (entry.size, entry.mtime)
+                fresh[item.name] = RollupItem(path, item.name, sidecar.tags, sidecar.notes, stamp)
 
         async with anyio.create_task_group() as tg:
-            for item in to_read:
-                tg.start_soon(read, item)
+            for item, entry in to_read:
+                tg.start_soon(read, item, entry)
+        old = self._folders.get(folder, {})  # as it is now, after the reads
         for name in old.keys() - fresh.keys():
             self.remove(paths.join(folder, name))
-        for entry in fresh.values():
-            self.set_item(entry)
+        for name, found in fresh.items():
+            path = paths.join(folder, name)
+            if self._edited.get(path, 0.0) > listed_at and name in old:
+                continue  # edited while its sidecar was being read
+            self.set_item(found)
 
-    def prune(self, under: str, keep: Iterable[str]) -> None:
+    def prune(self, under: str, keep: Iterable[str], keep_below: Iterable[str] = ()) -> None:
         """Forget images of folders under ``under`` (itself included) that are not in
-        ``keep``: folders a recursive index run no longer found."""
+        ``keep`` nor below a folder of ``keep_below``: folders a recursive index run no longer
+        found (as opposed to folders it could not read)."""
         kept = set(keep)
+        shelters = [f + "/" if f else "" for f in keep_below]
         prefix = under + "/" if under else ""
         for folder in list(self._folders):
-            if (folder == under or folder.startswith(prefix)) and folder not in kept:
-                for name in list(self._folders.get(folder, {})):
-                    self.remove(paths.join(folder, name))
+            if folder in kept or not (folder == under or folder.startswith(prefix)):
+                continue
+            if any(folder + "/" == s or folder.startswith(s) for s in shelters):
+                continue
+            for name in list(self._folders.get(folder, {})):
+                self.remove(paths.join(folder, name))
 
-    def _changed(self, sidecar: Entry) -> bool:
+    def _changed(self, known: RollupItem, sidecar: Entry) -> bool:
+        if known.stamp is not None:
+            return known.stamp != (sidecar.size, sidecar.mtime)
         return self.basis is None or sidecar.mtime >= self.basis - _MTIME_SLACK
 
     # -- saving --------------------------------------------------------------------------------
@@ -181,51 +274,34 @@ class Rollup:
         conditional write that, when another process saved first, reads theirs and applies
         this rollup's pending changes on top. Returns whether it wrote. An unchanged rollup
         keeps its older basis on storage, which only means more sidecars are read later."""
-        if basis is not None and (self.basis is None or basis > self.basis):
-            self.basis = basis
-        if not self._pending and self._etag is not None:
-            return False
-        for _ in range(_SAVE_ATTEMPTS):
-            pending = dict(self._pending)
-            items = self.items()
-            when = format_time(
-                datetime.datetime.fromtimestamp(self.basis or 0, datetime.timezone.utc)
-            )
-            data = await anyio.to_thread.run_sync(encode_rollup, items, when)
-            try:
-                self._etag = await self.storage.write_if(
-                    paths.ROLLUP_NAME, data, expected=self._etag
+        async with self._save_lock:  # one save at a time: each is decided on the last one
+            if basis is not None and (self.basis is None or basis > self.basis):
+                self.basis = basis
+            if not self._pending and self._etag is not None:
+                return False
+            for _ in range(_SAVE_ATTEMPTS):
+                pending = dict(self._pending)
+                parts = self.parts()
+                when = format_time(
+                    datetime.datetime.fromtimestamp(self.basis or 0, datetime.timezone.utc)
                 )
-            except PreconditionFailed:
-                await self._merge_theirs()
-                continue
-            for path, item in pending.items():
-                if self._pending.get(path, ...) == item:
-                    del self._pending[path]
-            return True
-        raise PreconditionFailed(
-            f"{paths.ROLLUP_NAME} kept changing under other writers; not saved this time",
-            path=paths.ROLLUP_NAME,
-        )
-
-    async def refresh(self) -> None:
-        """Read the stored rollup again if another process saved a newer one, keeping this
-        rollup's unsaved changes on top."""
-        try:
-            _, etag = await self.storage.read_versioned(paths.ROLLUP_NAME)
-        except NotFound:
-            return
-        if etag != self._etag:
-            await self._merge_theirs()
-
-    async def _merge_theirs(self) -> None:
-        pending, basis = dict(self._pending), self.basis
-        await self.load()
-        if basis is not None and (self.basis is None or basis < self.basis):
-            self.basis = basis  # the older basis is the safe one
-        for path, item in pending.items():
-            if item is None:
-                self.remove(path)
-            else:
-                self.set_item(item)
-        self._pending.update(pending)
+                data = await anyio.to_thread.run_sync(_encode, parts, when)
+                try:
+                    self._etag = await self.storage.write_if(
+                        paths.ROLLUP_NAME, data, expected=self._etag
+                    )
+                except PreconditionFailed:
+                    basis = self.basis
+                    await self.load()
+                    if basis is not None and (self.basis is None or basis < self.basis):
+                        self.basis = basis  # the older basis is the safe one
+                    continue
+                self._seen = await self._stat()
+                for path, item in pending.items():
+                    if self._pending.get(path, ...) is item:
+                        del self._pending[path]
+                return True
+            raise PreconditionFailed(
+                f"{paths.ROLLUP_NAME} kept changing under other writers; not saved this time",
+                path=paths.ROLLUP_NAME,
+            )

@@ -140,12 +140,15 @@ class SearchIndex:
         self.items: list[RollupItem] = sorted(items, key=lambda i: i.path)
         self._paths = [item.path for item in self.items]
         # Name and notes of each image, NUL-separated: a query (without NUL) cannot match
-        # across the two, nor across images. Text that holds a NUL itself is searched the
-        # plain way.
-        self._odd = any("\0" in i.name or "\0" in i.notes for i in self.items)
-        self._texts = _Texts(
-            (f"{i.name.lower()}\0{i.notes.lower()}" for i in self.items), chunk=chunk
+        # across the two, nor across images. The rare image whose own text holds a NUL is
+        # left out of the text and searched the plain way.
+        self._odd = [n for n, i in enumerate(self.items) if "\0" in i.name or "\0" in i.notes]
+        odd = set(self._odd)
+        texts = (
+            "" if n in odd else f"{i.name.lower()}\0{i.notes.lower()}"
+            for n, i in enumerate(self.items)
         )
+        self._texts = _Texts(texts, chunk=chunk)
         tags: dict[str, list[int]] = {}
         for number, item in enumerate(self.items):
             for tag in dict.fromkeys(t.lower() for t in item.tags):
@@ -161,7 +164,7 @@ class SearchIndex:
         """Up to ``limit`` images matching ``query`` under the folder ``path``, best first."""
         if limit < 1:
             return []
-        if "\0" in query or self._odd:
+        if "\0" in query:
             return naive_search(self.items, query, limit=limit, path=path)
         q = query.lower()
         prefix = _prefix(path)
@@ -172,6 +175,8 @@ class SearchIndex:
             return []
         exact = list(_within(self._tag_postings.get(q, ()), lo, hi)[:limit])
         sources: list[Iterable[int]] = [self._texts.matching(q, lo, hi)]
+        if self._odd:
+            sources.append(n for n in _within(self._odd, lo, hi) if self._plain_match(n, q))
         sources += [_within(self._tag_lists[n], lo, hi) for n in self._tags.matching(q)]
         chosen = set(exact)
         found = exact
@@ -181,6 +186,10 @@ class SearchIndex:
             if number not in chosen:
                 found.append(number)
         return [self.items[n] for n in found]
+
+    def _plain_match(self, number: int, q: str) -> bool:
+        item = self.items[number]
+        return q in item.name.lower() or q in item.notes.lower()
 
 
 class LiveSearch:

@@ -549,3 +549,32 @@ async def test_a_thumbnail_asked_for_while_it_is_made_joins_that_job() -> None:
         assert await engine.submit(Job("thumbnail", ROOT, "a.jpg")) is first
         bench._released.set()
     assert bench.started == ["thumbnail:a.jpg"]
+
+
+async def test_closing_tells_a_submitter_waiting_for_room() -> None:
+    bench = Workbench()
+    refused: list[QueueFull] = []
+    async with running(LocalEngine(bench.handlers, workers=2, queue_size=1)) as engine:
+        await bench.occupy(engine)
+        await engine.submit(Job("health", ROOT, "fills-the-queue"))
+
+        async def submit_when_room() -> None:
+            try:
+                await engine.submit(Job("health", ROOT, "waits"))
+            except QueueFull as exc:
+                refused.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(submit_when_room)
+            await anyio.wait_all_tasks_blocked()
+            with anyio.fail_after(5):
+                await engine.close(finish=False)
+    assert len(refused) == 1
+
+
+async def test_an_engine_closed_at_once_stops() -> None:
+    bench = Workbench()
+    with anyio.fail_after(5):
+        async with running(LocalEngine(bench.handlers, workers=3)) as engine:
+            await engine.close(finish=False)
+    assert bench.started == []

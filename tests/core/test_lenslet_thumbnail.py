@@ -70,7 +70,8 @@ async def test_an_existing_thumbnail_is_served_without_reading_the_image(
     async with Lenslet(str(gallery), settings, observer=requests) as lens:
         requests.clear()
         first = await lens.thumbnail("x.jpg")
-        assert requests.log == [("read", "x.jpg.thumbnail")]
+        # Is the image there (a thumbnail alone is an orphan), then the thumbnail itself.
+        assert requests.log == [("info", "x.jpg"), ("read", "x.jpg.thumbnail")]
         again = await lens.thumbnail("x.jpg")
         other = await lens.thumbnail("y.jpg")
         stats = lens.jobs.stats()
@@ -234,3 +235,11 @@ async def test_a_read_only_root_keeps_thumbnails_in_the_cache(
     [kept] = (tmp_path / "cache").rglob("*.thumbnail")
     assert kept.name == "x.jpg.thumbnail"
     assert kept.read_bytes() == thumb.data
+
+
+async def test_an_orphan_thumbnail_is_not_served(gallery: Path, settings: Settings) -> None:
+    write(gallery / "gone.jpg.thumbnail", webp_bytes(32, 24))
+    async with Lenslet(str(gallery), settings) as lens:
+        with pytest.raises(NotFound):
+            await lens.thumbnail("gone.jpg")
+        assert lens.jobs.stats().done == 0

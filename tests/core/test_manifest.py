@@ -68,7 +68,9 @@ async def test_manifest_lists_items_and_dirs_from_one_listing(
     ]
     # One listing of the folder and one per sub-folder (for its kind); no per-file info calls.
     assert requests.count("list") == 4
-    assert requests.count("info") == 1  # the facade's reachability check on entry
+    # The facade's reachability check on entry, and the rollup's size and mtime when read and
+    # when written (how a newer rollup of another process is told apart).
+    assert [p for op, p in requests.log if op == "info"] == ["", "_rollup.json", "_rollup.json"]
     assert requests.count("read", (".jpg", ".png", ".webp")) == 3
     # The one existing sidecar got its EXIF basics and hash, and its tags went to the rollup
     # (one read each); the rollup and health files were looked for once.

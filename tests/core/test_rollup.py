@@ -11,7 +11,7 @@ import orjson
 import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
-from lenslet_core import Lenslet, RollupItem, Settings, Storage
+from lenslet_core import ItemEntry, Lenslet, RollupItem, Settings, Storage
 from lenslet_core.rollup import Rollup
 from tests.conftest import Requests
 from tests.imagegen import jpeg_bytes, make_tree, png_bytes, write
@@ -120,7 +120,9 @@ async def test_index_reads_only_sidecars_changed_since_the_last_run(
         sidecar(gallery, image, [f"t{n}"])
     async with Lenslet(str(gallery), FAST) as lens:
         await lens.index()
-    age(gallery)
+        # The first run wrote EXIF basics into the sidecars after listing them: the second
+        # reads each once more, to know the sidecars as they are now.
+        await lens.index()
     sidecar(gallery, made[3], ["edited"], "by hand")  # a new mtime, after the run
     async with Lenslet(str(gallery), FAST, observer=requests) as lens:
         await lens.index()
@@ -137,11 +139,26 @@ async def test_an_unchanged_tree_reads_no_sidecar(gallery: Path, requests: Reque
         sidecar(gallery, image, ["x"])
     async with Lenslet(str(gallery), FAST) as lens:
         await lens.index()
-    age(gallery)
+        await lens.index()  # reads the sidecars the first run gave their EXIF basics
     async with Lenslet(str(gallery), FAST, observer=requests) as lens:
         await lens.index()
     assert sidecar_reads(requests) == []
     assert requests.count("write", "_rollup.json") == 0
+
+
+async def test_a_sidecar_copied_in_with_an_older_mtime_is_read(gallery: Path) -> None:
+    """rsync -a and cp -p keep a copy's mtime: older than the last run, yet news."""
+    write(gallery / "a" / "x.jpg", jpeg_bytes())
+    sidecar(gallery, "a/x.jpg", ["old"])
+    async with Lenslet(str(gallery), FAST) as lens:
+        await lens.index()
+        await lens.index()
+    sidecar(gallery, "a/x.jpg", ["from-laptop"], "synced")
+    age(gallery, seconds=86_400)
+    async with Lenslet(str(gallery), FAST) as lens:
+        await lens.index()
+        assert [i.path for i in await lens.search("from-laptop")] == ["a/x.jpg"]
+    assert rollup_items(gallery)["a/x.jpg"] == (["from-laptop"], "synced")
 
 
 async def test_a_deleted_image_leaves_the_rollup(gallery: Path) -> None:
@@ -345,3 +362,68 @@ async def test_an_edit_made_while_the_rollup_is_being_written_is_saved_too(
     items = rollup_items(gallery)
     assert items["x.jpg"] == (["first"], "")
     assert items["y.jpg"] == (["second"], "")
+
+
+class SlowReadStorage(Storage):
+    """Local storage whose reads of ``_rollup.json`` wait until the test opens the gate."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(Storage.open(str(root)).fs, str(root))
+        self.reading = anyio.Event()
+        self.gate = anyio.Event()
+
+    async def read_versioned(self, path: str) -> tuple[bytes, str]:
+        if path == "_rollup.json" and not self.gate.is_set():
+            self.reading.set()
+            await self.gate.wait()
+        return await super().read_versioned(path)
+
+
+async def test_an_edit_made_while_the_rollup_is_read_again_is_kept(gallery: Path) -> None:
+    write(gallery / "x.jpg", jpeg_bytes())
+    async with Lenslet(str(gallery), FAST) as lens:
+        await lens.index()
+    storage = SlowReadStorage(gallery)
+    storage.gate.set()
+    rollup = Rollup(storage)
+    await rollup.load()
+    storage.gate = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(rollup.load)  # another process saved: read it again
+        await storage.reading.wait()
+        rollup.edit(RollupItem("x.jpg", "x.jpg", ("sunset",)))
+        storage.gate.set()
+    assert [i.tags for i in rollup.items()] == [("sunset",)]
+    assert await rollup.save()
+    assert rollup_items(gallery)["x.jpg"] == (["sunset"], "")
+
+
+async def test_a_folder_listed_before_an_edit_does_not_undo_it(gallery: Path) -> None:
+    write(gallery / "a" / "x.jpg", jpeg_bytes())
+    async with Lenslet(str(gallery), FAST) as lens:
+        await lens.index()
+    rollup = Rollup(Storage.open(str(gallery)))
+    await rollup.load()
+    listed_at = time.time() - 5  # the listing an index run took before the edit
+    entries = await rollup.storage.list("a")  # no sidecar in it
+    rollup.edit(RollupItem("a/x.jpg", "x.jpg", ("beach",)))
+    manifest = orjson.loads((gallery / "a" / "_index.json").read_bytes())
+    items = [ItemEntry.from_json(i) for i in manifest["items"]]
+    await rollup.update_folder("a", entries, items, listed_at)
+    assert [i.tags for i in rollup.items()] == [("beach",)]
+    # A listing taken after the edit is believed again.
+    await rollup.update_folder("a", entries, items, time.time() + 1)
+    assert [i.tags for i in rollup.items()] == [()]
+
+
+async def test_a_folder_the_run_cannot_read_keeps_its_images(gallery: Path) -> None:
+    write(gallery / "a" / "x.jpg", jpeg_bytes())
+    sidecar(gallery, "a/x.jpg", ["kept"])
+    async with Lenslet(str(gallery), FAST) as lens:
+        await lens.index()
+        # A newer lenslet wrote this folder's manifest: this one must not touch it.
+        write(gallery / "a" / "_index.json", b'{"v": 2, "items": []}')
+        report = await lens.index()
+        assert [(s.path, s.code) for s in report.skipped] == [("a", "unsupported_version")]
+        assert [i.path for i in await lens.search("kept")] == ["a/x.jpg"]
+    assert rollup_items(gallery)["a/x.jpg"] == (["kept"], "")

@@ -11,7 +11,8 @@ from lenslet_core.search import LiveSearch, SearchIndex, naive_search
 # case is special: "É" (é), "ß" (already lower), "İ" (lowers to two code points).
 LETTERS = "abAB-.éÉßİ"
 segments = st.text(LETTERS, min_size=1, max_size=3).filter(lambda s: s not in (".", ".."))
-words = st.text(LETTERS + " ", max_size=6)
+# Notes and tags may hold a NUL (JSON allows "\u0000"): such images are searched apart.
+words = st.text(LETTERS + " \0", max_size=6)
 
 
 @st.composite
@@ -187,3 +188,12 @@ def test_live_search_asks_for_a_new_index_after_enough_changes() -> None:
     assert [i.path for i in live.search("sea", limit=2)] == ["a/b/nested/deep.png", "q.jpg"]
     live.change({"r.jpg": item("r.jpg")})
     assert live.stale
+
+
+def test_one_nul_in_a_note_does_not_slow_every_search() -> None:
+    items = [item(f"a/{n:03d}.jpg", notes=f"note {n}") for n in range(50)]
+    items.append(item("a/odd.jpg", notes="pasted\0text"))
+    index = SearchIndex(items)
+    assert index._odd == [50]  # only that image is searched the plain way
+    for query in ("note 1", "pasted", "text", "odd", "\0", "zz"):
+        assert index.search(query, limit=5) == naive_search(by_path(items), query, limit=5)

@@ -206,3 +206,19 @@ async def test_watch_needs_a_local_root(memory_fs: MemoryFileSystem) -> None:
     async with Lenslet("memory://gallery") as lens:
         with pytest.raises(SettingsError):
             await lens.watch()
+
+
+async def test_a_new_pointer_folder_does_not_stop_the_watch(gallery: Path, waves: Waves) -> None:
+    stop = anyio.Event()
+    async with Lenslet(str(gallery), Settings(thumbnails=False)) as lens:
+        await lens.index()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: lens.watch(stop=stop, on_wave=waves, debounce_ms=300))
+            await anyio.sleep(0.5)
+            write(gallery / "p" / ".lenscat.folder.json", b'{"version": 1, "kind": "pointer"}')
+            await waves.until(lambda: any("p" in w.new_folders for w in waves.seen))
+            write(gallery / "after.jpg", jpeg_bytes())
+            await waves.until(lambda: "after.jpg" in _items(gallery))
+            stop.set()
+    dirs = orjson.loads((gallery / "_index.json").read_bytes())["dirs"]
+    assert dirs == [{"name": "p", "kind": "leaf-pointer"}]
