@@ -25,11 +25,12 @@ def search(
     first, then by path. Reads ROOT's _rollup.json (written by `lenslet index`)."""
     with errors_to_exit():
 
-        async def run() -> list[RollupItem]:
+        async def run() -> tuple[list[RollupItem], bool]:
             async with Lenslet(root, Settings(readonly=True)) as lens:
-                return await lens.search(query, limit=limit, path=path)
+                found = await lens.search(query, limit=limit, path=path)
+                return found, lens.rollup.stored
 
-        found = anyio.run(run)
+        found, indexed = anyio.run(run)
     if json_output:
         document = {"query": query, "items": [item.to_json() for item in found]}
         typer.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
@@ -40,4 +41,6 @@ def search(
             typer.echo(f"{item.path}{tags}{notes}")
         if not found:
             typer.echo(f"nothing matches {query!r}", err=True)
+        if not indexed:
+            typer.echo(f"{root} has no _rollup.json yet: run `lenslet index {root}`", err=True)
     raise typer.Exit(EXIT_OK)

@@ -540,17 +540,20 @@ class Lenslet:
             self.health.set_folder(done, folder_health(done, entries, items))
 
         started = time.time()
-        report = await index_tree(
-            self.storage,
-            self.imaging,
-            self.settings,
-            folder,
-            recursive=recursive,
-            on_progress=on_progress,
-            thumbs=self.thumbs,
-            make_thumbs=make,
-            on_folder=on_folder,
-        )
+        # One build of a folder's manifest at a time (a watch's job, a rebuild for a reader):
+        # the later build has the later listing, and it is the one that lands.
+        async with self._rebuilds(folder) if not recursive else contextlib.nullcontext():
+            report = await index_tree(
+                self.storage,
+                self.imaging,
+                self.settings,
+                folder,
+                recursive=recursive,
+                on_progress=on_progress,
+                thumbs=self.thumbs,
+                make_thumbs=make,
+                on_folder=on_folder,
+            )
         self._invalidate(folder, below=recursive)
         # Folders the run could not read are kept as they were, with what is below them.
         unread = [("" if s.path == "/" else s.path) for s in report.skipped if s.error]

@@ -87,6 +87,11 @@ class Rollup:
         return sum(len(names) for names in self._folders.values())
 
     @property
+    def stored(self) -> bool:
+        """Whether storage had a ``_rollup.json`` when it was last read or written."""
+        return self._seen is not None
+
+    @property
     def dirty(self) -> bool:
         """Whether there are changes not yet saved."""
         return bool(self._pending)
@@ -217,7 +222,10 @@ class Rollup:
             elif not item.hasMeta or sidecar is None or not sidecar.is_file:
                 fresh[item.name] = RollupItem(path, item.name)
             elif known is not None and not self._changed(known, sidecar):
-                fresh[item.name] = dataclasses.replace(known, stamp=(sidecar.size, sidecar.mtime))
+                stamp = (sidecar.size, sidecar.mtime)
+                fresh[item.name] = (
+                    known if known.stamp == stamp else dataclasses.replace(known, stamp=stamp)
+                )
             else:
                 to_read.append((item, sidecar))
 
