@@ -9,7 +9,6 @@ async with Lenslet("/photos") as lens:
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import dataclasses
 import itertools
@@ -26,22 +25,21 @@ from .errors import (
     DocumentError,
     ImageError,
     ImageTooLarge,
-    InvalidPath,
     LensletError,
-    MalformedDocument,
     NotFound,
     PermissionDenied,
     QueueFull,
     ReadOnly,
     SettingsError,
 )
+from .folders import FolderPages
 from .hashing import content_etag
 from .health import Health, folder_health, read_health
 from .imaging import Imaging, ThumbSpec
 from .indexing import IndexProgress, IndexReport, index_tree
 from .jobs import Job, LocalEngine
 from .keyedlock import KeyedLock
-from .manifest import Skipped, read_page
+from .manifest import Skipped
 from .models import Exif, ItemEntry, Manifest, RollupItem, Sidecar
 from .rollup import Rollup
 from .search import LiveSearch, SearchIndex
@@ -53,14 +51,11 @@ from .watch import Wave, watch_changes
 
 __all__ = ["Item", "Lenslet", "Pending", "Thumbnail"]
 
-_CACHE_SIZE = 1024
 #: Seconds between two writes of ``_rollup.json`` while edits keep coming.
 _ROLLUP_EVERY = 1.0
 #: Edits a search serves on top of its index before it must build a new one itself (the
 #: rollup job builds one in the background after far fewer).
 _SEARCH_OVERLAY_MAX = 20_000
-#: Folders whose last in-process build is kept to stand in for a manifest storage lacks.
-_BUILT_SIZE = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,23 +91,8 @@ class Pending:
     retry_after: float
 
 
-@dataclasses.dataclass
-class _Cached:
-    manifest: Manifest
-    checked: float
-    built: bool  # by this process's rebuild (not read from storage)
-
-
 def _thumbnail(image: str, data: bytes) -> Thumbnail:
     return Thumbnail(image, data, content_etag(data))
-
-
-def _page_of(folder: str, pages: list[Manifest], page: int) -> Manifest:
-    if page >= len(pages):
-        raise NotFound(
-            f"folder {folder or '/'!r} has {len(pages)} page(s); no page {page}", path=folder
-        )
-    return pages[page]
 
 
 class Lenslet:
@@ -152,11 +132,10 @@ class Lenslet:
             thumb=ThumbSpec(self.settings.thumb_size, self.settings.thumb_quality),
         )
         self.thumbs = ThumbnailStore.open(self.storage, self.settings.thumb_cache)
-        self._manifests: collections.OrderedDict[tuple[str, int], _Cached] = (
-            collections.OrderedDict()
-        )
-        self._built: collections.OrderedDict[str, list[Manifest]] = collections.OrderedDict()
         self._rebuilds = KeyedLock()
+        self._folders = FolderPages(
+            self.storage, self.imaging, self.settings, self.thumbs, self._rebuilds
+        )
         self._writes = KeyedLock()
         self.jobs = LocalEngine({})  # replaced by a running engine on entry
         self.rollup = Rollup(self.storage)
@@ -195,8 +174,7 @@ class Lenslet:
         try:
             await self.jobs.__aexit__(exc_type, exc, tb)
         finally:
-            self._manifests.clear()
-            self._built.clear()
+            self._folders.clear()
 
     def __repr__(self) -> str:
         return f"Lenslet({self.storage.url!r})"
@@ -207,91 +185,7 @@ class Lenslet:
         """One page of a folder's manifest, served from its ``_index.json`` (cached in memory
         for ``manifest_ttl`` seconds) and rebuilt only when it is missing, unreadable or
         ``refresh`` asks for it. Pages of a paged folder always come from one build."""
-        folder = paths.normalize(path)
-        if page < 0:
-            raise NotFound(f"page {page} does not exist", path=folder)
-        if refresh:
-            return _page_of(folder, await self._rebuild(folder, refresh=True), page)
-        for _ in range(2):
-            first = await self._page(folder, 0)
-            if first is None:
-                break
-            if page == 0:
-                return first
-            if page >= first.page_count:
-                raise NotFound(
-                    f"folder {folder or '/'!r} has {first.page_count} page(s); no page {page}",
-                    path=folder,
-                )
-            other = await self._page(folder, page, first.page_count)
-            if other is not None and other.build == first.build:
-                return other
-            self._invalidate(folder)  # another writer replaced the pages: read them again
-        return _page_of(folder, await self._rebuild(folder), page)
-
-    async def _page(self, folder: str, page: int, count: int | None = None) -> Manifest | None:
-        """A page from the cache while it is fresh, else from storage; ``None`` when storage
-        has no readable page."""
-        cached = self._manifests.get((folder, page))
-        if cached is not None and time.monotonic() - cached.checked < self.settings.manifest_ttl:
-            self._manifests.move_to_end((folder, page))
-            return cached.manifest
-        try:
-            manifest = await read_page(self.storage, folder, page, count)
-        except (NotFound, MalformedDocument, InvalidPath, PermissionDenied):
-            return None  # unreadable as a manifest (a FIFO, no access, ...): rebuild it
-        self._remember(folder, {page: manifest}, time.monotonic(), built=False)
-        return manifest
-
-    def _remember(
-        self, folder: str, pages: Mapping[int, Manifest], checked: float, *, built: bool
-    ) -> None:
-        for number, manifest in pages.items():
-            self._manifests[(folder, number)] = _Cached(manifest, checked, built)
-            self._manifests.move_to_end((folder, number))
-        while len(self._manifests) > _CACHE_SIZE:
-            self._manifests.popitem(last=False)
-
-    async def _rebuild(self, folder: str, *, refresh: bool = False) -> list[Manifest]:
-        """Build one folder's manifest (written where the storage allows) and cache its pages.
-        Callers that queued behind a rebuild of the same folder take its result (except a
-        ``refresh``, which always lists the folder again)."""
-        asked = time.monotonic()
-        async with self._rebuilds(folder):
-            first = self._manifests.get((folder, 0))
-            # A rebuild that finished while we queued serves us, unless the caller asked for a
-            # refresh: that rebuild may have listed the folder before the caller's change.
-            if not refresh and first is not None and first.built and first.checked >= asked:
-                done = [self._manifests.get((folder, n)) for n in range(first.manifest.page_count)]
-                if all(c is not None for c in done):
-                    return [c.manifest for c in done if c is not None]
-            # What the last build saw stands in for a manifest storage does not have (a
-            # read-only root), so unchanged images are not read again.
-            fallback = {folder: self._built[folder]} if folder in self._built else {}
-            report = await index_tree(
-                self.storage,
-                self.imaging,
-                self.settings,
-                folder,
-                recursive=False,
-                keep_pages=True,
-                fallback=fallback,
-                thumbs=self.thumbs,
-                make_thumbs=False,  # made on request, one by one, by thumbnail jobs
-            )
-            pages = report.pages.get(folder)
-            if pages is None:
-                for problem in report.skipped:
-                    if problem.path == (folder or "/") and problem.error is not None:
-                        raise problem.error
-                raise NotFound(f"folder {folder or '/'!r} could not be indexed", path=folder)
-            self._invalidate(folder)
-            self._remember(folder, dict(enumerate(pages)), time.monotonic(), built=True)
-            self._built[folder] = pages
-            self._built.move_to_end(folder)
-            while len(self._built) > _BUILT_SIZE:
-                self._built.popitem(last=False)
-            return pages
+        return await self._folders.get(paths.normalize(path), page, refresh=refresh)
 
     # -- items ---------------------------------------------------------------------------------
 
@@ -627,7 +521,4 @@ class Lenslet:
 
     def _invalidate(self, folder: str, *, below: bool = False) -> None:
         """Forget cached pages of ``folder`` (and, with ``below``, of every folder under it)."""
-        prefix = folder + "/"
-        for key in list(self._manifests):
-            if key[0] == folder or (below and (not folder or key[0].startswith(prefix))):
-                del self._manifests[key]
+        self._folders.invalidate(folder, below=below)

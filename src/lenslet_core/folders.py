@@ -1,0 +1,162 @@
+"""Folder manifests served from memory: pages cached for ``manifest_ttl`` seconds, read from
+``_index*.json`` when stale, and built (then written where storage allows) only when a folder
+has no readable manifest. Pages of a paged folder always come from one build."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import time
+from collections.abc import Mapping
+
+from .errors import InvalidPath, MalformedDocument, NotFound, PermissionDenied
+from .imaging import Imaging
+from .indexing import index_tree
+from .keyedlock import KeyedLock
+from .manifest import read_page
+from .models import Manifest
+from .settings import Settings
+from .storage import Storage
+from .thumbnails import ThumbnailStore
+
+__all__ = ["FolderPages"]
+
+#: Pages kept in memory.
+_CACHE_SIZE = 1024
+#: Folders whose last in-process build is kept to stand in for a manifest storage lacks.
+_BUILT_SIZE = 64
+
+
+@dataclasses.dataclass
+class _Cached:
+    manifest: Manifest
+    checked: float
+    built: bool  # by this process's rebuild (not read from storage)
+
+
+def _page_of(folder: str, pages: list[Manifest], page: int) -> Manifest:
+    if page >= len(pages):
+        raise NotFound(
+            f"folder {folder or '/'!r} has {len(pages)} page(s); no page {page}", path=folder
+        )
+    return pages[page]
+
+
+class FolderPages:
+    """The manifest pages of one root, as readers get them. ``locks`` serialises builds of one
+    folder with the index runs of the facade that share it."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        imaging: Imaging,
+        settings: Settings,
+        thumbs: ThumbnailStore,
+        locks: KeyedLock,
+    ) -> None:
+        self.storage = storage
+        self.imaging = imaging
+        self.settings = settings
+        self.thumbs = thumbs
+        self.locks = locks
+        self.ttl = settings.manifest_ttl
+        self._pages: collections.OrderedDict[tuple[str, int], _Cached] = collections.OrderedDict()
+        self._built: collections.OrderedDict[str, list[Manifest]] = collections.OrderedDict()
+
+    def clear(self) -> None:
+        self._pages.clear()
+        self._built.clear()
+
+    async def get(self, folder: str, page: int = 0, *, refresh: bool = False) -> Manifest:
+        """One page of the (normalized) ``folder``'s manifest: see :meth:`Lenslet.folder`."""
+        if page < 0:
+            raise NotFound(f"page {page} does not exist", path=folder)
+        if refresh:
+            return _page_of(folder, await self._rebuild(folder, refresh=True), page)
+        for _ in range(2):
+            first = await self._page(folder, 0)
+            if first is None:
+                break
+            if page == 0:
+                return first
+            if page >= first.page_count:
+                raise NotFound(
+                    f"folder {folder or '/'!r} has {first.page_count} page(s); no page {page}",
+                    path=folder,
+                )
+            other = await self._page(folder, page, first.page_count)
+            if other is not None and other.build == first.build:
+                return other
+            self.invalidate(folder)  # another writer replaced the pages: read them again
+        return _page_of(folder, await self._rebuild(folder), page)
+
+    async def _page(self, folder: str, page: int, count: int | None = None) -> Manifest | None:
+        """A page from the cache while it is fresh, else from storage; ``None`` when storage
+        has no readable page."""
+        cached = self._pages.get((folder, page))
+        if cached is not None and time.monotonic() - cached.checked < self.ttl:
+            self._pages.move_to_end((folder, page))
+            return cached.manifest
+        try:
+            manifest = await read_page(self.storage, folder, page, count)
+        except (NotFound, MalformedDocument, InvalidPath, PermissionDenied):
+            return None  # unreadable as a manifest (a FIFO, no access, ...): rebuild it
+        self._remember(folder, {page: manifest}, time.monotonic(), built=False)
+        return manifest
+
+    def _remember(
+        self, folder: str, pages: Mapping[int, Manifest], checked: float, *, built: bool
+    ) -> None:
+        for number, manifest in pages.items():
+            self._pages[(folder, number)] = _Cached(manifest, checked, built)
+            self._pages.move_to_end((folder, number))
+        while len(self._pages) > _CACHE_SIZE:
+            self._pages.popitem(last=False)
+
+    async def _rebuild(self, folder: str, *, refresh: bool = False) -> list[Manifest]:
+        """Build one folder's manifest (written where the storage allows) and cache its pages.
+        Callers that queued behind a rebuild of the same folder take its result (except a
+        ``refresh``, which always lists the folder again)."""
+        asked = time.monotonic()
+        async with self.locks(folder):
+            first = self._pages.get((folder, 0))
+            # A rebuild that finished while we queued serves us, unless the caller asked for a
+            # refresh: that rebuild may have listed the folder before the caller's change.
+            if not refresh and first is not None and first.built and first.checked >= asked:
+                done = [self._pages.get((folder, n)) for n in range(first.manifest.page_count)]
+                if all(c is not None for c in done):
+                    return [c.manifest for c in done if c is not None]
+            # What the last build saw stands in for a manifest storage does not have (a
+            # read-only root), so unchanged images are not read again.
+            fallback = {folder: self._built[folder]} if folder in self._built else {}
+            report = await index_tree(
+                self.storage,
+                self.imaging,
+                self.settings,
+                folder,
+                recursive=False,
+                keep_pages=True,
+                fallback=fallback,
+                thumbs=self.thumbs,
+                make_thumbs=False,  # made on request, one by one, by thumbnail jobs
+            )
+            pages = report.pages.get(folder)
+            if pages is None:
+                for problem in report.skipped:
+                    if problem.path == (folder or "/") and problem.error is not None:
+                        raise problem.error
+                raise NotFound(f"folder {folder or '/'!r} could not be indexed", path=folder)
+            self.invalidate(folder)
+            self._remember(folder, dict(enumerate(pages)), time.monotonic(), built=True)
+            self._built[folder] = pages
+            self._built.move_to_end(folder)
+            while len(self._built) > _BUILT_SIZE:
+                self._built.popitem(last=False)
+            return pages
+
+    def invalidate(self, folder: str, *, below: bool = False) -> None:
+        """Forget cached pages of ``folder`` (and, with ``below``, of every folder under it)."""
+        prefix = folder + "/"
+        for key in list(self._pages):
+            if key[0] == folder or (below and (not folder or key[0].startswith(prefix))):
+                del self._pages[key]
