@@ -9,6 +9,7 @@ job queue (depth and failures).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -186,7 +187,8 @@ class Health:
 async def read_health(storage: Storage) -> dict[str, Any] | None:
     """The stored ``_health.json``, or ``None`` when there is none."""
     try:
-        data = await storage.read(paths.HEALTH_NAME)
+        return await storage.read_into(
+            paths.HEALTH_NAME, functools.partial(loads, what=paths.HEALTH_NAME)
+        )
     except NotFound:
         return None
-    return loads(data, what=paths.HEALTH_NAME)

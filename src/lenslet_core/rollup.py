@@ -24,6 +24,7 @@ import anyio.to_thread
 
 from . import paths
 from .errors import DocumentError, LensletError, NotFound, PreconditionFailed
+from .hashing import content_etag
 from .models import ItemEntry, RollupItem, decode_rollup, encode_rollup, format_time, parse_time
 from .sidecar import read_sidecar
 from .storage import Entry, Storage
@@ -48,6 +49,14 @@ def _group(items: Iterable[RollupItem]) -> Folders:
 def _decode(data: bytes) -> tuple[Folders, str]:
     items, generated = decode_rollup(data)
     return _group(items), generated
+
+
+def _versioned_decode(data: bytes) -> tuple[str, tuple[Folders, str] | DocumentError]:
+    """The validator a conditional write expects, and the grouped items (or why not)."""
+    try:
+        return content_etag(data), _decode(data)
+    except DocumentError as exc:
+        return content_etag(data), exc
 
 
 def _encode(parts: list[list[RollupItem]], generated_at: str) -> bytes:
@@ -112,15 +121,15 @@ class Rollup:
         basis (its folders' sidecars will all be read). Changes not yet saved stay applied."""
         try:
             seen = await self._stat()
-            data, etag = await self.storage.read_versioned(paths.ROLLUP_NAME)
+            # Decoded (and grouped) in the thread that reads it: one hop, off the loop.
+            etag, decoded = await self.storage.read_into(paths.ROLLUP_NAME, _versioned_decode)
         except NotFound:
             self._reset({}, None, None, None)
             return
-        try:
-            folders, generated = await anyio.to_thread.run_sync(_decode, data)
-        except DocumentError:
+        if isinstance(decoded, DocumentError):
             self._reset({}, None, etag, seen)  # derived data: rebuilt and overwritten
             return
+        folders, generated = decoded
         moment = parse_time(generated)
         self._reset(folders, moment.timestamp() if moment is not None else None, etag, seen)
 
