@@ -40,17 +40,9 @@ def folder_health(
     sidecars: list[str] = []
     thumbs: list[str] = []
     for name in sorted(files):
-        if name.endswith(paths.THUMBNAIL_SUFFIX):
-            found = thumbs
-            image = name[: -len(paths.THUMBNAIL_SUFFIX)]
-        elif name.endswith(paths.SIDECAR_SUFFIX) and paths.is_image_name(
-            name[: -len(paths.SIDECAR_SUFFIX)]
-        ):
-            found = sidecars
-            image = name[: -len(paths.SIDECAR_SUFFIX)]
-        else:
-            continue
-        if image not in files:
+        image = paths.image_of(name)
+        if image is not None and image not in files:
+            found = thumbs if name.endswith(paths.THUMBNAIL_SUFFIX) else sidecars
             found.append(paths.join(folder, name))
     missing = sum(1 for item in items if not item.hasThumb)
     return FolderHealth(len(items), missing, tuple(sidecars), tuple(thumbs))

@@ -218,14 +218,18 @@ class Lenslet:
             raise NotFound(f"{image!r} is not an image file", path=image)
         return entry
 
-    async def _basics(self, image: str) -> tuple[Exif, str]:
+    async def _read_image(self, image: str) -> bytes:
+        """An image's bytes, if it is a file the settings let lenslet read whole."""
         entry = await self._image_file(image)
         if entry.size > self.settings.max_file_bytes:
             raise ImageTooLarge(
                 f"{entry.size:,} bytes is above max_file_bytes {self.settings.max_file_bytes:,}",
                 path=image,
             )
-        data = await self.storage.read(image)
+        return await self.storage.read(image)
+
+    async def _basics(self, image: str) -> tuple[Exif, str]:
+        data = await self._read_image(image)
         result = await self.imaging.analyze(data)
         info = result.probe
         return Exif(info.width, info.height, info.created_at), result.hash
@@ -277,13 +281,7 @@ class Lenslet:
         """Make, keep and return one image's thumbnail (kept where :class:`ThumbnailStore`
         can; returned even when it cannot be kept)."""
         image = job.path
-        entry = await self._image_file(image)
-        if entry.size > self.settings.max_file_bytes:
-            raise ImageTooLarge(
-                f"{entry.size:,} bytes is above max_file_bytes {self.settings.max_file_bytes:,}",
-                path=image,
-            )
-        data = await self.imaging.thumbnail(await self.storage.read(image))
+        data = await self.imaging.thumbnail(await self._read_image(image))
         if not self.thumbs.keeps_all:
             return data
         try:

@@ -20,6 +20,7 @@ __all__ = [
     "POINTER_NAME",
     "ROLLUP_NAME",
     "TEMP_SUFFIX",
+    "image_of",
     "index_name",
     "is_flat_file",
     "is_hidden",
@@ -139,6 +140,15 @@ def thumbnail_name(image_name: str) -> str:
     return image_name + THUMBNAIL_SUFFIX
 
 
+def image_of(name: str) -> str | None:
+    """The image a sidecar or thumbnail name belongs to (``x.jpg`` for ``x.jpg.json`` and
+    ``x.jpg.thumbnail``), or ``None`` for any other name."""
+    for suffix in (SIDECAR_SUFFIX, THUMBNAIL_SUFFIX):
+        if name.endswith(suffix) and is_image_name(name[: -len(suffix)]):
+            return name[: -len(suffix)]
+    return None
+
+
 def index_name(page: int | None = None) -> str:
     """``_index.json`` for a single-page folder, ``_index_{page}.json`` for a paged one."""
     return "_index.json" if page is None else f"_index_{page}.json"
@@ -155,7 +165,7 @@ def is_flat_file(name: str) -> bool:
         return True
     if is_manifest_name(name) or name.endswith(THUMBNAIL_SUFFIX) or name.endswith(TEMP_SUFFIX):
         return True
-    return name.endswith(SIDECAR_SUFFIX) and is_image_name(name[: -len(SIDECAR_SUFFIX)])
+    return name.endswith(SIDECAR_SUFFIX) and image_of(name) is not None
 
 
 def resolve_within(root: str, relative: str) -> str:

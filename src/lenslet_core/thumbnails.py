@@ -78,7 +78,7 @@ class ThumbnailStore:
             entries = await self.cache.list(folder)
         except LensletError:
             return {}
-        return {e.name: e.mtime for e in entries if e.is_file and _is_thumbnail(e.name)}
+        return thumbnails_in(entries)
 
     @property
     def keeps_all(self) -> bool:

@@ -46,9 +46,7 @@ def _counts(name: str) -> bool:
     if paths.is_hidden(name) or name.endswith(paths.TEMP_SUFFIX):
         return False
     if paths.is_flat_file(name):
-        return name.endswith(paths.SIDECAR_SUFFIX) and paths.is_image_name(
-            name[: -len(paths.SIDECAR_SUFFIX)]
-        )
+        return name.endswith(paths.SIDECAR_SUFFIX) and paths.image_of(name) is not None
     return True
 
 

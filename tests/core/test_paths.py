@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from lenslet_core import InvalidPath
 from lenslet_core.paths import (
     MAX_PATH_LENGTH,
+    image_of,
     index_name,
     is_flat_file,
     is_image_name,
@@ -390,3 +391,21 @@ def test_paths_that_are_not_utf8_are_refused() -> None:
 
     with pytest.raises(InvalidPath, match="UTF-8"):
         normalize(os.fsdecode(b"caf\xe9"))
+
+
+@given(
+    st.text(min_size=1, max_size=20).filter(lambda s: "/" not in s and not s.startswith(".")),
+    st.sampled_from([".jpg", ".JPEG", ".png", ".webp"]),
+)
+def test_image_of_names_the_image_of_its_sidecar_and_thumbnail(stem: str, ext: str) -> None:
+    image = stem + ext
+    assert image_of(sidecar_name(image)) == image
+    assert image_of(thumbnail_name(image)) == image
+    assert image_of(image) is None
+
+
+@pytest.mark.parametrize(
+    "name", ["_index.json", "_rollup.json", "notes.txt.json", "x.gif.thumbnail", ".x.jpg.json"]
+)
+def test_image_of_other_names_is_none(name: str) -> None:
+    assert image_of(name) is None
