@@ -438,9 +438,13 @@ class LocalEngine:
         self._spawn(self._retry_later, handle)
 
     async def _follow(self, handle: JobHandle, newer: JobHandle) -> None:
-        await newer.wait()
-        if not handle.done:
-            handle._end(newer.state, newer._result, newer.error)
+        try:
+            await newer.wait()
+            if not handle.done:
+                handle._end(newer.state, newer._result, newer.error)
+        finally:
+            if not handle.done:  # the engine closed first
+                handle._end("cancelled")
 
     def _spawn(self, func: Callable[..., Awaitable[None]], *args: Any) -> None:
         """Start a task of the engine, in a cancel scope that :meth:`close` cancels."""
