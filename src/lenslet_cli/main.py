@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import health, index, search  # noqa: F401  (each registers its command on the app)
+from . import health, index, search, serve  # noqa: F401  (each registers its command)
 from .typer_app import app
 
 __all__ = ["app", "main"]

@@ -27,7 +27,7 @@ from .errors import (
 )
 from .indexing import IndexProgress, IndexReport
 from .jobs import EngineStats, Job, JobHandle, LocalEngine
-from .lenslet import Item, Lenslet, Pending, Thumbnail
+from .lenslet import Item, Lenslet, Original, Pending, Thumbnail
 from .manifest import Skipped
 from .models import DirEntry, Exif, ItemEntry, Manifest, RollupItem, Sidecar
 from .settings import Settings
@@ -56,6 +56,7 @@ __all__ = [
     "JobHandle",
     "EngineStats",
     "LocalEngine",
+    "Original",
     "Pending",
     "QueueFull",
     "Thumbnail",

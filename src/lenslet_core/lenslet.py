@@ -35,7 +35,7 @@ from .errors import (
 from .folders import FolderPages
 from .hashing import content_etag
 from .health import Health, folder_health, read_health
-from .imaging import Imaging, ThumbSpec
+from .imaging import Imaging, ThumbSpec, sniff_mime
 from .indexing import IndexProgress, IndexReport, index_tree
 from .jobs import Job, LocalEngine
 from .keyedlock import KeyedLock
@@ -49,7 +49,7 @@ from .storage import Entry, Observer, Storage
 from .thumbnails import ThumbnailStore
 from .watch import Wave, watch_changes
 
-__all__ = ["Item", "Lenslet", "Pending", "Thumbnail"]
+__all__ = ["Item", "Lenslet", "Original", "Pending", "Thumbnail"]
 
 #: Seconds between two writes of ``_rollup.json`` while edits keep coming.
 _ROLLUP_EVERY = 1.0
@@ -80,6 +80,21 @@ class Thumbnail:
     data: bytes
     etag: str
     media_type: str = "image/webp"
+
+
+@dataclasses.dataclass(frozen=True)
+class Original:
+    """An image file as stored: what serving it needs to know before reading it."""
+
+    path: str
+    size: int
+    mtime: float
+    media_type: str
+
+    @property
+    def etag(self) -> str:
+        """A validator from size and mtime (the bytes are not read for it)."""
+        return f"{self.size:x}-{int(self.mtime * 1000):x}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -258,6 +273,20 @@ class Lenslet:
         self.rollup.edit(RollupItem(image, name, sidecar.tags, sidecar.notes))
         await self._submit_quietly(Job("rollup", self.storage.url))
         return Item(image, sidecar, etag, True)
+
+    # -- originals -----------------------------------------------------------------------------
+
+    async def original(self, path: str) -> Original:
+        """An image file as stored: its size, mtime and type (by content), for serving it
+        whole or in ranges with :meth:`read_original`."""
+        image = paths.item_path(path)
+        entry = await self._image_file(image)
+        head = await self.storage.read_range(image, 0, 16)
+        return Original(image, entry.size, entry.mtime, sniff_mime(head))
+
+    async def read_original(self, path: str, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` of an image file."""
+        return await self.storage.read_range(paths.item_path(path), start, end)
 
     # -- thumbnails ----------------------------------------------------------------------------
 

@@ -192,6 +192,11 @@ class Storage:
     async def read(self, path: str) -> bytes:
         return await self._run("read", path, self._read_sync, path)
 
+    async def read_range(self, path: str, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` of a file (fewer at its end): one request, for serving
+        ranges and streaming large files in parts."""
+        return await self._run("read", path, self._read_range_sync, path, start, end)
+
     async def read_into(self, path: str, consume: Callable[[bytes], T]) -> T:
         """Read one file and hand its bytes to ``consume`` (e.g. decoding a large document) off
         the event loop, in the I/O worker thread on local disk."""
@@ -411,6 +416,19 @@ class Storage:
                 os.set_blocking(fd, True)  # a regular file: read it whole, as usual
                 return f.read()
         data: bytes = self.fs.cat_file(full)
+        return data
+
+    def _read_range_sync(self, path: str, start: int, end: int) -> bytes:
+        full = self._full(path)
+        if self._local:
+            fd = os.open(full, os.O_RDONLY | os.O_NONBLOCK)
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise InvalidPath(f"{path!r} is not a regular file", path=path)
+                return os.pread(fd, max(0, end - start), start)
+            finally:
+                os.close(fd)
+        data: bytes = self.fs.cat_file(full, start=start, end=end)
         return data
 
     def _write_sync(self, path: str, data: bytes, parents: bool = False) -> None:

@@ -1,7 +1,12 @@
 """lenslet_http: the Starlette ASGI adapter over :class:`lenslet_core.Lenslet`.
 
-Not built yet: the HTTP surface of design.md lands with its own issue. The package exists so the
-distribution's layout (and its ``http`` extra) is stable from the first release.
+    from lenslet_http import create_app
+    app = create_app("/photos")            # run it: uvicorn, hypercorn, ...
+
+It parses requests, calls the facade and turns results and errors into HTTP; no gallery logic
+lives here. Installed with ``lenslet-core[http]``.
 """
 
-__all__: list[str] = []
+from .app import create_app
+
+__all__ = ["create_app"]

@@ -1,0 +1,53 @@
+"""``lenslet serve``: the HTTP API of a gallery root, with uvicorn."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .typer_app import EXIT_OK, EXIT_USAGE, app, errors_to_exit, settings_from
+
+
+@app.command()
+def serve(
+    root: Annotated[str, typer.Argument(help="The gallery root: a folder or a storage URL.")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 7070,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="LENSLET_TOKEN", help="Require 'Authorization: Bearer TOKEN'."),
+    ] = None,
+    read_only: Annotated[
+        bool, typer.Option("--read-only", help="Refuse every write (sidecars, thumbnails).")
+    ] = False,
+    cors: Annotated[
+        list[str] | None, typer.Option(help="An origin browsers may call from (repeatable).")
+    ] = None,
+    index: Annotated[
+        bool,
+        typer.Option("--index/--no-index", help="Index what is missing in the background."),
+    ] = True,
+    thumb_cache: Annotated[
+        str | None,
+        typer.Option(help="Where thumbnails go when an image's folder is read-only."),
+    ] = None,
+) -> None:
+    """Serve ROOT over HTTP: folders, items, thumbnails, originals, search and health."""
+    try:
+        import uvicorn
+
+        from lenslet_http import create_app
+    except ImportError as exc:
+        typer.echo(
+            f"lenslet: serving needs the http extra ({exc.name} is missing): "
+            "pip install 'lenslet-core[http]'",
+            err=True,
+        )
+        raise typer.Exit(EXIT_USAGE) from exc
+    with errors_to_exit():
+        settings = settings_from(readonly=read_only, thumb_cache=thumb_cache)
+        web = create_app(root, settings, token=token, cors_origins=cors or (), index_on_start=index)
+        typer.echo(f"lenslet: serving {root} at http://{host}:{port} (Ctrl-C stops)", err=True)
+        uvicorn.run(web, host=host, port=port, log_level="info", ws="none")
+    raise typer.Exit(EXIT_OK)

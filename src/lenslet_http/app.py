@@ -1,0 +1,150 @@
+"""The ASGI app: routes, the facade's lifetime, the one error mapping, auth and CORS."""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import logging
+from collections.abc import AsyncIterator, Sequence
+
+import anyio
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from lenslet_core import Lenslet, LensletError, Settings
+
+from .responses import BadParameter, error_response, lenslet_error
+from .routes import routes
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("lenslet.http")
+
+
+async def _lenslet_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LensletError)
+    return lenslet_error(exc)
+
+
+async def _bad_parameter(request: Request, exc: Exception) -> Response:
+    return error_response(400, "invalid_parameter", str(exc))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal_error", "lenslet failed; the server log has the cause")
+
+
+async def _index_in_background(lens: Lenslet) -> None:
+    try:
+        report = await lens.index()
+    except LensletError as exc:
+        log.error("indexing %s at start-up failed: %s", lens.storage.url, exc.message)
+        return
+    log.info("indexed %d images in %d folders at start-up", report.items, report.folders)
+
+
+class _BearerToken:
+    """Requests must carry ``Authorization: Bearer <token>`` (compared in constant time);
+    ``open_paths`` (e.g. ``/health``) stay open."""
+
+    def __init__(self, app: ASGIApp, token: str, open_paths: Sequence[str]) -> None:
+        self.app = app
+        self.token = token.encode()
+        self.open_paths = frozenset(open_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") in self.open_paths:
+            await self.app(scope, receive, send)
+            return
+        given = b""
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization" and value[:7].lower() == b"bearer ":
+                given = value[7:].strip()
+        if hmac.compare_digest(given, self.token):
+            await self.app(scope, receive, send)
+            return
+        response = error_response(
+            401, "unauthorized", "a bearer token is required", {"WWW-Authenticate": "Bearer"}
+        )
+        await response(scope, receive, send)
+
+
+def create_app(
+    root: str | Lenslet,
+    settings: Settings | None = None,
+    *,
+    token: str | None = None,
+    open_health: bool = True,
+    cors_origins: Sequence[str] = (),
+    index_on_start: bool = False,
+) -> Starlette:
+    """The HTTP surface of a gallery root as a Starlette app.
+
+    Given a root (a path or URL), the app's lifespan opens and closes its :class:`Lenslet`
+    (job engine included). Given a :class:`Lenslet`, the app uses it as it is: enter it in the
+    host's own lifespan (a mounted sub-app's lifespan does not run)::
+
+        lens = Lenslet("/photos")
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app):
+            async with lens:
+                yield
+
+        host = Starlette(routes=[Mount("/gallery", create_app(lens))], lifespan=lifespan)
+
+    ``token`` requires a bearer token on every request (``open_health``: but ``/health``);
+    ``cors_origins`` allows browsers from those origins; ``index_on_start`` indexes the root in
+    the background once the app starts.
+    """
+    lens = root if isinstance(root, Lenslet) else Lenslet(root, settings)
+    owned = not isinstance(root, Lenslet)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            if owned:
+                await stack.enter_async_context(lens)
+            tg = await stack.enter_async_context(anyio.create_task_group())
+            if index_on_start:
+                tg.start_soon(_index_in_background, lens)
+            yield
+            tg.cancel_scope.cancel()  # an unfinished start-up index stops with the server
+            if owned:
+                # A server stops promptly: queued work is abandoned, not finished (every file
+                # is written atomically, so none is left half-written).
+                await lens.jobs.close(finish=False)
+
+    middleware = [Middleware(GZipMiddleware, minimum_size=1024)]
+    if cors_origins:
+        middleware.insert(
+            0,
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(cors_origins),
+                allow_methods=["GET", "PUT", "POST"],
+                allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match"],
+                expose_headers=["ETag", "Location", "Retry-After", "Content-Range"],
+            ),
+        )
+    if token:
+        open_paths = ("/health",) if open_health else ()
+        middleware.append(Middleware(_BearerToken, token=token, open_paths=open_paths))
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={
+            LensletError: _lenslet_error,
+            BadParameter: _bad_parameter,
+            Exception: _unexpected,
+        },
+    )
+    app.state.lens = lens
+    return app

@@ -1,0 +1,278 @@
+"""The HTTP surface, through real HTTP requests to the ASGI app (httpx) over real files."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import anyio
+import httpx
+import orjson
+import pytest
+import pyvips
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from lenslet_core import Lenslet, Settings
+from lenslet_http import create_app
+from tests.imagegen import jpeg_bytes, png_bytes, write
+
+pytestmark = pytest.mark.anyio
+
+SETTINGS = Settings(cpu_concurrency=2)
+
+
+@contextlib.asynccontextmanager
+async def client(
+    root: Path, settings: Settings = SETTINGS, **options: object
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app over an entered Lenslet (the host's lifespan pattern), and a client for it."""
+    async with Lenslet(str(root), settings) as lens:
+        app = create_app(lens, **options)  # type: ignore[arg-type]
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gallery") as http:
+            yield http
+
+
+@pytest.fixture
+def tree(gallery: Path) -> Path:
+    write(gallery / "trips" / "2025" / "beach.jpg", jpeg_bytes(640, 480, seed=1))
+    write(gallery / "trips" / "2025" / "dunes.png", png_bytes(320, 200, seed=2))
+    write(gallery / "top.jpg", jpeg_bytes(100, 80, seed=3))
+    return gallery
+
+
+async def test_folders_serves_the_manifest_with_item_paths(tree: Path) -> None:
+    async with client(tree) as http:
+        for spelling in ("/trips/2025", "trips/2025", "trips//2025/"):
+            response = await http.get("/folders", params={"path": spelling})
+            assert response.status_code == 200, response.text
+            body = response.json()
+            assert [i["path"] for i in body["items"]] == [
+                "trips/2025/beach.jpg",
+                "trips/2025/dunes.png",
+            ]
+        root = (await http.get("/folders", params={"path": "/"})).json()
+        assert root["dirs"] == [{"name": "trips", "kind": "branch"}]
+        again = await http.get(
+            "/folders",
+            params={"path": "trips/2025"},
+            headers={"If-None-Match": response.headers["etag"]},
+        )
+        assert again.status_code == 304
+
+
+async def test_errors_have_one_json_shape(tree: Path) -> None:
+    async with client(tree) as http:
+        cases = [
+            ("/folders", {"path": "../etc"}, 400, "invalid_path"),
+            ("/folders", {"path": "nope"}, 404, "not_found"),
+            ("/folders", {"path": "trips", "page": "x"}, 400, "invalid_parameter"),
+            ("/item", {"path": ""}, 400, "invalid_path"),
+            ("/item", {"path": "trips/2025/missing.jpg"}, 404, "not_found"),
+            ("/item", {"path": "trips/2025/_index.json"}, 400, "invalid_path"),
+            ("/file", {"path": "trips/2025/beach.jpg.json"}, 400, "invalid_path"),
+            ("/thumb", {"path": "top.jpg\x00"}, 400, "invalid_path"),
+            ("/search", {"q": "x", "limit": "0"}, 400, "invalid_parameter"),
+        ]
+        # Percent-encoded traversal, as a raw URL: decoded once by the server, then refused.
+        for raw in ("/folders?path=trips/%2e%2e/%2e%2e", "/file?path=%2e%2e%2ftop.jpg"):
+            response = await http.get(raw)
+            assert response.status_code == 400, raw
+            assert response.json()["error"]["code"] == "invalid_path"
+        for route, params, status, code in cases:
+            response = await http.get(route, params=params)
+            assert response.status_code == status, (route, params, response.text)
+            assert response.json()["error"]["code"] == code
+            assert set(response.json()["error"]) == {"code", "message"}
+
+
+async def test_item_get_and_put_follow_the_write_rules(tree: Path) -> None:
+    async with client(tree) as http:
+        first = await http.get("/item", params={"path": "/top.jpg"})
+        assert first.status_code == 200
+        assert first.json()["exif"]["width"] == 100
+        etag = first.headers["etag"]
+        body = {**first.json(), "tags": ["sea", "sun"], "star": 4}
+        put = await http.put(
+            "/item", params={"path": "top.jpg"}, json=body, headers={"If-Match": etag}
+        )
+        assert put.status_code == 200, put.text
+        assert put.json()["tags"] == ["sea", "sun"]
+        assert put.json()["star"] == 4  # a field lenslet does not know, kept
+        # A stale If-Match merges: no tag is lost.
+        stale = {**first.json(), "tags": ["dusk"], "updated_at": "2020-01-01T00:00:00Z"}
+        merged = await http.put(
+            "/item", params={"path": "top.jpg"}, json=stale, headers={"If-Match": etag}
+        )
+        assert merged.status_code == 200
+        assert set(merged.json()["tags"]) == {"sea", "sun", "dusk"}
+        assert merged.headers["etag"] != put.headers["etag"]
+        bad = await http.put("/item", params={"path": "top.jpg"}, content=b"[1, 2]")
+        assert bad.status_code == 400
+        assert bad.json()["error"]["code"] == "invalid_document"
+    stored = orjson.loads((tree / "top.jpg.json").read_bytes())
+    assert set(stored["tags"]) == {"sea", "sun", "dusk"}
+
+
+async def test_concurrent_puts_with_stale_etags_lose_no_tag(tree: Path) -> None:
+    async with client(tree) as http:
+        seen = await http.get("/item", params={"path": "top.jpg"})
+
+        async def put(n: int) -> None:
+            body = {**seen.json(), "tags": [f"t{n}"]}
+            headers = {"If-Match": seen.headers["etag"]}
+            response = await http.put(
+                "/item", params={"path": "top.jpg"}, json=body, headers=headers
+            )
+            assert response.status_code == 200, response.text
+
+        async with anyio.create_task_group() as tg:
+            for n in range(50):
+                tg.start_soon(put, n)
+        final = (await http.get("/item", params={"path": "top.jpg"})).json()
+    assert set(final["tags"]) == {f"t{n}" for n in range(50)}
+
+
+async def test_thumb_is_a_webp_with_a_strong_etag(tree: Path) -> None:
+    async with client(tree) as http:
+        response = await http.get("/thumb", params={"path": "trips/2025/beach.jpg", "wait": "5"})
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "image/webp"
+        image = pyvips.Image.new_from_buffer(response.content, "")
+        assert (image.width, image.height) == (256, 192)
+        etag = response.headers["etag"]
+        assert not etag.startswith("W/")
+        cached = await http.get(
+            "/thumb", params={"path": "trips/2025/beach.jpg"}, headers={"If-None-Match": etag}
+        )
+        assert cached.status_code == 304
+        missing = await http.get("/thumb", params={"path": "trips/2025/gone.jpg"})
+        assert missing.status_code == 404
+
+
+async def test_thumb_answers_202_while_it_is_made(tree: Path) -> None:
+    async with client(tree) as http:
+        pending = await http.get("/thumb", params={"path": "trips/2025/dunes.png", "wait": "0"})
+        assert pending.status_code == 202
+        assert int(pending.headers["retry-after"]) >= 1
+        location = pending.headers["location"]
+        assert location.startswith("/thumb?path=")
+        with anyio.fail_after(20):
+            while True:
+                polled = await http.get(location)
+                if polled.status_code == 200:
+                    break
+                assert polled.status_code == 202
+                await anyio.sleep(0.05)
+        assert polled.headers["content-type"] == "image/webp"
+
+
+async def test_file_serves_the_original_with_ranges(tree: Path) -> None:
+    original = (tree / "top.jpg").read_bytes()
+    async with client(tree) as http:
+        whole = await http.get("/file", params={"path": "top.jpg"})
+        assert whole.status_code == 200
+        assert whole.content == original
+        assert whole.headers["content-type"] == "image/jpeg"
+        part = await http.get("/file", params={"path": "top.jpg"}, headers={"Range": "bytes=10-19"})
+        assert part.status_code == 206
+        assert part.content == original[10:20]
+        assert part.headers["content-range"] == f"bytes 10-19/{len(original)}"
+        tail = await http.get("/file", params={"path": "top.jpg"}, headers={"Range": "bytes=-5"})
+        assert tail.content == original[-5:]
+        beyond = await http.get(
+            "/file", params={"path": "top.jpg"}, headers={"Range": f"bytes={len(original)}-"}
+        )
+        assert beyond.status_code == 416
+
+
+async def test_search_and_health(tree: Path) -> None:
+    async with Lenslet(str(tree), SETTINGS) as lens:
+        await lens.index()
+        await lens.update_item("trips/2025/dunes.png", {"tags": ["Sand"], "notes": "windy"})
+        app = create_app(lens)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gallery") as http:
+            found = (await http.get("/search", params={"q": "sand"})).json()
+            assert [i["path"] for i in found["items"]] == ["trips/2025/dunes.png"]
+            under = await http.get("/search", params={"q": "jpg", "path": "/trips"})
+            assert [i["path"] for i in under.json()["items"]] == ["trips/2025/beach.jpg"]
+            health = (await http.get("/health")).json()
+    assert health["storage"] == {"reachable": True}
+    assert health["gallery"]["counts"]["items"] == 3
+    assert health["ok"] is True
+
+
+async def test_read_only_servers_refuse_writes(tree: Path) -> None:
+    async with client(tree, Settings(readonly=True)) as http:
+        response = await http.put("/item", params={"path": "top.jpg"}, json={"tags": ["x"]})
+        assert response.status_code == 403
+        assert response.json()["error"]["code"] == "read_only"
+    assert not (tree / "top.jpg.json").exists()
+
+
+async def test_a_bearer_token_guards_everything_but_health(tree: Path) -> None:
+    async with client(tree, token="s3cret") as http:
+        assert (await http.get("/folders")).status_code == 401
+        wrong = await http.get("/folders", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        right = await http.get("/folders", headers={"Authorization": "Bearer s3cret"})
+        assert right.status_code == 200
+        assert (await http.get("/health")).status_code == 200
+
+
+@contextlib.contextmanager
+def serving(app: Starlette) -> Iterator[str]:
+    """A real uvicorn server for ``app`` on a free loopback port, lifespan and all."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(app, lifespan="on", log_level="warning", ws="none", http="h11")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive(), "the server stopped while starting"
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(20)
+        sock.close()
+
+
+def test_the_app_opens_its_own_lenslet_in_its_lifespan(tree: Path) -> None:
+    with serving(create_app(str(tree), SETTINGS)) as url, httpx.Client(base_url=url) as http:
+        response = http.get("/folders", params={"path": "trips/2025"})
+        assert response.status_code == 200
+        assert len(response.json()["items"]) == 2
+        thumb = http.get("/thumb", params={"path": "top.jpg", "wait": "5"})
+        assert thumb.status_code == 200
+        assert thumb.headers["content-type"] == "image/webp"
+    assert (tree / "top.jpg.thumbnail").exists()  # kept, and the server stopped cleanly
+    assert not [p for p in tree.rglob("*") if p.name.endswith(".lenslet-tmp")]
+
+
+def test_mounted_under_a_prefix_with_the_hosts_lifespan(tree: Path) -> None:
+    lens = Lenslet(str(tree), SETTINGS)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with lens:  # a mounted app's own lifespan does not run
+            yield
+
+    host = Starlette(routes=[Mount("/gallery", create_app(lens))], lifespan=lifespan)
+    with serving(host) as url, httpx.Client(base_url=url) as http:
+        response = http.get("/gallery/folders", params={"path": "/"})
+        assert response.status_code == 200
+        assert [i["path"] for i in response.json()["items"]] == ["top.jpg"]
+        thumb = http.get("/gallery/thumb", params={"path": "top.jpg", "wait": "5"})
+        assert thumb.status_code == 200
