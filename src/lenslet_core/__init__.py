@@ -5,6 +5,7 @@ your own code use nothing else.
 """
 
 from .errors import (
+    AlreadyExists,
     CorruptImage,
     DocumentError,
     ImageError,
@@ -39,6 +40,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ABSENT_ETAG",
+    "AlreadyExists",
     "CorruptImage",
     "DirEntry",
     "DocumentError",

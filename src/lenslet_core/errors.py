@@ -14,6 +14,7 @@ Foreign errors (OSError, fsspec, pyvips, orjson) are translated where they enter
     │                                   permission_denied      403
     │   └── ReadOnly                    read_only              403
     ├── PreconditionFailed              precondition_failed    412
+    ├── AlreadyExists (FileExistsError) already_exists         409
     ├── PointerNotSupported             pointer_not_supported  501
     ├── DocumentError                   document_error         422
     │   ├── MalformedDocument           malformed_json         422
@@ -30,6 +31,7 @@ Foreign errors (OSError, fsspec, pyvips, orjson) are translated where they enter
 from __future__ import annotations
 
 __all__ = [
+    "AlreadyExists",
     "CorruptImage",
     "DocumentError",
     "ImageError",
@@ -118,6 +120,13 @@ class PreconditionFailed(LensletError):
 
     code = "precondition_failed"
     status = 412
+
+
+class AlreadyExists(LensletError, FileExistsError):
+    """A write or move that would replace an existing file (asked not to)."""
+
+    code = "already_exists"
+    status = 409
 
 
 class PointerNotSupported(LensletError):

@@ -32,6 +32,7 @@ from .errors import (
     ReadOnly,
     SettingsError,
 )
+from .files import create_image, delete_image, move_image
 from .folders import FolderPages
 from .hashing import content_etag
 from .health import Health, folder_health, read_health
@@ -273,6 +274,56 @@ class Lenslet:
         self.rollup.edit(RollupItem(image, name, sidecar.tags, sidecar.notes))
         await self._submit_quietly(Job("rollup", self.storage.url))
         return Item(image, sidecar, etag, True)
+
+    # -- changing images -----------------------------------------------------------------------
+
+    async def upload(self, folder: str, name: str, data: bytes, *, overwrite: bool = False) -> str:
+        """Add an image (checked by content first) to ``folder``; refuses to replace one
+        unless ``overwrite``. Returns its logical path."""
+        image = paths.item_path(paths.join(paths.normalize(folder), name))
+        await create_image(self.storage, self.imaging, image, data, overwrite=overwrite)
+        await self._changed({paths.parent(image)})
+        return image
+
+    async def move(self, source: str, target: str) -> str:
+        """Move an image with its sidecar and thumbnail. ``target`` is a new image path, or an
+        existing folder to move it into; an existing image there is never replaced."""
+        image = paths.item_path(source)
+        folder = paths.normalize(target)
+        try:
+            into = (await self.storage.info(folder)).is_folder if folder else True
+        except NotFound:
+            into = False
+        destination = paths.join(folder, paths.split(image)[1]) if into else folder
+        destination = paths.item_path(destination)
+        await move_image(self.storage, self.thumbs, image, destination)
+        self.rollup.remove(image)
+        await self._changed({paths.parent(image), paths.parent(destination)})
+        return destination
+
+    async def delete(self, images: Sequence[str]) -> list[str]:
+        """Delete images with their sidecars and thumbnails; returns those deleted (images that
+        are not there are skipped)."""
+        checked = [paths.item_path(image) for image in images]  # all valid, or none deleted
+        deleted = []
+        for image in checked:
+            try:
+                await delete_image(self.storage, self.thumbs, image)
+            except NotFound:
+                continue
+            self.rollup.remove(image)
+            deleted.append(image)
+        await self._changed({paths.parent(image) for image in deleted})
+        return deleted
+
+    async def _changed(self, folders: set[str]) -> None:
+        """Folders whose images changed: their manifests rebuilt now (no image but the new
+        ones is read), so the next listing shows the change; thumbnails, rollup and health
+        follow in the background."""
+        for folder in sorted(folders):
+            with contextlib.suppress(NotFound):
+                await self._folders.get(folder, refresh=True)
+            await self._submit_quietly(Job("index", self.storage.url, folder))
 
     # -- originals -----------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from fsspec.implementations.memory import MemoryFileSystem
 
 from . import paths
 from .errors import (
+    AlreadyExists,
     InvalidPath,
     LensletError,
     NotFound,
@@ -260,6 +261,17 @@ class Storage:
         self.check_writable(path)
         return await self._run("write", path, self._write_if_sync, path, data, expected)
 
+    async def create(self, path: str, data: bytes) -> None:
+        """Write a new file whole (atomically); :class:`AlreadyExists` if there is one."""
+        self.check_writable(path)
+        await self._run("write", path, self._create_sync, path, data)
+
+    async def move(self, source: str, target: str) -> None:
+        """Move a file to a path that must not exist yet (:class:`AlreadyExists`)."""
+        self.check_writable(source)
+        self.check_writable(target)
+        await self._run("write", target, self._move_sync, source, target)
+
     async def delete(self, path: str, *, missing_ok: bool = True) -> None:
         self.check_writable(path)
         try:
@@ -477,6 +489,36 @@ class Storage:
         finally:
             os.close(fd)
 
+    def _create_sync(self, path: str, data: bytes) -> None:
+        full = self._full(path, write=True)
+        if not self._local:
+            if self.fs.exists(full):
+                raise FileExistsError(errno.EEXIST, "exists", full)
+            self.fs.pipe_file(full, data)
+            return
+        folder = os.path.dirname(full)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".lenslet-", suffix=paths.TEMP_SUFFIX)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o644)
+            os.link(tmp, full)  # fails, and writes nothing, when the target exists
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+    def _move_sync(self, source: str, target: str) -> None:
+        src, dst = self._full(source, write=True), self._full(target, write=True)
+        if not self._local:
+            if self.fs.exists(dst):
+                raise FileExistsError(errno.EEXIST, "exists", dst)
+            self.fs.mv(src, dst)
+            return
+        os.link(src, dst)  # never replaces a file at the target
+        os.unlink(src)
+
     def _delete_sync(self, path: str) -> None:
         full = self._full(path, write=True)
         if self._local:
@@ -528,6 +570,8 @@ def translate(path: str) -> Iterator[None]:
         raise
     except FileNotFoundError as exc:
         raise NotFound(f"{path or '/'!r} does not exist", path=path) from exc
+    except FileExistsError as exc:
+        raise AlreadyExists(f"{path or '/'!r} already exists", path=path) from exc
     except NotADirectoryError as exc:
         raise NotFound(f"{path or '/'!r} is not a folder", path=path) from exc
     except IsADirectoryError as exc:

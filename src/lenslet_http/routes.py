@@ -207,6 +207,80 @@ async def health(request: Request) -> Response:
     return ORJSONResponse(body, status_code=200 if storage["reachable"] else 503)
 
 
+async def upload(request: Request) -> Response:
+    """``POST /file`` (multipart: ``dest``, ``file``, optional ``overwrite``): add an image.
+    ``dest`` is the folder (the file keeps its name) or the new image's full path."""
+    lens = _lens(request)
+    async with request.form(max_files=1, max_fields=8) as form:
+        sent = form.get("file")
+        dest = form.get("dest", "")
+        overwrite = form.get("overwrite", "") in ("1", "true", "yes")
+        if sent is None or isinstance(sent, str):
+            raise BadParameter("the form needs a 'file' part with the image")
+        if not isinstance(dest, str):
+            raise BadParameter("'dest' must be text: a folder or an image path")
+        size = sent.size or 0
+        limit = lens.settings.max_file_bytes
+        if size > limit:
+            return error_response(413, "too_large", f"an image is at most {limit:,} bytes")
+        data = await sent.read()
+        name = sent.filename or ""
+    folder = dest.rstrip("/")
+    last = folder.rsplit("/", 1)[-1]
+    if folder and "." in last and not await _is_folder(lens, folder):
+        folder, name = folder.rsplit("/", 1) if "/" in folder else ("", folder)
+    if not name:
+        raise BadParameter("the file part needs a filename, or dest the image's full path")
+    path = await lens.upload(folder, name, data, overwrite=overwrite)
+    return ORJSONResponse({"ok": True, "path": path}, status_code=201)
+
+
+async def _is_folder(lens: Lenslet, path: str) -> bool:
+    try:
+        return (await lens.storage.info(path)).is_folder
+    except LensletError:
+        return False
+
+
+async def move(request: Request) -> Response:
+    """``POST /move`` (form or JSON: ``src``, ``dest``): move an image with its sidecar and
+    thumbnail; ``dest`` is a folder or a new image path."""
+    fields = await _fields(request)
+    source, target = fields.get("src"), fields.get("dest")
+    if not isinstance(source, str) or not isinstance(target, str):
+        raise BadParameter("'src' and 'dest' are both needed")
+    path = await _lens(request).move(source, target)
+    return ORJSONResponse({"ok": True, "path": path})
+
+
+async def delete(request: Request) -> Response:
+    """``POST /delete`` (JSON ``{"paths": [...]}``): delete images with their sidecars and
+    thumbnails."""
+    fields = await _fields(request)
+    wanted = fields.get("paths")
+    if not isinstance(wanted, list) or not all(isinstance(p, str) for p in wanted):
+        raise BadParameter('the body must be {"paths": ["a.jpg", ...]}')
+    deleted = await _lens(request).delete(wanted)
+    return ORJSONResponse({"ok": True, "deleted": deleted})
+
+
+async def _fields(request: Request) -> dict[str, Any]:
+    """A small body as fields: JSON, or a form (URL-encoded or multipart)."""
+    if request.headers.get("content-type", "").startswith("application/json"):
+        body = await request.body()
+        if len(body) > MAX_SIDECAR_BYTES:
+            raise BadParameter("the body is too large")
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise BadParameter(f"the body is not valid JSON: {exc}") from exc
+        if not isinstance(document, dict):
+            raise BadParameter("the body must be a JSON object")
+        return document
+    async with request.form(max_files=0, max_fields=16) as form:
+        return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
 routes = [
     Route("/folders", folders, methods=["GET"]),
     Route("/item", get_item, methods=["GET"]),
@@ -215,4 +289,7 @@ routes = [
     Route("/file", file, methods=["GET"]),
     Route("/search", search, methods=["GET"]),
     Route("/health", health, methods=["GET"]),
+    Route("/file", upload, methods=["POST"]),
+    Route("/move", move, methods=["POST"]),
+    Route("/delete", delete, methods=["POST"]),
 ]

@@ -9,6 +9,7 @@ import pytest
 
 from lenslet_core import errors
 from lenslet_core.errors import (
+    AlreadyExists,
     CorruptImage,
     DocumentError,
     ImageError,
@@ -51,6 +52,7 @@ TREE: list[tuple[type[LensletError], type[Exception], type[Exception] | None, st
     (ImageTooLarge, ImageError, None, "image_too_large", 413),
     (StorageError, LensletError, None, "storage_error", 502),
     (QueueFull, LensletError, None, "queue_full", 503),
+    (AlreadyExists, LensletError, FileExistsError, "already_exists", 409),
     (JobFailed, LensletError, None, "job_failed", 500),
 ]
 

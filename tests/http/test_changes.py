@@ -1,0 +1,111 @@
+"""Writes over HTTP: upload, move and delete, with an image's sidecar and thumbnail."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lenslet_core import Settings
+from tests.http.test_app import client
+from tests.imagegen import jpeg_bytes, png_bytes, write
+
+pytestmark = pytest.mark.anyio
+
+
+def names(folder: Path) -> list[str]:
+    """The files of a folder, lenslet's own bookkeeping (manifests, lock) aside."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith(("_", ".")))
+
+
+async def test_upload_adds_an_image_and_never_replaces_one(gallery: Path) -> None:
+    (gallery / "inbox").mkdir()
+    data = jpeg_bytes(120, 90)
+    async with client(gallery) as http:
+        files = {"file": ("new.jpg", data, "image/jpeg")}
+        made = await http.post("/file", data={"dest": "/inbox"}, files=files)
+        assert made.status_code == 201, made.text
+        assert made.json() == {"ok": True, "path": "inbox/new.jpg"}
+        again = await http.post("/file", data={"dest": "/inbox"}, files=files)
+        assert again.status_code == 409
+        assert again.json()["error"]["code"] == "already_exists"
+        named = await http.post(
+            "/file",
+            data={"dest": "inbox/renamed.png"},
+            files={"file": ("whatever.png", png_bytes(20, 20), "image/png")},
+        )
+        assert named.json()["path"] == "inbox/renamed.png"
+        bad = await http.post(
+            "/file",
+            data={"dest": "inbox"},
+            files={"file": ("broken.jpg", data[:300], "image/jpeg")},
+        )
+        assert bad.status_code == 422
+        text = await http.post(
+            "/file", data={"dest": "inbox"}, files={"file": ("note.jpg", b"hello", "image/jpeg")}
+        )
+        assert text.status_code == 415
+        sneaky = await http.post("/file", data={"dest": "../outside"}, files=files)
+        assert sneaky.status_code == 400
+        listed = await http.get("/folders", params={"path": "inbox"})
+        assert [i["name"] for i in listed.json()["items"]] == ["new.jpg", "renamed.png"]
+    assert (gallery / "inbox" / "new.jpg").read_bytes() == data
+    assert not (gallery / "inbox" / "broken.jpg").exists()
+    assert not (gallery / "inbox" / "note.jpg").exists()
+    assert not [p for p in gallery.rglob("*") if p.name.endswith(".lenslet-tmp")]
+
+
+async def test_move_takes_the_sidecar_and_thumbnail_along(gallery: Path) -> None:
+    write(gallery / "a" / "x.jpg", jpeg_bytes())
+    write(gallery / "a" / "x.jpg.json", b'{"tags": ["kept"]}')
+    write(gallery / "a" / "x.jpg.thumbnail", b"RIFF....WEBP")
+    other = write(gallery / "b" / "other.jpg", jpeg_bytes(seed=1)).read_bytes()
+    async with client(gallery) as http:
+        moved = await http.post("/move", data={"src": "/a/x.jpg", "dest": "/b"})
+        assert moved.status_code == 200, moved.text
+        assert moved.json()["path"] == "b/x.jpg"
+        item = (await http.get("/item", params={"path": "b/x.jpg"})).json()
+        assert item["tags"] == ["kept"]
+        onto = await http.post("/move", json={"src": "b/x.jpg", "dest": "b/other.jpg"})
+        assert onto.status_code == 409
+        renamed = await http.post("/move", json={"src": "b/x.jpg", "dest": "b/y.jpg"})
+        assert renamed.json()["path"] == "b/y.jpg"
+        missing = await http.post("/move", json={"src": "a/x.jpg", "dest": "b"})
+        assert missing.status_code == 404
+    made = [n for n in names(gallery / "b") if not n.endswith(".thumbnail")]
+    assert made == ["other.jpg", "y.jpg", "y.jpg.json"]
+    assert (gallery / "b" / "y.jpg.thumbnail").read_bytes() == b"RIFF....WEBP"
+    assert names(gallery / "a") == []
+    assert (gallery / "b" / "other.jpg").read_bytes() == other
+
+
+async def test_delete_removes_an_image_with_its_files(gallery: Path) -> None:
+    write(gallery / "a" / "x.jpg", jpeg_bytes())
+    write(gallery / "a" / "x.jpg.json", b'{"tags": ["t"]}')
+    write(gallery / "a" / "x.jpg.thumbnail", b"RIFF....WEBP")
+    write(gallery / "a" / "y.jpg", jpeg_bytes(seed=1))
+    async with client(gallery) as http:
+        gone = await http.post("/delete", json={"paths": ["/a/x.jpg", "a/missing.jpg"]})
+        assert gone.status_code == 200, gone.text
+        assert gone.json() == {"ok": True, "deleted": ["a/x.jpg"]}
+        refused = await http.post("/delete", json={"paths": ["a/y.jpg", "../etc/passwd"]})
+        assert refused.status_code == 400  # nothing is deleted when one path is refused
+        malformed = await http.post("/delete", json={"paths": "a/y.jpg"})
+        assert malformed.status_code == 400
+        listed = await http.get("/folders", params={"path": "a"})
+        assert [i["name"] for i in listed.json()["items"]] == ["y.jpg"]
+    assert [n for n in names(gallery / "a") if not n.endswith(".thumbnail")] == ["y.jpg"]
+    assert not (gallery / "a" / "x.jpg.thumbnail").exists()
+
+
+async def test_a_read_only_server_refuses_every_change(gallery: Path) -> None:
+    write(gallery / "a" / "x.jpg", jpeg_bytes())
+    async with client(gallery, Settings(readonly=True)) as http:
+        files = {"file": ("new.jpg", jpeg_bytes(), "image/jpeg")}
+        answers = [
+            await http.post("/file", data={"dest": "a"}, files=files),
+            await http.post("/move", json={"src": "a/x.jpg", "dest": "a/y.jpg"}),
+            await http.post("/delete", json={"paths": ["a/x.jpg"]}),
+        ]
+    assert [a.status_code for a in answers] == [403, 403, 403]
+    assert sorted(p.name for p in (gallery / "a").iterdir()) == ["x.jpg"]
