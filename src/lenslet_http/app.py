@@ -134,7 +134,7 @@ def create_app(
             ),
         )
     if token:
-        open_paths = ("/health",) if open_health else ()
+        open_paths = ("/health", "/openapi.json") if open_health else ()
         middleware.append(Middleware(_BearerToken, token=token, open_paths=open_paths))
     app = Starlette(
         routes=routes,

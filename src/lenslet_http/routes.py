@@ -18,8 +18,10 @@ from lenslet_core import (
     Manifest,
     Pending,
     QueueFull,
+    __version__,
 )
 
+from .openapi import openapi
 from .responses import (
     BadParameter,
     ORJSONResponse,
@@ -281,6 +283,11 @@ async def _fields(request: Request) -> dict[str, Any]:
         return {key: value for key, value in form.items() if isinstance(value, str)}
 
 
+async def openapi_json(request: Request) -> Response:
+    """``GET /openapi.json``: the description of this API."""
+    return ORJSONResponse(openapi(__version__))
+
+
 routes = [
     Route("/folders", folders, methods=["GET"]),
     Route("/item", get_item, methods=["GET"]),
@@ -292,4 +299,5 @@ routes = [
     Route("/file", upload, methods=["POST"]),
     Route("/move", move, methods=["POST"]),
     Route("/delete", delete, methods=["POST"]),
+    Route("/openapi.json", openapi_json, methods=["GET"]),
 ]

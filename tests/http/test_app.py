@@ -276,3 +276,20 @@ def test_mounted_under_a_prefix_with_the_hosts_lifespan(tree: Path) -> None:
         assert [i["path"] for i in response.json()["items"]] == ["top.jpg"]
         thumb = http.get("/gallery/thumb", params={"path": "top.jpg", "wait": "5"})
         assert thumb.status_code == 200
+
+
+async def test_openapi_describes_every_route(tree: Path) -> None:
+    async with client(tree) as http:
+        response = await http.get("/openapi.json")
+    assert response.status_code == 200
+    document = response.json()
+    assert document["openapi"].startswith("3.")
+    from starlette.routing import Route
+
+    from lenslet_http.routes import routes
+
+    for route in routes:
+        assert isinstance(route, Route)
+        for method in route.methods or ():
+            if method != "HEAD":
+                assert method.lower() in document["paths"][route.path], (route.path, method)
