@@ -27,7 +27,7 @@ from .errors import (
     UnsupportedVersion,
 )
 from .indexing import IndexProgress, IndexReport
-from .jobs import EngineStats, Job, JobHandle, LocalEngine
+from .jobs import KINDS, EngineStats, Job, JobHandle, LocalEngine
 from .lenslet import Item, Lenslet, Original, Pending, Thumbnail
 from .manifest import Skipped
 from .models import DirEntry, Exif, ItemEntry, Manifest, RollupItem, Sidecar
@@ -40,6 +40,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ABSENT_ETAG",
+    "KINDS",
     "AlreadyExists",
     "CorruptImage",
     "DirEntry",

@@ -62,6 +62,10 @@ class FolderPages:
         self.ttl = settings.manifest_ttl
         self._pages: collections.OrderedDict[tuple[str, int], _Cached] = collections.OrderedDict()
         self._built: collections.OrderedDict[str, list[Manifest]] = collections.OrderedDict()
+        #: Pages served from an existing manifest, and rebuilt because there was none (the
+        #: PRD's goal: 95% from manifests). Read by metrics.
+        self.served = 0
+        self.rebuilt = 0
 
     def clear(self) -> None:
         self._pages.clear()
@@ -78,6 +82,7 @@ class FolderPages:
             if first is None:
                 break
             if page == 0:
+                self.served += 1
                 return first
             if page >= first.page_count:
                 raise NotFound(
@@ -86,8 +91,10 @@ class FolderPages:
                 )
             other = await self._page(folder, page, first.page_count)
             if other is not None and other.build == first.build:
+                self.served += 1
                 return other
             self.invalidate(folder)  # another writer replaced the pages: read them again
+        self.rebuilt += 1
         return _page_of(folder, await self._rebuild(folder), page)
 
     async def _page(self, folder: str, page: int, count: int | None = None) -> Manifest | None:

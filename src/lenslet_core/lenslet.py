@@ -9,6 +9,7 @@ async with Lenslet("/photos") as lens:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import itertools
@@ -154,6 +155,9 @@ class Lenslet:
         )
         self._writes = KeyedLock()
         self.jobs = LocalEngine({})  # replaced by a running engine on entry
+        #: What this process served, for metrics: thumbnails served from a file, made on
+        #: request in time, or answered "pending".
+        self.counts: collections.Counter[str] = collections.Counter()
         self.rollup = Rollup(self.storage)
         self.health = Health()
         self._state_lock = anyio.Lock()
@@ -347,14 +351,19 @@ class Lenslet:
         image = paths.item_path(path)
         await self._image_file(image)  # a missing image is a 404 (its thumbnail an orphan)
         try:
-            return _thumbnail(image, await self.thumbs.read(image))
+            found = _thumbnail(image, await self.thumbs.read(image))
         except NotFound:
             pass
+        else:
+            self.counts["thumbnails_served"] += 1
+            return found
         job = Job("thumbnail", self.storage.url, image)
         handle = await self.jobs.submit(job, wait_for_room=False)
         if await handle.wait(wait):
             data: bytes = handle.result()
+            self.counts["thumbnails_made"] += 1
             return _thumbnail(image, data)
+        self.counts["thumbnails_pending"] += 1
         return Pending(image, self.jobs.retry_after(job))
 
     async def _thumbnail_job(self, job: Job) -> bytes:
@@ -596,6 +605,11 @@ class Lenslet:
         self._invalidate(folder, below=True)
         self.rollup.prune(folder, ())
         self.health.forget(folder)
+
+    @property
+    def folder_counts(self) -> tuple[int, int]:
+        """Folder pages served from an existing manifest, and rebuilt for want of one."""
+        return self._folders.served, self._folders.rebuilt
 
     def _invalidate(self, folder: str, *, below: bool = False) -> None:
         """Forget cached pages of ``folder`` (and, with ``below``, of every folder under it)."""

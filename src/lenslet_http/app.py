@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import anyio
 from starlette.applications import Starlette
@@ -14,10 +14,12 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lenslet_core import Lenslet, LensletError, Settings
 
+from .metrics import Metrics
 from .responses import BadParameter, error_response, lenslet_error
 from .routes import routes
 
@@ -47,6 +49,16 @@ async def _index_in_background(lens: Lenslet) -> None:
         log.error("indexing %s at start-up failed: %s", lens.storage.url, exc.message)
         return
     log.info("indexed %d images in %d folders at start-up", report.items, report.folders)
+
+
+class _Wrap:
+    """Middleware from a function that wraps an ASGI app."""
+
+    def __init__(self, app: ASGIApp, wrap: Callable[[ASGIApp], ASGIApp]) -> None:
+        self.wrapped = wrap(app)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.wrapped(scope, receive, send)
 
 
 class _BearerToken:
@@ -136,8 +148,11 @@ def create_app(
     if token:
         open_paths = ("/health", "/openapi.json") if open_health else ()
         middleware.append(Middleware(_BearerToken, token=token, open_paths=open_paths))
+    metrics = Metrics(lens)
+    metrics.routes = frozenset(r.path for r in routes if isinstance(r, Route)) | {"/metrics"}
+    middleware.insert(0, Middleware(_Wrap, wrap=metrics.middleware))
     app = Starlette(
-        routes=routes,
+        routes=[*routes, Route("/metrics", metrics.endpoint, methods=["GET"])],
         middleware=middleware,
         lifespan=lifespan,
         exception_handlers={

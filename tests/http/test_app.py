@@ -293,3 +293,27 @@ async def test_openapi_describes_every_route(tree: Path) -> None:
         for method in route.methods or ():
             if method != "HEAD":
                 assert method.lower() in document["paths"][route.path], (route.path, method)
+
+
+async def test_metrics_count_manifests_thumbnails_jobs_and_latency(tree: Path) -> None:
+    async with client(tree) as http:
+        await http.get("/folders", params={"path": "trips/2025"})  # no manifest yet: rebuilt
+        await http.get("/folders", params={"path": "trips/2025"})  # from the manifest
+        await http.get("/thumb", params={"path": "top.jpg", "wait": "5"})  # made
+        await http.get("/thumb", params={"path": "top.jpg"})  # served from the file
+        await http.get("/nowhere")
+        text = (await http.get("/metrics")).text
+    lines = set(text.splitlines())
+    assert 'lenslet_folder_pages_total{source="manifest"} 1.0' in lines
+    assert 'lenslet_folder_pages_total{source="rebuilt"} 1.0' in lines
+    assert 'lenslet_thumbnails_total{outcome="made"} 1.0' in lines
+    assert 'lenslet_thumbnails_total{outcome="served"} 1.0' in lines
+    assert 'lenslet_jobs_queued{kind="thumbnail"} 0.0' in lines
+    assert any(line.startswith("lenslet_jobs_done_total ") for line in lines)
+    assert any(
+        line.startswith(
+            'lenslet_http_request_seconds_count{method="GET",route="/thumb",status="200"}'
+        )
+        for line in lines
+    )
+    assert any('route="other"' in line and 'status="404"' in line for line in lines)

@@ -1,0 +1,104 @@
+"""``GET /metrics``: Prometheus text, for operators and the benchmark report.
+
+The PRD's success measures: folder pages served from an existing manifest against rebuilt
+(goal 95%), thumbnails served from a file against made on request (goal above 85%), the job
+queue by kind and its failures, and the latency of each route. Each app has a registry of its
+own (no process-wide state); the facade's counts are read when Prometheus scrapes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from lenslet_core import KINDS, Lenslet
+
+__all__ = ["Metrics"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class _FacadeCollector(Collector):
+    def __init__(self, lens: Lenslet) -> None:
+        self.lens = lens
+
+    def collect(self) -> Iterator[Metric]:
+        served, rebuilt = self.lens.folder_counts
+        folders = CounterMetricFamily(
+            "lenslet_folder_pages",
+            "Folder pages answered, by where they came from",
+            labels=["source"],
+        )
+        folders.add_metric(["manifest"], served)
+        folders.add_metric(["rebuilt"], rebuilt)
+        yield folders
+        thumbs = CounterMetricFamily(
+            "lenslet_thumbnails", "Thumbnails asked for, by outcome", labels=["outcome"]
+        )
+        counts = self.lens.counts
+        for outcome in ("served", "made", "pending"):
+            thumbs.add_metric([outcome], counts[f"thumbnails_{outcome}"])
+        yield thumbs
+        stats = self.lens.jobs.stats()
+        queued = GaugeMetricFamily("lenslet_jobs_queued", "Jobs waiting, by kind", labels=["kind"])
+        for kind in KINDS:
+            queued.add_metric([kind], stats.queued.get(kind, 0))
+        yield queued
+        yield GaugeMetricFamily("lenslet_jobs_running", "Jobs running", value=stats.running)
+        yield CounterMetricFamily("lenslet_jobs_done", "Jobs done", value=stats.done)
+        yield CounterMetricFamily("lenslet_jobs_failed", "Jobs failed", value=stats.failed)
+        yield CounterMetricFamily("lenslet_jobs_retried", "Job retries", value=stats.retried)
+
+
+class Metrics:
+    """The registry of one app: request latency (an ASGI middleware) and the facade's counts."""
+
+    def __init__(self, lens: Lenslet) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.latency = Histogram(
+            "lenslet_http_request_seconds",
+            "Time to answer a request, by route, method and status",
+            ["route", "method", "status"],
+            registry=self.registry,
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0),
+        )
+        self.registry.register(_FacadeCollector(lens))
+        self.routes: frozenset[str] = frozenset()
+
+    async def endpoint(self, request: Request) -> Response:
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE)
+
+    def middleware(self, app: ASGIApp) -> ASGIApp:
+        metrics = self
+
+        async def timed(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
+            started = time.perf_counter()
+            status = 500
+
+            async def sending(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                await send(message)
+
+            try:
+                await app(scope, receive, sending)
+            finally:
+                # Known routes by name; anything else as "other", so labels stay few.
+                path = scope.get("path", "")
+                route = path if path in metrics.routes else "other"
+                metrics.latency.labels(route, scope.get("method", ""), str(status)).observe(
+                    time.perf_counter() - started
+                )
+
+        return timed
