@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hmac
 import logging
@@ -133,7 +134,8 @@ def create_app(
                 # is written atomically, so none is left half-written).
                 await lens.jobs.close(finish=False)
 
-    middleware = [Middleware(GZipMiddleware, minimum_size=1024)]
+    # Level 5: most of level 9's saving on JSON at a fraction of its time per request.
+    middleware = [Middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)]
     if cors_origins:
         middleware.insert(
             0,
@@ -162,4 +164,5 @@ def create_app(
         },
     )
     app.state.lens = lens
+    app.state.pages = collections.OrderedDict()  # encoded folder pages (see routes.folders)
     return app

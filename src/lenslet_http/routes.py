@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlencode
@@ -89,6 +90,10 @@ def _folder_json(manifest: Manifest) -> dict[str, Any]:
     return document
 
 
+#: Encoded folder pages kept, by (folder, build, page): a page of a build never changes.
+_ENCODED_PAGES = 64
+
+
 async def folders(request: Request) -> Response:
     """``GET /folders?path=&page=``: one page of a folder's manifest."""
     page = _int(request, "page", 0, 0, 1_000_000)
@@ -97,7 +102,17 @@ async def folders(request: Request) -> Response:
     headers = {"ETag": quoted(etag), "Cache-Control": "no-cache"}
     if etag_matches(request, etag):
         return Response(status_code=304, headers=headers)
-    return ORJSONResponse(_folder_json(manifest), headers=headers)
+    encoded: collections.OrderedDict[tuple[str, str, int], bytes] = request.app.state.pages
+    key = (manifest.path, manifest.build, manifest.page)
+    body = encoded.get(key)
+    if body is None:
+        body = orjson.dumps(_folder_json(manifest))
+        encoded[key] = body
+        while len(encoded) > _ENCODED_PAGES:
+            encoded.popitem(last=False)
+    else:
+        encoded.move_to_end(key)
+    return Response(body, media_type="application/json", headers=headers)
 
 
 async def get_item(request: Request) -> Response:
