@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import gzip
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlencode
@@ -102,17 +103,22 @@ async def folders(request: Request) -> Response:
     headers = {"ETag": quoted(etag), "Cache-Control": "no-cache"}
     if etag_matches(request, etag):
         return Response(status_code=304, headers=headers)
-    encoded: collections.OrderedDict[tuple[str, str, int], bytes] = request.app.state.pages
+    encoded: collections.OrderedDict[tuple[str, str, int], list[bytes]] = request.app.state.pages
     key = (manifest.path, manifest.build, manifest.page)
-    body = encoded.get(key)
-    if body is None:
-        body = orjson.dumps(_folder_json(manifest))
-        encoded[key] = body
+    bodies = encoded.get(key)
+    if bodies is None:
+        bodies = encoded[key] = [orjson.dumps(_folder_json(manifest))]
         while len(encoded) > _ENCODED_PAGES:
             encoded.popitem(last=False)
     else:
         encoded.move_to_end(key)
-    return Response(body, media_type="application/json", headers=headers)
+    headers["Vary"] = "Accept-Encoding"
+    if len(bodies[0]) >= 1024 and "gzip" in request.headers.get("accept-encoding", ""):
+        if len(bodies) == 1:  # compressed once per page of a build, not once per request
+            bodies.append(gzip.compress(bodies[0], compresslevel=6, mtime=0))
+        headers["Content-Encoding"] = "gzip"
+        return Response(bodies[1], media_type="application/json", headers=headers)
+    return Response(bodies[0], media_type="application/json", headers=headers)
 
 
 async def get_item(request: Request) -> Response:

@@ -317,3 +317,18 @@ async def test_metrics_count_manifests_thumbnails_jobs_and_latency(tree: Path) -
         for line in lines
     )
     assert any('route="other"' in line and 'status="404"' in line for line in lines)
+
+
+async def test_a_large_folder_page_is_sent_compressed_once_encoded(gallery: Path) -> None:
+    for n in range(60):
+        write(gallery / "many" / f"IMG_{n:04d}.jpg", jpeg_bytes(16, 12, seed=n))
+    async with client(gallery) as http:
+        zipped = await http.get("/folders", params={"path": "many"})
+        assert zipped.headers["content-encoding"] == "gzip"
+        again = await http.get("/folders", params={"path": "many"})
+        plain = await http.get(
+            "/folders", params={"path": "many"}, headers={"Accept-Encoding": "identity"}
+        )
+    assert "content-encoding" not in plain.headers
+    assert zipped.json() == again.json() == plain.json()
+    assert len(plain.json()["items"]) == 60
