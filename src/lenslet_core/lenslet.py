@@ -474,6 +474,30 @@ class Lenslet:
             self._search_generation = generation
         return live
 
+    async def entries(self, images: Sequence[str]) -> dict[str, ItemEntry]:
+        """The manifest entries (size, w, h, hasThumb, …) of images, by path, from their
+        folders' manifests (served like :meth:`folder`); images a manifest does not list are
+        left out."""
+        wanted: dict[str, set[str]] = {}
+        for image in images:
+            folder, name = paths.split(image)
+            wanted.setdefault(folder, set()).add(name)
+        found: dict[str, ItemEntry] = {}
+        for folder, names in wanted.items():
+            page, count = 0, 1
+            while page < count and names:
+                try:
+                    manifest = await self.folder(folder, page)
+                except LensletError:
+                    break  # a folder gone or unreadable since the rollup was written
+                count = manifest.page_count
+                for item in manifest.items:
+                    if item.name in names:
+                        found[paths.join(folder, item.name)] = item
+                        names.discard(item.name)
+                page += 1
+        return found
+
     async def stored_health(self) -> dict[str, Any] | None:
         """``_health.json`` as the last process that wrote it left it (``None``: none yet)."""
         return await read_health(self.storage)

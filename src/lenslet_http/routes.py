@@ -206,10 +206,15 @@ async def file(request: Request) -> Response:
 async def search(request: Request) -> Response:
     """``GET /search?q=&limit=&path=``: images by name, tag or note."""
     limit = _int(request, "limit", 100, 1, 1000)
-    found = await _lens(request).search(
-        request.query_params.get("q", ""), limit=limit, path=_path(request)
-    )
-    return ORJSONResponse({"items": [item.to_json() for item in found]})
+    lens = _lens(request)
+    found = await lens.search(request.query_params.get("q", ""), limit=limit, path=_path(request))
+    # Shaped like folder items (size, w, h, hasThumb, …) so a client renders them alike.
+    entries = await lens.entries([item.path for item in found])
+    items = []
+    for item in found:
+        entry = entries.get(item.path)
+        items.append({**(entry.to_json() if entry else {}), **item.to_json()})
+    return ORJSONResponse({"items": items})
 
 
 async def health(request: Request) -> Response:

@@ -201,6 +201,9 @@ async def test_search_and_health(tree: Path) -> None:
         async with httpx.AsyncClient(transport=transport, base_url="http://gallery") as http:
             found = (await http.get("/search", params={"q": "sand"})).json()
             assert [i["path"] for i in found["items"]] == ["trips/2025/dunes.png"]
+            hit = found["items"][0]  # shaped like a folder item, with tags and notes
+            assert (hit["w"], hit["h"], hit["type"]) == (320, 200, "image/png")
+            assert (hit["tags"], hit["notes"]) == (["Sand"], "windy")
             under = await http.get("/search", params={"q": "jpg", "path": "/trips"})
             assert [i["path"] for i in under.json()["items"]] == ["trips/2025/beach.jpg"]
             health = (await http.get("/health")).json()
