@@ -14,7 +14,7 @@ from .imaging import Imaging
 from .indexing import index_tree
 from .keyedlock import KeyedLock
 from .manifest import read_page
-from .models import Manifest
+from .models import ItemEntry, Manifest
 from .settings import Settings
 from .storage import Storage
 from .thumbnails import ThumbnailStore
@@ -66,6 +66,15 @@ class FolderPages:
         #: PRD's goal: 95% from manifests). Read by metrics.
         self.served = 0
         self.rebuilt = 0
+
+    def cached_item(self, folder: str, name: str) -> ItemEntry | None:
+        """An image's entry in the pages this process holds for its folder (no I/O)."""
+        for (path, _), cached in self._pages.items():
+            if path == folder:
+                for item in cached.manifest.items:
+                    if item.name == name:
+                        return item
+        return None
 
     def clear(self) -> None:
         self._pages.clear()

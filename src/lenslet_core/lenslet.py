@@ -274,8 +274,12 @@ class Lenslet:
                 self.storage, image, body, if_match=if_match, writer=self.settings.writer
             )
         await self._load_state()
-        name = paths.split(image)[1]
+        folder, name = paths.split(image)
         self.rollup.edit(RollupItem(image, name, sidecar.tags, sidecar.notes))
+        listed = self._folders.cached_item(folder, name)
+        if listed is not None and not listed.hasMeta:
+            # A first sidecar: the manifest's hasMeta catches up in the background.
+            await self._submit_quietly(Job("index", self.storage.url, folder))
         await self._submit_quietly(Job("rollup", self.storage.url))
         return Item(image, sidecar, etag, True)
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 
 from lenslet_core import InvalidPath, Lenslet, NotFound, Settings
@@ -247,3 +248,14 @@ def test_read_only_settings_need_a_read_only_storage(gallery: Path) -> None:
     with pytest.raises(SettingsError, match="read-only"):
         Lenslet(Storage.open(str(gallery)), Settings(readonly=True))
     Lenslet(Storage.open(str(gallery), readonly=True), Settings(readonly=True))
+
+
+async def test_a_first_sidecar_reaches_the_manifests_has_meta(gallery: Path) -> None:
+    write(gallery / "a" / "x.jpg", jpeg_bytes())
+    async with Lenslet(str(gallery), Settings(thumbnails=False)) as lens:
+        page = await lens.folder("a")
+        assert [i.hasMeta for i in page.items] == [False]
+        await lens.update_item("a/x.jpg", {"tags": ["t"]})
+    # Leaving the Lenslet finishes the queued index job.
+    items = orjson.loads((gallery / "a" / "_index.json").read_bytes())["items"]
+    assert [i["hasMeta"] for i in items] == [True]
