@@ -496,18 +496,7 @@ class Storage:
                 raise FileExistsError(errno.EEXIST, "exists", full)
             self.fs.pipe_file(full, data)
             return
-        folder = os.path.dirname(full)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".lenslet-", suffix=paths.TEMP_SUFFIX)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o644)
-            os.link(tmp, full)  # fails, and writes nothing, when the target exists
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+        _atomic_local_write(full, data, replace=False)
 
     def _move_sync(self, source: str, target: str) -> None:
         src, dst = self._full(source, write=True), self._full(target, write=True)
@@ -527,7 +516,9 @@ class Storage:
             self.fs.rm_file(full)
 
 
-def _atomic_local_write(full: str, data: bytes) -> None:
+def _atomic_local_write(full: str, data: bytes, *, replace: bool = True) -> None:
+    """Write a whole file by way of a temp file beside it: renamed over the target, or (not
+    ``replace``) hard-linked to it, which fails and writes nothing when the target exists."""
     folder = os.path.dirname(full)
     # A fixed-length temp name: the target's own name may already be near the 255-byte limit.
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".lenslet-", suffix=paths.TEMP_SUFFIX)
@@ -537,11 +528,15 @@ def _atomic_local_write(full: str, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
-        os.replace(tmp, full)
+        if replace:
+            os.replace(tmp, full)
+            return
+        os.link(tmp, full)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    os.unlink(tmp)
 
 
 def _entry(name: str, detail: Mapping[str, Any]) -> Entry:
