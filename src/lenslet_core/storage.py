@@ -420,12 +420,7 @@ class Storage:
     def _read_sync(self, path: str) -> bytes:
         full = self._full(path)
         if self._local:
-            # O_NONBLOCK: opening a FIFO named like an image must not hang the reader.
-            fd = os.open(full, os.O_RDONLY | os.O_NONBLOCK)
-            with os.fdopen(fd, "rb") as f:
-                if not stat.S_ISREG(os.fstat(fd).st_mode):
-                    raise InvalidPath(f"{path!r} is not a regular file", path=path)
-                os.set_blocking(fd, True)  # a regular file: read it whole, as usual
+            with os.fdopen(_open_regular(full, path), "rb") as f:
                 return f.read()
         data: bytes = self.fs.cat_file(full)
         return data
@@ -433,10 +428,8 @@ class Storage:
     def _read_range_sync(self, path: str, start: int, end: int) -> bytes:
         full = self._full(path)
         if self._local:
-            fd = os.open(full, os.O_RDONLY | os.O_NONBLOCK)
+            fd = _open_regular(full, path)
             try:
-                if not stat.S_ISREG(os.fstat(fd).st_mode):
-                    raise InvalidPath(f"{path!r} is not a regular file", path=path)
                 return os.pread(fd, max(0, end - start), start)
             finally:
                 os.close(fd)
@@ -514,6 +507,23 @@ class Storage:
             os.unlink(full)
         else:
             self.fs.rm_file(full)
+
+
+def _open_regular(full: str, path: str) -> int:
+    """A read descriptor of a regular file; anything else (a FIFO named like an image) is
+    refused without blocking: it is opened O_NONBLOCK and checked before it is read."""
+    fd = os.open(full, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "a folder, not a file", full)
+        if not stat.S_ISREG(mode):
+            raise InvalidPath(f"{path!r} is not a regular file", path=path)
+        os.set_blocking(fd, True)  # a regular file: read it as usual
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _atomic_local_write(full: str, data: bytes, *, replace: bool = True) -> None:
