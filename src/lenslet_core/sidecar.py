@@ -5,7 +5,9 @@ The write rules (design.md, "Contracts"):
 - ``If-Match`` equals the stored ETag: the body is written as sent (a removed tag stays removed);
 - ``If-Match`` differs: merged — tags unioned, notes and unknown fields from the newer
   ``updatedAt``;
-- no ``If-Match``: a body newer than the stored sidecar replaces it, an older one is merged.
+- no ``If-Match``: a body whose own ``updatedAt`` is newer than the stored sidecar's replaces it;
+  an older one, or one that carries no ``updatedAt`` (it is stamped on arrival), is merged. A
+  client that says nothing about when it edited cannot remove a tag somebody else just added.
 
 Every write is conditional on the version it was decided against; a writer that loses the race
 reads again and decides again, so concurrent writers in one process or many never drop a tag.
@@ -93,14 +95,22 @@ def merge_sidecars(stored: Sidecar, incoming: Sidecar) -> Sidecar:
     )
 
 
-def decide(stored: tuple[Sidecar, str] | None, incoming: Sidecar, if_match: str | None) -> Sidecar:
-    """What to store, given the stored version (or ``None``) and what a client sent."""
+def decide(
+    stored: tuple[Sidecar, str] | None,
+    incoming: Sidecar,
+    if_match: str | None,
+    *,
+    timed: bool = True,
+) -> Sidecar:
+    """What to store, given the stored version (or ``None``) and what a client sent.
+    ``timed=False`` says the client sent no ``updatedAt`` (the incoming one is the arrival
+    time): such a body never replaces without ``If-Match``, it is merged."""
     if stored is None:
         return incoming
     current, etag = stored
     if if_match is not None and if_match == etag:
         return _keep_server_fields(incoming, current)
-    if if_match is None:
+    if if_match is None and timed:
         stored_at, incoming_at = current.updated, incoming.updated
         if incoming_at is not None and (stored_at is None or incoming_at > stored_at):
             return _keep_server_fields(incoming, current)
@@ -135,7 +145,8 @@ async def update_sidecar(
             f"(the sidecar's name would pass {NAME_MAX} bytes)",
             path=image,
         )
-    if incoming.updated_at is None:
+    timed = incoming.updated_at is not None
+    if not timed:
         incoming = dataclasses.replace(incoming, updated_at=format_time(utcnow()))
     if incoming.updated_by is None:
         incoming = dataclasses.replace(incoming, updated_by=writer)
@@ -143,7 +154,7 @@ async def update_sidecar(
     target = paths.sidecar_name(image)
     for attempt in range(MAX_ATTEMPTS):
         stored = await read_sidecar(storage, image)
-        result = decide(stored, incoming, wanted)
+        result = decide(stored, incoming, wanted, timed=timed)
         try:
             etag = await storage.write_if(
                 target, result.encode(), expected=stored[1] if stored else None

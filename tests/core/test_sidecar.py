@@ -100,6 +100,14 @@ def test_no_if_match_is_last_writer_wins(stored: Sidecar, incoming: Sidecar) -> 
         assert set(result.tags) == set(stored.tags) | set(incoming.tags)
 
 
+@given(sidecars(), sidecars())
+def test_no_if_match_and_no_time_of_its_own_always_merges(
+    stored: Sidecar, incoming: Sidecar
+) -> None:
+    result = decide((stored, "e1"), incoming, None, timed=False)
+    assert set(result.tags) == set(stored.tags) | set(incoming.tags)
+
+
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [('"abc"', "abc"), ('W/"abc"', "abc"), ("abc", "abc"), ("  ", None), (None, None)],

@@ -139,6 +139,36 @@ async def test_concurrent_puts_with_stale_etags_lose_no_tag(tree: Path) -> None:
     assert set(final["tags"]) == {f"t{n}" for n in range(50)}
 
 
+@pytest.mark.parametrize("echo", [True, False], ids=["echoes-the-document", "tags-only"])
+async def test_concurrent_puts_without_if_match_lose_no_tag(tree: Path, echo: bool) -> None:
+    """Existing clients send no If-Match: a body read back and echoed (its updatedAt is the
+    stored one) and a body with no updatedAt at all are both merged, never replace."""
+    async with client(tree) as http:
+        seen = (await http.get("/item", params={"path": "top.jpg"})).json()
+
+        async def put(n: int) -> None:
+            body = {**seen, "tags": [*seen["tags"], f"t{n}"]} if echo else {"tags": [f"t{n}"]}
+            response = await http.put("/item", params={"path": "top.jpg"}, json=body)
+            assert response.status_code == 200, response.text
+
+        async with anyio.create_task_group() as tg:
+            for n in range(50):
+                tg.start_soon(put, n)
+        final = (await http.get("/item", params={"path": "top.jpg"})).json()
+    assert set(final["tags"]) == {f"t{n}" for n in range(50)}
+
+
+async def test_a_newer_body_without_if_match_removes_a_tag(tree: Path) -> None:
+    async with client(tree) as http:
+        first = await http.put("/item", params={"path": "top.jpg"}, json={"tags": ["a", "b"]})
+        body = {**first.json(), "tags": ["a"], "updatedAt": "2099-01-01T00:00:00Z"}
+        second = await http.put("/item", params={"path": "top.jpg"}, json=body)
+        assert second.json()["tags"] == ["a"]
+        stale = {"tags": ["c"], "updatedAt": "2000-01-01T00:00:00Z"}
+        third = await http.put("/item", params={"path": "top.jpg"}, json=stale)
+    assert set(third.json()["tags"]) == {"a", "c"}
+
+
 async def test_thumb_is_a_webp_with_a_strong_etag(tree: Path) -> None:
     async with client(tree) as http:
         response = await http.get("/thumb", params={"path": "trips/2025/beach.jpg", "wait": "5"})
