@@ -2,7 +2,8 @@
 keeps for it (its sidecar and its thumbnail go where the image goes).
 
 Nothing here replaces an existing file unless asked: a new image is created only where there is
-none, and a move never lands on an existing image, sidecar or thumbnail.
+none, and a move never lands on an existing image, sidecar or thumbnail unless ``overwrite`` says
+so (then the image there is deleted with its sidecar and thumbnail first, as by a delete).
 """
 
 from __future__ import annotations
@@ -32,11 +33,26 @@ async def create_image(
         await storage.create(image, data)
 
 
-async def move_image(storage: Storage, thumbs: ThumbnailStore, image: str, target: str) -> None:
+async def move_image(
+    storage: Storage,
+    thumbs: ThumbnailStore,
+    image: str,
+    target: str,
+    *,
+    overwrite: bool = False,
+) -> None:
     """Move an image, then its sidecar and thumbnail if it has them. Refuses a target where an
-    image, sidecar or thumbnail already is, before moving anything."""
+    image, sidecar or thumbnail already is, before moving anything, unless ``overwrite``."""
     await storage.info(image)  # NotFound first, not half a move
+    if image == target:
+        return
     companions = [paths.sidecar_name, paths.thumbnail_name]
+    if overwrite:
+        storage.check_writable(image)
+        with contextlib.suppress(NotFound):
+            await delete_image(storage, thumbs, target)
+        for companion in companions:  # strays of an image that was already gone
+            await storage.delete(companion(target))
     for name in [target, *(f(target) for f in companions)]:
         try:
             await storage.info(name)

@@ -293,9 +293,10 @@ class Lenslet:
         await self._changed({paths.parent(image)})
         return image
 
-    async def move(self, source: str, target: str) -> str:
+    async def move(self, source: str, target: str, *, overwrite: bool = False) -> str:
         """Move an image with its sidecar and thumbnail. ``target`` is a new image path, or an
-        existing folder to move it into; an existing image there is never replaced."""
+        existing folder to move it into; an existing image there is replaced only with
+        ``overwrite`` (its sidecar and thumbnail go with it)."""
         image = paths.item_path(source)
         folder = paths.normalize(target)
         try:
@@ -304,8 +305,10 @@ class Lenslet:
             into = False
         destination = paths.join(folder, paths.split(image)[1]) if into else folder
         destination = paths.item_path(destination)
-        await move_image(self.storage, self.thumbs, image, destination)
+        await move_image(self.storage, self.thumbs, image, destination, overwrite=overwrite)
         self.rollup.remove(image)
+        if overwrite:
+            self.rollup.remove(destination)
         await self._changed({paths.parent(image), paths.parent(destination)})
         return destination
 

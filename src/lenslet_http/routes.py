@@ -242,7 +242,7 @@ async def upload(request: Request) -> Response:
     async with request.form(max_files=1, max_fields=8) as form:
         sent = form.get("file")
         dest = form.get("dest", "")
-        overwrite = form.get("overwrite", "") in ("1", "true", "yes")
+        overwrite = _flag(form.get("overwrite"))
         if sent is None or isinstance(sent, str):
             raise BadParameter("the form needs a 'file' part with the image")
         if not isinstance(dest, str):
@@ -263,6 +263,13 @@ async def upload(request: Request) -> Response:
     return ORJSONResponse({"ok": True, "path": path}, status_code=201)
 
 
+def _flag(value: object) -> bool:
+    """A yes/no field of a form (text) or a JSON body (a boolean)."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return value is True
+
+
 async def _is_folder(lens: Lenslet, path: str) -> bool:
     try:
         return (await lens.storage.info(path)).is_folder
@@ -271,13 +278,14 @@ async def _is_folder(lens: Lenslet, path: str) -> bool:
 
 
 async def move(request: Request) -> Response:
-    """``POST /move`` (form or JSON: ``src``, ``dest``): move an image with its sidecar and
-    thumbnail; ``dest`` is a folder or a new image path."""
+    """``POST /move`` (form or JSON: ``src``, ``dest``, optional ``overwrite``): move an image
+    with its sidecar and thumbnail; ``dest`` is a folder or a new image path. An image already
+    at ``dest`` gives 409 unless ``overwrite`` is true."""
     fields = await _fields(request)
     source, target = fields.get("src"), fields.get("dest")
     if not isinstance(source, str) or not isinstance(target, str):
         raise BadParameter("'src' and 'dest' are both needed")
-    path = await _lens(request).move(source, target)
+    path = await _lens(request).move(source, target, overwrite=_flag(fields.get("overwrite")))
     return ORJSONResponse({"ok": True, "path": path})
 
 

@@ -79,6 +79,29 @@ async def test_move_takes_the_sidecar_and_thumbnail_along(gallery: Path) -> None
     assert (gallery / "b" / "other.jpg").read_bytes() == other
 
 
+async def test_move_with_overwrite_replaces_an_image_and_its_files(gallery: Path) -> None:
+    moving = write(gallery / "a" / "x.jpg", jpeg_bytes()).read_bytes()
+    write(gallery / "a" / "x.jpg.json", b'{"tags": ["mine"]}')
+    write(gallery / "b" / "old.jpg", jpeg_bytes(seed=1))
+    write(gallery / "b" / "old.jpg.json", b'{"tags": ["stale"]}')
+    write(gallery / "b" / "old.jpg.thumbnail", b"RIFF....WEBP")
+    async with client(gallery) as http:
+        refused = await http.post("/move", data={"src": "a/x.jpg", "dest": "b/old.jpg"})
+        assert refused.status_code == 409
+        moved = await http.post(
+            "/move", json={"src": "a/x.jpg", "dest": "b/old.jpg", "overwrite": True}
+        )
+        assert moved.status_code == 200, moved.text
+        item = (await http.get("/item", params={"path": "b/old.jpg"})).json()
+        assert item["tags"] == ["mine"]
+        found = (await http.get("/search", params={"q": "stale"})).json()
+        assert found["items"] == []
+    assert (gallery / "b" / "old.jpg").read_bytes() == moving
+    thumb = gallery / "b" / "old.jpg.thumbnail"  # the old image's went; a new one may be made
+    assert not thumb.exists() or thumb.read_bytes() != b"RIFF....WEBP"
+    assert names(gallery / "a") == []
+
+
 async def test_delete_removes_an_image_with_its_files(gallery: Path) -> None:
     write(gallery / "a" / "x.jpg", jpeg_bytes())
     write(gallery / "a" / "x.jpg.json", b'{"tags": ["t"]}')
