@@ -99,7 +99,7 @@ def openapi(version: str) -> dict[str, Any]:
             },
             "/move": {
                 "post": {
-                    "summary": "Move an image with its sidecar and thumbnail (src, dest, overwrite)",
+                    "summary": "Move an image, its sidecar and thumbnail (src, dest, overwrite)",
                     "requestBody": {"required": True, "content": _JSON},
                     "responses": {"200": _ok("{ok, path}"), "409": _ERROR} | errors,
                 }
@@ -119,7 +119,8 @@ def openapi(version: str) -> dict[str, Any]:
                         _query("limit", "integer", "1 to 1000 (default 100)."),
                         folder,
                     ],
-                    "responses": {"200": _ok("{items: [folder items, each with path, tags and notes]}")} | errors,
+                    "responses": {"200": _ok("{items: [folder items with path, tags, notes]}")}
+                    | errors,
                 }
             },
             "/openapi.json": {
