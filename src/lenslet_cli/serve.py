@@ -28,6 +28,13 @@ def serve(
         bool,
         typer.Option("--index/--no-index", help="Index what is missing in the background."),
     ] = True,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch/--no-watch",
+            help="Index images copied into a local root while serving (needs watchfiles).",
+        ),
+    ] = True,
     thumb_cache: Annotated[
         str | None,
         typer.Option(help="Where thumbnails go when an image's folder is read-only."),
@@ -47,7 +54,14 @@ def serve(
         raise typer.Exit(EXIT_USAGE) from exc
     with errors_to_exit():
         settings = settings_from(readonly=read_only, thumb_cache=thumb_cache)
-        web = create_app(root, settings, token=token, cors_origins=cors or (), index_on_start=index)
+        web = create_app(
+            root,
+            settings,
+            token=token,
+            cors_origins=cors or (),
+            index_on_start=index,
+            watch=watch and not read_only,
+        )
         typer.echo(f"lenslet: serving {root} at http://{host}:{port} (Ctrl-C stops)", err=True)
         uvicorn.run(web, host=host, port=port, log_level="info", ws="none")
     raise typer.Exit(EXIT_OK)

@@ -34,6 +34,7 @@ from .models import DirEntry, Exif, ItemEntry, Manifest, RollupItem, Sidecar
 from .settings import Settings
 from .sidecar import ABSENT_ETAG
 from .storage import Entry, Storage
+from .timings import Timings, TimingSnapshot
 from .watch import Wave
 
 __version__ = "0.1.0"
@@ -63,6 +64,8 @@ __all__ = [
     "Pending",
     "QueueFull",
     "Thumbnail",
+    "TimingSnapshot",
+    "Timings",
     "ItemEntry",
     "Lenslet",
     "LensletError",

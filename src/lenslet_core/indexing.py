@@ -29,7 +29,7 @@ from .manifest import (
     same_content,
     write_manifest,
 )
-from .models import DirKind, Exif, ItemEntry, Manifest, format_time, utcnow
+from .models import DirKind, Exif, ItemEntry, Manifest, format_time, parse_time, utcnow
 from .settings import Settings
 from .sidecar import refresh_basics
 from .storage import Entry, Storage
@@ -77,6 +77,9 @@ class IndexReport:
     #: Whether the run made missing thumbnails, and if not, why.
     thumbnails: str = "off"
     temp_files_removed: int = 0
+    #: For images new since a folder's previous manifest: when each arrived, as epoch seconds
+    #: (its mtime, or the previous listing's time if the mtime is older, as after ``cp -p``).
+    arrivals: list[float] = dataclasses.field(default_factory=list, repr=False)
     skipped: list[Skipped] = dataclasses.field(default_factory=list)
     #: Each folder's current manifest pages, when the run was asked to keep them (even where
     #: they could not be written, e.g. on a read-only root).
@@ -342,6 +345,7 @@ async def _index_folder(
         cached_thumbs=await thumbs.cached(folder.path) if thumbs is not None else {},
     )
     progress.images_done += candidates - seen
+    report.arrivals.extend(_arrivals(old_pages, build.items))
     report.folders += 1
     report.items += len(build.items)
     report.analyzed += len(build.analyzed)
@@ -375,6 +379,16 @@ async def _index_folder(
         return pages
     report.manifests_written += 1
     return pages
+
+
+def _arrivals(old_pages: Sequence[Manifest], items: Sequence[ItemEntry]) -> list[float]:
+    """When the images missing from the previous manifest arrived (none on a first index)."""
+    listed = parse_time(old_pages[0].generated_at) if old_pages else None
+    if listed is None:
+        return []
+    since = listed.timestamp()
+    known = {item.name for page in old_pages for item in page.items}
+    return [max(item.mtime, since) for item in items if item.name not in known]
 
 
 async def _remove_stale_temp_files(storage: Storage, folder: _Folder, report: IndexReport) -> None:

@@ -34,6 +34,7 @@ import anyio
 import anyio.abc
 
 from .errors import JobFailed, LensletError, QueueFull, StorageError
+from .timings import Timings, TimingSnapshot
 
 __all__ = [
     "KINDS",
@@ -146,6 +147,8 @@ class EngineStats:
     failed: int
     retried: int
     recent_failures: list[dict[str, Any]]
+    #: Time from submit to first start, per kind.
+    waits: dict[str, TimingSnapshot] = dataclasses.field(default_factory=dict)
 
     @property
     def depth(self) -> int:
@@ -214,6 +217,7 @@ class LocalEngine:
         self._retried = 0
         self._failures: collections.deque[dict[str, Any]] = collections.deque(maxlen=_FAILURES_KEPT)
         self._seconds: dict[str, float] = {}
+        self._waits = {kind: Timings() for kind in KINDS}
 
     async def __aenter__(self) -> LocalEngine:
         self._tg = anyio.create_task_group()
@@ -321,8 +325,15 @@ class LocalEngine:
 
     def stats(self) -> EngineStats:
         queued: dict[str, int] = {k: self._queued[k] for k in KINDS if self._queued[k]}
+        waits: dict[str, TimingSnapshot] = {k: t.snapshot() for k, t in self._waits.items()}
         return EngineStats(
-            queued, self._running, self._done, self._failed, self._retried, list(self._failures)
+            queued,
+            self._running,
+            self._done,
+            self._failed,
+            self._retried,
+            list(self._failures),
+            waits,
         )
 
     def retry_after(self, job: Job) -> float:
@@ -390,6 +401,8 @@ class LocalEngine:
         handle.state = "running"
         handle.attempts += 1
         started = time.monotonic()
+        if handle.attempts == 1:
+            self._waits[job.kind].observe(started - handle.submitted)
         with anyio.CancelScope() as scope:
             handle._scope = scope
             try:

@@ -49,6 +49,7 @@ from .settings import Settings
 from .sidecar import ABSENT_ETAG, read_sidecar, update_sidecar
 from .storage import Entry, Observer, Storage
 from .thumbnails import ThumbnailStore
+from .timings import SLA_BUCKETS, Timings
 from .watch import Wave, watch_changes
 
 __all__ = ["Item", "Lenslet", "Original", "Pending", "Thumbnail"]
@@ -158,6 +159,8 @@ class Lenslet:
         #: What this process served, for metrics: thumbnails served from a file, made on
         #: request in time, or answered "pending".
         self.counts: collections.Counter[str] = collections.Counter()
+        #: From a new image's arrival to its folder's manifest (with its thumbnail) written.
+        self.arrival_lag = Timings(SLA_BUCKETS)
         self.rollup = Rollup(self.storage)
         self.health = Health()
         self._state_lock = anyio.Lock()
@@ -400,6 +403,9 @@ class Lenslet:
         except NotFound:
             self._forget(job.path)  # the folder is gone: so is what was known of it
             return None
+        now = time.time()
+        for arrived in report.arrivals:
+            self.arrival_lag.observe(now - arrived)
         if not self.storage.readonly:
             await self._submit_quietly(Job("rollup", self.storage.url))
             await self._submit_quietly(Job("health", self.storage.url))

@@ -52,6 +52,13 @@ async def _index_in_background(lens: Lenslet) -> None:
     log.info("indexed %d images in %d folders at start-up", report.items, report.folders)
 
 
+async def _watch_in_background(lens: Lenslet) -> None:
+    try:
+        await lens.watch()
+    except LensletError as exc:  # not a local root, watchfiles missing: serve without it
+        log.warning("not watching %s for changes: %s", lens.storage.url, exc.message)
+
+
 class _Wrap:
     """Middleware from a function that wraps an ASGI app."""
 
@@ -96,6 +103,7 @@ def create_app(
     open_health: bool = True,
     cors_origins: Sequence[str] = (),
     index_on_start: bool = False,
+    watch: bool = False,
 ) -> Starlette:
     """The HTTP surface of a gallery root as a Starlette app.
 
@@ -114,7 +122,8 @@ def create_app(
 
     ``token`` requires a bearer token on every request (``open_health``: but ``/health``);
     ``cors_origins`` allows browsers from those origins; ``index_on_start`` indexes the root in
-    the background once the app starts.
+    the background once the app starts; ``watch`` keeps a local root indexed while the app runs
+    (images copied in appear in their folder, with thumbnails, within seconds).
     """
     lens = root if isinstance(root, Lenslet) else Lenslet(root, settings)
     owned = not isinstance(root, Lenslet)
@@ -127,6 +136,8 @@ def create_app(
             tg = await stack.enter_async_context(anyio.create_task_group())
             if index_on_start:
                 tg.start_soon(_index_in_background, lens)
+            if watch:
+                tg.start_soon(_watch_in_background, lens)
             yield
             tg.cancel_scope.cancel()  # an unfinished start-up index stops with the server
             if owned:

@@ -311,6 +311,26 @@ def test_mounted_under_a_prefix_with_the_hosts_lifespan(tree: Path) -> None:
         assert thumb.status_code == 200
 
 
+def test_a_watching_app_lists_a_copied_in_image_and_times_it(tree: Path) -> None:
+    app = create_app(str(tree), SETTINGS, watch=True)
+    with serving(app) as url, httpx.Client(base_url=url) as http:
+        before = http.get("/folders", params={"path": "trips/2025"}).json()  # manifest written
+        assert len(before["items"]) == 2
+        time.sleep(0.3)  # the watcher is up before the copy below
+        write(tree / "trips" / "2025" / "new.jpg", jpeg_bytes(40, 30, seed=9))
+        deadline = time.monotonic() + 30
+        while True:
+            listed = http.get("/folders", params={"path": "trips/2025"}).json()["items"]
+            new = [i for i in listed if i["name"] == "new.jpg"]
+            if new and new[0]["hasThumb"]:
+                break
+            assert time.monotonic() < deadline, listed
+            time.sleep(0.1)
+        lines = http.get("/metrics").text.splitlines()
+    assert "lenslet_new_image_indexed_seconds_count 1.0" in lines
+    assert any(line.startswith('lenslet_job_wait_seconds_count{kind="index"}') for line in lines)
+
+
 async def test_openapi_describes_every_route(tree: Path) -> None:
     async with client(tree) as http:
         response = await http.get("/openapi.json")
