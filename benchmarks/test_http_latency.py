@@ -17,7 +17,10 @@ from tests.imagegen import jpeg_bytes, write
 
 from benchmarks.conftest import LATENCIES, RESULTS
 from benchmarks.test_search_latency import synthetic
-from lenslet_core.models import encode_rollup
+from lenslet_core import Settings
+from lenslet_core.manifest import paginate
+from lenslet_core.models import ItemEntry, encode_rollup
+from lenslet_core.paths import index_name
 
 REQUESTS = 400
 THREADS = 4
@@ -33,6 +36,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     write(root / "one" / "x.jpg.json", b'{"tags": ["sea"], "notes": "benchmark"}')
     items = synthetic(100_000)
     (root / "_rollup.json").write_bytes(encode_rollup(items, "2026-01-01T00:00:00Z"))
+    # Their folders' manifests (the images themselves are not needed to answer a search).
+    albums: dict[str, list[ItemEntry]] = {}
+    for item in items:
+        folder, name = item.path.rsplit("/", 1)
+        entry = ItemEntry(name, "image/jpeg", 64, 48, 1234, 1.7e9, False, bool(item.tags), "")
+        albums.setdefault(folder, []).append(entry)
+    for folder, entries in albums.items():
+        for page in paginate(folder, entries, [], Settings().page_size):
+            write(
+                root / folder / index_name(page.page if page.page_count > 1 else None),
+                page.encode(),
+            )
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -53,6 +68,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 time.sleep(0.1)
         with httpx.Client(base_url=url, timeout=60) as http:
             http.get("/folders", params={"path": "big"})  # builds the manifest once
+            http.get("/folders", params={"path": "one"})  # a client lists before its thumbs
             http.get("/thumb", params={"path": "one/x.jpg", "wait": "10"})
             http.get("/search", params={"q": "warm"})
             for name, route, params in CASES:

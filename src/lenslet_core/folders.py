@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import math
 import time
 from collections.abc import Mapping
 
@@ -32,6 +33,12 @@ class _Cached:
     manifest: Manifest
     checked: float
     built: bool  # by this process's rebuild (not read from storage)
+    _names: dict[str, ItemEntry] | None = None
+
+    def item(self, name: str) -> ItemEntry | None:
+        if self._names is None:
+            self._names = {item.name: item for item in self.manifest.items}
+        return self._names.get(name)
 
 
 def _page_of(folder: str, pages: list[Manifest], page: int) -> Manifest:
@@ -67,13 +74,20 @@ class FolderPages:
         self.served = 0
         self.rebuilt = 0
 
-    def cached_item(self, folder: str, name: str) -> ItemEntry | None:
-        """An image's entry in the pages this process holds for its folder (no I/O)."""
-        for (path, _), cached in self._pages.items():
-            if path == folder:
-                for item in cached.manifest.items:
-                    if item.name == name:
-                        return item
+    def cached_item(self, folder: str, name: str, *, within: float = math.inf) -> ItemEntry | None:
+        """An image's entry in the pages this process holds for its folder (no I/O), from
+        pages checked against storage ``within`` seconds."""
+        first = self._pages.get((folder, 0))
+        if first is None:
+            return None
+        now = time.monotonic()
+        for number in range(first.manifest.page_count):
+            cached = self._pages.get((folder, number))
+            if cached is None or now - cached.checked >= within:
+                continue
+            found = cached.item(name)
+            if found is not None:
+                return found
         return None
 
     def clear(self) -> None:

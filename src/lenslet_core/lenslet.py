@@ -56,6 +56,9 @@ __all__ = ["Item", "Lenslet", "Original", "Pending", "Thumbnail"]
 
 #: Seconds between two writes of ``_rollup.json`` while edits keep coming.
 _ROLLUP_EVERY = 1.0
+#: Seconds a folder page read from storage vouches for its images (to thumbnails: no stat
+#: each; to search results: their entries, with no manifest read each).
+_LISTED_RECENTLY = 60.0
 #: Edits a search serves on top of its index before it must build a new one itself (the
 #: rollup job builds one in the background after far fewer).
 _SEARCH_OVERLAY_MAX = 20_000
@@ -359,7 +362,11 @@ class Lenslet:
         """An image's thumbnail. A missing one is made by a job at the highest priority and
         awaited up to ``wait`` seconds; :class:`Pending` when the queue is too busy for that."""
         image = paths.item_path(path)
-        await self._image_file(image)  # a missing image is a 404 (its thumbnail an orphan)
+        if self._folders.cached_item(*paths.split(image), within=_LISTED_RECENTLY) is None:
+            # A missing image is a 404 (its thumbnail an orphan). A folder page read lately
+            # already says the image is there: a client showing a folder's thumbnails costs
+            # one read each, not a read and a stat.
+            await self._image_file(image)
         try:
             found = _thumbnail(image, await self.thumbs.read(image))
         except NotFound:
@@ -489,26 +496,36 @@ class Lenslet:
 
     async def entries(self, images: Sequence[str]) -> dict[str, ItemEntry]:
         """The manifest entries (size, w, h, hasThumb, …) of images, by path, from their
-        folders' manifests (served like :meth:`folder`); images a manifest does not list are
-        left out."""
+        folders' manifests: pages read lately are used as they are, others are read like
+        :meth:`folder` (folders concurrently). Images a manifest does not list are left out."""
         wanted: dict[str, set[str]] = {}
+        found: dict[str, ItemEntry] = {}
         for image in images:
             folder, name = paths.split(image)
-            wanted.setdefault(folder, set()).add(name)
-        found: dict[str, ItemEntry] = {}
-        for folder, names in wanted.items():
+            listed = self._folders.cached_item(folder, name, within=_LISTED_RECENTLY)
+            if listed is not None:
+                found[image] = listed
+            else:
+                wanted.setdefault(folder, set()).add(name)
+
+        async def look(folder: str, names: set[str]) -> None:
             page, count = 0, 1
             while page < count and names:
                 try:
                     manifest = await self.folder(folder, page)
                 except LensletError:
-                    break  # a folder gone or unreadable since the rollup was written
+                    return  # a folder gone or unreadable since the rollup was written
                 count = manifest.page_count
-                for item in manifest.items:
-                    if item.name in names:
-                        found[paths.join(folder, item.name)] = item
-                        names.discard(item.name)
+                for name in list(names):
+                    listed = self._folders.cached_item(folder, name)
+                    if listed is not None:
+                        found[paths.join(folder, name)] = listed
+                        names.discard(name)
                 page += 1
+
+        async with anyio.create_task_group() as tg:
+            for folder, names in wanted.items():
+                tg.start_soon(look, folder, names)
         return found
 
     async def stored_health(self) -> dict[str, Any] | None:

@@ -121,6 +121,17 @@ async def test_delete_removes_an_image_with_its_files(gallery: Path) -> None:
     assert not (gallery / "a" / "x.jpg.thumbnail").exists()
 
 
+async def test_a_listed_image_deleted_through_the_api_has_no_thumbnail(gallery: Path) -> None:
+    write(gallery / "a" / "x.jpg", jpeg_bytes())
+    async with client(gallery) as http:
+        await http.get("/folders", params={"path": "a"})  # the listing vouches for x.jpg ...
+        made = await http.get("/thumb", params={"path": "a/x.jpg", "wait": "5"})
+        assert made.status_code == 200
+        await http.post("/delete", json={"paths": ["a/x.jpg"]})
+        gone = await http.get("/thumb", params={"path": "a/x.jpg"})  # ... until it changes
+        assert gone.status_code == 404
+
+
 async def test_a_read_only_server_refuses_every_change(gallery: Path) -> None:
     write(gallery / "a" / "x.jpg", jpeg_bytes())
     async with client(gallery, Settings(readonly=True)) as http:
