@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from . import paths
+from . import paths, s3
 from .errors import (
     DocumentError,
     ImageError,
@@ -112,6 +112,20 @@ class Pending:
     retry_after: float
 
 
+def _storage_options(
+    url: str, settings: Settings, given: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """fsspec options for a root: the S3 settings for ``s3://`` URLs, under what was given."""
+    options: dict[str, Any] = {}
+    if url.startswith(("s3://", "s3a://")):
+        options = s3.storage_options(
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+            profile=settings.s3_profile,
+        )
+    return {**options, **(given or {})}
+
+
 def _thumbnail(image: str, data: bytes) -> Thumbnail:
     return Thumbnail(image, data, content_etag(data))
 
@@ -145,7 +159,7 @@ class Lenslet:
                 io_concurrency=self.settings.io_concurrency,
                 readonly=self.settings.readonly,
                 observer=observer,
-                storage_options=storage_options,
+                storage_options=_storage_options(root, self.settings, storage_options),
             )
         self.imaging = Imaging(
             max_pixels=self.settings.max_pixels,
@@ -176,7 +190,7 @@ class Lenslet:
         self._rollup_saved = 0.0
 
     async def __aenter__(self) -> Lenslet:
-        await self.storage.info("")  # fail now, clearly, when the root is not reachable
+        await self.storage.check_root()  # fail now, clearly, when the root is not usable
         engine = LocalEngine(
             {
                 "thumbnail": self._thumbnail_job,

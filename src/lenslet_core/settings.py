@@ -52,6 +52,12 @@ class Settings:
     queue_size: int = 10_000
     #: Attempts of a job that failed on a transient storage error, before it counts as failed.
     job_attempts: int = 3
+    #: S3 (``s3://bucket/prefix`` roots and pointer targets): an S3-compatible endpoint such as
+    #: ``http://127.0.0.1:9000``, the region, and an AWS profile. Credentials come from the
+    #: standard chain: environment, config files, instance role.
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_profile: str | None = None
 
     def __post_init__(self) -> None:
         names = ["page_size", "max_pixels", "max_file_bytes", "thumb_size", "queue_size"]

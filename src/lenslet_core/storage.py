@@ -39,6 +39,7 @@ from .errors import (
     StorageError,
 )
 from .hashing import content_etag
+from .s3 import S3Objects, is_s3, s3_error
 
 __all__ = ["Entry", "Observer", "Storage"]
 
@@ -105,6 +106,7 @@ class Storage:
         self.readonly = readonly
         self.observer = observer
         self._local = isinstance(fs, LocalFileSystem)
+        self._s3 = S3Objects(fs) if is_s3(fs) else None
         self._memory_lock = threading.Lock()
         if io_concurrency is None:
             io_concurrency = _usable_cores() if self._local else REMOTE_IO_CONCURRENCY
@@ -117,6 +119,8 @@ class Storage:
             self.root = real
         else:
             self.root = root.rstrip("/") or "/"
+        #: Named in error messages: which bucket at which endpoint (S3), else the root.
+        self.where = self._s3.where(self.root) if self._s3 is not None else self.url
 
     @classmethod
     def open(
@@ -155,6 +159,15 @@ class Storage:
 
     # -- the async API -------------------------------------------------------------------------
 
+    async def check_root(self) -> None:
+        """Fail now, clearly, when the root cannot be used: a local folder that is not there;
+        a bucket that does not exist, refuses these credentials or cannot be reached (one HEAD
+        on the bucket: an S3 prefix with nothing in it yet is a fine, empty gallery)."""
+        if self._s3 is not None:
+            await self._run("info", "", self._s3.check_bucket, self.root)
+        else:
+            await self.info("")
+
     async def list(self, path: str) -> list[Entry]:
         """The children of a folder, with kinds, sizes and mtimes, in one backend call."""
         return await self._run("list", path, self._list_sync, path)
@@ -179,7 +192,7 @@ class Storage:
             return entries, dict(zip(names, datas, strict=True))
 
         def list_and_read() -> tuple[builtins.list[Entry], dict[str, bytes | LensletError]]:
-            with translate(path):
+            with translate(path, self.where):
                 entries = self._list_sync(path)
             names = pick(entries)
             return entries, {n: self._read_or_error(paths.join(path, n)) for n in names}
@@ -242,7 +255,10 @@ class Storage:
         )
 
     async def read_versioned(self, path: str) -> tuple[bytes, str]:
-        """The bytes of a small document and the validator a conditional write expects."""
+        """The bytes of a small document and the validator a conditional write expects (on S3
+        the object's ETag, from the same GET)."""
+        if self._s3 is not None:
+            return await self._run("read", path, self._s3.get, self._full(path))
         data = await self.read(path)
         return data, content_etag(data)
 
@@ -273,7 +289,11 @@ class Storage:
         await self._run("write", target, self._move_sync, source, target)
 
     async def delete(self, path: str, *, missing_ok: bool = True) -> None:
+        """Delete a file. An object store deletes a missing key without a word, so there
+        ``missing_ok=False`` costs a HEAD first."""
         self.check_writable(path)
+        if not missing_ok and not self._local:
+            await self.info(path)
         try:
             await self._run("delete", path, self._delete_sync, path)
         except NotFound:
@@ -284,7 +304,7 @@ class Storage:
 
     async def _run(self, op: str, path: str, func: Callable[..., T], *args: Any) -> T:
         self._observe(op, [path])
-        with translate(path):
+        with translate(path, self.where):
             return await anyio.to_thread.run_sync(func, *args, limiter=self._limiter)
 
     def _observe(self, op: str, paths: Sequence[str]) -> None:
@@ -296,7 +316,7 @@ class Storage:
         """A blocking read whose failure is returned, for batches where one bad file must not
         sink the others."""
         try:
-            with translate(path):
+            with translate(path, self.where):
                 return self._read_sync(path)
         except LensletError as exc:
             return exc
@@ -447,6 +467,8 @@ class Storage:
 
     def _write_if_sync(self, path: str, data: bytes, expected: str | None) -> str:
         full = self._full(path, write=True)
+        if self._s3 is not None:
+            return self._s3.put_if(full, data, expected)
         with self._exclusive(full):
             try:
                 current: str | None = content_etag(self._read_sync(path))
@@ -484,6 +506,9 @@ class Storage:
 
     def _create_sync(self, path: str, data: bytes) -> None:
         full = self._full(path, write=True)
+        if self._s3 is not None:
+            self._s3.create(full, data)  # one conditional PUT
+            return
         if not self._local:
             if self.fs.exists(full):
                 raise FileExistsError(errno.EEXIST, "exists", full)
@@ -567,27 +592,41 @@ def _reason(exc: OSError) -> str:
 
 
 @contextlib.contextmanager
-def translate(path: str) -> Iterator[None]:
-    """Turn a backend's exception into lenslet's tree (the only place that does)."""
+def translate(path: str, where: str = "") -> Iterator[None]:
+    """Turn a backend's exception into lenslet's tree (the only place that does); ``where``
+    (the bucket and endpoint, or the root) goes into messages that need it."""
     try:
         yield
     except LensletError:
         raise
-    except FileNotFoundError as exc:
-        raise NotFound(f"{path or '/'!r} does not exist", path=path) from exc
-    except FileExistsError as exc:
-        raise AlreadyExists(f"{path or '/'!r} already exists", path=path) from exc
-    except NotADirectoryError as exc:
-        raise NotFound(f"{path or '/'!r} is not a folder", path=path) from exc
-    except IsADirectoryError as exc:
-        raise NotFound(f"{path or '/'!r} is a folder, not a file", path=path) from exc
-    except PermissionError as exc:
-        raise PermissionDenied(f"the storage refused access to {path or '/'!r}", path=path) from exc
-    except OSError as exc:
+    except Exception as exc:
+        mapped = _translated(exc, path, where)
+        if mapped is None:
+            raise
+        raise mapped from exc
+
+
+def _translated(exc: Exception, path: str, where: str) -> LensletError | None:
+    shown = path or "/"
+    known = s3_error(exc, path, where or "storage")
+    if known is not None:
+        return known
+    if isinstance(exc, FileNotFoundError):
+        return NotFound(f"{shown!r} does not exist", path=path)
+    if isinstance(exc, FileExistsError):
+        return AlreadyExists(f"{shown!r} already exists", path=path)
+    if isinstance(exc, NotADirectoryError):
+        return NotFound(f"{shown!r} is not a folder", path=path)
+    if isinstance(exc, IsADirectoryError):
+        return NotFound(f"{shown!r} is a folder, not a file", path=path)
+    if isinstance(exc, PermissionError):
+        return PermissionDenied(f"the storage refused access to {shown!r}", path=path)
+    if isinstance(exc, OSError):
         if exc.errno == errno.EROFS:
-            raise ReadOnly(f"{path or '/'!r} is on a read-only file system", path=path) from exc
+            return ReadOnly(f"{shown!r} is on a read-only file system", path=path)
         if exc.errno in (errno.ELOOP, errno.ENAMETOOLONG):
-            raise InvalidPath(f"{path!r}: {_reason(exc)}", path=path) from exc
-        raise StorageError(f"storage failed on {path or '/'!r}: {exc}", path=path) from exc
-    except (ValueError, TypeError, KeyError) as exc:
-        raise StorageError(f"storage failed on {path or '/'!r}: {exc}", path=path) from exc
+            return InvalidPath(f"{path!r}: {_reason(exc)}", path=path)
+        return StorageError(f"storage failed on {shown!r}: {exc}", path=path)
+    if isinstance(exc, (ValueError, TypeError, KeyError)):
+        return StorageError(f"storage failed on {shown!r}: {exc}", path=path)
+    return None

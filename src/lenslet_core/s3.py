@@ -1,0 +1,180 @@
+"""What lenslet needs of S3 beyond fsspec's file API: conditional writes, the object's ETag
+as the version of a document, a root check that says what is wrong, and S3's errors in words
+a user can act on.
+
+s3fs (the ``s3`` extra) is the client; this module only adds requests fsspec has no word
+for, through s3fs's own botocore client (so its credentials, retries and endpoint apply), and
+is imported only for ``s3://`` roots. Its blocking methods run in the storage seam's worker
+threads like every other storage call.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import (
+    LensletError,
+    NotFound,
+    PermissionDenied,
+    PreconditionFailed,
+    StorageError,
+)
+
+__all__ = ["S3Objects", "error_code", "is_s3", "s3_error", "storage_options"]
+
+#: Attempts botocore makes on throttling (SlowDown, 503) and 5xx answers, with backoff.
+RETRY_ATTEMPTS = 6
+_PRECONDITION = ("PreconditionFailed", "ConditionalRequestConflict")
+
+
+def is_s3(fs: Any) -> bool:
+    protocol = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
+    return "s3" in protocol or "s3a" in protocol
+
+
+def storage_options(
+    *,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    profile: str | None = None,
+) -> dict[str, Any]:
+    """s3fs options for a root: an S3-compatible endpoint, a region and an AWS profile; the
+    credentials come from the standard chain (environment, config files, instance role)."""
+    options: dict[str, Any] = {
+        "config_kwargs": {"retries": {"max_attempts": RETRY_ATTEMPTS, "mode": "standard"}},
+    }
+    client: dict[str, Any] = {}
+    if endpoint_url:
+        options["endpoint_url"] = endpoint_url
+    if region:
+        client["region_name"] = region
+    if client:
+        options["client_kwargs"] = client
+    if profile:
+        options["profile"] = profile
+    return options
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The S3 error code (``AccessDenied``, ``NoSuchBucket``, …) behind an exception, whether
+    botocore's own or the OSError s3fs made of it."""
+    for candidate in (exc, exc.__cause__):
+        response = getattr(candidate, "response", None)
+        if isinstance(response, Mapping):
+            code = response.get("Error", {}).get("Code")
+            return str(code) if code is not None else None
+    return None
+
+
+def s3_error(exc: BaseException, path: str, where: str) -> LensletError | None:
+    """lenslet's error for an S3 failure (``None``: not one this module knows); ``where`` names
+    the bucket and endpoint, so the message says what to check."""
+    code = error_code(exc)
+    name = type(exc).__name__
+    shown = path or "/"
+    if code in _PRECONDITION:
+        return PreconditionFailed(f"{shown!r} changed since it was read", path=path)
+    if code == "NoSuchBucket":
+        return NotFound(
+            f"{where}: the bucket does not exist (check the bucket name, --endpoint-url and "
+            "--region)",
+            path=path,
+        )
+    if code in ("AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+        return PermissionDenied(
+            f"{where}: access to {shown!r} denied ({code}; check the credentials — "
+            "AWS_PROFILE or --profile, AWS_ACCESS_KEY_ID — and the bucket's policy)",
+            path=path,
+        )
+    if name in ("NoCredentialsError", "PartialCredentialsError", "ProfileNotFound"):
+        return PermissionDenied(
+            f"{where}: no usable AWS credentials ({exc}); set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, a profile (AWS_PROFILE or --profile), or run where an "
+            "instance role is available",
+            path=path,
+        )
+    if name in ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError"):
+        return StorageError(
+            f"{where}: cannot reach the S3 endpoint ({exc}); check --endpoint-url and the network",
+            path=path,
+        )
+    if name == "InvalidEndpointError" or (isinstance(exc, ValueError) and "endpoint" in str(exc)):
+        return StorageError(f"{where}: {exc} (check --endpoint-url)", path=path)
+    return None
+
+
+class S3Objects:
+    """Requests on one bucket's objects that fsspec does not offer, made through the s3fs
+    filesystem's client. Paths are full ``bucket/key`` paths, as s3fs spells them."""
+
+    def __init__(self, fs: Any) -> None:
+        self.fs = fs
+
+    def where(self, full: str) -> str:
+        bucket = full.split("/", 1)[0]
+        endpoint = getattr(self.fs, "endpoint_url", None) or self.fs.client_kwargs.get(
+            "endpoint_url"
+        )
+        return f"s3://{bucket}" + (f" at {endpoint}" if endpoint else "")
+
+    def _call(self, method: str, **kwargs: Any) -> Any:
+        from fsspec.asyn import sync
+
+        return sync(self.fs.loop, self.fs._call_s3, method, **kwargs)
+
+    def _split(self, full: str) -> tuple[str, str]:
+        bucket, key, _ = self.fs.split_path(full)
+        return bucket, key
+
+    def check_bucket(self, full: str) -> None:
+        """One HEAD on the bucket: reachable, existing and allowed, or an error that says
+        which of these is not so."""
+        bucket, _ = self._split(full)
+        try:
+            self._call("head_bucket", Bucket=bucket)
+        except FileNotFoundError as exc:
+            raise NotFound(
+                f"{self.where(full)}: the bucket does not exist (check the bucket name, "
+                "--endpoint-url and --region)",
+                path="",
+            ) from exc
+
+    def get(self, full: str) -> tuple[bytes, str]:
+        """An object's bytes and its ETag, in one GET."""
+        bucket, key = self._split(full)
+        answer = self._call("get_object", Bucket=bucket, Key=key)
+        from fsspec.asyn import sync
+
+        body = answer["Body"]
+        try:
+            data: bytes = sync(self.fs.loop, body.read)
+        finally:
+            body.close()
+        return data, str(answer["ETag"]).strip('"')
+
+    def put_if(self, full: str, data: bytes, expected: str | None) -> str:
+        """PUT only if the stored object's ETag is ``expected`` (``None``: only if there is no
+        object); returns the new ETag. S3 checks the condition and writes in one step."""
+        bucket, key = self._split(full)
+        condition = {"IfMatch": f'"{expected}"'} if expected else {"IfNoneMatch": "*"}
+        try:
+            answer = self._call("put_object", Bucket=bucket, Key=key, Body=data, **condition)
+        except FileExistsError as exc:  # s3fs's word for a failed If-None-Match
+            raise PreconditionFailed(f"{full!r} was created meanwhile", path=full) from exc
+        except FileNotFoundError as exc:  # If-Match on an object deleted meanwhile
+            raise PreconditionFailed(f"{full!r} was deleted meanwhile", path=full) from exc
+        except OSError as exc:
+            if error_code(exc) in _PRECONDITION:
+                raise PreconditionFailed(f"{full!r} changed since it was read", path=full) from exc
+            raise
+        self.fs.invalidate_cache(full)
+        return str(answer["ETag"]).strip('"')
+
+    def create(self, full: str, data: bytes) -> None:
+        """PUT only where there is no object yet (``FileExistsError`` otherwise)."""
+        try:
+            self.put_if(full, data, None)
+        except PreconditionFailed as exc:
+            raise FileExistsError(errno.EEXIST, "exists", full) from exc

@@ -1,0 +1,61 @@
+"""A real S3 API server on loopback for the tests: moto's S3 in its own process, with a log of
+the requests that reach it, so tests count what lenslet really asks of S3.
+
+    python -m tests.s3server PORT
+
+``GET /_requests`` answers the log as JSON (``[[method, path, query], ...]``) and
+``DELETE /_requests`` empties it; everything else is S3.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import orjson
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server
+
+LOG_PATH = "/_requests"
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+
+
+class Logged:
+    """A WSGI app that records each request before S3 answers it."""
+
+    def __init__(self, app: Callable[[Environ, StartResponse], Iterable[bytes]]) -> None:
+        self.app = app
+        self.log: list[tuple[str, str, str]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
+        if path == LOG_PATH:
+            with self.lock:
+                body = orjson.dumps(self.log)
+                if method == "DELETE":
+                    self.log.clear()
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [body]
+        with self.lock:
+            self.log.append((method, path, environ.get("QUERY_STRING", "")))
+        return self.app(environ, start_response)
+
+
+def main(port: int) -> None:
+    app = Logged(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
+    print(f"s3 server on 127.0.0.1:{server.server_address[1]}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
