@@ -13,6 +13,7 @@ import collections
 import contextlib
 import dataclasses
 import itertools
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
@@ -178,6 +179,9 @@ class Lenslet:
         self.counts: collections.Counter[str] = collections.Counter()
         #: From a new image's arrival to its folder's manifest (with its thumbnail) written.
         self.arrival_lag = Timings(SLA_BUCKETS)
+        #: Folders where this process wrote a sidecar its manifest may not show yet (``hasMeta``
+        #: is not trusted there), with when: an index of the folder begun later clears it.
+        self._sidecars_written: dict[str, float] = {}
         self.rollup = Rollup(self.storage)
         self.health = Health()
         self._state_lock = anyio.Lock()
@@ -230,25 +234,36 @@ class Lenslet:
     # -- items ---------------------------------------------------------------------------------
 
     async def item(self, path: str) -> Item:
-        """An image's sidecar, with its EXIF basics filled in from the image when missing."""
+        """An image's sidecar, with its EXIF basics filled in from the image when missing.
+
+        A folder page read within ``manifest_ttl`` answers what it can: that the image is
+        there (no stat), its size, and whether it has a sidecar at all (``hasMeta``; not after
+        this process wrote one the manifest does not show yet). On S3 an image without a
+        sidecar then costs one GET, for its EXIF basics."""
         image = paths.item_path(path)
-        stored = await read_sidecar(self.storage, image)
+        folder, name = paths.split(image)
+        listed = self._folders.cached_item(folder, name, within=self.settings.manifest_ttl)
+        if listed is not None and not listed.hasMeta and folder not in self._sidecars_written:
+            stored = None
+        else:
+            stored = await read_sidecar(self.storage, image)
         if stored is None:
-            basics, digest = await self._basics(image)
+            basics, digest = await self._basics(image, listed)
             return Item(image, Sidecar(exif=basics.to_json(), hash=digest), ABSENT_ETAG, False)
         sidecar, etag = stored
         if sidecar.exif is None:
             try:
-                basics, digest = await self._basics(image)
+                basics, digest = await self._basics(image, listed)
             except ImageError:
                 # The image cannot give its basics (too large, corrupt): its tags and notes
                 # are still the user's, so they are served without them.
-                await self._image_file(image)
+                if listed is None:
+                    await self._image_file(image)
             else:
                 sidecar = dataclasses.replace(
                     sidecar, exif=basics.to_json(), hash=sidecar.hash or digest
                 )
-        else:
+        elif listed is None:
             await self._image_file(image)  # an orphan sidecar is not an item
         return Item(image, sidecar, etag, True)
 
@@ -258,18 +273,19 @@ class Lenslet:
             raise NotFound(f"{image!r} is not an image file", path=image)
         return entry
 
-    async def _read_image(self, image: str) -> bytes:
-        """An image's bytes, if it is a file the settings let lenslet read whole."""
-        entry = await self._image_file(image)
-        if entry.size > self.settings.max_file_bytes:
+    async def _read_image(self, image: str, listed: ItemEntry | None = None) -> bytes:
+        """An image's bytes, if it is a file the settings let lenslet read whole (``listed``:
+        its entry in a folder page read lately, which saves asking storage for its size)."""
+        size = listed.size if listed is not None else (await self._image_file(image)).size
+        if size > self.settings.max_file_bytes:
             raise ImageTooLarge(
-                f"{entry.size:,} bytes is above max_file_bytes {self.settings.max_file_bytes:,}",
+                f"{size:,} bytes is above max_file_bytes {self.settings.max_file_bytes:,}",
                 path=image,
             )
         return await self.storage.read(image)
 
-    async def _basics(self, image: str) -> tuple[Exif, str]:
-        data = await self._read_image(image)
+    async def _basics(self, image: str, listed: ItemEntry | None = None) -> tuple[Exif, str]:
+        data = await self._read_image(image, listed)
         result = await self.imaging.analyze(data)
         info = result.probe
         return Exif(info.width, info.height, info.created_at), result.hash
@@ -289,16 +305,18 @@ class Lenslet:
         await self._image_file(image)  # no sidecar for an image that does not exist
         if updated_by is not None:
             body = {**body, "updatedBy": updated_by}
+        folder = paths.parent(image)
+        self._sidecars_written[folder] = time.monotonic()  # before: a manifest may lag it
         async with self._writes(image):
             sidecar, etag = await update_sidecar(
                 self.storage, image, body, if_match=if_match, writer=self.settings.writer
             )
         await self._load_state()
-        folder, name = paths.split(image)
+        name = paths.split(image)[1]
         self.rollup.edit(RollupItem(image, name, sidecar.tags, sidecar.notes))
         listed = self._folders.cached_item(folder, name)
-        if listed is not None and not listed.hasMeta:
-            # A first sidecar: the manifest's hasMeta catches up in the background.
+        if listed is None or not listed.hasMeta:
+            # Perhaps a first sidecar: the manifest's hasMeta catches up in the background.
             await self._submit_quietly(Job("index", self.storage.url, folder))
         await self._submit_quietly(Job("rollup", self.storage.url))
         return Item(image, sidecar, etag, True)
@@ -419,11 +437,14 @@ class Lenslet:
             await self.jobs.submit(job, wait_for_room=False)
 
     async def _index_job(self, job: Job) -> IndexReport | None:
+        began = time.monotonic()
         try:
             report = await self._index(job.path, recursive=False, save=False)
         except NotFound:
             self._forget(job.path)  # the folder is gone: so is what was known of it
             return None
+        if self._sidecars_written.get(job.path, math.inf) < began:
+            del self._sidecars_written[job.path]
         now = time.time()
         for arrived in report.arrivals:
             self.arrival_lag.observe(now - arrived)

@@ -10,9 +10,10 @@ threads like every other storage call.
 
 from __future__ import annotations
 
+import asyncio
 import errno
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Coroutine, Mapping
+from typing import Any, TypeVar
 
 from .errors import (
     LensletError,
@@ -23,6 +24,8 @@ from .errors import (
 )
 
 __all__ = ["S3Objects", "error_code", "is_s3", "s3_error", "storage_options"]
+
+T = TypeVar("T")
 
 #: Attempts botocore makes on throttling (SlowDown, 503) and 5xx answers, with backoff.
 RETRY_ATTEMPTS = 6
@@ -119,10 +122,12 @@ class S3Objects:
         )
         return f"s3://{bucket}" + (f" at {endpoint}" if endpoint else "")
 
-    def _call(self, method: str, **kwargs: Any) -> Any:
-        from fsspec.asyn import sync
+    def _wait(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run one of s3fs's coroutines on its event loop thread, from a worker thread."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.fs.loop).result()
 
-        return sync(self.fs.loop, self.fs._call_s3, method, **kwargs)
+    def _call(self, method: str, **kwargs: Any) -> Any:
+        return self._wait(self.fs._call_s3(method, **kwargs))
 
     def _split(self, full: str) -> tuple[str, str]:
         bucket, key, _ = self.fs.split_path(full)
@@ -145,11 +150,9 @@ class S3Objects:
         """An object's bytes and its ETag, in one GET."""
         bucket, key = self._split(full)
         answer = self._call("get_object", Bucket=bucket, Key=key)
-        from fsspec.asyn import sync
-
         body = answer["Body"]
         try:
-            data: bytes = sync(self.fs.loop, body.read)
+            data: bytes = self._wait(body.read())
         finally:
             body.close()
         return data, str(answer["ETag"]).strip('"')

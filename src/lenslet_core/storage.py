@@ -442,6 +442,8 @@ class Storage:
         if self._local:
             with os.fdopen(_open_regular(full, path), "rb") as f:
                 return f.read()
+        if self._s3 is not None:
+            return self._s3.get(full)[0]  # one GET (s3fs's cat_file may HEAD first for the size)
         data: bytes = self.fs.cat_file(full)
         return data
 
