@@ -1,0 +1,180 @@
+"""S3 roots end to end, against a real S3 API server on loopback (``tests/s3server.py``), and
+the request budget: each test counts the requests that reach the server."""
+
+from __future__ import annotations
+
+import collections
+
+import anyio
+import pytest
+
+from lenslet_core import Lenslet, NotFound, PermissionDenied, Settings
+from tests.conftest import S3
+from tests.imagegen import jpeg_bytes, png_bytes
+
+pytestmark = pytest.mark.anyio
+
+
+def kinds(requests: list[tuple[str, str, str]], under: str) -> collections.Counter[str]:
+    """Requests on keys under ``under`` (a bucket/prefix path), by kind: LIST, GET, HEAD,
+    PUT and DELETE, with what they touched (image, thumbnail, sidecar, manifest)."""
+    counted: collections.Counter[str] = collections.Counter()
+    for method, path, query in requests:
+        if method == "GET" and "list-type" in query:
+            if f"prefix={under.split('/', 1)[1]}/&" in query.replace("%2F", "/"):
+                # A listing's further pages (1,000 keys each) carry a continuation token.
+                counted["LIST more" if "continuation-token" in query else "LIST"] += 1
+            continue
+        if not path.startswith(f"/{under}/"):
+            continue
+        name = path.rsplit("/", 1)[-1]
+        what = (
+            "thumbnail"
+            if name.endswith(".thumbnail")
+            else "manifest"
+            if name.startswith("_index")
+            else "sidecar"
+            if name.endswith(".json")
+            else "image"
+        )
+        counted[f"{method} {what}"] += 1
+    return counted
+
+
+def album(s3: S3, count: int, folder: str = "gallery/album") -> None:
+    small = jpeg_bytes(48, 36)
+    for n in range(count):
+        s3.put(f"{folder}/IMG_{n:04d}.jpg", jpeg_bytes(48, 36, seed=n) if n < 3 else small)
+
+
+async def test_first_index_of_a_1000_image_folder_stays_in_budget(s3: S3) -> None:
+    album(s3, 1000)
+    s3.reset()
+    async with Lenslet(s3.url(), s3.settings) as lens:
+        report = await lens.index()
+    assert report.items == 1000 and report.ok, report.skipped
+    counted = kinds(s3.requests(), f"{s3.bucket}/gallery/album")
+    assert counted["LIST"] == 1, counted
+    assert counted["GET image"] == 1000
+    assert counted["PUT thumbnail"] == 1000
+    assert counted["PUT manifest"] == 1
+    assert counted["HEAD image"] == counted["HEAD thumbnail"] == 0, counted
+    assert set(counted) <= {"LIST", "LIST more", "GET image", "PUT thumbnail", "PUT manifest"}
+    assert len(s3.keys("gallery/album/")) == 2001  # images, thumbnails, manifest
+
+    s3.reset()
+    async with Lenslet(s3.url(), s3.settings) as lens:
+        again = await lens.index()
+    assert again.items == 1000 and again.analyzed == 0
+    counted = kinds(s3.requests(), f"{s3.bucket}/gallery/album")
+    assert counted["LIST"] == 1, counted
+    assert counted["LIST more"] == 2  # 2,001 keys now: images, thumbnails, manifest
+    assert counted["GET image"] == 0
+    assert counted["PUT manifest"] == counted["PUT thumbnail"] == 0, counted
+    assert counted["GET manifest"] == 1  # read to reuse, not written again
+
+
+async def test_folders_from_a_fresh_manifest_cost_one_get_then_none(s3: S3) -> None:
+    album(s3, 30)
+    async with Lenslet(s3.url(), s3.settings) as lens:
+        await lens.index()
+    async with Lenslet(s3.url(), s3.settings) as lens:
+        s3.reset()
+        first = await lens.folder("album")
+        assert len(first.items) == 30
+        counted = kinds(s3.requests(), f"{s3.bucket}/gallery/album")
+        assert counted == {"GET manifest": 1}, counted
+        s3.reset()
+        await lens.folder("album")  # cached and still within manifest_ttl
+        assert s3.requests() == []
+
+
+async def test_item_without_sidecar_costs_one_request_past_the_manifest(s3: S3) -> None:
+    album(s3, 5)
+    async with Lenslet(s3.url(), s3.settings) as lens:
+        await lens.index()
+        await lens.folder("album")
+        s3.reset()
+        item = await lens.item("album/IMG_0001.jpg")
+        assert item.to_json()["exif"]["width"] == 48
+        assert not item.exists
+        assert len(s3.requests()) <= 1, s3.requests()
+        # Once a sidecar is written here, the manifest's hasMeta is not trusted until it
+        # shows it: the tag is there on the next read.
+        await lens.update_item("album/IMG_0001.jpg", {"tags": ["sea"]})
+        assert (await lens.item("album/IMG_0001.jpg")).sidecar.tags == ("sea",)
+
+
+async def test_everything_a_local_root_does_works_on_s3(s3: S3) -> None:
+    s3.put("gallery/trip/beach.jpg", jpeg_bytes(640, 480, seed=1))
+    s3.put("gallery/trip/dunes.png", png_bytes(300, 200))
+    s3.put("gallery/trip/notes.txt", b"not an image")
+    async with Lenslet(s3.url(), s3.settings) as lens:
+        report = await lens.index()
+        assert report.items == 2
+        page = await lens.folder("trip")
+        assert [(i.name, i.hasThumb) for i in page.items] == [
+            ("beach.jpg", True),
+            ("dunes.png", True),
+        ]
+        thumb = await lens.thumbnail("trip/beach.jpg")
+        assert thumb.data[8:12] == b"WEBP"  # type: ignore[union-attr]
+        item = await lens.update_item("trip/beach.jpg", {"tags": ["sea"], "star": 4})
+        assert item.sidecar.tags == ("sea",)
+        assert s3.get("gallery/trip/beach.jpg.json").startswith(b"{")
+        original = await lens.original("trip/beach.jpg")
+        assert (await lens.read_original(original.path, 0, 4))[:3] == b"\xff\xd8\xff"
+        await anyio.sleep(1.2)  # the rollup job coalesces writes for a second
+        found = await lens.search("sea")
+        assert [i.path for i in found] == ["trip/beach.jpg"]
+        path = await lens.upload("inbox", "new.jpg", jpeg_bytes(20, 20, seed=5))
+        assert path == "inbox/new.jpg"
+        moved = await lens.move("inbox/new.jpg", "trip/new.jpg")
+        assert moved == "trip/new.jpg"
+        assert await lens.delete(["trip/new.jpg"]) == ["trip/new.jpg"]
+        health = await lens.health_report()
+        assert health["counts"]["items"] >= 2
+    keys = s3.keys("gallery/")
+    assert "gallery/trip/beach.jpg.thumbnail" in keys
+    assert "gallery/_rollup.json" in keys and "gallery/_health.json" in keys
+    assert not [k for k in keys if "new.jpg" in k]
+
+
+async def test_two_servers_writing_one_sidecar_lose_no_tag(s3: S3) -> None:
+    s3.put("gallery/a.jpg", jpeg_bytes(32, 32))
+    # Two facades, each with its own S3 client: as two servers on one bucket.
+    one = Lenslet(s3.url(), s3.settings, storage_options={"skip_instance_cache": True})
+    two = Lenslet(s3.url(), s3.settings, storage_options={"skip_instance_cache": True})
+    async with one, two:
+
+        async def tag(lens: Lenslet, n: int) -> None:
+            await lens.update_item("a.jpg", {"tags": [f"t{n}"]})
+
+        async with anyio.create_task_group() as tg:
+            for n in range(20):
+                tg.start_soon(tag, one if n % 2 else two, n)
+        final = await one.item("a.jpg")
+    assert set(final.sidecar.tags) == {f"t{n}" for n in range(20)}
+
+
+async def test_a_missing_bucket_is_named_with_what_to_check(s3: S3) -> None:
+    with pytest.raises(NotFound) as info:
+        async with Lenslet(f"s3://no-such-bucket-{s3.bucket}/x", s3.settings):
+            pass
+    assert "no-such-bucket" in info.value.message
+    assert "--endpoint-url" in info.value.message
+
+
+async def test_an_unreachable_endpoint_says_so(s3: S3) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens there
+    settings = Settings(s3_endpoint_url=f"http://127.0.0.1:{port}")
+    options = {"skip_instance_cache": True, "config_kwargs": {"retries": {"max_attempts": 1}}}
+    with pytest.raises(Exception) as info:
+        async with Lenslet(s3.url(), settings, storage_options=options):
+            pass
+    assert "endpoint" in str(info.value)
+    assert not isinstance(info.value, PermissionDenied)
