@@ -8,9 +8,20 @@ import anyio
 import orjson
 import typer
 
-from lenslet_core import Lenslet, Settings
+from lenslet_core import Lenslet
 
-from .typer_app import EXIT_OK, EXIT_SKIPPED, EXIT_USAGE, app, errors_to_exit
+from .typer_app import (
+    EXIT_OK,
+    EXIT_SKIPPED,
+    EXIT_USAGE,
+    EndpointUrl,
+    Profile,
+    Region,
+    app,
+    errors_to_exit,
+    s3_settings,
+    settings_from,
+)
 
 #: Paths printed per kind of problem (``--json`` has them all).
 SHOWN = 20
@@ -23,6 +34,9 @@ def health(
         bool, typer.Option("--refresh", help="Index ROOT first, so the counts are current.")
     ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the JSON document.")] = False,
+    endpoint_url: EndpointUrl = None,
+    region: Region = None,
+    profile: Profile = None,
 ) -> None:
     """Print ROOT's health: counts of images, folders, missing thumbnails, orphan sidecars and
     thumbnails, skipped files with reasons, broken pointers and the last index run. Exits 1
@@ -30,7 +44,8 @@ def health(
     with errors_to_exit():
 
         async def run() -> dict[str, Any] | None:
-            settings = Settings() if refresh else Settings(readonly=True)
+            s3 = s3_settings(endpoint_url, region, profile)
+            settings = settings_from(**s3) if refresh else settings_from(readonly=True, **s3)
             async with Lenslet(root, settings) as lens:
                 if not refresh:
                     return await lens.stored_health()

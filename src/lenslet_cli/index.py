@@ -15,7 +15,17 @@ import typer
 
 from lenslet_core import IndexProgress, IndexReport, Lenslet, Settings, Wave
 
-from .typer_app import EXIT_OK, EXIT_SKIPPED, app, errors_to_exit, settings_from
+from .typer_app import (
+    EXIT_OK,
+    EXIT_SKIPPED,
+    EndpointUrl,
+    Profile,
+    Region,
+    app,
+    errors_to_exit,
+    s3_settings,
+    settings_from,
+)
 
 
 @app.command()
@@ -66,6 +76,9 @@ def index(
             "(local roots; Ctrl-C stops).",
         ),
     ] = False,
+    endpoint_url: EndpointUrl = None,
+    region: Region = None,
+    profile: Profile = None,
 ) -> None:
     """Write every folder's manifest, the missing thumbnails, the search rollup and the health
     file under ROOT, and report the files that were skipped."""
@@ -76,6 +89,7 @@ def index(
             io_concurrency=io_concurrency,
             thumbnails=thumbs,
             thumb_cache=thumb_cache,
+            **s3_settings(endpoint_url, region, profile),
         )
         show = not json_output if progress is None else progress
 

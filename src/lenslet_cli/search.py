@@ -8,9 +8,18 @@ import anyio
 import orjson
 import typer
 
-from lenslet_core import Lenslet, RollupItem, Settings
+from lenslet_core import Lenslet, RollupItem
 
-from .typer_app import EXIT_OK, app, errors_to_exit
+from .typer_app import (
+    EXIT_OK,
+    EndpointUrl,
+    Profile,
+    Region,
+    app,
+    errors_to_exit,
+    s3_settings,
+    settings_from,
+)
 
 
 @app.command()
@@ -20,13 +29,17 @@ def search(
     limit: Annotated[int, typer.Option(min=1, help="At most this many results.")] = 50,
     path: Annotated[str, typer.Option(help="Only under this folder (logical).")] = "",
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    endpoint_url: EndpointUrl = None,
+    region: Region = None,
+    profile: Profile = None,
 ) -> None:
     """Find images whose name, tags or notes contain QUERY (any case): exact tag matches
     first, then by path. Reads ROOT's _rollup.json (written by `lenslet index`)."""
     with errors_to_exit():
 
         async def run() -> tuple[list[RollupItem], bool]:
-            async with Lenslet(root, Settings(readonly=True)) as lens:
+            settings = settings_from(readonly=True, **s3_settings(endpoint_url, region, profile))
+            async with Lenslet(root, settings) as lens:
                 found = await lens.search(query, limit=limit, path=path)
                 return found, lens.rollup.stored
 

@@ -6,7 +6,17 @@ from typing import Annotated
 
 import typer
 
-from .typer_app import EXIT_OK, EXIT_USAGE, app, errors_to_exit, settings_from
+from .typer_app import (
+    EXIT_OK,
+    EXIT_USAGE,
+    EndpointUrl,
+    Profile,
+    Region,
+    app,
+    errors_to_exit,
+    s3_settings,
+    settings_from,
+)
 
 
 @app.command()
@@ -39,6 +49,9 @@ def serve(
         str | None,
         typer.Option(help="Where thumbnails go when an image's folder is read-only."),
     ] = None,
+    endpoint_url: EndpointUrl = None,
+    region: Region = None,
+    profile: Profile = None,
 ) -> None:
     """Serve ROOT over HTTP: folders, items, thumbnails, originals, search and health."""
     try:
@@ -53,7 +66,11 @@ def serve(
         )
         raise typer.Exit(EXIT_USAGE) from exc
     with errors_to_exit():
-        settings = settings_from(readonly=read_only, thumb_cache=thumb_cache)
+        settings = settings_from(
+            readonly=read_only,
+            thumb_cache=thumb_cache,
+            **s3_settings(endpoint_url, region, profile),
+        )
         web = create_app(
             root,
             settings,

@@ -75,6 +75,29 @@ def errors_to_exit() -> Iterator[None]:
         raise typer.Exit(EXIT_FAILED) from exc
 
 
+#: Options every command takes for ``s3://`` roots (credentials: the standard AWS chain).
+EndpointUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--endpoint-url",
+        help="S3-compatible endpoint for s3:// roots, e.g. http://127.0.0.1:9000.",
+        rich_help_panel="S3",
+    ),
+]
+Region = Annotated[
+    str | None, typer.Option("--region", help="S3 region of the bucket.", rich_help_panel="S3")
+]
+Profile = Annotated[
+    str | None,
+    typer.Option("--profile", help="AWS profile for the credentials.", rich_help_panel="S3"),
+]
+
+
+def s3_settings(endpoint_url: str | None, region: str | None, profile: str | None) -> Any:
+    """The S3 options as settings fields (for :func:`settings_from`)."""
+    return {"s3_endpoint_url": endpoint_url, "s3_region": region, "s3_profile": profile}
+
+
 def settings_from(**changes: Any) -> Settings:
     """Settings from the options given (``None``: not given, keep the default)."""
     given = {k: v for k, v in changes.items() if v is not None}
@@ -87,7 +110,11 @@ __all__ = [
     "EXIT_OK",
     "EXIT_SKIPPED",
     "EXIT_USAGE",
+    "EndpointUrl",
+    "Profile",
+    "Region",
     "app",
     "errors_to_exit",
+    "s3_settings",
     "settings_from",
 ]

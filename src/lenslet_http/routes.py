@@ -221,7 +221,7 @@ async def health(request: Request) -> Response:
     """``GET /health``: this process, its job queue, the storage, and ``_health.json``."""
     lens = _lens(request)
     try:
-        await lens.storage.info("")
+        await lens.storage.check_root()
         storage: dict[str, Any] = {"reachable": True}
     except LensletError as exc:
         storage = {"reachable": False, "error": {"code": exc.code, "message": exc.message}}

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.imagegen import jpeg_bytes, write
+from tests.conftest import S3
+from tests.imagegen import jpeg_bytes, png_bytes, write
 
 
 def _free_port() -> int:
@@ -57,3 +58,54 @@ def test_serve_answers_indexes_and_stops_cleanly(gallery: Path) -> None:
     assert proc.returncode == 0, err
     assert f"http://127.0.0.1:{port}".encode() in err
     assert not [p for p in gallery.rglob("*") if p.name.endswith(".lenslet-tmp")]
+
+
+def test_serve_and_index_an_s3_root(s3: S3) -> None:
+    from typer.testing import CliRunner
+
+    from lenslet_cli import app
+
+    s3.put("gallery/trips/a.jpg", jpeg_bytes(320, 240))
+    s3.put("gallery/trips/b.png", png_bytes(64, 64))
+    indexed = CliRunner().invoke(app, ["index", s3.url(), "--endpoint-url", s3.endpoint])
+    assert indexed.exit_code == 0, indexed.output
+    assert "gallery/trips/a.jpg.thumbnail" in s3.keys("gallery/")
+    port = _free_port()
+    command = ["serve", s3.url(), "--port", str(port), "--endpoint-url", s3.endpoint]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lenslet_cli", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "the server did not answer"
+            try:
+                health = httpx.get(f"{url}/health", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert health.json()["storage"] == {"reachable": True}
+        folders = httpx.get(f"{url}/folders", params={"path": "/trips"}, timeout=10)
+        assert [i["path"] for i in folders.json()["items"]] == ["trips/a.jpg", "trips/b.png"]
+        thumb = httpx.get(f"{url}/thumb", params={"path": "trips/a.jpg"}, timeout=10)
+        assert thumb.status_code == 200
+        assert thumb.headers["content-type"] == "image/webp"
+        put = httpx.put(f"{url}/item", params={"path": "trips/a.jpg"}, json={"tags": ["s3"]})
+        assert put.status_code == 200, put.text
+        ranged = httpx.get(
+            f"{url}/file", params={"path": "trips/a.jpg"}, headers={"Range": "bytes=0-1"}
+        )
+        assert ranged.status_code == 206
+        assert ranged.content == b"\xff\xd8"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert b'"s3"' in s3.get("gallery/trips/a.jpg.json")
