@@ -73,9 +73,13 @@ def index(
         typer.Option(
             "--watch",
             help="Keep running: index new, changed and deleted images as they come "
-            "(local roots; Ctrl-C stops).",
+            "(an S3 root is listed every --watch-interval seconds; Ctrl-C stops).",
         ),
     ] = False,
+    watch_interval: Annotated[
+        float | None,
+        typer.Option(min=0.1, help="Seconds between two listings of an S3 root (default 30)."),
+    ] = None,
     endpoint_url: EndpointUrl = None,
     region: Region = None,
     profile: Profile = None,
@@ -89,6 +93,7 @@ def index(
             io_concurrency=io_concurrency,
             thumbnails=thumbs,
             thumb_cache=thumb_cache,
+            watch_interval=watch_interval,
             **s3_settings(endpoint_url, region, profile),
         )
         show = not json_output if progress is None else progress

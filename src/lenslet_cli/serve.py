@@ -39,12 +39,17 @@ def serve(
         typer.Option("--index/--no-index", help="Index what is missing in the background."),
     ] = True,
     watch: Annotated[
-        bool,
+        bool | None,
         typer.Option(
             "--watch/--no-watch",
-            help="Index images copied into a local root while serving (needs watchfiles).",
+            help="Index images copied in while serving (default: on for a local root; an S3 "
+            "root is listed whole every --watch-interval seconds, so only when asked).",
         ),
-    ] = True,
+    ] = None,
+    watch_interval: Annotated[
+        float | None,
+        typer.Option(min=0.1, help="Seconds between two listings of an S3 root (default 30)."),
+    ] = None,
     thumb_cache: Annotated[
         str | None,
         typer.Option(help="Where thumbnails go when an image's folder is read-only."),
@@ -69,15 +74,18 @@ def serve(
         settings = settings_from(
             readonly=read_only,
             thumb_cache=thumb_cache,
+            watch_interval=watch_interval,
             **s3_settings(endpoint_url, region, profile),
         )
+        local = "://" not in root or root.startswith("file://")
+        watching = (local if watch is None else watch) and not read_only
         web = create_app(
             root,
             settings,
             token=token,
             cors_origins=cors or (),
             index_on_start=index,
-            watch=watch and not read_only,
+            watch=watching,
         )
         typer.echo(f"lenslet: serving {root} at http://{host}:{port} (Ctrl-C stops)", err=True)
         uvicorn.run(web, host=host, port=port, log_level="info", ws="none")

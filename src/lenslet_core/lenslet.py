@@ -51,7 +51,7 @@ from .sidecar import ABSENT_ETAG, read_sidecar, update_sidecar
 from .storage import Entry, Observer, Storage
 from .thumbnails import ThumbnailStore
 from .timings import SLA_BUCKETS, Timings
-from .watch import Wave, watch_changes
+from .watch import Snapshot, Wave, poll_changes, watch_changes
 
 __all__ = ["Item", "Lenslet", "Original", "Pending", "Thumbnail"]
 
@@ -656,11 +656,11 @@ class Lenslet:
         """Keep ``path`` (and below) indexed until ``stop`` is set: new, changed and deleted
         images and sidecars reach the manifests, thumbnails, rollup and health within seconds.
         Each wave of changes runs as index jobs (one per folder); ``on_wave`` is told of each
-        wave once its folders are done. Local roots only."""
+        wave once its folders are done. A local root reports changes as they happen; any other
+        (S3) is listed whole every ``watch_interval`` seconds and compared with the last
+        listing."""
         folder = paths.normalize(path)
         root = self.storage.local_root
-        if root is None:
-            raise SettingsError(f"watching needs a local root; {self.storage.url!r} is not one")
         await self._load_state()
 
         async def handle(wave: Wave) -> None:
@@ -687,7 +687,15 @@ class Lenslet:
                 if awaited is not None:
                     await awaited
 
-        await watch_changes(root, handle, under=folder, stop=stop, debounce_ms=debounce_ms)
+        if root is not None:
+            await watch_changes(root, handle, under=folder, stop=stop, debounce_ms=debounce_ms)
+            return
+
+        async def snapshot() -> Snapshot:
+            return await self.storage.files(folder)
+
+        every = self.settings.watch_interval
+        await poll_changes(snapshot, handle, under=folder, stop=stop, interval=every)
 
     def _forget(self, folder: str) -> None:
         """Drop what is known of a folder that is gone (and everything below it)."""

@@ -52,6 +52,8 @@ class Settings:
     queue_size: int = 10_000
     #: Attempts of a job that failed on a transient storage error, before it counts as failed.
     job_attempts: int = 3
+    #: Seconds between two listings of a root that has no change events (S3) while watching.
+    watch_interval: float = 30.0
     #: S3 (``s3://bucket/prefix`` roots and pointer targets): an S3-compatible endpoint such as
     #: ``http://127.0.0.1:9000``, the region, and an AWS profile. Credentials come from the
     #: standard chain: environment, config files, instance role.
@@ -74,6 +76,13 @@ class Settings:
         ttl = self.manifest_ttl
         if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not 0 <= ttl < math.inf:
             raise SettingsError(f"setting manifest_ttl must be a number >= 0, not {ttl!r}")
+        every = self.watch_interval
+        if isinstance(every, bool) or not isinstance(every, (int, float)) or not 0 < every < 1e6:
+            raise SettingsError(f"setting watch_interval must be seconds > 0, not {every!r}")
+        for name in ("s3_endpoint_url", "s3_region", "s3_profile"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise SettingsError(f"setting {name} must be a non-empty string, not {value!r}")
         if not isinstance(self.writer, str) or not self.writer:
             raise SettingsError(f"setting writer must be a non-empty string, not {self.writer!r}")
         for flag in ("readonly", "thumbnails"):

@@ -200,6 +200,11 @@ class Storage:
         self._observe("list", [path])
         return await anyio.to_thread.run_sync(list_and_read, limiter=self._limiter)
 
+    async def files(self, path: str = "") -> dict[str, tuple[int, float]]:
+        """Every file below a folder, by logical path, with its size and mtime: one recursive
+        listing (on S3, pages of 1,000 keys with no delimiter), for watchers that compare."""
+        return await self._run("list", path, self._files_sync, path)
+
     async def info(self, path: str) -> Entry:
         return await self._run("info", path, self._info_sync, path)
 
@@ -424,6 +429,24 @@ class Storage:
             problem = "folder symlinks are not followed (a pointer folder links folders)"
             return Entry(dirent.name, kind, problem=problem)
         return Entry(dirent.name, kind, st.st_size, st.st_mtime)
+
+    def _files_sync(self, path: str) -> dict[str, tuple[int, float]]:
+        full = self._full(path)
+        found: dict[str, tuple[int, float]] = {}
+        if self._local:
+            for folder, _, names in os.walk(full):
+                for name in names:
+                    with contextlib.suppress(OSError):
+                        st = os.stat(os.path.join(folder, name), follow_symlinks=False)
+                        relative = os.path.relpath(os.path.join(folder, name), self.root)
+                        found[relative.replace(os.sep, "/")] = (st.st_size, st.st_mtime)
+            return found
+        base = self.root.strip("/") + "/"
+        for name, detail in self.fs.find(full, detail=True).items():
+            entry = _entry(name, detail)
+            if entry.kind == "file" and name.strip("/").startswith(base):
+                found[name.strip("/")[len(base) :]] = (entry.size, entry.mtime)
+        return found
 
     def _info_sync(self, path: str) -> Entry:
         full = self._full(path)

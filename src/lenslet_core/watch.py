@@ -1,4 +1,6 @@
-"""Watching a local root: file-system events, gathered into waves of folders to index again.
+"""Watching a root: changes gathered into waves of folders to index again. A local root has
+file-system events; an object store has none, so its root is listed whole on an interval and
+each listing compared with the one before (:func:`poll_changes`).
 
 watchfiles (Rust ``notify`` underneath) reports changes; it already groups a burst into one
 batch (a batch closes after ``step`` ms without news, or after ``debounce`` ms at most), so
@@ -20,7 +22,10 @@ import anyio.to_thread
 from . import paths
 from .errors import InvalidPath, SettingsError
 
-__all__ = ["Wave", "plan_wave", "watch_changes"]
+__all__ = ["Snapshot", "Wave", "diff_snapshots", "plan_wave", "poll_changes", "watch_changes"]
+
+#: What a polling watcher knows of each file: logical path -> (size, mtime).
+Snapshot = dict[str, tuple[int, float]]
 
 
 @dataclasses.dataclass
@@ -118,5 +123,69 @@ async def watch_changes(
     ):
         changes = [(names[change], full) for change, full in batch]
         wave = await anyio.to_thread.run_sync(plan_wave, root, changes, under)
+        if wave:
+            await on_wave(wave)
+
+
+def diff_snapshots(before: Snapshot, after: Snapshot, under: str = "") -> Wave:
+    """The :class:`Wave` that takes the manifests from one listing of files to the next:
+    folders whose files were added, changed or removed; folders that appeared (indexed with
+    everything below them, their parent for its list of sub-folders) and folders that went."""
+    wave = Wave()
+    changed = {p for p in before.keys() | after.keys() if before.get(p) != after.get(p)}
+    for logical in changed:
+        folder, name = paths.split(logical)
+        if not _counts(name) or any(paths.is_hidden(part) for part in folder.split("/")):
+            continue
+        if under and not _below(folder, under):
+            continue
+        wave.changes += 1
+        wave.folders.add(folder)
+    had, has = _folders_of(before), _folders_of(after)
+    for new in has - had:
+        if not any(_below(new, other) and new != other for other in has - had):
+            wave.new_folders.add(new)
+    wave.removed = {f for f in had - has if not under or _below(f, under)}
+    wave.new_folders = {f for f in wave.new_folders if not under or _below(f, under)}
+    for folder in wave.new_folders | wave.removed:
+        if folder != under:
+            wave.folders.add(paths.parent(folder))
+    wave.folders -= {f for f in wave.folders for top in wave.new_folders if _below(f, top)}
+    wave.folders -= wave.removed
+    return wave
+
+
+def _folders_of(snapshot: Snapshot) -> set[str]:
+    """Every folder that holds a file of ``snapshot``, with its ancestors (the root is "")."""
+    folders = {""}
+    for logical in snapshot:
+        folder = paths.parent(logical)
+        while folder not in folders:
+            folders.add(folder)
+            folder = paths.parent(folder)
+    return folders
+
+
+async def poll_changes(
+    snapshot: Callable[[], Awaitable[Snapshot]],
+    on_wave: Callable[[Wave], Awaitable[None]],
+    *,
+    under: str = "",
+    stop: anyio.Event | None = None,
+    interval: float = 30.0,
+) -> None:
+    """Take a ``snapshot`` of the files every ``interval`` seconds until ``stop`` is set, and
+    hand ``on_wave`` what changed between two. The first snapshot is the baseline (an index run
+    covers what was there before)."""
+    stop = stop or anyio.Event()
+    before = await snapshot()
+    while True:
+        with anyio.move_on_after(interval):
+            await stop.wait()
+        if stop.is_set():
+            return
+        after = await snapshot()
+        wave = diff_snapshots(before, after, under)
+        before = after
         if wave:
             await on_wave(wave)

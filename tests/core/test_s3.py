@@ -8,7 +8,7 @@ import collections
 import anyio
 import pytest
 
-from lenslet_core import Lenslet, NotFound, Settings, StorageError
+from lenslet_core import Lenslet, NotFound, Settings, StorageError, Wave
 from tests.conftest import S3
 from tests.imagegen import jpeg_bytes, png_bytes
 
@@ -179,3 +179,32 @@ async def test_an_unreachable_endpoint_says_so(s3: S3) -> None:
     with pytest.raises(StorageError, match="cannot reach the S3 endpoint"):
         async with Lenslet(s3.url(), settings, storage_options=options):
             pass
+
+
+async def test_watching_an_s3_root_lists_it_on_an_interval(s3: S3) -> None:
+    import dataclasses
+
+    album(s3, 2)
+    settings = dataclasses.replace(s3.settings, watch_interval=0.2)
+    async with Lenslet(s3.url(), settings) as lens:
+        await lens.index()
+        indexed: set[str] = set()
+        done = anyio.Event()
+
+        async def seen(wave: Wave) -> None:
+            indexed.update(wave.folders | wave.new_folders)
+            if {"album", "fresh"} <= indexed:  # the two puts may fall in two listings
+                done.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: lens.watch(stop=done, on_wave=seen))
+            await anyio.sleep(0.3)  # the baseline listing is taken
+            s3.put("gallery/album/new.jpg", jpeg_bytes(40, 30, seed=7))
+            s3.put("gallery/fresh/one.jpg", jpeg_bytes(40, 30, seed=8))
+            with anyio.fail_after(20):
+                await done.wait()
+        page = await lens.folder("album")
+        assert "new.jpg" in [i.name for i in page.items]
+        assert "fresh" in [d.name for d in (await lens.folder("")).dirs]
+        assert [i.name for i in (await lens.folder("fresh")).items] == ["one.jpg"]
+    assert "gallery/album/new.jpg.thumbnail" in s3.keys("gallery/album/")
