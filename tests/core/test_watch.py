@@ -13,7 +13,7 @@ from fsspec.implementations.memory import MemoryFileSystem
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lenslet_core import Lenslet, Settings, SettingsError, Wave
+from lenslet_core import Lenslet, Settings, Wave
 from lenslet_core.watch import plan_wave
 from tests.imagegen import jpeg_bytes, write
 
@@ -201,11 +201,20 @@ async def test_a_burst_of_files_is_a_few_waves(gallery: Path, waves: Waves) -> N
     assert len(waves.seen) <= 5
 
 
-async def test_watch_needs_a_local_root(memory_fs: MemoryFileSystem) -> None:
-    memory_fs.pipe_file("/gallery/x.jpg", jpeg_bytes())
-    async with Lenslet("memory://gallery") as lens:
-        with pytest.raises(SettingsError):
-            await lens.watch()
+async def test_a_root_without_events_is_watched_by_listing(
+    memory_fs: MemoryFileSystem, waves: Waves
+) -> None:
+    memory_fs.pipe_file("/gallery/a/x.jpg", jpeg_bytes())
+    stop = anyio.Event()
+    async with Lenslet("memory://gallery", Settings(watch_interval=0.05)) as lens:
+        await lens.index()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: lens.watch(stop=stop, on_wave=waves))
+            await anyio.sleep(0.2)
+            memory_fs.pipe_file("/gallery/a/y.jpg", jpeg_bytes(seed=2))
+            await waves.until(lambda: any("a" in w.folders for w in waves.seen))
+            stop.set()
+        assert [i.name for i in (await lens.folder("a")).items] == ["x.jpg", "y.jpg"]
 
 
 async def test_a_new_pointer_folder_does_not_stop_the_watch(gallery: Path, waves: Waves) -> None:
