@@ -19,7 +19,6 @@ from lenslet_core import (
     InvalidPath,
     LensletError,
     NotFound,
-    PointerNotSupported,
     Settings,
     SettingsError,
     __version__,
@@ -56,7 +55,7 @@ def errors_to_exit() -> Iterator[None]:
     """The one place the CLI turns lenslet's errors (and Ctrl-C) into a message and exit code."""
     try:
         yield
-    except (SettingsError, InvalidPath, PointerNotSupported) as exc:
+    except (SettingsError, InvalidPath) as exc:
         typer.echo(f"lenslet: {exc.message}", err=True)
         raise typer.Exit(EXIT_USAGE) from exc
     except NotFound as exc:

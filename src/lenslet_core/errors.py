@@ -15,7 +15,10 @@ Foreign errors (OSError, fsspec, pyvips, orjson) are translated where they enter
     │   └── ReadOnly                    read_only              403
     ├── PreconditionFailed              precondition_failed    412
     ├── AlreadyExists (FileExistsError) already_exists         409
-    ├── PointerNotSupported             pointer_not_supported  501
+    ├── PointerError                    pointer_error          502
+    │   ├── PointerBroken               pointer_broken         502
+    │   ├── PointerLoop                 pointer_loop           508
+    │   └── PointerRefused              pointer_refused        403
     ├── DocumentError                   document_error         422
     │   ├── MalformedDocument           malformed_json         422
     │   └── UnsupportedVersion          unsupported_version    422
@@ -42,7 +45,10 @@ __all__ = [
     "MalformedDocument",
     "NotFound",
     "PermissionDenied",
-    "PointerNotSupported",
+    "PointerBroken",
+    "PointerError",
+    "PointerLoop",
+    "PointerRefused",
     "PreconditionFailed",
     "QueueFull",
     "JobFailed",
@@ -129,11 +135,32 @@ class AlreadyExists(LensletError, FileExistsError):
     status = 409
 
 
-class PointerNotSupported(LensletError):
-    """A folder inside a pointer folder was asked for; following pointers is not built yet."""
+class PointerError(LensletError):
+    """A pointer folder that cannot be followed."""
 
-    code = "pointer_not_supported"
-    status = 501
+    code = "pointer_error"
+    status = 502
+
+
+class PointerBroken(PointerError):
+    """A pointer whose config is unreadable or whose target is missing or unreachable."""
+
+    code = "pointer_broken"
+    status = 502
+
+
+class PointerLoop(PointerError):
+    """Pointers that lead back to where they started (A → B → A, or into an ancestor)."""
+
+    code = "pointer_loop"
+    status = 508
+
+
+class PointerRefused(PointerError):
+    """A pointer to a local path outside the allowed target roots (``pointer_roots``)."""
+
+    code = "pointer_refused"
+    status = 403
 
 
 class DocumentError(LensletError):

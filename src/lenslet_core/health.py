@@ -55,7 +55,17 @@ class Health:
         self._folders: dict[str, FolderHealth] = {}
         self._skipped: dict[str, Skipped] = {}
         self.last_index: dict[str, Any] | None = None
-        self.broken_pointers: list[dict[str, str]] = []
+
+    @property
+    def broken_pointers(self) -> list[dict[str, str]]:
+        """Pointer folders the last runs could not follow (missing or unreachable target,
+        loop, refused target, unreadable config): they are skipped folders with a
+        ``pointer_*`` code."""
+        return [
+            {"path": s.path, "code": s.code, "reason": s.reason}
+            for s in sorted(self._skipped.values(), key=lambda s: s.path)
+            if s.code.startswith("pointer_")
+        ]
 
     def set_folder(self, folder: str, counts: FolderHealth) -> None:
         self._folders[folder] = counts
@@ -165,8 +175,6 @@ class Health:
                 path = str(problem.get("path", ""))
                 reason, code = str(problem.get("reason", "")), str(problem.get("code", ""))
                 health._skipped[path] = Skipped(path, reason, code)
-        broken = (document.get("pointers") or {}).get("broken") or []
-        health.broken_pointers = [p for p in broken if isinstance(p, dict)]
         last = document.get("lastIndex")
         health.last_index = last if isinstance(last, dict) else None
         return health

@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 
 from . import paths
-from .errors import LensletError, MalformedDocument, PointerNotSupported
+from .errors import LensletError, MalformedDocument, PointerError
 from .imaging import Imaging
 from .manifest import (
     READ_BATCH,
@@ -151,7 +151,8 @@ async def index_tree(
     make_thumbs: bool = True,
     on_folder: FolderCallback | None = None,
 ) -> IndexReport:
-    """Index ``path`` (and, when ``recursive``, every folder below it that is not a pointer).
+    """Index ``path`` (and, when ``recursive``, every folder below it, through pointer folders
+    into their targets; a pointer that cannot be followed is skipped and reported).
     ``keep_pages`` puts every folder's manifest pages in ``report.pages``; ``fallback`` gives
     earlier pages to reuse entries from where storage has no manifest (a read-only root).
     With ``thumbs``, missing thumbnails are made and kept there (with ``make_thumbs`` off, the
@@ -234,7 +235,6 @@ async def _walk(
     to_index: list[str] = []
     failed: list[LensletError] = []
     limiter = anyio.Semaphore(concurrency)
-    await _refuse_inside_pointer(storage, start)
 
     async def visit(folder: str, descend: bool, tg: anyio.abc.TaskGroup) -> None:
         started = time.time()
@@ -247,6 +247,8 @@ async def _walk(
                 else:
                     entries = await storage.list(folder)
         except LensletError as exc:
+            if isinstance(exc, PointerError):
+                listings[folder] = [Entry(paths.POINTER_NAME, "file")]  # a pointer, if broken
             if folder == start:
                 failed.append(exc)  # the folder asked for is not there (or not readable)
                 return
@@ -256,12 +258,6 @@ async def _walk(
         listings[folder] = entries
         listed_at[folder] = started
         if not descend:
-            return
-        if folder and folder_kind(entries) == "leaf-pointer":
-            # Its parent lists it as a pointer; what it points at is not this folder's to index.
-            manifests.pop(folder, None)
-            if folder == start:
-                failed.append(_pointer_error(folder))
             return
         to_index.append(folder)
         progress.folders_total += 1
@@ -354,7 +350,7 @@ async def _index_folder(
     report.skipped.extend(build.skipped)
     for item in build.items:
         result = build.analyzed.get(item.name)
-        if result is None or not item.hasMeta or storage.readonly:
+        if result is None or not item.hasMeta or not storage.writable(folder.path):
             continue
         image = paths.join(folder.path, item.name)
         basics = Exif(result.probe.width, result.probe.height, result.probe.created_at)
@@ -368,8 +364,8 @@ async def _index_folder(
     pages = paginate(folder.path, build.items, build.dirs, settings.page_size, build.rejected)
     if old_pages and same_content(old_pages, pages):
         return old_pages
-    if storage.readonly:
-        return pages  # served from memory; a read-only root is never written
+    if not storage.writable(folder.path):
+        return pages  # served from memory; a read-only root or pointer is never written
     try:
         await write_manifest(storage, folder.path, pages, existing)
     except LensletError as exc:
@@ -394,7 +390,7 @@ def _arrivals(old_pages: Sequence[Manifest], items: Sequence[ItemEntry]) -> list
 async def _remove_stale_temp_files(storage: Storage, folder: _Folder, report: IndexReport) -> None:
     """Delete what a killed writer left behind: temp files of atomic writes, found in the
     listing we already have, old enough that no live writer still owns them."""
-    if storage.readonly:
+    if not storage.writable(folder.path):
         return
     cutoff = time.time() - STALE_TEMP_SECONDS
     for entry in folder.entries:
@@ -404,31 +400,3 @@ async def _remove_stale_temp_files(storage: Storage, folder: _Folder, report: In
             except LensletError:
                 continue
             report.temp_files_removed += 1
-
-
-def _pointer_error(folder: str) -> PointerNotSupported:
-    return PointerNotSupported(
-        f"{folder!r} is (or is inside) a pointer folder; following pointers is not supported "
-        "yet, so lenslet neither indexes it nor writes into it",
-        path=folder,
-    )
-
-
-async def _refuse_inside_pointer(storage: Storage, start: str) -> None:
-    """Refuse a start folder below a pointer folder (one look per ancestor, concurrently)."""
-    parts = start.split("/") if start else []
-    ancestors = ["/".join(parts[:n]) for n in range(1, len(parts))]
-    found: list[str] = []
-
-    async def look(folder: str) -> None:
-        try:
-            await storage.info(paths.join(folder, paths.POINTER_NAME))
-        except LensletError:
-            return
-        found.append(folder)
-
-    async with anyio.create_task_group() as tg:
-        for folder in ancestors:
-            tg.start_soon(look, folder)
-    if found:
-        raise _pointer_error(start)

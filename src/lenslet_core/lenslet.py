@@ -44,6 +44,7 @@ from .jobs import Job, LocalEngine
 from .keyedlock import KeyedLock
 from .manifest import Skipped
 from .models import Exif, ItemEntry, Manifest, RollupItem, Sidecar
+from .pointers import Mounts, Pointer
 from .rollup import Rollup
 from .search import LiveSearch, SearchIndex
 from .settings import Settings
@@ -162,6 +163,9 @@ class Lenslet:
                 observer=observer,
                 storage_options=_storage_options(root, self.settings, storage_options),
             )
+        self.storage.mounts = Mounts(
+            self.storage, self._open_target, allowed=self.settings.pointer_roots
+        )
         self.imaging = Imaging(
             max_pixels=self.settings.max_pixels,
             cpu_concurrency=self.settings.cpu_concurrency,
@@ -222,6 +226,24 @@ class Lenslet:
 
     def __repr__(self) -> str:
         return f"Lenslet({self.storage.url!r})"
+
+    def _open_target(self, pointer: Pointer, url: str) -> Storage:
+        """The storage a pointer folder opens (read-only when the pointer or the settings
+        say so; S3 with the settings' endpoint and profile, and the pointer's region)."""
+        options = None
+        if pointer.type == "s3":
+            options = s3.storage_options(
+                endpoint_url=self.settings.s3_endpoint_url,
+                region=pointer.region or self.settings.s3_region,
+                profile=self.settings.s3_profile,
+            )
+        return Storage.open(
+            url,
+            io_concurrency=self.settings.io_concurrency,
+            readonly=self.settings.readonly or pointer.readonly,
+            observer=self.storage.observer,
+            storage_options=options,
+        )
 
     # -- folders -------------------------------------------------------------------------------
 

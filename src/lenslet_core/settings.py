@@ -52,6 +52,9 @@ class Settings:
     queue_size: int = 10_000
     #: Attempts of a job that failed on a transient storage error, before it counts as failed.
     job_attempts: int = 3
+    #: Local folders that pointer folders may target (a pointer to any other local path is
+    #: refused and reported). S3 targets need no entry: the credentials bound them.
+    pointer_roots: tuple[str, ...] = ()
     #: Seconds between two listings of a root that has no change events (S3) while watching.
     watch_interval: float = 30.0
     #: S3 (``s3://bucket/prefix`` roots and pointer targets): an S3-compatible endpoint such as
@@ -79,6 +82,9 @@ class Settings:
         every = self.watch_interval
         if isinstance(every, bool) or not isinstance(every, (int, float)) or not 0 < every < 1e6:
             raise SettingsError(f"setting watch_interval must be seconds > 0, not {every!r}")
+        roots = self.pointer_roots
+        if not isinstance(roots, tuple) or not all(isinstance(r, str) and r for r in roots):
+            raise SettingsError(f"setting pointer_roots must be a tuple of paths, not {roots!r}")
         for name in ("s3_endpoint_url", "s3_region", "s3_profile"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value):

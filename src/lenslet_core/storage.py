@@ -14,12 +14,13 @@ import contextlib
 import dataclasses
 import datetime
 import errno
+import functools
 import os
 import stat
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -41,9 +42,42 @@ from .errors import (
 from .hashing import content_etag
 from .s3 import S3Objects, is_s3, s3_error
 
+if TYPE_CHECKING:
+    from .pointers import Mounts
+
 __all__ = ["Entry", "Observer", "Storage"]
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _routed(method: F) -> F:
+    """Send a call on a logical path to the storage that holds it: this one, or the target of
+    a pointer folder above it (see :mod:`pointers`)."""
+    return _router(method, settle=False)
+
+
+def _routed_write(method: F) -> F:
+    """:func:`_routed` for writes, which first make sure no folder above the path is a
+    pointer not seen yet (a write must never land in the pointer folder itself)."""
+    return _router(method, settle=True)
+
+
+def _router(method: F, *, settle: bool) -> F:
+    name = method.__name__
+
+    @functools.wraps(method)
+    async def routed(self: Storage, path: str, *args: Any, **kwargs: Any) -> Any:
+        if self.mounts is not None:
+            if settle:
+                await self.mounts.settle(path)
+            target, inner, _ = self.mounts.route(path)
+            if target is not self:
+                return await getattr(target, name)(inner, *args, **kwargs)
+        return await method(self, path, *args, **kwargs)
+
+    return routed  # type: ignore[return-value]
+
 
 #: Called once per storage request with (operation, logical path): "list", "read", "info",
 #: "write", "delete". Used for metrics and by tests that count requests; it may be called from
@@ -83,6 +117,10 @@ class Entry:
         return self.kind == "file" and self.problem is None
 
 
+#: Listed among a pointer folder's entries: its config, which lives beside the target, not in it.
+_POINTER_ENTRY = Entry(paths.POINTER_NAME, "file")
+
+
 class Storage:
     """Async, root-relative access to one fsspec filesystem.
 
@@ -107,6 +145,8 @@ class Storage:
         self.observer = observer
         self._local = isinstance(fs, LocalFileSystem)
         self._s3 = S3Objects(fs) if is_s3(fs) else None
+        #: The pointer folders below this root (set by :class:`Lenslet`; ``None``: not followed).
+        self.mounts: Mounts | None = None
         self._memory_lock = threading.Lock()
         if io_concurrency is None:
             io_concurrency = _usable_cores() if self._local else REMOTE_IO_CONCURRENCY
@@ -169,8 +209,22 @@ class Storage:
             await self.info("")
 
     async def list(self, path: str) -> list[Entry]:
-        """The children of a folder, with kinds, sizes and mtimes, in one backend call."""
-        return await self._run("list", path, self._list_sync, path)
+        """The children of a folder, with kinds, sizes and mtimes, in one backend call. A
+        pointer folder lists its target, with its config among the entries (so its parent
+        knows it for a pointer)."""
+        if self.mounts is None:
+            return await self._run("list", path, self._list_sync, path)
+        await self.mounts.settle(path)
+        target, inner, _ = self.mounts.route(path)
+        if target is not self:
+            entries = await target.list(inner)
+            return [*entries, _POINTER_ENTRY] if inner == "" else entries
+        entries = await self._run("list", path, self._list_sync, path)
+        if any(e.name == paths.POINTER_NAME for e in entries):
+            await self.mounts.learn(path)
+            return await self.list(path)
+        self.mounts.plain(path)
+        return entries
 
     async def list_with_contents(
         self, path: str, wanted: Callable[[str], bool]
@@ -179,6 +233,12 @@ class Storage:
         (e.g. its manifest pages). Local disk does both in one worker-thread hop; elsewhere it is
         one listing request and then one read per picked file, concurrently. A file that cannot
         be read maps to its error."""
+        if self.mounts is not None:
+            await self.mounts.settle(path)
+            target, inner, _ = self.mounts.route(path)
+            if target is not self:
+                entries, contents = await target.list_with_contents(inner, wanted)
+                return ([*entries, _POINTER_ENTRY] if inner == "" else entries), contents
 
         def pick(entries: builtins.list[Entry]) -> builtins.list[str]:
             names = [e.name for e in entries if e.is_file and wanted(e.name)]
@@ -186,7 +246,9 @@ class Storage:
             return names
 
         if not self._local:
-            entries = await self.list(path)
+            entries = await self.list(path)  # learns a pointer it lists
+            if self.mounts is not None and self.mounts.route(path)[0] is not self:
+                return await self.list_with_contents(path, wanted)
             names = pick(entries)
             datas = await self._read_all([paths.join(path, name) for name in names])
             return entries, dict(zip(names, datas, strict=True))
@@ -198,24 +260,35 @@ class Storage:
             return entries, {n: self._read_or_error(paths.join(path, n)) for n in names}
 
         self._observe("list", [path])
-        return await anyio.to_thread.run_sync(list_and_read, limiter=self._limiter)
+        found = await anyio.to_thread.run_sync(list_and_read, limiter=self._limiter)
+        if self.mounts is not None:
+            if any(e.name == paths.POINTER_NAME for e in found[0]):
+                await self.mounts.learn(path)
+                return await self.list_with_contents(path, wanted)
+            self.mounts.plain(path)
+        return found
 
+    @_routed
     async def files(self, path: str = "") -> dict[str, tuple[int, float]]:
         """Every file below a folder, by logical path, with its size and mtime: one recursive
         listing (on S3, pages of 1,000 keys with no delimiter), for watchers that compare."""
         return await self._run("list", path, self._files_sync, path)
 
+    @_routed
     async def info(self, path: str) -> Entry:
         return await self._run("info", path, self._info_sync, path)
 
+    @_routed
     async def read(self, path: str) -> bytes:
         return await self._run("read", path, self._read_sync, path)
 
+    @_routed
     async def read_range(self, path: str, start: int, end: int) -> bytes:
         """Bytes ``[start, end)`` of a file (fewer at its end): one request, for serving
         ranges and streaming large files in parts."""
         return await self._run("read", path, self._read_range_sync, path, start, end)
 
+    @_routed
     async def read_into(self, path: str, consume: Callable[[bytes], T]) -> T:
         """Read one file and hand its bytes to ``consume`` (e.g. decoding a large document) off
         the event loop, in the I/O worker thread on local disk."""
@@ -240,6 +313,19 @@ class Storage:
         Elsewhere the files are read concurrently under the I/O limiter first, so slow network
         reads never hold CPU slots.
         """
+        if self.mounts is not None and paths:
+            routes = [self.mounts.route(path) for path in paths]
+            target = routes[0][0]
+            if target is not self and all(r[0] is target for r in routes):
+                inner = [r[1] for r in routes]
+                return await target.read_each_into(inner, consume, limiter=limiter)
+            if any(r[0] is not self for r in routes):  # a batch across pointers: one by one
+                results: builtins.list[T | LensletError] = []
+                for route in routes:
+                    results.extend(
+                        await route[0].read_each_into([route[1]], consume, limiter=limiter)
+                    )
+                return results
         self._observe("read", paths)
 
         def work(data: bytes | LensletError) -> T | LensletError:
@@ -259,6 +345,7 @@ class Storage:
             lambda: [work(data) for data in datas], limiter=limiter
         )
 
+    @_routed
     async def read_versioned(self, path: str) -> tuple[bytes, str]:
         """The bytes of a small document and the validator a conditional write expects (on S3
         the object's ETag, from the same GET)."""
@@ -267,12 +354,14 @@ class Storage:
         data = await self.read(path)
         return data, content_etag(data)
 
+    @_routed_write
     async def write(self, path: str, data: bytes, *, parents: bool = False) -> None:
         """Replace a file whole; readers see the old or the new bytes, never a part.
         ``parents`` creates missing folders on the way (object stores have none to create)."""
         self.check_writable(path)
         await self._run("write", path, self._write_sync, path, data, parents)
 
+    @_routed_write
     async def write_if(self, path: str, data: bytes, *, expected: str | None) -> str:
         """Write only if the stored version is ``expected`` (``None``: only if absent).
 
@@ -282,17 +371,32 @@ class Storage:
         self.check_writable(path)
         return await self._run("write", path, self._write_if_sync, path, data, expected)
 
+    @_routed_write
     async def create(self, path: str, data: bytes) -> None:
         """Write a new file whole (atomically); :class:`AlreadyExists` if there is one."""
         self.check_writable(path)
         await self._run("write", path, self._create_sync, path, data)
 
     async def move(self, source: str, target: str) -> None:
-        """Move a file to a path that must not exist yet (:class:`AlreadyExists`)."""
+        """Move a file to a path that must not exist yet (:class:`AlreadyExists`). Between a
+        pointer's target and elsewhere it is a copy, then a delete of the source."""
         self.check_writable(source)
         self.check_writable(target)
+        if self.mounts is not None:
+            (here, inner_source, _), (there, inner_target, _) = (
+                self.mounts.route(source),
+                self.mounts.route(target),
+            )
+            if here is there and here is not self:
+                return await here.move(inner_source, inner_target)
+            if here is not there:
+                await there.create(inner_target, await here.read(inner_source))
+                await here.delete(inner_source)
+                return None
         await self._run("write", target, self._move_sync, source, target)
+        return None
 
+    @_routed_write
     async def delete(self, path: str, *, missing_ok: bool = True) -> None:
         """Delete a file. An object store deletes a missing key without a word, so there
         ``missing_ok=False`` costs a HEAD first."""
@@ -341,9 +445,27 @@ class Storage:
         return datas
 
     def check_writable(self, path: str) -> None:
-        """Raise :class:`ReadOnly` when this root refuses writes."""
+        """Raise :class:`ReadOnly` when this root (or the pointer ``path`` is in) refuses
+        writes."""
+        if self.mounts is not None:
+            target, inner, pointer = self.mounts.route(path)
+            if target is not self:
+                if target.readonly:
+                    where = f"pointer folder {pointer or '/'!r}"
+                    raise ReadOnly(f"{where} is read-only; cannot write {path!r}", path=path)
+                target.check_writable(inner)
+                return
         if self.readonly:
             raise ReadOnly(f"the gallery root is read-only; cannot write {path!r}", path=path)
+
+    def writable(self, path: str) -> bool:
+        """Whether writes to ``path`` are allowed (by settings and pointers, without asking
+        storage)."""
+        try:
+            self.check_writable(path)
+        except LensletError:
+            return False
+        return True
 
     def _full(self, path: str, *, write: bool = False) -> str:
         """The backend path of a logical one; on local disk resolved (symlinks included) and

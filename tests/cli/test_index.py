@@ -153,11 +153,12 @@ def test_a_missing_start_folder_is_a_usage_error(gallery: Path) -> None:
     assert "'nope' does not exist" in result.output
 
 
-def test_pointer_folder_path_is_a_usage_error(gallery: Path) -> None:
+def test_a_broken_pointer_folder_path_fails_with_its_reason(gallery: Path) -> None:
     write(gallery / "ptr" / ".lenscat.folder.json", b'{"version":1,"kind":"pointer"}')
     result = runner.invoke(app, ["index", str(gallery), "--path", "ptr"])
-    assert result.exit_code == 2
-    assert "pointer folder" in result.output
+    assert result.exit_code == 3
+    assert "pointer folder 'ptr' cannot be followed" in result.output
+    assert "[pointer_broken]" in result.output
 
 
 def test_json_summary_of_a_root_whose_name_is_not_utf8(tmp_path: Path) -> None:

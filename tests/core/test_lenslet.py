@@ -198,8 +198,8 @@ async def test_tags_are_served_even_when_the_image_gives_no_basics(gallery: Path
     assert item.sidecar.exif is None
 
 
-async def test_pointer_folders_are_refused_not_indexed(gallery: Path) -> None:
-    from lenslet_core import PointerNotSupported
+async def test_a_broken_pointer_folder_is_refused_not_indexed(gallery: Path) -> None:
+    from lenslet_core import PointerBroken
 
     write(gallery / "ptr" / ".lenscat.folder.json", b'{"version":1,"kind":"pointer"}')
     write(gallery / "ptr" / "inside" / "x.jpg", jpeg_bytes())
@@ -210,7 +210,7 @@ async def test_pointer_folders_are_refused_not_indexed(gallery: Path) -> None:
             lambda: lens.folder("ptr"),
             lambda: lens.folder("ptr/inside"),
         ):
-            with pytest.raises(PointerNotSupported):
+            with pytest.raises(PointerBroken):
                 await call()
         assert [d.kind for d in (await lens.folder("")).dirs] == ["leaf-pointer"]
     assert sorted(p.relative_to(gallery).as_posix() for p in gallery.rglob("_index*")) == [
