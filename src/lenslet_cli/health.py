@@ -15,6 +15,7 @@ from .typer_app import (
     EXIT_SKIPPED,
     EXIT_USAGE,
     EndpointUrl,
+    PointerRoots,
     Profile,
     Region,
     app,
@@ -37,6 +38,7 @@ def health(
     endpoint_url: EndpointUrl = None,
     region: Region = None,
     profile: Profile = None,
+    pointer_root: PointerRoots = None,
 ) -> None:
     """Print ROOT's health: counts of images, folders, missing thumbnails, orphan sidecars and
     thumbnails, skipped files with reasons, broken pointers and the last index run. Exits 1
@@ -44,7 +46,7 @@ def health(
     with errors_to_exit():
 
         async def run() -> dict[str, Any] | None:
-            s3 = s3_settings(endpoint_url, region, profile)
+            s3 = s3_settings(endpoint_url, region, profile, pointer_root)
             settings = settings_from(**s3) if refresh else settings_from(readonly=True, **s3)
             async with Lenslet(root, settings) as lens:
                 if not refresh:

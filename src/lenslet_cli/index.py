@@ -19,6 +19,7 @@ from .typer_app import (
     EXIT_OK,
     EXIT_SKIPPED,
     EndpointUrl,
+    PointerRoots,
     Profile,
     Region,
     app,
@@ -83,6 +84,7 @@ def index(
     endpoint_url: EndpointUrl = None,
     region: Region = None,
     profile: Profile = None,
+    pointer_root: PointerRoots = None,
 ) -> None:
     """Write every folder's manifest, the missing thumbnails, the search rollup and the health
     file under ROOT, and report the files that were skipped."""
@@ -94,7 +96,7 @@ def index(
             thumbnails=thumbs,
             thumb_cache=thumb_cache,
             watch_interval=watch_interval,
-            **s3_settings(endpoint_url, region, profile),
+            **s3_settings(endpoint_url, region, profile, pointer_root),
         )
         show = not json_output if progress is None else progress
 

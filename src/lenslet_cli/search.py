@@ -13,6 +13,7 @@ from lenslet_core import Lenslet, RollupItem
 from .typer_app import (
     EXIT_OK,
     EndpointUrl,
+    PointerRoots,
     Profile,
     Region,
     app,
@@ -32,13 +33,16 @@ def search(
     endpoint_url: EndpointUrl = None,
     region: Region = None,
     profile: Profile = None,
+    pointer_root: PointerRoots = None,
 ) -> None:
     """Find images whose name, tags or notes contain QUERY (any case): exact tag matches
     first, then by path. Reads ROOT's _rollup.json (written by `lenslet index`)."""
     with errors_to_exit():
 
         async def run() -> tuple[list[RollupItem], bool]:
-            settings = settings_from(readonly=True, **s3_settings(endpoint_url, region, profile))
+            settings = settings_from(
+                readonly=True, **s3_settings(endpoint_url, region, profile, pointer_root)
+            )
             async with Lenslet(root, settings) as lens:
                 found = await lens.search(query, limit=limit, path=path)
                 return found, lens.rollup.stored

@@ -10,6 +10,7 @@ from .typer_app import (
     EXIT_OK,
     EXIT_USAGE,
     EndpointUrl,
+    PointerRoots,
     Profile,
     Region,
     app,
@@ -57,6 +58,7 @@ def serve(
     endpoint_url: EndpointUrl = None,
     region: Region = None,
     profile: Profile = None,
+    pointer_root: PointerRoots = None,
 ) -> None:
     """Serve ROOT over HTTP: folders, items, thumbnails, originals, search and health."""
     try:
@@ -75,7 +77,7 @@ def serve(
             readonly=read_only,
             thumb_cache=thumb_cache,
             watch_interval=watch_interval,
-            **s3_settings(endpoint_url, region, profile),
+            **s3_settings(endpoint_url, region, profile, pointer_root),
         )
         local = "://" not in root or root.startswith("file://")
         watching = (local if watch is None else watch) and not read_only

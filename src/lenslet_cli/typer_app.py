@@ -92,9 +92,29 @@ Profile = Annotated[
 ]
 
 
-def s3_settings(endpoint_url: str | None, region: str | None, profile: str | None) -> Any:
-    """The S3 options as settings fields (for :func:`settings_from`)."""
-    return {"s3_endpoint_url": endpoint_url, "s3_region": region, "s3_profile": profile}
+PointerRoots = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--pointer-root",
+        help="A local folder pointer folders may target (repeatable; others are refused).",
+    ),
+]
+
+
+def s3_settings(
+    endpoint_url: str | None,
+    region: str | None,
+    profile: str | None,
+    pointer_roots: list[str] | None = None,
+) -> dict[str, Any]:
+    """The storage options every command shares, as settings fields (for
+    :func:`settings_from`): S3's, and the local folders pointers may target."""
+    return {
+        "s3_endpoint_url": endpoint_url,
+        "s3_region": region,
+        "s3_profile": profile,
+        "pointer_roots": tuple(pointer_roots) if pointer_roots else None,
+    }
 
 
 def settings_from(**changes: Any) -> Settings:
@@ -110,6 +130,7 @@ __all__ = [
     "EXIT_SKIPPED",
     "EXIT_USAGE",
     "EndpointUrl",
+    "PointerRoots",
     "Profile",
     "Region",
     "app",

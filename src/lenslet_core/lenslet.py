@@ -686,6 +686,8 @@ class Lenslet:
         await self._load_state()
 
         async def handle(wave: Wave) -> None:
+            for changed in wave.folders | wave.new_folders | wave.removed:
+                self.storage.forget_pointer(changed)  # a config written, edited or removed
             for gone in wave.removed:
                 self._forget(gone)
             for new in sorted(wave.new_folders):

@@ -458,6 +458,11 @@ class Storage:
         if self.readonly:
             raise ReadOnly(f"the gallery root is read-only; cannot write {path!r}", path=path)
 
+    def forget_pointer(self, folder: str) -> None:
+        """Whatever was learnt of ``folder`` being a pointer or not: learn it again."""
+        if self.mounts is not None:
+            self.mounts.forget(folder)
+
     def writable(self, path: str) -> bool:
         """Whether writes to ``path`` are allowed (by settings and pointers, without asking
         storage)."""

@@ -331,6 +331,33 @@ def test_a_watching_app_lists_a_copied_in_image_and_times_it(tree: Path) -> None
     assert any(line.startswith('lenslet_job_wait_seconds_count{kind="index"}') for line in lines)
 
 
+async def test_pointer_errors_and_read_only_pointers_over_http(gallery: Path) -> None:
+    outside = gallery.parent / "outside"
+    write(outside / "x.jpg", jpeg_bytes(32, 32))
+    config = {"version": 1, "kind": "pointer", "readonly": True}
+    write(
+        gallery / "ro" / ".lenscat.folder.json",
+        orjson.dumps({**config, "target": {"type": "local", "path": str(outside)}}),
+    )
+    write(
+        gallery / "loop" / ".lenscat.folder.json",
+        orjson.dumps({**config, "target": {"type": "local", "path": str(gallery)}}),
+    )
+    settings = Settings(cpu_concurrency=2, pointer_roots=(str(gallery.parent),))
+    async with client(gallery, settings) as http:
+        looping = await http.get("/folders", params={"path": "/loop"})
+        assert looping.status_code == 508
+        assert looping.json()["error"]["code"] == "pointer_loop"
+        listed = await http.get("/folders", params={"path": "/ro"})
+        assert [i["path"] for i in listed.json()["items"]] == ["ro/x.jpg"]
+        refused = await http.put("/item", params={"path": "ro/x.jpg"}, json={"tags": ["t"]})
+        assert refused.status_code == 403
+        assert refused.json()["error"]["code"] == "read_only"
+        thumb = await http.get("/thumb", params={"path": "ro/x.jpg", "wait": "5"})
+        assert thumb.status_code == 200  # made on request, not kept (no thumb_cache)
+    assert sorted(p.name for p in outside.iterdir()) == ["x.jpg"]
+
+
 async def test_openapi_describes_every_route(tree: Path) -> None:
     async with client(tree) as http:
         response = await http.get("/openapi.json")
