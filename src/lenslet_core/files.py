@@ -25,7 +25,7 @@ async def create_image(
     """Store a new image at ``image`` (a logical image path), atomically, after checking that
     its content is a JPEG, PNG or WebP lenslet can read (corrupt files and pixel bombs are
     refused before anything is written)."""
-    storage.check_writable(image)
+    await storage.ensure_writable(image)
     await imaging.analyze(data)
     if overwrite:
         await storage.write(image, data)
@@ -48,7 +48,7 @@ async def move_image(
         return
     companions = [paths.sidecar_name, paths.thumbnail_name]
     if overwrite:
-        storage.check_writable(image)
+        await storage.ensure_writable(image)
         with contextlib.suppress(NotFound):
             await delete_image(storage, thumbs, target)
         for companion in companions:  # strays of an image that was already gone

@@ -323,7 +323,7 @@ class Lenslet:
         """Write a client's sidecar by the rules of :mod:`lenslet_core.sidecar`; returns what
         was stored and its new ETag."""
         image = paths.item_path(path)
-        self.storage.check_writable(image)
+        await self.storage.ensure_writable(image)
         await self._image_file(image)  # no sidecar for an image that does not exist
         if updated_by is not None:
             body = {**body, "updatedBy": updated_by}
@@ -365,7 +365,12 @@ class Lenslet:
             into = False
         destination = paths.join(folder, paths.split(image)[1]) if into else folder
         destination = paths.item_path(destination)
-        await move_image(self.storage, self.thumbs, image, destination, overwrite=overwrite)
+        # No sidecar write to either image while it moves (it would be left behind or lost);
+        # locks taken in path order, so two moves between the same images cannot deadlock.
+        async with contextlib.AsyncExitStack() as stack:
+            for key in sorted({image, destination}):
+                await stack.enter_async_context(self._writes(key))
+            await move_image(self.storage, self.thumbs, image, destination, overwrite=overwrite)
         self.rollup.remove(image)
         if overwrite:
             self.rollup.remove(destination)

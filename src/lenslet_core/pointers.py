@@ -28,10 +28,12 @@ from .errors import (
     MalformedDocument,
     NotFound,
     PointerBroken,
+    PointerError,
     PointerLoop,
     PointerRefused,
     UnsupportedVersion,
 )
+from .keyedlock import KeyedLock
 from .models import loads
 
 if TYPE_CHECKING:
@@ -149,14 +151,26 @@ class Mounts:
         self._pointers: dict[str, Pointer] = {}
         self._broken: dict[str, _Broken] = {}
         self._plain: set[str] = set()
+        self._learning = KeyedLock()
 
     # -- what is known --------------------------------------------------------------------------
 
-    def route(self, path: str) -> tuple[Storage, str, str | None]:
+    async def route(self, path: str) -> tuple[Storage, str, str | None]:
         """Where ``path`` lives: ``(storage, path there, pointer folder)`` for the outermost
-        known pointer above or at it; ``(owner, path, None)`` when none is. A root that is
-        itself a pointer (a target whose config chains on) sends everything on. A pointer known
-        to be broken raises its error."""
+        pointer above or at it; ``(owner, path, None)`` when there is none. A root that is
+        itself a pointer (a target whose config chains on) sends everything on. A pointer
+        known to be broken raises its error; once that is old, it is followed afresh."""
+        try:
+            return self.route_known(path)
+        except PointerError:
+            folder = self._broken_above(path)
+            if folder is None or time.monotonic() < self._broken[folder].until:
+                raise
+        return self._found(await self.learn(folder), path, folder)
+
+    def route_known(self, path: str) -> tuple[Storage, str, str | None]:
+        """:meth:`route` from what is known, without asking storage (broken pointers raise
+        their last error however old it is: never fall through to the pointer folder)."""
         if not self._targets and not self._broken:
             return self.owner, path, None
         parts = path.split("/") if path else []
@@ -164,13 +178,26 @@ class Mounts:
             folder = "/".join(parts[:end])
             target = self._targets.get(folder)
             if target is not None:
-                return target, "/".join(parts[end:]), folder
+                return self._found(target, path, folder)
             broken = self._broken.get(folder)
             if broken is not None:
-                if time.monotonic() < broken.until:
-                    raise broken.error
-                del self._broken[folder]
+                raise broken.error
         return self.owner, path, None
+
+    def _broken_above(self, path: str) -> str | None:
+        parts = path.split("/") if path else []
+        for end in range(0, len(parts) + 1):
+            folder = "/".join(parts[:end])
+            if folder in self._targets:
+                return None
+            if folder in self._broken:
+                return folder
+        return None
+
+    @staticmethod
+    def _found(target: Storage, path: str, folder: str) -> tuple[Storage, str, str]:
+        rest = path[len(folder) :].lstrip("/") if folder else path
+        return target, rest, folder
 
     def is_pointer(self, folder: str) -> bool:
         return folder in self._targets or folder in self._broken
@@ -183,7 +210,18 @@ class Mounts:
 
     async def learn(self, folder: str) -> Storage:
         """Read ``folder``'s config and open its target; raises (and remembers for a while)
-        a :class:`PointerError` when it cannot be followed."""
+        a :class:`PointerError` when it cannot be followed. One at a time per folder: a
+        second caller gets what the first one learnt."""
+        async with self._learning(folder):
+            known = self._targets.get(folder)
+            if known is not None:
+                return known
+            broken = self._broken.get(folder)
+            if broken is not None and time.monotonic() < broken.until:
+                raise broken.error
+            return await self._learn(folder)
+
+    async def _learn(self, folder: str) -> Storage:
         try:
             return await self._open(folder)
         except LensletError as exc:
@@ -198,9 +236,11 @@ class Mounts:
 
     async def _open(self, folder: str) -> Storage:
         config = paths.join(folder, paths.POINTER_NAME)
-        pointer = Pointer.decode(await self.owner.read(config), what=f"pointer config {config!r}")
+        data = await self.owner.read_own(config)  # here, whatever is known of pointers
+        pointer = Pointer.decode(data, what=f"pointer config {config!r}")
         url = self._check(folder, pointer)
         target = self.opener(pointer, url)
+        target.readonly = target.readonly or self.owner.readonly  # read-only all the way down
         target.mounts = Mounts(target, self.opener, allowed=self.allowed, chain=self.chain)
         try:
             await target.check_root()
@@ -253,10 +293,13 @@ class Mounts:
             folder = "/".join(parts[:end])
             if folder in self._plain:
                 continue
-            if self.is_pointer(folder):
+            if folder in self._targets:
                 return  # the rest lies in its target, which settles its own
+            if folder in self._broken:
+                await self.route(folder)  # raises, or follows it afresh once it is old
+                return
             try:
-                await self.owner.info(paths.join(folder, paths.POINTER_NAME))
+                await self.owner.info_own(paths.join(folder, paths.POINTER_NAME))
             except NotFound:
                 self._plain.add(folder)
                 continue

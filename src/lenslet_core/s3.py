@@ -105,6 +105,9 @@ def s3_error(exc: BaseException, path: str, where: str) -> LensletError | None:
         )
     if name == "InvalidEndpointError" or (isinstance(exc, ValueError) and "endpoint" in str(exc)):
         return StorageError(f"{where}: {exc} (check --endpoint-url)", path=path)
+    if type(exc).__module__.split(".")[0] in ("botocore", "aiobotocore", "aiohttp"):
+        # A broken stream, a timeout, a reply botocore could not read: a failed request.
+        return StorageError(f"{where}: S3 request for {shown!r} failed: {exc}", path=path)
     return None
 
 
@@ -147,15 +150,19 @@ class S3Objects:
             ) from exc
 
     def get(self, full: str) -> tuple[bytes, str]:
-        """An object's bytes and its ETag, in one GET."""
+        """An object's bytes and its ETag, in one GET (read and closed on s3fs's loop)."""
         bucket, key = self._split(full)
-        answer = self._call("get_object", Bucket=bucket, Key=key)
-        body = answer["Body"]
-        try:
-            data: bytes = self._wait(body.read())
-        finally:
-            body.close()
-        return data, str(answer["ETag"]).strip('"')
+
+        async def fetch() -> tuple[bytes, str]:
+            answer = await self.fs._call_s3("get_object", Bucket=bucket, Key=key)
+            body = answer["Body"]
+            try:
+                data: bytes = await body.read()
+            finally:
+                body.close()
+            return data, str(answer["ETag"]).strip('"')
+
+        return self._wait(fetch())
 
     def put_if(self, full: str, data: bytes, expected: str | None) -> str:
         """PUT only if the stored object's ETag is ``expected`` (``None``: only if there is no
@@ -167,6 +174,8 @@ class S3Objects:
         except FileExistsError as exc:  # s3fs's word for a failed If-None-Match
             raise PreconditionFailed(f"{full!r} was created meanwhile", path=full) from exc
         except FileNotFoundError as exc:  # If-Match on an object deleted meanwhile
+            if error_code(exc) == "NoSuchBucket":
+                raise
             raise PreconditionFailed(f"{full!r} was deleted meanwhile", path=full) from exc
         except OSError as exc:
             if error_code(exc) in _PRECONDITION:

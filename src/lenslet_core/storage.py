@@ -71,7 +71,7 @@ def _router(method: F, *, settle: bool) -> F:
         if self.mounts is not None:
             if settle:
                 await self.mounts.settle(path)
-            target, inner, _ = self.mounts.route(path)
+            target, inner, _ = await self.mounts.route(path)
             if target is not self:
                 return await getattr(target, name)(inner, *args, **kwargs)
         return await method(self, path, *args, **kwargs)
@@ -215,7 +215,7 @@ class Storage:
         if self.mounts is None:
             return await self._run("list", path, self._list_sync, path)
         await self.mounts.settle(path)
-        target, inner, _ = self.mounts.route(path)
+        target, inner, _ = await self.mounts.route(path)
         if target is not self:
             entries = await target.list(inner)
             return [*entries, _POINTER_ENTRY] if inner == "" else entries
@@ -235,7 +235,7 @@ class Storage:
         be read maps to its error."""
         if self.mounts is not None:
             await self.mounts.settle(path)
-            target, inner, _ = self.mounts.route(path)
+            target, inner, _ = await self.mounts.route(path)
             if target is not self:
                 entries, contents = await target.list_with_contents(inner, wanted)
                 return ([*entries, _POINTER_ENTRY] if inner == "" else entries), contents
@@ -247,7 +247,7 @@ class Storage:
 
         if not self._local:
             entries = await self.list(path)  # learns a pointer it lists
-            if self.mounts is not None and self.mounts.route(path)[0] is not self:
+            if self.mounts is not None and (await self.mounts.route(path))[0] is not self:
                 return await self.list_with_contents(path, wanted)
             names = pick(entries)
             datas = await self._read_all([paths.join(path, name) for name in names])
@@ -314,7 +314,7 @@ class Storage:
         reads never hold CPU slots.
         """
         if self.mounts is not None and paths:
-            routes = [self.mounts.route(path) for path in paths]
+            routes = [await self.mounts.route(path) for path in paths]
             target = routes[0][0]
             if target is not self and all(r[0] is target for r in routes):
                 inner = [r[1] for r in routes]
@@ -380,13 +380,14 @@ class Storage:
     async def move(self, source: str, target: str) -> None:
         """Move a file to a path that must not exist yet (:class:`AlreadyExists`). Between a
         pointer's target and elsewhere it is a copy, then a delete of the source."""
+        if self.mounts is not None:
+            await self.mounts.settle(source)
+            await self.mounts.settle(target)
         self.check_writable(source)
         self.check_writable(target)
         if self.mounts is not None:
-            (here, inner_source, _), (there, inner_target, _) = (
-                self.mounts.route(source),
-                self.mounts.route(target),
-            )
+            here, inner_source, _ = await self.mounts.route(source)
+            there, inner_target, _ = await self.mounts.route(target)
             if here is there and here is not self:
                 return await here.move(inner_source, inner_target)
             if here is not there:
@@ -408,6 +409,14 @@ class Storage:
         except NotFound:
             if not missing_ok:
                 raise
+
+    async def read_own(self, path: str) -> bytes:
+        """:meth:`read` in this storage itself, not following pointers (their configs)."""
+        return await self._run("read", path, self._read_sync, path)
+
+    async def info_own(self, path: str) -> Entry:
+        """:meth:`info` in this storage itself, not following pointers."""
+        return await self._run("info", path, self._info_sync, path)
 
     # -- the seam: threads, observation, translation ---------------------------------------------
 
@@ -448,7 +457,7 @@ class Storage:
         """Raise :class:`ReadOnly` when this root (or the pointer ``path`` is in) refuses
         writes."""
         if self.mounts is not None:
-            target, inner, pointer = self.mounts.route(path)
+            target, inner, pointer = self.mounts.route_known(path)
             if target is not self:
                 if target.readonly:
                     where = f"pointer folder {pointer or '/'!r}"
@@ -457,6 +466,14 @@ class Storage:
                 return
         if self.readonly:
             raise ReadOnly(f"the gallery root is read-only; cannot write {path!r}", path=path)
+
+    async def ensure_writable(self, path: str) -> None:
+        """:meth:`check_writable`, after learning the pointers above ``path`` (and following a
+        broken one afresh once its error is old)."""
+        if self.mounts is not None:
+            await self.mounts.settle(path)
+            await self.mounts.route(path)
+        self.check_writable(path)
 
     def forget_pointer(self, folder: str) -> None:
         """Whatever was learnt of ``folder`` being a pointer or not: learn it again."""
@@ -585,7 +602,8 @@ class Storage:
                 "dir" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else "other"
             )
             return Entry(name, kind, st.st_size, st.st_mtime)
-        return _entry(name, self.fs.info(full))
+        # refresh: another writer may have made or removed it since a listing was cached
+        return _entry(name, self.fs.info(full, refresh=True) if self._s3 else self.fs.info(full))
 
     def _read_sync(self, path: str) -> bytes:
         full = self._full(path)
@@ -671,7 +689,8 @@ class Storage:
     def _move_sync(self, source: str, target: str) -> None:
         src, dst = self._full(source, write=True), self._full(target, write=True)
         if not self._local:
-            if self.fs.exists(dst):
+            with contextlib.suppress(FileNotFoundError):
+                self._info_sync(target)  # asked afresh, not from a cached listing
                 raise FileExistsError(errno.EEXIST, "exists", dst)
             self.fs.mv(src, dst)
             return

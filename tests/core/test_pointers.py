@@ -280,3 +280,67 @@ async def test_s3_to_local_and_s3_to_s3(s3: S3, target: Path) -> None:
         assert kinds == {"again": "leaf-pointer", "disk": "leaf-pointer"}
     assert (target / "x.jpg.thumbnail").exists()
     assert "other/z.jpg.thumbnail" in s3.keys("other/")
+
+
+# -- found in review: routing must never fall through to the pointer folder -----------------------
+
+
+async def test_a_move_into_an_unseen_read_only_pointer_is_refused(
+    gallery: Path, target: Path
+) -> None:
+    local_pointer(gallery / "archive", target, readonly=True)
+    write(gallery / "inbox" / "x.jpg", jpeg_bytes(8, 8))
+    async with Lenslet(str(gallery), allowing(target)) as lens:
+        with pytest.raises(ReadOnly):
+            await lens.move("inbox/x.jpg", "archive/x.jpg")
+    assert (gallery / "inbox" / "x.jpg").exists()
+    assert sorted(p.name for p in (gallery / "archive").iterdir()) == [".lenscat.folder.json"]
+
+
+async def test_concurrent_first_looks_at_a_pointer_all_follow_it(
+    gallery: Path, target: Path
+) -> None:
+    import anyio
+
+    local_pointer(gallery / "p", target)
+    async with Lenslet(str(gallery), allowing(target)) as lens:
+        listed: list[list[str]] = []
+
+        async def look(delay: float) -> None:
+            await anyio.sleep(delay)
+            listed.append(sorted(e.name for e in await lens.storage.list("p")))
+
+        async with anyio.create_task_group() as tg:
+            for n in range(8):
+                tg.start_soon(look, n * 0.001)
+    assert listed == [[".lenscat.folder.json", "sub", "x.jpg"]] * 8
+
+
+async def test_a_broken_pointer_is_followed_afresh_once_its_error_is_old(
+    gallery: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lenslet_core.pointers
+
+    monkeypatch.setattr(lenslet_core.pointers, "BROKEN_TTL", 0.0)
+    later = tmp_path / "later"
+    local_pointer(gallery / "p", later)
+    async with Lenslet(str(gallery), allowing(tmp_path)) as lens:
+        with pytest.raises(PointerBroken):
+            await lens.folder("p")
+        write(later / "x.jpg", jpeg_bytes(8, 8))  # the target is back
+        await lens.update_item("p/x.jpg", {"tags": ["back"]})
+        assert [i.name for i in (await lens.folder("p", refresh=True)).items] == ["x.jpg"]
+    assert (later / "x.jpg.json").exists()
+    assert sorted(p.name for p in (gallery / "p").iterdir()) == [".lenscat.folder.json"]
+
+
+async def test_read_only_holds_through_nested_pointers(gallery: Path, tmp_path: Path) -> None:
+    outer, inner = tmp_path / "outer", tmp_path / "inner"
+    write(inner / "x.jpg", jpeg_bytes(8, 8))
+    local_pointer(outer / "q", inner)
+    local_pointer(gallery / "p", outer, readonly=True)
+    async with Lenslet(str(gallery), allowing(outer, inner)) as lens:
+        await lens.folder("p/q")
+        with pytest.raises(ReadOnly):
+            await lens.update_item("p/q/x.jpg", {"tags": ["no"]})
+    assert sorted(p.name for p in inner.iterdir()) == ["x.jpg"]
