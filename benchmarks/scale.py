@@ -7,8 +7,8 @@ that pyvips made, so making 500,000 costs seconds and indexing them costs what l
 not what decoding large photos costs):
 
 - ``bench/k1``: exactly 1,000 images (the "1k folder" the latency runs list);
-- ``bench/huge0`` …: a few huge folders (10% of the images, 10,000 to 50,000 each) that are
-  written as many manifest pages;
+- ``bench/huge0`` …: a few huge folders (10% of the images, split evenly, at most 50,000
+  each) that are written as many manifest pages;
 - ``YYYY/MM/album-N``: the rest, in albums of ~1,000, three levels deep;
 - ``deep/d1/…/d8``: a chain of eight nested folders with a few images each;
 - sidecars on 10% of the images, with tags from a small vocabulary (``family`` on about a third
@@ -67,14 +67,12 @@ def _layout(count: int) -> list[tuple[str, int]]:
             folders.append(("/".join(["deep"] + [f"d{d}" for d in range(1, depth + 1)]), share))
             deep -= share
             left -= share
-    huge_total = count // 10 if count >= 20_000 else 0
-    n = 0
-    while huge_total > 0 and left > 0:
-        size = min(50_000, max(10_000, huge_total), left, huge_total)
+    huge_total = min(count // 10 if count >= 20_000 else 0, left)
+    parts = -(-huge_total // 50_000)  # as few folders as hold it, split evenly
+    for n in range(parts):
+        size = huge_total // parts + (1 if n < huge_total % parts else 0)
         folders.append((f"bench/huge{n}", size))
-        huge_total -= size
         left -= size
-        n += 1
     album = 0
     while left > 0:
         size = min(ALBUM, left)
