@@ -187,7 +187,6 @@ async def index_tree(
         async with folder_slots:
             progress.current = folder.path
             known = (fallback or {}).get(folder.path, [])
-            entries = folder.entries
             pages = await _index_folder(
                 storage,
                 imaging,
@@ -203,7 +202,8 @@ async def index_tree(
             )
             if on_folder is not None and pages is not None:
                 items = [i for p in pages for i in p.items]
-                await on_folder(folder.path, entries, items, folder.listed_at)
+                # The listing as it is now (sidecars this run refreshed have new stamps).
+                await on_folder(folder.path, folder.entries, items, folder.listed_at)
             if keep_pages and pages is not None:
                 report.pages[folder.path] = pages
             progress.folders_done += 1
@@ -348,6 +348,7 @@ async def _index_folder(
     report.reused += build.reused
     report.thumbnails_made += build.thumbnails_made
     report.skipped.extend(build.skipped)
+    refreshed: dict[str, Entry] = {}
     for item in build.items:
         result = build.analyzed.get(item.name)
         if result is None or not item.hasMeta or not storage.writable(folder.path):
@@ -357,10 +358,16 @@ async def _index_folder(
         try:
             if await refresh_basics(storage, image, basics, result.hash):
                 report.sidecars_refreshed += 1
+                # Its new size and mtime, so that the rollup and the next run see the sidecar
+                # lenslet wrote, not a change to read again.
+                entry = await storage.info(paths.sidecar_name(image))
+                refreshed[entry.name] = entry
         except LensletError as exc:
             report.skipped.append(
                 Skipped(paths.sidecar_name(image), f"sidecar not updated: {exc.message}", exc.code)
             )
+    if refreshed:
+        folder.entries = [refreshed.get(e.name, e) for e in folder.entries]
     pages = paginate(folder.path, build.items, build.dirs, settings.page_size, build.rejected)
     if old_pages and same_content(old_pages, pages):
         return old_pages
