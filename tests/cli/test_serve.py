@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,11 +24,13 @@ def _free_port() -> int:
         return port
 
 
-def test_serve_answers_indexes_and_stops_cleanly(gallery: Path) -> None:
-    write(gallery / "trips" / "a.jpg", jpeg_bytes(320, 240))
+@contextlib.contextmanager
+def serving(*args: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """``lenslet serve ARGS --port P`` as a process, once it answers ``/health``; killed if a
+    test leaves it running."""
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lenslet_cli", "serve", str(gallery), "--port", str(port)],
+        [sys.executable, "-m", "lenslet_cli", "serve", *args, "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -37,11 +41,23 @@ def test_serve_answers_indexes_and_stops_cleanly(gallery: Path) -> None:
             assert proc.poll() is None, proc.communicate()[1]
             assert time.monotonic() < deadline, "the server did not answer"
             try:
-                health = httpx.get(f"{url}/health", timeout=2)
+                httpx.get(f"{url}/health", timeout=2)
                 break
             except httpx.TransportError:
                 time.sleep(0.1)
+        yield proc, url
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def test_serve_answers_indexes_and_stops_cleanly(gallery: Path) -> None:
+    write(gallery / "trips" / "a.jpg", jpeg_bytes(320, 240))
+    with serving(str(gallery)) as (proc, url):
+        health = httpx.get(f"{url}/health", timeout=10)
         assert health.status_code == 200
+        deadline = time.monotonic() + 30
         while not (gallery / "_rollup.json").exists():  # the start-up index, in the background
             assert time.monotonic() < deadline, "the start-up index did not finish"
             time.sleep(0.1)
@@ -51,12 +67,8 @@ def test_serve_answers_indexes_and_stops_cleanly(gallery: Path) -> None:
         assert thumb.headers["content-type"] == "image/webp"
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 0, err
-    assert f"http://127.0.0.1:{port}".encode() in err
+    assert url.encode() in err
     assert not [p for p in gallery.rglob("*") if p.name.endswith(".lenslet-tmp")]
 
 
@@ -70,24 +82,8 @@ def test_serve_and_index_an_s3_root(s3: S3) -> None:
     indexed = CliRunner().invoke(app, ["index", s3.url(), "--endpoint-url", s3.endpoint])
     assert indexed.exit_code == 0, indexed.output
     assert "gallery/trips/a.jpg.thumbnail" in s3.keys("gallery/")
-    port = _free_port()
-    command = ["serve", s3.url(), "--port", str(port), "--endpoint-url", s3.endpoint]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lenslet_cli", *command],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, proc.communicate()[1]
-            assert time.monotonic() < deadline, "the server did not answer"
-            try:
-                health = httpx.get(f"{url}/health", timeout=2)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with serving(s3.url(), "--endpoint-url", s3.endpoint) as (proc, url):
+        health = httpx.get(f"{url}/health", timeout=10)
         assert health.json()["storage"] == {"reachable": True}
         folders = httpx.get(f"{url}/folders", params={"path": "/trips"}, timeout=10)
         assert [i["path"] for i in folders.json()["items"]] == ["trips/a.jpg", "trips/b.png"]
@@ -103,9 +99,5 @@ def test_serve_and_index_an_s3_root(s3: S3) -> None:
         assert ranged.content == b"\xff\xd8"
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 0, err
     assert b'"s3"' in s3.get("gallery/trips/a.jpg.json")
