@@ -20,8 +20,8 @@ from .typer_app import (
     Region,
     app,
     errors_to_exit,
-    s3_settings,
     settings_from,
+    storage_settings,
 )
 
 #: Paths printed per kind of problem (``--json`` has them all).
@@ -46,8 +46,10 @@ def health(
     with errors_to_exit():
 
         async def run() -> dict[str, Any] | None:
-            s3 = s3_settings(endpoint_url, region, profile, pointer_root)
-            settings = settings_from(**s3) if refresh else settings_from(readonly=True, **s3)
+            shared = storage_settings(endpoint_url, region, profile, pointer_root)
+            settings = (
+                settings_from(**shared) if refresh else settings_from(readonly=True, **shared)
+            )
             async with Lenslet(root, settings) as lens:
                 if not refresh:
                     return await lens.stored_health()

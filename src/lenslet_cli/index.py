@@ -24,8 +24,8 @@ from .typer_app import (
     Region,
     app,
     errors_to_exit,
-    s3_settings,
     settings_from,
+    storage_settings,
 )
 
 
@@ -96,7 +96,7 @@ def index(
             thumbnails=thumbs,
             thumb_cache=thumb_cache,
             watch_interval=watch_interval,
-            **s3_settings(endpoint_url, region, profile, pointer_root),
+            **storage_settings(endpoint_url, region, profile, pointer_root),
         )
         show = not json_output if progress is None else progress
 

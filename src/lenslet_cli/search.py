@@ -18,8 +18,8 @@ from .typer_app import (
     Region,
     app,
     errors_to_exit,
-    s3_settings,
     settings_from,
+    storage_settings,
 )
 
 
@@ -41,7 +41,7 @@ def search(
 
         async def run() -> tuple[list[RollupItem], bool]:
             settings = settings_from(
-                readonly=True, **s3_settings(endpoint_url, region, profile, pointer_root)
+                readonly=True, **storage_settings(endpoint_url, region, profile, pointer_root)
             )
             async with Lenslet(root, settings) as lens:
                 found = await lens.search(query, limit=limit, path=path)

@@ -15,8 +15,8 @@ from .typer_app import (
     Region,
     app,
     errors_to_exit,
-    s3_settings,
     settings_from,
+    storage_settings,
 )
 
 
@@ -77,7 +77,7 @@ def serve(
             readonly=read_only,
             thumb_cache=thumb_cache,
             watch_interval=watch_interval,
-            **s3_settings(endpoint_url, region, profile, pointer_root),
+            **storage_settings(endpoint_url, region, profile, pointer_root),
         )
         local = "://" not in root or root.startswith("file://")
         watching = (local if watch is None else watch) and not read_only

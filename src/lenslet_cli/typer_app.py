@@ -101,7 +101,7 @@ PointerRoots = Annotated[
 ]
 
 
-def s3_settings(
+def storage_settings(
     endpoint_url: str | None,
     region: str | None,
     profile: str | None,
@@ -135,6 +135,6 @@ __all__ = [
     "Region",
     "app",
     "errors_to_exit",
-    "s3_settings",
+    "storage_settings",
     "settings_from",
 ]
