@@ -4,7 +4,10 @@ Everything else in lenslet calls :class:`Storage` with logical paths (see :mod:`
 module imports fsspec, runs its blocking calls (in worker threads, bounded by one
 ``CapacityLimiter``) and turns its errors into :mod:`errors`. Local disk gets what a local disk
 can do: atomic writes by temp file + rename, conditional writes serialised by a lock file, and a
-check that no path resolves outside the root through a symlink.
+check that no path resolves outside the root through a symlink. S3 gets its conditional PUTs and
+one-GET reads from :mod:`s3`. A storage with a :class:`~lenslet_core.pointers.Mounts` table sends
+each call on a path below a pointer folder to that pointer's target storage (the ``_routed``
+methods); the blocking primitives below only ever see paths of their own storage.
 """
 
 from __future__ import annotations
