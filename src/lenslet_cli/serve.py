@@ -13,6 +13,7 @@ from .typer_app import (
     PointerRoots,
     Profile,
     Region,
+    WatchInterval,
     app,
     errors_to_exit,
     settings_from,
@@ -47,10 +48,7 @@ def serve(
             "root is listed whole every --watch-interval seconds, so only when asked).",
         ),
     ] = None,
-    watch_interval: Annotated[
-        float | None,
-        typer.Option(min=0.1, help="Seconds between two listings of an S3 root (default 30)."),
-    ] = None,
+    watch_interval: WatchInterval = None,
     thumb_cache: Annotated[
         str | None,
         typer.Option(help="Where thumbnails go when an image's folder is read-only."),

@@ -92,6 +92,10 @@ Profile = Annotated[
 ]
 
 
+WatchInterval = Annotated[
+    float | None,
+    typer.Option(min=0.1, help="Seconds between two listings of an S3 root (default 30)."),
+]
 PointerRoots = Annotated[
     list[str] | None,
     typer.Option(
@@ -133,6 +137,7 @@ __all__ = [
     "PointerRoots",
     "Profile",
     "Region",
+    "WatchInterval",
     "app",
     "errors_to_exit",
     "storage_settings",
