@@ -28,7 +28,6 @@ from .errors import (
     MalformedDocument,
     NotFound,
     PointerBroken,
-    PointerError,
     PointerLoop,
     PointerRefused,
     UnsupportedVersion,
@@ -148,7 +147,6 @@ class Mounts:
         self.allowed = tuple(os.path.realpath(a) for a in allowed)
         self.chain = (*chain, owner.url)
         self._targets: dict[str, Storage] = {}
-        self._pointers: dict[str, Pointer] = {}
         self._broken: dict[str, _Broken] = {}
         self._plain: set[str] = set()
         self._learning = KeyedLock()
@@ -160,37 +158,31 @@ class Mounts:
         pointer above or at it; ``(owner, path, None)`` when there is none. A root that is
         itself a pointer (a target whose config chains on) sends everything on. A pointer
         known to be broken raises its error; once that is old, it is followed afresh."""
-        try:
-            return self.route_known(path)
-        except PointerError:
-            folder = self._broken_above(path)
-            if folder is None or time.monotonic() < self._broken[folder].until:
-                raise
-        return self._found(await self.learn(folder), path, folder)
+        folder = self._outermost(path)
+        broken = self._broken.get(folder) if folder is not None else None
+        if folder is not None and broken is not None and time.monotonic() >= broken.until:
+            return self._found(await self.learn(folder), path, folder)
+        return self.route_known(path)
 
     def route_known(self, path: str) -> tuple[Storage, str, str | None]:
         """:meth:`route` from what is known, without asking storage (broken pointers raise
         their last error however old it is: never fall through to the pointer folder)."""
-        if not self._targets and not self._broken:
+        folder = self._outermost(path)
+        if folder is None:
             return self.owner, path, None
-        parts = path.split("/") if path else []
-        for end in range(0, len(parts) + 1):
-            folder = "/".join(parts[:end])
-            target = self._targets.get(folder)
-            if target is not None:
-                return self._found(target, path, folder)
-            broken = self._broken.get(folder)
-            if broken is not None:
-                raise broken.error
-        return self.owner, path, None
+        broken = self._broken.get(folder)
+        if broken is not None:
+            raise broken.error
+        return self._found(self._targets[folder], path, folder)
 
-    def _broken_above(self, path: str) -> str | None:
+    def _outermost(self, path: str) -> str | None:
+        """The outermost folder at or above ``path`` known to be a pointer, working or not."""
+        if not self._targets and not self._broken:
+            return None
         parts = path.split("/") if path else []
         for end in range(0, len(parts) + 1):
             folder = "/".join(parts[:end])
-            if folder in self._targets:
-                return None
-            if folder in self._broken:
+            if folder in self._targets or folder in self._broken:
                 return folder
         return None
 
@@ -198,13 +190,6 @@ class Mounts:
     def _found(target: Storage, path: str, folder: str) -> tuple[Storage, str, str]:
         rest = path[len(folder) :].lstrip("/") if folder else path
         return target, rest, folder
-
-    def is_pointer(self, folder: str) -> bool:
-        return folder in self._targets or folder in self._broken
-
-    def pointers(self) -> dict[str, Pointer]:
-        """The pointers followed so far, by folder (this storage's, not nested ones)."""
-        return dict(self._pointers)
 
     # -- learning ---------------------------------------------------------------------------------
 
@@ -250,7 +235,6 @@ class Mounts:
                 path=folder,
             ) from exc
         self._targets[folder] = target
-        self._pointers[folder] = pointer
         self._broken.pop(folder, None)
         return target
 
@@ -309,7 +293,6 @@ class Mounts:
     def forget(self, folder: str) -> None:
         """A pointer folder changed or went: follow it afresh next time."""
         self._targets.pop(folder, None)
-        self._pointers.pop(folder, None)
         self._broken.pop(folder, None)
         self._plain.discard(folder)
 
