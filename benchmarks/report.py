@@ -190,7 +190,7 @@ def measure(size: int, work: Path) -> dict[str, Any]:
     result["walk"] = min(timed(lambda: scandir_walk(root), 3))
     rollup = (root / "_rollup.json").read_bytes()
     result["rollup_bytes"] = len(rollup)
-    items, _ = decode_rollup(rollup)
+    items, _, _ = decode_rollup(rollup)
     started = time.perf_counter()
     index = SearchIndex(items)
     result["search_build"] = time.perf_counter() - started

@@ -30,12 +30,15 @@ class FolderHealth:
     missing_thumbnails: int
     orphan_sidecars: tuple[str, ...]
     orphan_thumbnails: tuple[str, ...]
+    #: The manifest listing signature these counts were taken from (``""``: unknown).
+    listing: str = ""
 
 
 def folder_health(
-    folder: str, entries: Sequence[Entry], items: Sequence[ItemEntry]
+    folder: str, entries: Sequence[Entry], items: Sequence[ItemEntry], listing: str = ""
 ) -> FolderHealth:
-    """Count a folder from its listing and its new manifest entries."""
+    """Count a folder from its listing and its new manifest entries (``listing``: the
+    signature of that listing, see :func:`~lenslet_core.manifest.listing_signature`)."""
     files = {e.name for e in entries if e.kind == "file"}
     sidecars: list[str] = []
     thumbs: list[str] = []
@@ -45,7 +48,7 @@ def folder_health(
             found = thumbs if name.endswith(paths.THUMBNAIL_SUFFIX) else sidecars
             found.append(paths.join(folder, name))
     missing = sum(1 for item in items if not item.hasThumb)
-    return FolderHealth(len(items), missing, tuple(sidecars), tuple(thumbs))
+    return FolderHealth(len(items), missing, tuple(sidecars), tuple(thumbs), listing)
 
 
 class Health:
@@ -69,6 +72,12 @@ class Health:
 
     def set_folder(self, folder: str, counts: FolderHealth) -> None:
         self._folders[folder] = counts
+
+    def counted(self, folder: str, listing: str) -> bool:
+        """Whether ``folder`` was last counted from the listing with this signature (so
+        counting it again would give the same)."""
+        known = self._folders.get(folder)
+        return bool(listing) and known is not None and known.listing == listing
 
     def finish_run(
         self,
@@ -145,10 +154,7 @@ class Health:
             "pointers": {"broken": self.broken_pointers},
             "lastIndex": self.last_index,
             "jobs": jobs,
-            "folders": {
-                path: {"items": f.items, "missingThumbnails": f.missing_thumbnails}
-                for path, f in sorted(folders.items())
-            },
+            "folders": {path: _folder_json(f) for path, f in sorted(folders.items())},
         }
 
     @classmethod
@@ -169,6 +175,7 @@ class Health:
                     int(counts.get("missingThumbnails", 0)),
                     tuple(sidecars.get(path, ())),
                     tuple(thumbs.get(path, ())),
+                    str(counts.get("listing") or ""),
                 )
         for problem in document.get("skipped") or ():
             if isinstance(problem, dict):
@@ -182,6 +189,16 @@ class Health:
     async def save(self, storage: Storage, jobs: dict[str, Any] | None = None) -> None:
         """Write ``_health.json`` (atomically)."""
         await storage.write(paths.HEALTH_NAME, dumps(self.to_json(jobs)))
+
+
+def _folder_json(counts: FolderHealth) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "items": counts.items,
+        "missingThumbnails": counts.missing_thumbnails,
+    }
+    if counts.listing:
+        document["listing"] = counts.listing
+    return document
 
 
 async def read_health(storage: Storage) -> dict[str, Any] | None:

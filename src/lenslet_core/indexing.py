@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -19,17 +19,29 @@ from . import paths
 from .errors import LensletError, MalformedDocument, PointerError
 from .imaging import Imaging
 from .manifest import (
+    PERMANENT_CODES,
     READ_BATCH,
     Skipped,
     build_folder,
     folder_kind,
+    listing_signature,
     manifest_names,
     paginate,
     parse_manifest,
     same_content,
+    settled,
     write_manifest,
 )
-from .models import DirKind, Exif, ItemEntry, Manifest, format_time, parse_time, utcnow
+from .models import (
+    DirKind,
+    Exif,
+    ItemEntry,
+    Manifest,
+    SkippedEntry,
+    format_time,
+    parse_time,
+    utcnow,
+)
 from .settings import Settings
 from .sidecar import refresh_basics
 from .storage import Entry, Storage
@@ -37,9 +49,10 @@ from .thumbnails import ThumbnailStore
 
 __all__ = ["FolderCallback", "IndexProgress", "IndexReport", "index_tree"]
 
-#: Told a folder's path, its listing, its items and when it was listed (epoch seconds) once an
-#: index run is done with it.
-FolderCallback = Callable[[str, Sequence[Entry], Sequence[ItemEntry], float], Awaitable[None]]
+#: Told a folder's path, its listing, its items, when it was listed (epoch seconds) and the
+#: signature of its manifest's listing (see :func:`listing_signature`) once an index run is
+#: done with it.
+FolderCallback = Callable[[str, Sequence[Entry], Sequence[ItemEntry], float, str], Awaitable[None]]
 
 #: A temp file of an atomic write older than this was left by a process that died mid-write.
 STALE_TEMP_SECONDS = 15 * 60
@@ -135,6 +148,8 @@ class _Folder:
     manifests: dict[str, bytes | LensletError]
     #: When the listing was taken (epoch seconds).
     listed_at: float = 0.0
+    #: How many of its entries are named like images.
+    images: int = 0
 
 
 async def index_tree(
@@ -174,9 +189,9 @@ async def index_tree(
             on_progress(progress)
 
     folders = await _walk(storage, path, recursive, storage.io_concurrency, report, progress, tell)
-    progress.images_total = sum(
-        1 for f in folders for e in f.entries if paths.is_image_name(e.name)
-    )
+    for found in folders:
+        found.images = sum(1 for e in found.entries if paths.is_image_name(e.name))
+    progress.images_total = sum(f.images for f in folders)
     tell()
     # Batches of images in flight across all folders: enough to keep every core busy and, on
     # remote storage, about io_concurrency reads going at once; each holds its images' bytes.
@@ -203,7 +218,8 @@ async def index_tree(
             if on_folder is not None and pages is not None:
                 items = [i for p in pages for i in p.items]
                 # The listing as it is now (sidecars this run refreshed have new stamps).
-                await on_folder(folder.path, folder.entries, items, folder.listed_at)
+                listing = pages[0].listing
+                await on_folder(folder.path, folder.entries, items, folder.listed_at, listing)
             if keep_pages and pages is not None:
                 report.pages[folder.path] = pages
             progress.folders_done += 1
@@ -313,10 +329,35 @@ async def _index_folder(
         report.skipped.append(Skipped(folder.path or "/", exc.message, exc.code, exc))
         return None
     reusable = old_pages or known
+    cached = await thumbs.cached(folder.path) if thumbs is not None else {}
+
+    def signature(made: Iterable[str] = ()) -> str:
+        return listing_signature(
+            folder.entries,
+            folder.child_kinds,
+            max_file_bytes=settings.max_file_bytes,
+            max_pixels=settings.max_pixels,
+            thumbnails=[*cached, *made],
+        )
+
+    making_thumbs = thumbs is not None and make_thumbs
+    if (
+        reusable
+        and reusable[0].listing == signature()
+        and settled(reusable, making_thumbs=making_thumbs)
+    ):
+        # Nothing the manifest was built from has changed, and it left nothing to retry.
+        rejected = reusable[0].skipped
+        report.folders += 1
+        report.items += reusable[0].item_count
+        report.reused += reusable[0].item_count + sum(1 for r in rejected if _was_read(r))
+        report.skipped.extend(
+            Skipped(paths.join(folder.path, r.name), r.reason, r.code) for r in rejected
+        )
+        progress.images_done += folder.images
+        return reusable
     previous: dict[str, ItemEntry] = {i.name: i for p in reusable for i in p.items}
     previous_skipped = {s.name: s for s in reusable[0].skipped} if reusable else {}
-
-    candidates = sum(1 for e in folder.entries if paths.is_image_name(e.name))
     seen = 0
 
     def advance() -> None:
@@ -338,9 +379,9 @@ async def _index_folder(
         slots=slots,
         on_item=advance,
         thumbs=thumbs if make_thumbs else None,
-        cached_thumbs=await thumbs.cached(folder.path) if thumbs is not None else {},
+        cached_thumbs=cached,
     )
-    progress.images_done += candidates - seen
+    progress.images_done += folder.images - seen
     report.arrivals.extend(_arrivals(old_pages, build.items))
     report.folders += 1
     report.items += len(build.items)
@@ -368,8 +409,11 @@ async def _index_folder(
             )
     if refreshed:
         folder.entries = [refreshed.get(e.name, e) for e in folder.entries]
-    pages = paginate(folder.path, build.items, build.dirs, settings.page_size, build.rejected)
-    if old_pages and same_content(old_pages, pages):
+    listing = signature(build.thumbnails_kept)
+    pages = paginate(
+        folder.path, build.items, build.dirs, settings.page_size, build.rejected, listing
+    )
+    if old_pages and same_content(old_pages, pages) and old_pages[0].listing == listing:
         return old_pages
     if not storage.writable(folder.path):
         return pages  # served from memory; a read-only root or pointer is never written
@@ -382,6 +426,13 @@ async def _index_folder(
         return pages
     report.manifests_written += 1
     return pages
+
+
+def _was_read(rejected: SkippedEntry) -> bool:
+    """Whether a verdict came from reading the file (not from its listing entry alone)."""
+    if rejected.code == "image_too_large":
+        return rejected.w * rejected.h > 0  # the pixels, not the bytes
+    return rejected.code in PERMANENT_CODES and rejected.size > 0  # not an empty file
 
 
 def _arrivals(old_pages: Sequence[Manifest], items: Sequence[ItemEntry]) -> list[float]:

@@ -630,11 +630,16 @@ class Lenslet:
         seen: list[str] = []
 
         async def on_folder(
-            done: str, entries: Sequence[Entry], items: Sequence[ItemEntry], listed_at: float
+            done: str,
+            entries: Sequence[Entry],
+            items: Sequence[ItemEntry],
+            listed_at: float,
+            listing: str,
         ) -> None:
             seen.append(done)
-            await self.rollup.update_folder(done, entries, items, listed_at)
-            self.health.set_folder(done, folder_health(done, entries, items))
+            await self.rollup.update_folder(done, entries, items, listed_at, listing)
+            if not self.health.counted(done, listing):
+                self.health.set_folder(done, folder_health(done, entries, items, listing))
 
         started = time.time()
         # One build of a folder's manifest at a time (a watch's job, a rebuild for a reader):

@@ -11,10 +11,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import secrets
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 
 import anyio
+import orjson
+from blake3 import blake3
 
 from . import paths
 from .errors import ImageTooLarge, LensletError, NotFound
@@ -32,17 +34,28 @@ THUMB_BATCH = 2
 #: Reasons that stay true while a file's size and mtime do not change.
 #: (Not ``image_too_large``: that verdict depends on settings that may change between runs.)
 PERMANENT_CODES = frozenset({"unsupported_image", "corrupt_image"})
+#: Verdicts an unchanged listing (and the same size limits) always gives again: a manifest
+#: whose skipped files all have one of these needs no retry while its listing is the same.
+SETTLED_CODES = PERMANENT_CODES | {"image_too_large", "unusable_entry"}
+#: Bumped when what a signature covers changes, so that older signatures never match.
+_SIGNATURE_VERSION = 1
+#: Files that change on every run and say nothing about the folder's images.
+_UNSIGNED = frozenset({paths.ROLLUP_NAME, paths.HEALTH_NAME})
+#: Files whose presence is all a manifest shows of them.
+_BY_NAME = (paths.SIDECAR_SUFFIX, paths.THUMBNAIL_SUFFIX)
 
 __all__ = [
     "FolderBuild",
     "Skipped",
     "build_folder",
     "folder_kind",
+    "listing_signature",
     "manifest_names",
     "paginate",
     "parse_manifest",
     "read_page",
     "same_content",
+    "settled",
     "write_manifest",
 ]
 
@@ -74,6 +87,8 @@ class FolderBuild:
     #: What went wrong besides unusable images (thumbnails that could not be kept).
     problems: list[Skipped] = dataclasses.field(default_factory=list)
     thumbnails_made: int = 0
+    #: The names of the thumbnails made and kept.
+    thumbnails_kept: set[str] = dataclasses.field(default_factory=set)
 
     @property
     def skipped(self) -> list[Skipped]:
@@ -94,6 +109,55 @@ def folder_kind(entries: Sequence[Entry]) -> DirKind:
 def manifest_names(entries: Sequence[Entry]) -> list[str]:
     """The manifest files present in a listing."""
     return [e.name for e in entries if e.is_file and paths.is_manifest_name(e.name)]
+
+
+def listing_signature(
+    entries: Sequence[Entry],
+    child_kinds: Mapping[str, DirKind],
+    *,
+    max_file_bytes: int,
+    max_pixels: int,
+    thumbnails: Iterable[str] = (),
+) -> str:
+    """A digest of everything a folder's manifest is built from: each image's (and any other
+    file's) name, kind, size and mtime, which sidecars and thumbnails there are (by name: their
+    content is not in the manifest), the sub-folders with their kinds (not their mtimes, which
+    change with every file written in them) and the size limits.
+    ``thumbnails`` adds thumbnail names kept elsewhere (a cache) or made since the listing.
+    The same signature means the same build, so an index run that finds the one its manifest
+    was built from can reuse the manifest whole.
+
+    Hidden files (temp files, ``.DS_Store``), the manifest's own files and the root's rollup
+    and health are left out: they change without the folder's images changing."""
+    rows = {
+        e.name: (e.name, e.kind, 0, 0.0, e.problem)
+        if e.kind == "dir" or e.name.endswith(_BY_NAME)
+        else (e.name, e.kind, e.size, e.mtime, e.problem)
+        for e in entries
+        if _signed(e.name)
+    }
+    for name in thumbnails:
+        rows.setdefault(name, (name, "file", 0, 0.0, None))
+    kinds = sorted(child_kinds.items())
+    limits = (_SIGNATURE_VERSION, max_file_bytes, max_pixels)
+    return blake3(orjson.dumps([limits, sorted(rows.values()), kinds])).hexdigest(length=16)
+
+
+def _signed(name: str) -> bool:
+    if name[0] == "." or name in _UNSIGNED:
+        return False
+    return not paths.is_manifest_name(name)
+
+
+def settled(pages: Sequence[Manifest], *, making_thumbs: bool) -> bool:
+    """Whether a manifest built from a listing is all that listing can give: no file was
+    skipped for a reason worth another try (a read error, a file that vanished) and, when
+    thumbnails are being made, every image has one."""
+    if not pages:
+        return False
+    if any(s.code not in SETTLED_CODES for s in pages[0].skipped):
+        return False
+    return not making_thumbs or all(i.hasThumb for p in pages for i in p.items)
 
 
 async def read_page(storage: Storage, folder: str, page: int, page_count: int | None) -> Manifest:
@@ -290,6 +354,7 @@ async def _keep_thumbnails(
         try:
             await thumbs.write(image, data)
             build.thumbnails_made += 1
+            build.thumbnails_kept.add(paths.thumbnail_name(paths.split(image)[1]))
         except LensletError as exc:
             reason = f"thumbnail not kept: {exc.message}"
             build.problems.append(Skipped(paths.thumbnail_name(image), reason, exc.code))
@@ -328,8 +393,10 @@ def paginate(
     dirs: Sequence[DirEntry],
     page_size: int,
     skipped: Sequence[SkippedEntry] = (),
+    listing: str = "",
 ) -> list[Manifest]:
-    """Split a folder into manifest pages that share one build id."""
+    """Split a folder into manifest pages that share one build id (and ``listing``: the
+    signature of the listing they were built from)."""
     build = secrets.token_hex(8)
     generated = format_time(utcnow())
     page_count = max(1, -(-len(items) // page_size))
@@ -344,6 +411,7 @@ def paginate(
             page_count=page_count,
             item_count=len(items),
             skipped=tuple(skipped),
+            listing=listing,
         )
         for page in range(page_count)
     ]

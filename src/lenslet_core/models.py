@@ -228,9 +228,11 @@ class Manifest:
     page_count: int = 1
     item_count: int = 0
     skipped: tuple[SkippedEntry, ...] = ()
+    #: The signature of the folder listing the build was made from (``""``: unknown).
+    listing: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        document = {
             "v": VERSION,
             "path": self.path,
             "generatedAt": self.generated_at,
@@ -242,6 +244,9 @@ class Manifest:
             "dirs": [d.to_json() for d in self.dirs],
             "skipped": [s.to_json() for s in self.skipped],
         }
+        if self.listing:
+            document["listing"] = self.listing
+        return document
 
     def encode(self) -> bytes:
         return dumps(self.to_json())
@@ -261,6 +266,7 @@ class Manifest:
                 page_count=int(document.get("pageCount", 1)),
                 item_count=int(document.get("itemCount", len(items))),
                 skipped=tuple(SkippedEntry.from_json(s) for s in document.get("skipped", ())),
+                listing=str(document.get("listing") or ""),
             )
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise MalformedDocument(f"{what} does not have the manifest shape: {exc}") from exc
@@ -419,21 +425,35 @@ class RollupItem:
         return cls(str(data["path"]), str(data["name"]), tuple(tags), notes, stamp)
 
 
-def encode_rollup(items: Iterable[RollupItem], generated_at: str) -> bytes:
-    """``{v, generatedAt, items: [{path, name, tags, notes}]}``."""
-    document = {
+def encode_rollup(
+    items: Iterable[RollupItem],
+    generated_at: str,
+    folders: Mapping[str, str] | None = None,
+) -> bytes:
+    """``{v, generatedAt, items: [{path, name, tags, notes}], folders: {path: signature}}``
+    (``folders``: the listing each folder's items were last taken from, see
+    :meth:`Rollup.update_folder`)."""
+    document: dict[str, Any] = {
         "v": VERSION,
         "generatedAt": generated_at,
         "items": [item.to_stored_json() for item in items],
     }
+    if folders:
+        document["folders"] = dict(folders)
     return dumps(document)
 
 
-def decode_rollup(data: bytes, *, what: str = "rollup") -> tuple[list[RollupItem], str]:
-    """The items of a rollup document and when it was generated."""
+def decode_rollup(
+    data: bytes, *, what: str = "rollup"
+) -> tuple[list[RollupItem], str, dict[str, str]]:
+    """The items of a rollup document, when it was generated and its folders' signatures."""
     document = loads(data, what=what)
     try:
         items = [RollupItem.from_json(item) for item in document.get("items", ())]
-        return items, str(document.get("generatedAt", ""))
+        folders = document.get("folders") or {}
+        if not isinstance(folders, dict):
+            raise TypeError("folders must be an object")
+        signatures = {str(k): str(v) for k, v in folders.items()}
+        return items, str(document.get("generatedAt", "")), signatures
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise MalformedDocument(f"{what} does not have the rollup shape: {exc}") from exc

@@ -156,7 +156,8 @@ def index_name(page: int | None = None) -> str:
 
 def is_manifest_name(name: str) -> bool:
     """``_index.json`` or one of its pages, ``_index_{n}.json``."""
-    return _INDEX_RE.match(name) is not None
+    # The prefix test first: this runs on every entry of every listing.
+    return name.startswith("_index") and _INDEX_RE.match(name) is not None
 
 
 def is_flat_file(name: str) -> bool:

@@ -7,6 +7,10 @@ replaces one image. Saving is a conditional write of the whole file: when anothe
 in between, its file is read back and this process's pending changes are applied on top, so
 neither loses the other's changes.
 
+Each folder also keeps the signature of the listing its images were last taken from (the
+manifest's listing signature plus every sidecar's size and mtime), so a run that finds the
+same listing again skips the folder without looking at its images.
+
 ``generatedAt`` is the rollup's basis: when the last full index run of the root started. It is
 what decides for images whose sidecar stamp is unknown (a rollup written before stamps): a
 sidecar last modified before it is reflected in the file.
@@ -21,6 +25,8 @@ from collections.abc import Iterable, Sequence
 
 import anyio
 import anyio.to_thread
+import orjson
+from blake3 import blake3
 
 from . import paths
 from .errors import DocumentError, LensletError, NotFound, PreconditionFailed
@@ -37,6 +43,8 @@ _MTIME_SLACK = 2.0
 _SAVE_ATTEMPTS = 5
 
 Folders = dict[str, dict[str, RollupItem]]
+#: A folder's images, when it was generated, and each folder's listing signature.
+Decoded = tuple[Folders, str, dict[str, str]]
 
 
 def _group(items: Iterable[RollupItem]) -> Folders:
@@ -46,12 +54,12 @@ def _group(items: Iterable[RollupItem]) -> Folders:
     return folders
 
 
-def _decode(data: bytes) -> tuple[Folders, str]:
-    items, generated = decode_rollup(data)
-    return _group(items), generated
+def _decode(data: bytes) -> Decoded:
+    items, generated, signatures = decode_rollup(data)
+    return _group(items), generated, signatures
 
 
-def _versioned_decode(data: bytes) -> tuple[str, tuple[Folders, str] | DocumentError]:
+def _versioned_decode(data: bytes) -> tuple[str, Decoded | DocumentError]:
     """The validator a conditional write expects, and the grouped items (or why not)."""
     try:
         return content_etag(data), _decode(data)
@@ -59,8 +67,18 @@ def _versioned_decode(data: bytes) -> tuple[str, tuple[Folders, str] | DocumentE
         return content_etag(data), exc
 
 
-def _encode(parts: list[list[RollupItem]], generated_at: str) -> bytes:
-    return encode_rollup(_sorted(parts), generated_at)
+def _encode(parts: list[list[RollupItem]], generated_at: str, signatures: dict[str, str]) -> bytes:
+    return encode_rollup(_sorted(parts), generated_at, signatures)
+
+
+def _signature(listing: str, entries: Sequence[Entry]) -> str:
+    """A folder's manifest listing signature with its sidecars' sizes and mtimes."""
+    sidecars = sorted(
+        (e.name, e.size, e.mtime)
+        for e in entries
+        if e.name.endswith(paths.SIDECAR_SUFFIX) and paths.image_of(e.name) is not None
+    )
+    return blake3(orjson.dumps([listing, sidecars])).hexdigest(length=16)
 
 
 def _sorted(parts: list[list[RollupItem]]) -> list[RollupItem]:
@@ -91,6 +109,11 @@ class Rollup:
         self._edited: dict[str, float] = {}
         self._save_lock = anyio.Lock()
         self.loaded = False
+        #: Per folder, the signature of the listing its images were taken from.
+        self._signatures: dict[str, str] = {}
+        #: Bumped when a signature is set; saved signatures are those of ``_signed_saved``.
+        self._signed = 0
+        self._signed_saved = 0
 
     def __len__(self) -> int:
         return sum(len(names) for names in self._folders.values())
@@ -103,7 +126,7 @@ class Rollup:
     @property
     def dirty(self) -> bool:
         """Whether there are changes not yet saved."""
-        return bool(self._pending)
+        return bool(self._pending) or self._signed != self._signed_saved
 
     def items(self) -> list[RollupItem]:
         """Every image, sorted by path."""
@@ -124,23 +147,27 @@ class Rollup:
             # Decoded (and grouped) in the thread that reads it: one hop, off the loop.
             etag, decoded = await self.storage.read_into(paths.ROLLUP_NAME, _versioned_decode)
         except NotFound:
-            self._reset({}, None, None, None)
+            self._reset({}, {}, None, None, None)
             return
         if isinstance(decoded, DocumentError):
-            self._reset({}, None, etag, seen)  # derived data: rebuilt and overwritten
+            self._reset({}, {}, None, etag, seen)  # derived data: rebuilt and overwritten
             return
-        folders, generated = decoded
+        folders, generated, signatures = decoded
         moment = parse_time(generated)
-        self._reset(folders, moment.timestamp() if moment is not None else None, etag, seen)
+        basis = moment.timestamp() if moment is not None else None
+        self._reset(folders, signatures, basis, etag, seen)
 
     def _reset(
         self,
         folders: Folders,
+        signatures: dict[str, str],
         basis: float | None,
         etag: str | None,
         seen: tuple[int, float] | None,
     ) -> None:
         self._folders = folders
+        self._signatures = signatures
+        self._signed_saved = self._signed
         self.basis = basis
         self._etag = etag
         self._seen = seen
@@ -151,6 +178,7 @@ class Rollup:
         # What this process changed and has not saved goes on top of what was read, as it is
         # now (edits made while the file was being read included).
         for path, item in self._pending.items():
+            self._signatures.pop(paths.parent(path), None)
             if item is None:
                 self._drop(path)
             else:
@@ -181,6 +209,7 @@ class Rollup:
         existing = self._folders.get(folder, {}).get(item.name)
         if existing == item and existing.stamp == item.stamp:
             return
+        self._signatures.pop(folder, None)
         self._folders.setdefault(folder, {})[item.name] = item
         self._pending[item.path] = item
         self._recent[item.path] = item
@@ -204,6 +233,7 @@ class Rollup:
         names = self._folders.get(folder)
         if names is None or names.pop(name, None) is None:
             return False
+        self._signatures.pop(folder, None)
         if not names:
             del self._folders[folder]
         return True
@@ -214,10 +244,16 @@ class Rollup:
         entries: Sequence[Entry],
         items: Sequence[ItemEntry],
         listed_at: float,
+        listing: str = "",
     ) -> None:
         """Make ``folder``'s images those of its new manifest (``items``), from its listing
         taken at ``listed_at``: sidecars are read only when new or changed, and an image
-        edited through lenslet after the listing keeps its edit."""
+        edited through lenslet after the listing keeps its edit. ``listing`` is the
+        manifest's listing signature: with the sidecars' stamps it tells a folder whose
+        images were already taken from this very listing, which is then left as it is."""
+        signature = _signature(listing, entries) if listing else ""
+        if signature and self._signatures.get(folder) == signature:
+            return
         listed = {e.name: e for e in entries}
         old = self._folders.get(folder, {})
         fresh: dict[str, RollupItem] = {}
@@ -262,6 +298,9 @@ class Rollup:
             if self._edited.get(path, 0.0) > listed_at and name in old:
                 continue  # edited while its sidecar was being read
             self.set_item(found)
+        if signature:
+            self._signatures[folder] = signature
+            self._signed += 1
 
     def prune(self, under: str, keep: Iterable[str], keep_below: Iterable[str] = ()) -> None:
         """Forget images of folders under ``under`` (itself included) that are not in
@@ -270,13 +309,15 @@ class Rollup:
         kept = set(keep)
         shelters = [f + "/" if f else "" for f in keep_below]
         prefix = under + "/" if under else ""
-        for folder in list(self._folders):
+        for folder in set(self._folders) | set(self._signatures):
             if folder in kept or not (folder == under or folder.startswith(prefix)):
                 continue
             if any(folder + "/" == s or folder.startswith(s) for s in shelters):
                 continue
             for name in list(self._folders.get(folder, {})):
                 self.remove(paths.join(folder, name))
+            if self._signatures.pop(folder, None) is not None:
+                self._signed += 1
 
     def _changed(self, known: RollupItem, sidecar: Entry) -> bool:
         if known.stamp is not None:
@@ -294,15 +335,16 @@ class Rollup:
         async with self._save_lock:  # one save at a time: each is decided on the last one
             if basis is not None and (self.basis is None or basis > self.basis):
                 self.basis = basis
-            if not self._pending and self._etag is not None:
+            if not self.dirty and self._etag is not None:
                 return False
             for _ in range(_SAVE_ATTEMPTS):
                 pending = dict(self._pending)
                 parts = self.parts()
+                signatures, signed = dict(self._signatures), self._signed
                 when = format_time(
                     datetime.datetime.fromtimestamp(self.basis or 0, datetime.timezone.utc)
                 )
-                data = await anyio.to_thread.run_sync(_encode, parts, when)
+                data = await anyio.to_thread.run_sync(_encode, parts, when, signatures)
                 try:
                     self._etag = await self.storage.write_if(
                         paths.ROLLUP_NAME, data, expected=self._etag
@@ -314,6 +356,7 @@ class Rollup:
                         self.basis = basis  # the older basis is the safe one
                     continue
                 self._seen = await self._stat()
+                self._signed_saved = signed
                 for path, item in pending.items():
                     if self._pending.get(path, ...) is item:
                         del self._pending[path]

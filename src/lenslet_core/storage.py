@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import dataclasses
 import datetime
 import errno
 import functools
@@ -23,7 +22,7 @@ import stat
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -97,11 +96,12 @@ def _usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-@dataclasses.dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """One child of a listed folder. ``problem`` says why an entry cannot be used (a dangling
     symlink, a symlink out of the root, a name that is not UTF-8); such entries keep the kind
-    they would have, are reported, and are never followed or read."""
+    they would have, are reported, and are never followed or read. (A named tuple: a listing
+    of a large tree makes a million of them, and a tuple is made three times faster than a
+    frozen dataclass.)"""
 
     name: str
     kind: EntryKind

@@ -62,7 +62,12 @@ async def test_problems_are_counted_and_listed(gallery: Path) -> None:
     assert document["skipped"][0]["reason"]
     assert document["pointers"] == {"broken": []}
     assert set(document["folders"]) == {"", "a", "album0", "album0/nested1"}
-    assert document["folders"]["a"] == {"items": 1, "missingThumbnails": 0}
+    counted = document["folders"]["a"]
+    assert (counted["items"], counted["missingThumbnails"]) == (1, 0)
+    # The listing it was counted from, as the folder's manifest has it.
+    assert (
+        counted["listing"] == orjson.loads((gallery / "a" / "_index.json").read_bytes())["listing"]
+    )
     listed = document["orphanSidecars"] + document["orphanThumbnails"]
     assert not [p for p in listed if p.endswith(DERIVED) or "readme" in p or "settings" in p]
 

@@ -5,9 +5,11 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lenslet_core import Lenslet, Manifest, Settings
-from lenslet_core.manifest import folder_kind
+from lenslet_core.manifest import folder_kind, listing_signature
 from lenslet_core.storage import Entry
 from tests.conftest import Requests
 from tests.imagegen import jpeg_bytes, png_bytes, webp_bytes, write
@@ -194,3 +196,140 @@ async def test_mtime_change_alone_triggers_a_reread(gallery: Path) -> None:
         os.utime(image, (st.st_atime, st.st_mtime + 10))
         report = await lens.index()
     assert report.analyzed == 1
+
+
+# -- listing signatures ------------------------------------------------------------------------
+
+LIMITS = {"max_file_bytes": 10**9, "max_pixels": 10**8}
+names = st.text("abcxyz_.", min_size=1, max_size=8).filter(lambda n: not n.startswith("."))
+images = st.builds(
+    Entry,
+    names.map(lambda n: n + ".jpg"),
+    st.just("file"),
+    st.integers(0, 10**6),
+    st.floats(0, 2e9, allow_nan=False),
+)
+listings = st.lists(images, max_size=8, unique_by=lambda e: e.name)
+
+
+def sign(entries: list[Entry], kinds: dict[str, str] | None = None, **limits: int) -> str:
+    return listing_signature(entries, kinds or {}, **{**LIMITS, **limits})  # type: ignore[arg-type]
+
+
+@given(listings, st.randoms())
+def test_a_signature_does_not_depend_on_listing_order(entries: list[Entry], rng: object) -> None:
+    shuffled = list(entries)
+    rng.shuffle(shuffled)  # type: ignore[attr-defined]
+    assert sign(shuffled) == sign(entries)
+
+
+@given(listings, st.integers(1, 10**6), st.floats(1, 1e6))
+def test_what_changes_derived_files_and_folder_mtimes_does_not_change_a_signature(
+    entries: list[Entry], size: int, later: float
+) -> None:
+    kinds = {"sub": "leaf-real"}
+    derived = [
+        Entry(e.name + suffix, "file", size, e.mtime + later)
+        for e in entries
+        for suffix in (".json", ".thumbnail")
+    ]
+    noise = [
+        Entry("_index.json", "file", size, later),
+        Entry("_index_3.json", "file", size, later),
+        Entry("_rollup.json", "file", size, later),
+        Entry("_health.json", "file", size, later),
+        Entry(".x.jpg.lenslet-tmp", "file", size, later),
+        Entry(".DS_Store", "file", size, later),
+    ]
+    before = [*entries, *derived, Entry("sub", "dir", 4096, 1.0)]
+    # Sidecars and thumbnails rewritten, the sub-folder written into, lenslet's own files new.
+    after = [
+        *entries,
+        *(Entry(d.name, d.kind, d.size + 1, d.mtime + 1) for d in derived),
+        Entry("sub", "dir", 8192, 2.0 + later),
+        *noise,
+    ]
+    assert sign(after, kinds) == sign(before, kinds)
+
+
+@given(listings.filter(bool), st.data())
+def test_what_a_manifest_shows_changes_its_signature(entries: list[Entry], data: object) -> None:
+    draw = data.draw  # type: ignore[attr-defined]
+    base = sign(entries)
+    victim = draw(st.sampled_from(entries))
+    others = [e for e in entries if e is not victim]
+    changed = [
+        [*others, victim._replace(size=victim.size + 1)],
+        [*others, victim._replace(mtime=victim.mtime + 1)],
+        others,  # gone
+        [*entries, Entry(victim.name + ".json", "file")],  # a sidecar appears
+        [*entries, Entry(victim.name + ".thumbnail", "file")],  # a thumbnail appears
+        [*entries, Entry("new.png", "file", 1, 1.0)],
+        [*entries, Entry("sub", "dir")],
+    ]
+    for listing in changed:
+        assert sign(listing) != base
+    assert sign(entries, {"sub": "branch"}) != base
+    assert sign(entries, max_pixels=1000) != base
+    assert sign(entries, max_file_bytes=1000) != base
+    thumbs_elsewhere = listing_signature(
+        entries, {}, **LIMITS, thumbnails=[victim.name + ".thumbnail"]
+    )
+    assert thumbs_elsewhere != base
+
+
+async def test_a_nested_unchanged_tree_keeps_its_manifests_in_a_new_process(
+    gallery: Path,
+) -> None:
+    for folder in ("", "a", "a/b", "a/b/c"):
+        write(gallery / folder / "x.jpg", jpeg_bytes())
+        write(gallery / folder / "x.jpg.json", b'{"v": 1, "tags": ["t"]}')
+    async with Lenslet(str(gallery)) as lens:
+        first = await lens.index()
+    async with Lenslet(str(gallery)) as lens:
+        again = await lens.index()
+    assert (first.manifests_written, again.manifests_written) == (4, 0)
+    assert (again.items, again.reused, again.analyzed) == (4, 4, 0)
+    signatures = {manifest(gallery / f)["listing"] for f in ("", "a", "a/b", "a/b/c")}
+    assert len(signatures) == 4  # one per folder, each from its own listing
+
+
+async def test_a_file_skipped_for_a_passing_reason_is_tried_again(gallery: Path) -> None:
+    """A manifest whose listing has not changed is still rebuilt when it gave up on a file
+    for a reason that may pass (here: a read error), or lacks a thumbnail it should have."""
+    write(gallery / "x.jpg", jpeg_bytes())
+    write(gallery / "y.jpg", jpeg_bytes(seed=2))
+    async with Lenslet(str(gallery)) as lens:
+        await lens.index()
+    document = manifest(gallery)
+    items = document["items"]
+    assert isinstance(items, list)
+    x, y = items
+    document["items"] = [{**y, "hasThumb": False}]
+    document["itemCount"] = 1
+    document["skipped"] = [
+        {"name": "x.jpg", "reason": "read failed", "code": "storage_error", "size": x["size"]}
+    ]
+    (gallery / "_index.json").write_bytes(orjson.dumps(document))  # the same "listing"
+    async with Lenslet(str(gallery)) as lens:
+        report = await lens.index()
+    assert (report.analyzed, report.manifests_written, report.skipped) == (1, 1, [])
+    rebuilt = manifest(gallery)["items"]
+    assert isinstance(rebuilt, list)
+    assert [(i["name"], i["hasThumb"]) for i in rebuilt] == [("x.jpg", True), ("y.jpg", True)]
+
+
+async def test_a_settled_verdict_is_reported_again_without_a_read(
+    gallery: Path, requests: Requests
+) -> None:
+    write(gallery / "bad.jpg", b"not an image at all")
+    write(gallery / "x.jpg", jpeg_bytes())
+    async with Lenslet(str(gallery)) as lens:
+        first = await lens.index()
+    async with Lenslet(str(gallery), observer=requests) as lens:
+        again = await lens.index()
+    assert (
+        [s.code for s in first.skipped] == [s.code for s in again.skipped] == ["unsupported_image"]
+    )
+    assert [p for op, p in requests.log if op == "read" and p.endswith(".jpg")] == []
+    assert (again.reused, again.manifests_written) == (2, 0)

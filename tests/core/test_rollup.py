@@ -148,6 +148,31 @@ async def test_an_unchanged_tree_reads_no_sidecar(gallery: Path, requests: Reque
     assert requests.count("write", "_rollup.json") == 0
 
 
+async def test_each_folder_keeps_the_listing_its_images_came_from(gallery: Path) -> None:
+    made = make_tree(gallery, folders=2, per_folder=2)
+    sidecar(gallery, made[0], ["x"])
+    async with Lenslet(str(gallery), FAST) as lens:
+        await lens.index()
+        await lens.index()
+    signed = rollup_file(gallery)["folders"]
+    folders = sorted({image.rpartition("/")[0] for image in made})
+    assert sorted(signed) == ["", *folders]
+    async with Lenslet(str(gallery), FAST) as lens:
+        await lens.update_item(made[2], {"tags": ["through-lenslet"]})
+    # The edit's sidecar is in its folder's listing now: that folder's signature is no longer
+    # the one the rollup kept (dropped, or taken again from the new listing).
+    after = rollup_file(gallery)["folders"]
+    edited = made[2].rpartition("/")[0]
+    assert after.get(edited) != signed[edited]
+    assert {f: s for f, s in after.items() if f != edited} == {
+        f: s for f, s in signed.items() if f != edited
+    }
+    async with Lenslet(str(gallery), FAST) as lens:
+        await lens.index()
+        assert [i.path for i in await lens.search("through-lenslet")] == [made[2]]
+    assert sorted(rollup_file(gallery)["folders"]) == ["", *folders]
+
+
 async def test_a_sidecar_copied_in_with_an_older_mtime_is_read(gallery: Path) -> None:
     """rsync -a and cp -p keep a copy's mtime: older than the last run, yet news."""
     write(gallery / "a" / "x.jpg", jpeg_bytes())
