@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import gc
+
 from . import health, index, search, serve  # noqa: F401  (each registers its command)
 from .typer_app import app
 
 __all__ = ["app", "main"]
 
 
+#: Allocations between two young-generation collections (Python's default: 700). lenslet
+#: makes millions of small objects that hold no cycles (listing entries, manifest items,
+#: rollup items); with the default the collector walks them again and again, and an
+#: unchanged re-index of 500,000 images took 10.4 s instead of 8.5 s.
+GC_THRESHOLD = (50_000, 20, 100)
+
+
 def main() -> None:
     """The console script's entry point."""
+    # The process is ours here (a library never changes this for its host).
+    gc.set_threshold(*GC_THRESHOLD)
     app()

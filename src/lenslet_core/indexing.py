@@ -188,7 +188,9 @@ async def index_tree(
         if on_progress is not None:
             on_progress(progress)
 
-    folders = await _walk(storage, path, recursive, storage.io_concurrency, report, progress, tell)
+    folders = await _walk(
+        storage, path, recursive, storage.list_concurrency, report, progress, tell
+    )
     for found in folders:
         found.images = sum(1 for e in found.entries if paths.is_image_name(e.name))
     progress.images_total = sum(f.images for f in folders)
@@ -295,8 +297,7 @@ async def _walk(
     for folder in sorted(to_index):
         kinds = {}
         for entry in listings[folder]:
-            child = paths.join(folder, entry.name)
-            if entry.is_folder and child in listings:
+            if entry.kind == "dir" and (child := paths.join(folder, entry.name)) in listings:
                 kinds[entry.name] = folder_kind(listings[child])
         found = _Folder(folder, listings[folder], kinds, manifests.pop(folder), listed_at[folder])
         result.append(found)
@@ -318,7 +319,6 @@ async def _index_folder(
 ) -> list[Manifest] | None:
     """Bring one folder's manifest up to date; returns its current pages (``None`` when the
     folder was skipped)."""
-    existing = manifest_names(folder.entries)
     await _remove_stale_temp_files(storage, folder, report)
     contents, folder.manifests = folder.manifests, {}
     try:
@@ -418,7 +418,7 @@ async def _index_folder(
     if not storage.writable(folder.path):
         return pages  # served from memory; a read-only root or pointer is never written
     try:
-        await write_manifest(storage, folder.path, pages, existing)
+        await write_manifest(storage, folder.path, pages, manifest_names(folder.entries))
     except LensletError as exc:
         report.skipped.append(
             Skipped(folder.path or "/", f"manifest not written: {exc.message}", exc.code)

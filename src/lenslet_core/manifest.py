@@ -140,7 +140,8 @@ def listing_signature(
         rows.setdefault(name, (name, "file", 0, 0.0, None))
     kinds = sorted(child_kinds.items())
     limits = (_SIGNATURE_VERSION, max_file_bytes, max_pixels)
-    return blake3(orjson.dumps([limits, sorted(rows.values()), kinds])).hexdigest(length=16)
+    ordered = [rows[name] for name in sorted(rows)]  # names sort far faster than rows
+    return blake3(orjson.dumps([limits, ordered, kinds])).hexdigest(length=16)
 
 
 def _signed(name: str) -> bool:
@@ -316,7 +317,7 @@ async def build_folder(
                 )
                 item = _with_flags(item, names)
                 if entry.name in kept and not item.hasThumb:
-                    item = dataclasses.replace(item, hasThumb=True)
+                    item = item._replace(hasThumb=True)
                 build.items.append(item)
             if on_item is not None:
                 awaited = on_item()
@@ -384,7 +385,7 @@ def _with_flags(item: ItemEntry, names: set[str]) -> ItemEntry:
     has_meta = paths.sidecar_name(item.name) in names
     if item.hasThumb == has_thumb and item.hasMeta == has_meta:
         return item
-    return dataclasses.replace(item, hasThumb=has_thumb, hasMeta=has_meta)
+    return item._replace(hasThumb=has_thumb, hasMeta=has_meta)
 
 
 def paginate(

@@ -11,7 +11,7 @@ import dataclasses
 import datetime
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import orjson
 
@@ -117,9 +117,9 @@ def parse_time(value: object) -> datetime.datetime | None:
 # -- manifests ---------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class ItemEntry:
-    """One image of a folder manifest."""
+class ItemEntry(NamedTuple):
+    """One image of a folder manifest. (A named tuple: an index run reads 500,000 of them
+    from the manifests, and a tuple is made twice as fast as a frozen dataclass.)"""
 
     name: str
     type: str
@@ -412,15 +412,19 @@ class RollupItem:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RollupItem:
+        # Read 500,000 times when a large gallery's rollup is loaded: the common case (no
+        # tags, no notes) takes the shortest path.
         tags = data.get("tags") or ()
-        if not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) for t in tags):
+        if tags and (
+            not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) for t in tags)
+        ):
             raise TypeError("tags must be a list of strings")
         notes = data.get("notes") or ""
-        if not isinstance(notes, str):
+        if notes.__class__ is not str and not isinstance(notes, str):
             raise TypeError("notes must be a string")
         raw = data.get("stamp")
         stamp = None
-        if isinstance(raw, list) and len(raw) == 2:
+        if raw.__class__ is list and len(raw) == 2:
             stamp = (int(raw[0]), float(raw[1]))
         return cls(str(data["path"]), str(data["name"]), tuple(tags), notes, stamp)
 

@@ -49,8 +49,13 @@ Decoded = tuple[Folders, str, dict[str, str]]
 
 def _group(items: Iterable[RollupItem]) -> Folders:
     folders: Folders = {}
+    # Items come sorted by path, so a folder's images are usually next to each other.
+    folder, names = None, {}
     for item in items:
-        folders.setdefault(paths.parent(item.path), {})[item.name] = item
+        parent = item.path.rpartition("/")[0]
+        if parent != folder:
+            folder, names = parent, folders.setdefault(parent, {})
+        names[item.name] = item
     return folders
 
 
