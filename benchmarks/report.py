@@ -105,6 +105,10 @@ def rss(pid: int) -> int:
     return 0
 
 
+def open_files(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
 def serve_measures(root: Path, tree: Any) -> dict[str, Any]:
     port = free_port()
     proc = subprocess.Popen(
@@ -143,11 +147,13 @@ def serve_measures(root: Path, tree: Any) -> dict[str, Any]:
                 http.get("/folders", params=params)
             http.get("/search", params={"q": "family"})
             out["serve_rss"] = rss(proc.pid)
+            out["serve_fds"] = open_files(proc.pid)
             for name, route, params in (
                 ("folders_1k", "/folders", k1),
                 ("folders_page", "/folders", page),
                 ("search_common", "/search", {"q": "family", "limit": "100"}),
                 ("search_rare", "/search", {"q": "zebra", "limit": "100"}),
+                ("item", "/item", {"path": f"{tree.k1}/IMG_000005.jpg"}),
             ):
                 times = timed(functools.partial(http.get, route, params=params), 200)
                 out[name] = p50_p95(times)
@@ -170,6 +176,8 @@ def serve_measures(root: Path, tree: Any) -> dict[str, Any]:
                     raise RuntimeError("the new image was not listed within 2 minutes")
                 time.sleep(0.05)
             out["new_image_listed"] = time.perf_counter() - started
+            out["serve_fds_end"] = open_files(proc.pid)
+            out["queue_peak"] = http.get("/health").json()["jobs"]["peak"]
     finally:
         proc.terminate()
         proc.wait(60)
@@ -243,8 +251,16 @@ def table(results: list[dict[str, Any]]) -> str:
             lambda r: "naive " + "/".join(map(ms, r["naive_zebra"])),
             lambda r: f"index {'/'.join(map(ms, r['index_zebra']))}",
         ),
+        ("/item p50/p95 ms", lambda r: "/".join(map(ms, r["item"])), "", ""),
         ("tag edit to searchable", lambda r: f"{r['tag_to_search'] * 1000:.0f} ms", "", ""),
         ("new image listed + thumb", lambda r: f"{r['new_image_listed']:.1f} s", "", ""),
+        (
+            "server open files",
+            lambda r: f"{r['serve_fds']} → {r['serve_fds_end']}",
+            "",
+            "after warm-up → after ~1,200 requests, an edit and a new image",
+        ),
+        ("job queue peak", lambda r: str(r["queue_peak"]), "", "bounded: 10,000"),
     ]
     sizes = [f"{r['items']:,}" for r in results]
     lines = ["| measure | " + " | ".join(sizes) + " | baseline (largest) | ratio / note |"]

@@ -149,6 +149,8 @@ class EngineStats:
     recent_failures: list[dict[str, Any]]
     #: Time from submit to first start, per kind.
     waits: dict[str, TimingSnapshot] = dataclasses.field(default_factory=dict)
+    #: The most jobs waiting at once since the engine started (never above its queue size).
+    peak: int = 0
 
     @property
     def depth(self) -> int:
@@ -157,6 +159,7 @@ class EngineStats:
     def to_json(self) -> dict[str, Any]:
         return {
             "depth": self.depth,
+            "peak": self.peak,
             "queued": self.queued,
             "running": self.running,
             "done": self.done,
@@ -215,6 +218,7 @@ class LocalEngine:
         self._done = 0
         self._failed = 0
         self._retried = 0
+        self._peak = 0
         self._failures: collections.deque[dict[str, Any]] = collections.deque(maxlen=_FAILURES_KEPT)
         self._seconds: dict[str, float] = {}
         self._waits = {kind: Timings() for kind in KINDS}
@@ -334,6 +338,7 @@ class LocalEngine:
             self._retried,
             list(self._failures),
             waits,
+            self._peak,
         )
 
     def retry_after(self, job: Job) -> float:
@@ -351,6 +356,7 @@ class LocalEngine:
         handle.state = "queued"
         heapq.heappush(self._heap, (_PRIORITY[handle.job.kind], next(self._seq), handle))
         self._queued[handle.job.kind] += 1
+        self._peak = max(self._peak, self._queued.total())
         async with self._changed:
             self._changed.notify_all()
 

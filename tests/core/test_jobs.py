@@ -204,6 +204,8 @@ async def test_a_full_queue_refuses_or_makes_the_submitter_wait_for_room() -> No
             bench.release()
             await admitted.wait()
         assert await late[0].wait(5)
+        # The most ever waiting is the queue size, however many submitters waited for room.
+        assert (engine.stats().peak, engine.stats().to_json()["peak"]) == (2, 2)
     assert late[0].result() == "index:q2"
 
 
