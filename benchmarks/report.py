@@ -3,6 +3,7 @@
     python -m benchmarks.report              # quick: 10k and 50k images
     python -m benchmarks.report --full       # 10k, 50k, 100k and 500k (about an hour, 2 cores)
     python -m benchmarks.report --sizes 2000 --docs   # and write docs/performance.md + curves
+    python -m benchmarks.report --sizes --s3 5000     # the S3 run only (moto on loopback)
 
 Each size gets a fresh tree (:mod:`benchmarks.scale`) in a temporary folder, then the real CLI
 and a real ``lenslet serve`` in processes of their own: first index and unchanged re-index
@@ -11,6 +12,9 @@ and a real ``lenslet serve`` in processes of their own: first index and unchange
 image to be listed with its thumbnail. Baselines run in the same process on the same tree: a
 bare ``os.scandir`` + stat walk (what an unchanged re-index must at least do) and a naive scan
 of the rollup (what search is compared with). Results go to ``benchmarks/results/scale.json``.
+
+Then the S3 run (:mod:`benchmarks.report_s3`): one tree in a bucket of a local S3 API server,
+with the requests each step made (``benchmarks/results/s3.json``).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from lenslet_core.search import SearchIndex
 QUICK = [10_000, 50_000]
 FULL = [10_000, 50_000, 100_000, 500_000]
 RESULTS = Path(__file__).parent / "results" / "scale.json"
+S3_RESULTS = RESULTS.with_name("s3.json")
 DOCS = Path(__file__).parent.parent / "docs"
 
 
@@ -328,16 +333,30 @@ def curve_svg(results: list[dict[str, Any]]) -> str:
     return "\n".join(parts)
 
 
-def write_docs(results: list[dict[str, Any]], text: str) -> None:
-    (DOCS / "scale.svg").write_text(curve_svg(results) + "\n")
+def write_docs(results: list[dict[str, Any]], text: str, s3_text: str | None) -> None:
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    when = time.strftime("%Y-%m-%d")
+    if results:
+        (DOCS / "scale.svg").write_text(curve_svg(results) + "\n")
+        _write_block(
+            "scale",
+            f"## Scale runs\n\n`python -m benchmarks.report` on {machine}, {when}:\n\n"
+            f"{text}\n\n![cost curves](scale.svg)",
+        )
+    if s3_text is not None:
+        _write_block(
+            "s3",
+            f"### On S3\n\n`python -m benchmarks.report` on {machine}, {when}:\n\n{s3_text}",
+        )
+
+
+def _write_block(name: str, text: str) -> None:
+    """Put ``text`` between the ``<!-- name:begin -->`` and ``<!-- name:end -->`` marks of
+    docs/performance.md (at its end the first time)."""
     page = DOCS / "performance.md"
     doc = page.read_text()
-    begin, end = "<!-- scale:begin -->", "<!-- scale:end -->"
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    block = (
-        f"{begin}\n## Scale runs\n\n`python -m benchmarks.report` on {machine}, "
-        f"{time.strftime('%Y-%m-%d')}:\n\n{text}\n\n![cost curves](scale.svg)\n{end}"
-    )
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    block = f"{begin}\n{text}\n{end}"
     if begin in doc:
         doc = doc[: doc.index(begin)] + block + doc[doc.index(end) + len(end) :]
     else:
@@ -348,22 +367,45 @@ def write_docs(results: list[dict[str, Any]], text: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--full", action="store_true", help="10k, 50k, 100k and 500k images")
-    parser.add_argument("--sizes", type=int, nargs="+", help="these sizes instead")
+    parser.add_argument(
+        "--sizes", type=int, nargs="*", help="these sizes instead (none: the S3 run only)"
+    )
     parser.add_argument("--docs", action="store_true", help="write docs/performance.md too")
     parser.add_argument("--work", type=Path, help="where the trees are made (default: /tmp)")
+    parser.add_argument(
+        "--s3",
+        type=int,
+        metavar="SIZE",
+        help="images in the S3 run (default: 2,000; 10,000 with --full; 0: no S3 run)",
+    )
     args = parser.parse_args()
-    sizes = args.sizes or (FULL if args.full else QUICK)
+    sizes = args.sizes if args.sizes is not None else (FULL if args.full else QUICK)
+    s3_size = args.s3 if args.s3 is not None else (10_000 if args.full else 2_000)
     results = []
+    s3_result = None
     with tempfile.TemporaryDirectory(dir=args.work) as work:
         for size in sizes:
             print(f"scale run: {size:,} images ...", file=sys.stderr, flush=True)
             results.append(measure(size, Path(work)))
+        if s3_size:
+            from benchmarks.report_s3 import measure_s3
+
+            print(f"S3 run: {s3_size:,} images ...", file=sys.stderr, flush=True)
+            s3_result = measure_s3(s3_size, Path(work))
     RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    text = table(results)
-    print(text)
+    text = s3_text = None
+    if results:
+        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        text = table(results)
+        print(text)
+    if s3_result is not None:
+        from benchmarks.report_s3 import s3_table
+
+        S3_RESULTS.write_text(json.dumps(s3_result, indent=2) + "\n")
+        s3_text = s3_table(s3_result)
+        print(s3_text)
     if args.docs:
-        write_docs(results, text)
+        write_docs(results, text or "", s3_text)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,150 @@
+"""The S3 part of the scale report: the same tree in a bucket of a real S3 API server on
+loopback (moto, in a process of its own, logging every request it answers).
+
+What counts on S3 is requests, so next to the times this reports how many of each kind every
+step made. The baseline is a bare recursive listing of the bucket with s3fs (what an unchanged
+re-index must at least do). moto answers from memory in Python, so its times say more about
+moto than about S3; the request counts carry over to a real bucket as they are.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks.report import free_port, p50_p95, run_cli, timed
+from benchmarks.scale import make_tree
+
+BUCKET = "scale"
+PREFIX = f"{BUCKET}/gallery"
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def _start_server() -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.s3server", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # "s3 server on 127.0.0.1:PORT"
+    proc.stdout.close()
+    return proc, "http://" + line.rsplit(" ", 1)[-1].strip()
+
+
+def _requests(endpoint: str) -> dict[str, int]:
+    """The requests since the last call, by kind (LIST, GET, HEAD, PUT, DELETE), and clear."""
+    log = httpx.get(f"{endpoint}/_requests").json()
+    httpx.delete(f"{endpoint}/_requests")
+    kinds: collections.Counter[str] = collections.Counter()
+    for method, path, query in log:
+        listing = method == "GET" and path.strip("/").count("/") == 0 and "list-type" in query
+        kinds["LIST" if listing else method] += 1
+    return dict(sorted(kinds.items()))
+
+
+def _upload(root: Path, endpoint: str) -> None:
+    import s3fs
+
+    fs = s3fs.S3FileSystem(endpoint_url=endpoint)
+    fs.mkdir(BUCKET)
+    files = [p for p in root.rglob("*") if p.is_file() and ".pool" not in p.parts]
+    fs.put(
+        [str(p) for p in files],
+        [f"{PREFIX}/{p.relative_to(root).as_posix()}" for p in files],
+    )
+
+
+def _bare_listing(endpoint: str) -> float:
+    import s3fs
+
+    def walk() -> int:
+        fs = s3fs.S3FileSystem(endpoint_url=endpoint, skip_instance_cache=True)
+        return len(fs.find(PREFIX, detail=True))
+
+    return min(timed(walk, 3))
+
+
+def measure_s3(size: int, work: Path) -> dict[str, Any]:
+    """First index, unchanged re-index and ``/folders`` of a ``size``-image tree in a bucket."""
+    os.environ.update(CREDENTIALS)
+    proc, endpoint = _start_server()
+    url = f"s3://{PREFIX}"
+    flags = ("--endpoint-url", endpoint, "--json", "--no-progress")
+    out: dict[str, Any] = {"items": size, "endpoint": "moto on loopback"}
+    try:
+        tree = make_tree(work / f"s3tree{size}", size)
+        out["folders"] = tree.folders
+        _upload(tree.root, endpoint)
+        _requests(endpoint)
+        out["index"], _, _ = run_cli("index", url, *flags)
+        out["index_requests"] = _requests(endpoint)
+        out["reindex"], _, _ = run_cli("index", url, *flags)
+        out["reindex_requests"] = _requests(endpoint)
+        out["listing"] = _bare_listing(endpoint)
+        _requests(endpoint)
+        out.update(_serve(url, endpoint, tree.k1))
+    finally:
+        proc.terminate()
+        proc.wait(60)
+    return out
+
+
+def _serve(url: str, endpoint: str, k1: str) -> dict[str, Any]:
+    port = free_port()
+    command = [sys.executable, "-m", "lenslet_cli", "serve", url, "--port", str(port)]
+    command += ["--no-index", "--endpoint-url", endpoint]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out: dict[str, Any] = {}
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    http.get("/folders", params={"path": k1})
+                    break
+                except httpx.TransportError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+            _requests(endpoint)
+            get = functools.partial(http.get, "/folders", params={"path": k1})
+            out["folders_1k"] = p50_p95(timed(get, 200))
+            out["folders_requests"] = _requests(endpoint)
+    finally:
+        server.terminate()
+        server.wait(60)
+    return out
+
+
+def s3_table(result: dict[str, Any]) -> str:
+    def counts(kinds: dict[str, int]) -> str:
+        return ", ".join(f"{n:,} {kind}" for kind, n in kinds.items()) or "none"
+
+    size = result["items"]
+    ratio = result["reindex"] / result["listing"]
+    lines = [
+        f"| measure ({size:,} images, {result['endpoint']}) | result | requests |",
+        "|---|---|---|",
+        f"| first index | {result['index']:.1f} s ({size / result['index']:,.0f} items/s) "
+        f"| {counts(result['index_requests'])} |",
+        f"| unchanged re-index | {result['reindex']:.2f} s = {ratio:.1f}x a bare s3fs listing "
+        f"({result['listing']:.2f} s) | {counts(result['reindex_requests'])} |",
+        f"| `/folders` 1k p50/p95, 200 calls | "
+        f"{'/'.join(f'{v * 1000:.2f}' for v in result['folders_1k'])} ms "
+        f"| {counts(result['folders_requests'])} |",
+    ]
+    return "\n".join(lines)
