@@ -21,4 +21,9 @@ def main() -> None:
     """The console script's entry point."""
     # The process is ours here (a library never changes this for its host).
     gc.set_threshold(*GC_THRESHOLD)
-    app()
+    try:
+        app()
+    finally:
+        # What is left goes with the process: the collection Python makes on the way out
+        # would first walk every object of the closed gallery (0.6 s at 500,000 images).
+        gc.freeze()
