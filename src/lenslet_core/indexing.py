@@ -192,7 +192,7 @@ async def index_tree(
         storage, path, recursive, storage.list_concurrency, report, progress, tell
     )
     for found in folders:
-        found.images = sum(1 for e in found.entries if paths.is_image_name(e.name))
+        found.images = sum(map(paths.is_image_name, [e.name for e in found.entries]))
     progress.images_total = sum(f.images for f in folders)
     tell()
     # Batches of images in flight across all folders: enough to keep every core busy and, on

@@ -129,25 +129,22 @@ def listing_signature(
 
     Hidden files (temp files, ``.DS_Store``), the manifest's own files and the root's rollup
     and health are left out: they change without the folder's images changing."""
-    rows = {
-        e.name: (e.name, e.kind, 0, 0.0, e.problem)
-        if e.kind == "dir" or e.name.endswith(_BY_NAME)
-        else (e.name, e.kind, e.size, e.mtime, e.problem)
-        for e in entries
-        if _signed(e.name)
-    }
+    # One plain loop: this runs over every entry of every folder of each index run.
+    rows: dict[str, tuple[str, str, int, float, str | None]] = {}
+    is_manifest, unsigned = paths.is_manifest_name, _UNSIGNED
+    for name, kind, size, mtime, problem in entries:
+        if name[0] == "." or name in unsigned or (name[0] == "_" and is_manifest(name)):
+            continue
+        if kind == "dir" or name.endswith(_BY_NAME):
+            rows[name] = (name, kind, 0, 0.0, problem)
+        else:
+            rows[name] = (name, kind, size, mtime, problem)
     for name in thumbnails:
         rows.setdefault(name, (name, "file", 0, 0.0, None))
     kinds = sorted(child_kinds.items())
     limits = (_SIGNATURE_VERSION, max_file_bytes, max_pixels)
     ordered = [rows[name] for name in sorted(rows)]  # names sort far faster than rows
     return blake3(orjson.dumps([limits, ordered, kinds])).hexdigest(length=16)
-
-
-def _signed(name: str) -> bool:
-    if name[0] == "." or name in _UNSIGNED:
-        return False
-    return not paths.is_manifest_name(name)
 
 
 def settled(pages: Sequence[Manifest], *, making_thumbs: bool) -> bool:
