@@ -24,6 +24,7 @@ import functools
 import json
 import os
 import platform
+import re
 import shutil
 import socket
 import statistics
@@ -114,6 +115,24 @@ def open_files(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def served_shares(metrics: str) -> dict[str, float]:
+    """From ``/metrics``: the share of folder pages answered from a manifest (not rebuilt) and
+    of thumbnails answered from one already made."""
+
+    def count(name: str, label: str) -> float:
+        found = re.search(rf"^{name}_total{{[^}}]*\"{label}\"}} (\S+)$", metrics, re.MULTILINE)
+        return float(found.group(1)) if found else 0.0
+
+    manifest = count("lenslet_folder_pages", "manifest")
+    rebuilt = count("lenslet_folder_pages", "rebuilt")
+    served = count("lenslet_thumbnails", "served")
+    made = count("lenslet_thumbnails", "made") + count("lenslet_thumbnails", "pending")
+    return {
+        "folders_from_manifest": manifest / max(manifest + rebuilt, 1),
+        "thumbnail_hits": served / max(served + made, 1),
+    }
+
+
 def serve_measures(root: Path, tree: Any) -> dict[str, Any]:
     port = free_port()
     proc = subprocess.Popen(
@@ -162,6 +181,13 @@ def serve_measures(root: Path, tree: Any) -> dict[str, Any]:
             ):
                 times = timed(functools.partial(http.get, route, params=params), 200)
                 out[name] = p50_p95(times)
+            # Thumbnails of 200 different images of the 1k folder.
+            thumbs = iter(
+                f"{tree.k1}/{i['name']}" for i in http.get("/folders", params=k1).json()["items"]
+            )
+            out["thumb"] = p50_p95(
+                timed(lambda: http.get("/thumb", params={"path": next(thumbs)}), 200)
+            )
             # A tag edit, searchable (the rollup overlay: no rebuild, no wait for a write).
             word = f"edited{time.time_ns()}"
             started = time.perf_counter()
@@ -183,6 +209,7 @@ def serve_measures(root: Path, tree: Any) -> dict[str, Any]:
             out["new_image_listed"] = time.perf_counter() - started
             out["serve_fds_end"] = open_files(proc.pid)
             out["queue_peak"] = http.get("/health").json()["jobs"]["peak"]
+            out.update(served_shares(http.get("/metrics").text))
     finally:
         proc.terminate()
         proc.wait(60)
@@ -257,6 +284,14 @@ def table(results: list[dict[str, Any]]) -> str:
             lambda r: f"index {'/'.join(map(ms, r['index_zebra']))}",
         ),
         ("/item p50/p95 ms", lambda r: "/".join(map(ms, r["item"])), "", ""),
+        ("/thumb p50/p95 ms", lambda r: "/".join(map(ms, r["thumb"])), "", "200 images"),
+        (
+            "folder pages from a manifest",
+            lambda r: f"{r['folders_from_manifest']:.0%}",
+            "",
+            "PRD: ≥ 95%",
+        ),
+        ("thumbnail cache hits", lambda r: f"{r['thumbnail_hits']:.0%}", "", "PRD: > 85%"),
         ("tag edit to searchable", lambda r: f"{r['tag_to_search'] * 1000:.0f} ms", "", ""),
         ("new image listed + thumb", lambda r: f"{r['new_image_listed']:.1f} s", "", ""),
         (
