@@ -30,15 +30,15 @@ class FolderHealth:
     missing_thumbnails: int
     orphan_sidecars: tuple[str, ...]
     orphan_thumbnails: tuple[str, ...]
-    #: The manifest listing signature these counts were taken from (``""``: unknown).
-    listing: str = ""
+    #: The key of the manifest build these counts were taken from (``""``: unknown).
+    manifest: str = ""
 
 
 def folder_health(
-    folder: str, entries: Sequence[Entry], items: Sequence[ItemEntry], listing: str = ""
+    folder: str, entries: Sequence[Entry], items: Sequence[ItemEntry], manifest: str = ""
 ) -> FolderHealth:
-    """Count a folder from its listing and its new manifest entries (``listing``: the
-    signature of that listing, see :func:`~lenslet_core.manifest.listing_signature`)."""
+    """Count a folder from its listing and its new manifest entries (``manifest``: the key
+    of that manifest's build, its listing signature and build id)."""
     files = {e.name for e in entries if e.kind == "file"}
     sidecars: list[str] = []
     thumbs: list[str] = []
@@ -48,7 +48,7 @@ def folder_health(
             found = thumbs if name.endswith(paths.THUMBNAIL_SUFFIX) else sidecars
             found.append(paths.join(folder, name))
     missing = sum(1 for item in items if not item.hasThumb)
-    return FolderHealth(len(items), missing, tuple(sidecars), tuple(thumbs), listing)
+    return FolderHealth(len(items), missing, tuple(sidecars), tuple(thumbs), manifest)
 
 
 class Health:
@@ -73,11 +73,11 @@ class Health:
     def set_folder(self, folder: str, counts: FolderHealth) -> None:
         self._folders[folder] = counts
 
-    def counted(self, folder: str, listing: str) -> bool:
-        """Whether ``folder`` was last counted from the listing with this signature (so
+    def counted(self, folder: str, manifest: str) -> bool:
+        """Whether ``folder`` was last counted from the manifest build with this key (so
         counting it again would give the same)."""
         known = self._folders.get(folder)
-        return bool(listing) and known is not None and known.listing == listing
+        return bool(manifest) and known is not None and known.manifest == manifest
 
     def finish_run(
         self,
@@ -175,7 +175,7 @@ class Health:
                     int(counts.get("missingThumbnails", 0)),
                     tuple(sidecars.get(path, ())),
                     tuple(thumbs.get(path, ())),
-                    str(counts.get("listing") or ""),
+                    str(counts.get("manifest") or ""),
                 )
         for problem in document.get("skipped") or ():
             if isinstance(problem, dict):
@@ -196,8 +196,8 @@ def _folder_json(counts: FolderHealth) -> dict[str, Any]:
         "items": counts.items,
         "missingThumbnails": counts.missing_thumbnails,
     }
-    if counts.listing:
-        document["listing"] = counts.listing
+    if counts.manifest:
+        document["manifest"] = counts.manifest
     return document
 
 

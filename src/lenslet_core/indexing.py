@@ -50,14 +50,18 @@ from .thumbnails import ThumbnailStore
 __all__ = ["FolderCallback", "IndexProgress", "IndexReport", "index_tree"]
 
 #: Told a folder's path, its listing, its items, when it was listed (epoch seconds) and the
-#: signature of its manifest's listing (see :func:`listing_signature`) once an index run is
-#: done with it.
+#: key of its manifest's build (its listing signature and build id, see :func:`_build_key`;
+#: the same key, the same items) once an index run is done with it.
 FolderCallback = Callable[[str, Sequence[Entry], Sequence[ItemEntry], float, str], Awaitable[None]]
 
 #: A temp file of an atomic write older than this was left by a process that died mid-write.
 STALE_TEMP_SECONDS = 15 * 60
 #: Folders processed at once; images in flight are bounded separately.
 FOLDER_CONCURRENCY = 8
+#: Folders being listed at once. Each storage bounds its own listing threads (one on local
+#: disk, where more only contend for the GIL; ``io_concurrency`` on S3), so a local root with
+#: pointers into S3 still lists the S3 folders side by side.
+WALK_CONCURRENCY = 16
 
 
 @dataclasses.dataclass
@@ -188,9 +192,7 @@ async def index_tree(
         if on_progress is not None:
             on_progress(progress)
 
-    folders = await _walk(
-        storage, path, recursive, storage.list_concurrency, report, progress, tell
-    )
+    folders = await _walk(storage, path, recursive, WALK_CONCURRENCY, report, progress, tell)
     for found in folders:
         found.images = sum(map(paths.is_image_name, [e.name for e in found.entries]))
     progress.images_total = sum(f.images for f in folders)
@@ -220,8 +222,9 @@ async def index_tree(
             if on_folder is not None and pages is not None:
                 items = [i for p in pages for i in p.items]
                 # The listing as it is now (sidecars this run refreshed have new stamps).
-                listing = pages[0].listing
-                await on_folder(folder.path, folder.entries, items, folder.listed_at, listing)
+                await on_folder(
+                    folder.path, folder.entries, items, folder.listed_at, _build_key(pages[0])
+                )
             if keep_pages and pages is not None:
                 report.pages[folder.path] = pages
             progress.folders_done += 1
@@ -329,6 +332,9 @@ async def _index_folder(
         report.skipped.append(Skipped(folder.path or "/", exc.message, exc.code, exc))
         return None
     reusable = old_pages or known
+    # Pages kept in memory stand in for a manifest only where none can be written: where one
+    # can, a missing or broken manifest is written again.
+    current = old_pages or (known if not storage.writable(folder.path) else [])
     cached = await thumbs.cached(folder.path) if thumbs is not None else {}
 
     def signature(made: Iterable[str] = ()) -> str:
@@ -337,25 +343,26 @@ async def _index_folder(
             folder.child_kinds,
             max_file_bytes=settings.max_file_bytes,
             max_pixels=settings.max_pixels,
+            page_size=settings.page_size,
             thumbnails=[*cached, *made],
         )
 
     making_thumbs = thumbs is not None and make_thumbs
     if (
-        reusable
-        and reusable[0].listing == signature()
-        and settled(reusable, making_thumbs=making_thumbs)
+        current
+        and current[0].listing == signature()
+        and settled(current, making_thumbs=making_thumbs)
     ):
         # Nothing the manifest was built from has changed, and it left nothing to retry.
-        rejected = reusable[0].skipped
+        rejected = current[0].skipped
         report.folders += 1
-        report.items += reusable[0].item_count
-        report.reused += reusable[0].item_count + sum(1 for r in rejected if _was_read(r))
+        report.items += current[0].item_count
+        report.reused += current[0].item_count + sum(1 for r in rejected if _was_read(r))
         report.skipped.extend(
             Skipped(paths.join(folder.path, r.name), r.reason, r.code) for r in rejected
         )
         progress.images_done += folder.images
-        return reusable
+        return current
     previous: dict[str, ItemEntry] = {i.name: i for p in reusable for i in p.items}
     previous_skipped = {s.name: s for s in reusable[0].skipped} if reusable else {}
     seen = 0
@@ -411,9 +418,20 @@ async def _index_folder(
         folder.entries = [refreshed.get(e.name, e) for e in folder.entries]
     listing = signature(build.thumbnails_kept)
     pages = paginate(
-        folder.path, build.items, build.dirs, settings.page_size, build.rejected, listing
+        folder.path,
+        build.items,
+        build.dirs,
+        settings.page_size,
+        build.rejected,
+        listing,
+        thumbs_checked=making_thumbs,
     )
-    if old_pages and same_content(old_pages, pages) and old_pages[0].listing == listing:
+    if (
+        old_pages
+        and same_content(old_pages, pages)
+        and old_pages[0].listing == listing
+        and (old_pages[0].thumbs_checked or not making_thumbs)
+    ):
         return old_pages
     if not storage.writable(folder.path):
         return pages  # served from memory; a read-only root or pointer is never written
@@ -426,6 +444,13 @@ async def _index_folder(
         return pages
     report.manifests_written += 1
     return pages
+
+
+def _build_key(page: Manifest) -> str:
+    """What rollup and health keep to know a folder they have counted: the manifest's listing
+    signature and build id (a folder rebuilt from the same listing, after a read error
+    passed, has other items and another build)."""
+    return f"{page.listing}:{page.build}" if page.listing else ""
 
 
 def _was_read(rejected: SkippedEntry) -> bool:

@@ -634,12 +634,12 @@ class Lenslet:
             entries: Sequence[Entry],
             items: Sequence[ItemEntry],
             listed_at: float,
-            listing: str,
+            manifest: str,
         ) -> None:
             seen.append(done)
-            await self.rollup.update_folder(done, entries, items, listed_at, listing)
-            if not self.health.counted(done, listing):
-                self.health.set_folder(done, folder_health(done, entries, items, listing))
+            await self.rollup.update_folder(done, entries, items, listed_at, manifest)
+            if not self.health.counted(done, manifest):
+                self.health.set_folder(done, folder_health(done, entries, items, manifest))
 
         started = time.time()
         # One build of a folder's manifest at a time (a watch's job, a rebuild for a reader):

@@ -117,12 +117,13 @@ def listing_signature(
     *,
     max_file_bytes: int,
     max_pixels: int,
+    page_size: int,
     thumbnails: Iterable[str] = (),
 ) -> str:
     """A digest of everything a folder's manifest is built from: each image's (and any other
     file's) name, kind, size and mtime, which sidecars and thumbnails there are (by name: their
     content is not in the manifest), the sub-folders with their kinds (not their mtimes, which
-    change with every file written in them) and the size limits.
+    change with every file written in them), the size limits and the page size.
     ``thumbnails`` adds thumbnail names kept elsewhere (a cache) or made since the listing.
     The same signature means the same build, so an index run that finds the one its manifest
     was built from can reuse the manifest whole.
@@ -142,7 +143,7 @@ def listing_signature(
     for name in thumbnails:
         rows.setdefault(name, (name, "file", 0, 0.0, None))
     kinds = sorted(child_kinds.items())
-    limits = (_SIGNATURE_VERSION, max_file_bytes, max_pixels)
+    limits = (_SIGNATURE_VERSION, max_file_bytes, max_pixels, page_size)
     ordered = [rows[name] for name in sorted(rows)]  # names sort far faster than rows
     return blake3(orjson.dumps([limits, ordered, kinds])).hexdigest(length=16)
 
@@ -150,12 +151,15 @@ def listing_signature(
 def settled(pages: Sequence[Manifest], *, making_thumbs: bool) -> bool:
     """Whether a manifest built from a listing is all that listing can give: no file was
     skipped for a reason worth another try (a read error, a file that vanished) and, when
-    thumbnails are being made, every image has one."""
+    thumbnails are being made, its build made them too (a build that did not took any
+    thumbnail there was, even one older than its image) and every image has one."""
     if not pages:
         return False
     if any(s.code not in SETTLED_CODES for s in pages[0].skipped):
         return False
-    return not making_thumbs or all(i.hasThumb for p in pages for i in p.items)
+    if not making_thumbs:
+        return True
+    return pages[0].thumbs_checked and all(i.hasThumb for p in pages for i in p.items)
 
 
 async def read_page(storage: Storage, folder: str, page: int, page_count: int | None) -> Manifest:
@@ -392,9 +396,11 @@ def paginate(
     page_size: int,
     skipped: Sequence[SkippedEntry] = (),
     listing: str = "",
+    thumbs_checked: bool = False,
 ) -> list[Manifest]:
     """Split a folder into manifest pages that share one build id (and ``listing``: the
-    signature of the listing they were built from)."""
+    signature of the listing they were built from; ``thumbs_checked``: whether the build made
+    the thumbnails due)."""
     build = secrets.token_hex(8)
     generated = format_time(utcnow())
     page_count = max(1, -(-len(items) // page_size))
@@ -410,6 +416,7 @@ def paginate(
             item_count=len(items),
             skipped=tuple(skipped),
             listing=listing,
+            thumbs_checked=thumbs_checked,
         )
         for page in range(page_count)
     ]

@@ -230,6 +230,8 @@ class Manifest:
     skipped: tuple[SkippedEntry, ...] = ()
     #: The signature of the folder listing the build was made from (``""``: unknown).
     listing: str = ""
+    #: Whether the build made the thumbnails that were missing or older than their image.
+    thumbs_checked: bool = False
 
     def to_json(self) -> dict[str, Any]:
         document = {
@@ -246,6 +248,7 @@ class Manifest:
         }
         if self.listing:
             document["listing"] = self.listing
+            document["thumbsChecked"] = self.thumbs_checked
         return document
 
     def encode(self) -> bytes:
@@ -267,6 +270,7 @@ class Manifest:
                 item_count=int(document.get("itemCount", len(items))),
                 skipped=tuple(SkippedEntry.from_json(s) for s in document.get("skipped", ())),
                 listing=str(document.get("listing") or ""),
+                thumbs_checked=document.get("thumbsChecked") is True,
             )
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise MalformedDocument(f"{what} does not have the manifest shape: {exc}") from exc
@@ -454,10 +458,13 @@ def decode_rollup(
     document = loads(data, what=what)
     try:
         items = [RollupItem.from_json(item) for item in document.get("items", ())]
-        folders = document.get("folders") or {}
-        if not isinstance(folders, dict):
-            raise TypeError("folders must be an object")
-        signatures = {str(k): str(v) for k, v in folders.items()}
+        # Only a shortcut for later runs: when it is not a map of strings it is left out.
+        folders = document.get("folders")
+        signatures = (
+            {k: v for k, v in folders.items() if isinstance(v, str)}
+            if isinstance(folders, dict)
+            else {}
+        )
         return items, str(document.get("generatedAt", "")), signatures
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise MalformedDocument(f"{what} does not have the rollup shape: {exc}") from exc

@@ -7,9 +7,9 @@ replaces one image. Saving is a conditional write of the whole file: when anothe
 in between, its file is read back and this process's pending changes are applied on top, so
 neither loses the other's changes.
 
-Each folder also keeps the signature of the listing its images were last taken from (the
-manifest's listing signature plus every sidecar's size and mtime), so a run that finds the
-same listing again skips the folder without looking at its images.
+Each folder also keeps the signature of what its images were last taken from (its manifest's
+build and every sidecar's size and mtime), so a run that finds the same again skips the
+folder without looking at its images.
 
 ``generatedAt`` is the rollup's basis: when the last full index run of the root started. It is
 what decides for images whose sidecar stamp is unknown (a rollup written before stamps): a
@@ -76,14 +76,14 @@ def _encode(parts: list[list[RollupItem]], generated_at: str, signatures: dict[s
     return encode_rollup(_sorted(parts), generated_at, signatures)
 
 
-def _signature(listing: str, entries: Sequence[Entry]) -> str:
-    """A folder's manifest listing signature with its sidecars' sizes and mtimes."""
+def _signature(manifest: str, entries: Sequence[Entry]) -> str:
+    """A folder's manifest build key with its sidecars' sizes and mtimes."""
     sidecars = sorted(
         (e.name, e.size, e.mtime)
         for e in entries
         if e.name.endswith(paths.SIDECAR_SUFFIX) and paths.image_of(e.name) is not None
     )
-    return blake3(orjson.dumps([listing, sidecars])).hexdigest(length=16)
+    return blake3(orjson.dumps([manifest, sidecars])).hexdigest(length=16)
 
 
 def _sorted(parts: list[list[RollupItem]]) -> list[RollupItem]:
@@ -249,14 +249,15 @@ class Rollup:
         entries: Sequence[Entry],
         items: Sequence[ItemEntry],
         listed_at: float,
-        listing: str = "",
+        manifest: str = "",
     ) -> None:
         """Make ``folder``'s images those of its new manifest (``items``), from its listing
         taken at ``listed_at``: sidecars are read only when new or changed, and an image
-        edited through lenslet after the listing keeps its edit. ``listing`` is the
-        manifest's listing signature: with the sidecars' stamps it tells a folder whose
-        images were already taken from this very listing, which is then left as it is."""
-        signature = _signature(listing, entries) if listing else ""
+        edited through lenslet after the listing keeps its edit. ``manifest`` is the key of
+        the manifest's build (its listing signature and build id): with the sidecars' stamps
+        it tells a folder whose images were already taken from this very build and these
+        sidecars, which is then left as it is."""
+        signature = _signature(manifest, entries) if manifest else ""
         if signature and self._signatures.get(folder) == signature:
             return
         listed = {e.name: e for e in entries}

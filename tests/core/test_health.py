@@ -64,10 +64,10 @@ async def test_problems_are_counted_and_listed(gallery: Path) -> None:
     assert set(document["folders"]) == {"", "a", "album0", "album0/nested1"}
     counted = document["folders"]["a"]
     assert (counted["items"], counted["missingThumbnails"]) == (1, 0)
-    # The listing it was counted from, as the folder's manifest has it.
-    assert (
-        counted["listing"] == orjson.loads((gallery / "a" / "_index.json").read_bytes())["listing"]
-    )
+    # The manifest build it was counted from: its listing signature and build id.
+    built = orjson.loads((gallery / "a" / "_index.json").read_bytes())
+    assert counted["manifest"] == f"{built['listing']}:{built['build']}"
+
     listed = document["orphanSidecars"] + document["orphanThumbnails"]
     assert not [p for p in listed if p.endswith(DERIVED) or "readme" in p or "settings" in p]
 

@@ -199,6 +199,32 @@ async def test_unreadable_files_are_skipped_on_any_backend(memory_fs: MemoryFile
     assert [i.name for i in page.items] == ["ok.jpg"]
 
 
+async def test_a_read_error_that_passes_reaches_manifest_search_and_health(
+    memory_fs: MemoryFileSystem,
+) -> None:
+    """The second run finds the same listing, but the first gave up on a file: the folder is
+    built again, and search and health take the new build, not the one they counted."""
+    refused = {"/g/secret.jpg"}
+    fs = RefusingMemoryFS(lambda p: "/" + p.lstrip("/") in refused)
+    fs.pipe_file("/g/ok.jpg", jpeg_bytes())
+    fs.pipe_file("/g/secret.jpg", jpeg_bytes(seed=1))
+    fs.pipe_file("/g/secret.jpg.json", b'{"v": 1, "tags": ["treasure"]}')
+    # No thumbnails: one made in the second run would change the listing signature too.
+    settings = Settings(thumbnails=False)
+    async with Lenslet(Storage(fs, "/g"), settings) as lens:
+        first = await lens.index()
+        assert await lens.search("treasure") == []
+    assert [s.code for s in first.skipped] == ["permission_denied"]
+    refused.clear()
+    async with Lenslet(Storage(fs, "/g"), settings) as lens:
+        again = await lens.index()
+        found = [i.path for i in await lens.search("treasure")]
+        health = await lens.health_report()
+    assert (again.ok, again.analyzed) == (True, 1)
+    assert found == ["secret.jpg"]
+    assert (health["counts"]["items"], health["counts"]["skipped"]) == (2, 0)
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
 async def test_unreadable_local_file_is_skipped(gallery: Path) -> None:
     secret = write(gallery / "secret.jpg", jpeg_bytes())

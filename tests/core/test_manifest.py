@@ -5,6 +5,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+import pyvips
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -213,6 +214,7 @@ listings = st.lists(images, max_size=8, unique_by=lambda e: e.name)
 
 
 def sign(entries: list[Entry], kinds: dict[str, str] | None = None, **limits: int) -> str:
+    limits = {"page_size": 5000, **limits}
     return listing_signature(entries, kinds or {}, **{**LIMITS, **limits})  # type: ignore[arg-type]
 
 
@@ -272,8 +274,9 @@ def test_what_a_manifest_shows_changes_its_signature(entries: list[Entry], data:
     assert sign(entries, {"sub": "branch"}) != base
     assert sign(entries, max_pixels=1000) != base
     assert sign(entries, max_file_bytes=1000) != base
+    assert sign(entries, page_size=10) != base
     thumbs_elsewhere = listing_signature(
-        entries, {}, **LIMITS, thumbnails=[victim.name + ".thumbnail"]
+        entries, {}, **LIMITS, page_size=5000, thumbnails=[victim.name + ".thumbnail"]
     )
     assert thumbs_elsewhere != base
 
@@ -333,3 +336,45 @@ async def test_a_settled_verdict_is_reported_again_without_a_read(
     )
     assert [p for op, p in requests.log if op == "read" and p.endswith(".jpg")] == []
     assert (again.reused, again.manifests_written) == (2, 0)
+
+
+async def test_a_new_page_size_pages_an_unchanged_folder_again(gallery: Path) -> None:
+    for n in range(5):
+        write(gallery / f"img{n}.jpg", jpeg_bytes(seed=n))
+    async with Lenslet(str(gallery), Settings(page_size=3, thumbnails=False)) as lens:
+        await lens.index()
+    assert sorted(p.name for p in gallery.glob("_index*.json")) == [
+        "_index_0.json",
+        "_index_1.json",
+    ]
+    async with Lenslet(str(gallery), Settings(page_size=100, thumbnails=False)) as lens:
+        report = await lens.index()
+    assert (report.manifests_written, report.analyzed) == (1, 0)
+    assert sorted(p.name for p in gallery.glob("_index*.json")) == ["_index.json"]
+
+
+async def test_an_image_replaced_before_a_build_without_thumbnails_gets_a_new_one(
+    gallery: Path,
+) -> None:
+    """A build that does not make thumbnails takes the old one for the new image; the next
+    build that makes them sees it is older than its image and makes it again."""
+    image = write(gallery / "x.jpg", jpeg_bytes(200, 100))
+    async with Lenslet(str(gallery)) as lens:
+        await lens.index()
+        write(image, jpeg_bytes(100, 200, seed=5))  # replaced, portrait now
+        await lens.index(thumbnails=False)
+        assert manifest(gallery)["thumbsChecked"] is False
+        report = await lens.index()
+    assert report.thumbnails_made == 1
+    assert manifest(gallery)["thumbsChecked"] is True
+    thumb = pyvips.Image.new_from_buffer((gallery / "x.jpg.thumbnail").read_bytes(), "")
+    assert thumb.height > thumb.width
+
+
+async def test_a_manifest_deleted_under_a_server_is_written_again(gallery: Path) -> None:
+    write(gallery / "a" / "x.jpg", jpeg_bytes())
+    async with Lenslet(str(gallery), Settings(manifest_ttl=0, thumbnails=False)) as lens:
+        assert [i.name for i in (await lens.folder("a")).items] == ["x.jpg"]
+        (gallery / "a" / "_index.json").unlink()
+        assert [i.name for i in (await lens.folder("a")).items] == ["x.jpg"]
+    assert manifest(gallery / "a")["itemCount"] == 1
