@@ -424,11 +424,11 @@ class RollupItem:
         ):
             raise TypeError("tags must be a list of strings")
         notes = data.get("notes") or ""
-        if notes.__class__ is not str and not isinstance(notes, str):
+        if not isinstance(notes, str):
             raise TypeError("notes must be a string")
         raw = data.get("stamp")
         stamp = None
-        if raw.__class__ is list and len(raw) == 2:
+        if isinstance(raw, list) and len(raw) == 2:
             stamp = (int(raw[0]), float(raw[1]))
         return cls(str(data["path"]), str(data["name"]), tuple(tags), notes, stamp)
 
@@ -439,8 +439,8 @@ def encode_rollup(
     folders: Mapping[str, str] | None = None,
 ) -> bytes:
     """``{v, generatedAt, items: [{path, name, tags, notes}], folders: {path: signature}}``
-    (``folders``: the listing each folder's items were last taken from, see
-    :meth:`Rollup.update_folder`)."""
+    (``folders``: what each folder's items were last taken from, its manifest build and
+    sidecars, see :meth:`Rollup.update_folder`)."""
     document: dict[str, Any] = {
         "v": VERSION,
         "generatedAt": generated_at,

@@ -43,7 +43,7 @@ _MTIME_SLACK = 2.0
 _SAVE_ATTEMPTS = 5
 
 Folders = dict[str, dict[str, RollupItem]]
-#: A folder's images, when it was generated, and each folder's listing signature.
+#: Each folder's images, when the rollup was generated, and each folder's signature.
 Decoded = tuple[Folders, str, dict[str, str]]
 
 
@@ -114,9 +114,11 @@ class Rollup:
         self._edited: dict[str, float] = {}
         self._save_lock = anyio.Lock()
         self.loaded = False
-        #: Per folder, the signature of the listing its images were taken from.
+        #: Per folder, the signature of what its images were taken from (see
+        #: :meth:`update_folder`).
         self._signatures: dict[str, str] = {}
-        #: Bumped when a signature is set; saved signatures are those of ``_signed_saved``.
+        #: Bumped when signatures change without an image changing (a save records them);
+        #: the saved ones are those of ``_signed_saved``.
         self._signed = 0
         self._signed_saved = 0
 
