@@ -115,6 +115,19 @@ def open_files(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def wait_until_serving(http: httpx.Client, seconds: float = 120) -> None:
+    """Wait for a ``lenslet serve`` that was just started to answer ``/health``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            http.get("/health")
+            return
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def served_shares(metrics: str) -> dict[str, float]:
     """From ``/metrics``: the share of folder pages answered from a manifest (not rebuilt) and
     of thumbnails answered from one already made."""
@@ -153,15 +166,7 @@ def serve_measures(root: Path, tree: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     try:
         with httpx.Client(base_url=url, timeout=60) as http:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    http.get("/health")
-                    break
-                except httpx.TransportError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.1)
+            wait_until_serving(http)
             k1 = {"path": tree.k1}
             # The last page of the largest folder (page 0 when it has one page only).
             pages = http.get("/folders", params={"path": tree.huge}).json()["pageCount"]
