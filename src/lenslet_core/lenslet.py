@@ -77,7 +77,12 @@ class Item:
     exists: bool
 
     def to_json(self) -> dict[str, Any]:
-        return self.sidecar.to_json()
+        """The sidecar as answered to clients: the stamps in both spellings (existing clients
+        read ``updated_at`` and ``updated_by``; files keep the camelCase ones only)."""
+        document = self.sidecar.to_json()
+        document["updated_at"] = document["updatedAt"]
+        document["updated_by"] = document["updatedBy"]
+        return document
 
 
 @dataclasses.dataclass(frozen=True)
@@ -274,20 +279,24 @@ class Lenslet:
             return Item(image, Sidecar(exif=basics.to_json(), hash=digest), ABSENT_ETAG, False)
         sidecar, etag = stored
         if sidecar.exif is None:
-            try:
-                basics, digest = await self._basics(image, listed)
-            except ImageError:
-                # The image cannot give its basics (too large, corrupt): its tags and notes
-                # are still the user's, so they are served without them.
-                if listed is None:
-                    await self._image_file(image)
-            else:
-                sidecar = dataclasses.replace(
-                    sidecar, exif=basics.to_json(), hash=sidecar.hash or digest
-                )
+            sidecar = await self._with_basics(image, sidecar, listed)
         elif listed is None:
             await self._image_file(image)  # an orphan sidecar is not an item
         return Item(image, sidecar, etag, True)
+
+    async def _with_basics(
+        self, image: str, sidecar: Sidecar, listed: ItemEntry | None = None
+    ) -> Sidecar:
+        """A sidecar without EXIF basics, with them (and the hash) from the image."""
+        try:
+            basics, digest = await self._basics(image, listed)
+        except ImageError:
+            # The image cannot give its basics (too large, corrupt): its tags and notes
+            # are still the user's, so they are served without them.
+            if listed is None:
+                await self._image_file(image)
+            return sidecar
+        return dataclasses.replace(sidecar, exif=basics.to_json(), hash=sidecar.hash or digest)
 
     async def _image_file(self, image: str) -> Entry:
         entry = await self.storage.info(image)
@@ -321,17 +330,20 @@ class Lenslet:
         updated_by: str | None = None,
     ) -> Item:
         """Write a client's sidecar by the rules of :mod:`lenslet_core.sidecar`; returns what
-        was stored and its new ETag."""
+        was stored and its new ETag, as :meth:`item` answers it next. ``updated_by`` names
+        the writer when the body does not (``updatedBy``); else the settings' ``writer``."""
         image = paths.item_path(path)
         await self.storage.ensure_writable(image)
         await self._image_file(image)  # no sidecar for an image that does not exist
-        if updated_by is not None:
-            body = {**body, "updatedBy": updated_by}
         folder = paths.parent(image)
         self._sidecars_written[folder] = time.monotonic()  # before: a manifest may lag it
         async with self._writes(image):
             sidecar, etag = await update_sidecar(
-                self.storage, image, body, if_match=if_match, writer=self.settings.writer
+                self.storage,
+                image,
+                body,
+                if_match=if_match,
+                writer=updated_by or self.settings.writer,
             )
         await self._load_state()
         name = paths.split(image)[1]
@@ -341,6 +353,8 @@ class Lenslet:
             # Perhaps a first sidecar: the manifest's hasMeta catches up in the background.
             await self._submit_quietly(Job("index", self.storage.url, folder))
         await self._submit_quietly(Job("rollup", self.storage.url))
+        if sidecar.exif is None:
+            sidecar = await self._with_basics(image, sidecar, listed)
         return Item(image, sidecar, etag, True)
 
     # -- changing images -----------------------------------------------------------------------

@@ -1,21 +1,26 @@
 """Sidecars (``foo.jpg.json``): read, merge and write without losing anybody's tag.
 
-The write rules (design.md, "Contracts"):
+The write rules (design.md, "Contracts"). A client's body names some fields (``tags``,
+``notes``, any field lenslet does not know such as ``star``); a field it does not name is never
+changed. Which version the client saw decides how the named fields are applied:
 
-- ``If-Match`` equals the stored ETag: the body is written as sent (a removed tag stays removed);
-- ``If-Match`` differs: merged — tags unioned, notes and unknown fields from the newer
-  ``updatedAt``;
-- no ``If-Match``: a body whose own ``updatedAt`` is newer than the stored sidecar's replaces it;
-  an older one, or one that carries no ``updatedAt`` (it is stamped on arrival), is merged. A
-  client that says nothing about when it edited cannot remove a tag somebody else just added.
+- ``If-Match`` equals the stored ETag, or (without ``If-Match``) the body carries the stored
+  sidecar's own ``updatedAt`` in either spelling — the client echoes the version it read: the
+  named fields are written as sent (a removed tag stays removed);
+- otherwise (a stale ``If-Match``, an older stamp, no stamp, or only the client's own new
+  stamp): merged — tags unioned, each other named field taken when the body's stamp (its
+  arrival time when it has none) is at least as new as the stored one.
 
-Every write is conditional on the version it was decided against; a writer that loses the race
-reads again and decides again, so concurrent writers in one process or many never drop a tag.
+Every accepted write stamps ``updatedAt`` now (later than the version it replaces, or the
+body's own stamp when that is newer still) and sets ``updatedBy``. Every write is conditional on
+the version it was decided against; a writer that loses the race reads again and decides again,
+so concurrent writers in one process or many never drop a tag.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import random
 from collections.abc import Mapping
 from typing import Any
@@ -24,11 +29,12 @@ import anyio
 
 from . import paths
 from .errors import InvalidPath, NotFound, PreconditionFailed
-from .models import VERSION, Exif, Sidecar, dumps, format_time, loads, utcnow
+from .models import VERSION, Exif, Sidecar, dumps, format_time, loads, parse_time, utcnow
 from .storage import Storage
 
 __all__ = [
     "ABSENT_ETAG",
+    "Edit",
     "decide",
     "merge_sidecars",
     "normalize_etag",
@@ -79,8 +85,8 @@ async def read_sidecar(storage: Storage, image: str) -> tuple[Sidecar, str] | No
 
 
 def merge_sidecars(stored: Sidecar, incoming: Sidecar) -> Sidecar:
-    """Merge two versions: tags unioned (stored order first), notes and unknown fields from the
-    newer ``updatedAt`` (the incoming one on a tie), server fields (exif, hash) kept."""
+    """Merge two whole versions: tags unioned (stored order first), notes and unknown fields
+    from the newer ``updatedAt`` (the incoming one on a tie), server fields (exif, hash) kept."""
     stored_at, incoming_at = stored.updated, incoming.updated
     incoming_newer = stored_at is None or (incoming_at is not None and incoming_at >= stored_at)
     newer, older = (incoming, stored) if incoming_newer else (stored, incoming)
@@ -95,38 +101,90 @@ def merge_sidecars(stored: Sidecar, incoming: Sidecar) -> Sidecar:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class Edit:
+    """A client's sidecar write, read once: the fields its body names and the stamps and
+    authors it carries (in either spelling)."""
+
+    sidecar: Sidecar
+    named: frozenset[str]
+    stamps: tuple[datetime.datetime, ...] = ()
+    authors: tuple[str, ...] = ()
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> Edit:
+        """Validate a body (raises :class:`InvalidDocument`) and note what it names."""
+        sidecar = Sidecar.from_json(body)
+        named = {key for key in ("tags", "notes") if key in body} | set(sidecar.extra)
+        stamps = (parse_time(body.get(key)) for key in ("updatedAt", "updated_at"))
+        authors = (body.get(key) for key in ("updated_by", "updatedBy"))
+        return cls(
+            sidecar=sidecar,
+            named=frozenset(named),
+            stamps=tuple(s for s in stamps if s is not None),
+            authors=tuple(dict.fromkeys(a for a in authors if isinstance(a, str) and a)),
+        )
+
+    def echoes(self, stored: Sidecar) -> bool:
+        """Whether the body carries the stored version's own stamp (the client read it)."""
+        seen = stored.updated
+        return seen is not None and seen in self.stamps
+
+
 def decide(
     stored: tuple[Sidecar, str] | None,
-    incoming: Sidecar,
+    edit: Edit,
     if_match: str | None,
     *,
-    timed: bool = True,
+    now: datetime.datetime,
+    author: str,
 ) -> Sidecar:
-    """What to store, given the stored version (or ``None``) and what a client sent.
-    ``timed=False`` says the client sent no ``updatedAt`` (the incoming one is the arrival
-    time): such a body never replaces without ``If-Match``, it is merged."""
+    """What to store, given the stored version (or ``None``), a client's edit and its
+    ``If-Match``; ``now`` is the arrival time, ``author`` who writes when the body says not."""
+    current = stored[0] if stored is not None else Sidecar()
     if stored is None:
-        return incoming
-    current, etag = stored
-    if if_match is not None and if_match == etag:
-        return _keep_server_fields(incoming, current)
-    if if_match is None and timed:
-        stored_at, incoming_at = current.updated, incoming.updated
-        if incoming_at is not None and (stored_at is None or incoming_at > stored_at):
-            return _keep_server_fields(incoming, current)
-    return merge_sidecars(current, incoming)
-
-
-def _keep_server_fields(incoming: Sidecar, current: Sidecar) -> Sidecar:
-    """The incoming document as sent, except what a client may not know about: the server's
-    exif and hash when it sent none, and unknown fields it did not send (a client that does not
-    know ``star`` must not erase it; sending ``"star": null`` does)."""
-    return dataclasses.replace(
-        incoming,
-        exif=incoming.exif if incoming.exif is not None else current.exif,
-        hash=incoming.hash if incoming.hash is not None else current.hash,
-        extra={**current.extra, **incoming.extra},
+        as_sent = True
+    elif if_match is not None:
+        as_sent = if_match == stored[1]
+    else:
+        as_sent = edit.echoes(current)
+    sent = edit.sidecar
+    body_at = max(edit.stamps, default=now)
+    newer = as_sent or current.updated is None or body_at >= current.updated
+    tags = current.tags
+    if "tags" in edit.named:
+        tags = sent.tags if as_sent else tuple(dict.fromkeys(current.tags + sent.tags))
+    notes = sent.notes if "notes" in edit.named and newer else current.notes
+    extra = dict(current.extra)
+    for key, value in sent.extra.items():
+        if newer or key not in extra:
+            extra[key] = value
+    stamp = max(now, body_at)
+    if current.updated is not None:
+        stamp = max(stamp, current.updated + _TICK)
+    return Sidecar(
+        tags=tags,
+        notes=notes,
+        exif=current.exif if current.exif is not None else sent.exif,
+        hash=current.hash if current.hash is not None else sent.hash,
+        updated_at=format_time(stamp),
+        updated_by=_author(edit, current, author),
+        extra=extra,
     )
+
+
+def _author(edit: Edit, current: Sidecar, fallback: str) -> str:
+    """Who made the edit: the author the body names (one that is not just the stored one
+    echoed back, when it names two), else ``fallback`` (a request header, the settings'
+    writer)."""
+    for name in edit.authors:
+        if name != current.updated_by:
+            return name
+    return edit.authors[0] if edit.authors else fallback
+
+
+#: The smallest step of a stored stamp (they are written to the millisecond).
+_TICK = datetime.timedelta(milliseconds=1)
 
 
 async def update_sidecar(
@@ -137,24 +195,20 @@ async def update_sidecar(
     if_match: str | None = None,
     writer: str = "lenslet",
 ) -> tuple[Sidecar, str]:
-    """Apply a client's whole-sidecar write; returns the stored document and its new ETag."""
-    incoming = Sidecar.from_json(body)
+    """Apply a client's write (``writer``: who writes when the body names nobody); returns the
+    stored document and its new ETag."""
+    edit = Edit.from_body(body)
     if not _fits(image):
         raise InvalidPath(
             f"{image!r}: the name is too long for a sidecar beside it "
             f"(the sidecar's name would pass {NAME_MAX} bytes)",
             path=image,
         )
-    timed = incoming.updated_at is not None
-    if not timed:
-        incoming = dataclasses.replace(incoming, updated_at=format_time(utcnow()))
-    if incoming.updated_by is None:
-        incoming = dataclasses.replace(incoming, updated_by=writer)
     wanted = normalize_etag(if_match)
     target = paths.sidecar_name(image)
     for attempt in range(MAX_ATTEMPTS):
         stored = await read_sidecar(storage, image)
-        result = decide(stored, incoming, wanted, timed=timed)
+        result = decide(stored, edit, wanted, now=utcnow(), author=writer)
         try:
             etag = await storage.write_if(
                 target, result.encode(), expected=stored[1] if stored else None

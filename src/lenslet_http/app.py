@@ -154,7 +154,14 @@ def create_app(
                 CORSMiddleware,
                 allow_origins=list(cors_origins),
                 allow_methods=["GET", "PUT", "POST"],
-                allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match"],
+                allow_headers=[
+                    "Authorization",
+                    "Content-Type",
+                    "If-Match",
+                    "If-None-Match",
+                    "Prefer",
+                    "X-Lenslet-User",
+                ],
                 expose_headers=["ETag", "Location", "Retry-After", "Content-Range"],
             ),
         )

@@ -42,6 +42,8 @@ MAX_WAIT = 10.0
 DEFAULT_WAIT = 0.8
 #: Largest sidecar body accepted by ``PUT /item``.
 MAX_SIDECAR_BYTES = 1024 * 1024
+#: ``updatedBy`` of an HTTP write whose body and ``X-Lenslet-User`` header name nobody.
+HTTP_WRITER = "web"
 #: Bytes read per step when streaming an original.
 CHUNK = 1024 * 1024
 #: Caching of thumbnails: their URL names an image, their ETag its content.
@@ -143,7 +145,10 @@ async def put_item(request: Request) -> Response:
         raise InvalidDocument("the body must be a JSON object (the whole sidecar)")
     if_match = request.headers.get("if-match")
     item = await _lens(request).update_item(
-        _path(request), document, if_match=plain_etag(if_match) if if_match else None
+        _path(request),
+        document,
+        if_match=plain_etag(if_match) if if_match else None,
+        updated_by=request.headers.get("x-lenslet-user") or HTTP_WRITER,
     )
     return ORJSONResponse(item.to_json(), headers={"ETag": quoted(item.etag)})
 

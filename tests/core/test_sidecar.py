@@ -22,8 +22,8 @@ from lenslet_core import (
     Sidecar,
     UnsupportedVersion,
 )
-from lenslet_core.models import format_time
-from lenslet_core.sidecar import decide, merge_sidecars, normalize_etag
+from lenslet_core.models import format_time, parse_time
+from lenslet_core.sidecar import Edit, decide, merge_sidecars, normalize_etag
 from tests.imagegen import jpeg_bytes, write
 
 pytestmark = pytest.mark.anyio
@@ -77,35 +77,100 @@ def test_merge_loses_no_tag_and_keeps_the_newer_notes(stored: Sidecar, incoming:
     assert set(merged.extra) == set(stored.extra) | set(incoming.extra)
 
 
-@given(sidecars(), sidecars())
-def test_matching_if_match_writes_as_sent(stored: Sidecar, incoming: Sidecar) -> None:
-    result = decide((stored, "e1"), incoming, "e1")
-    assert result.tags == incoming.tags
-    assert result.notes == incoming.notes
+NOW = T0 + datetime.timedelta(seconds=5 * 10**5)
 
 
-@given(sidecars(), sidecars())
-def test_stale_if_match_merges(stored: Sidecar, incoming: Sidecar) -> None:
-    result = decide((stored, "e1"), incoming, "e0")
-    assert set(result.tags) == set(stored.tags) | set(incoming.tags)
+@st.composite
+def edits(draw: st.DrawFn, stored: Sidecar | None) -> dict[str, Any]:
+    """A client's body: each field present or absent, with the stored stamp echoed (in
+    either spelling), the client's own stamp, both, or none."""
+    body: dict[str, Any] = {}
+    if draw(st.booleans()):
+        body["tags"] = draw(tags)
+    if draw(st.booleans()):
+        body["notes"] = draw(st.text(max_size=10))
+    body.update(draw(extras))
+    stamp = draw(st.sampled_from(["echo-camel", "echo-snake", "echo-and-own", "own", "none"]))
+    echoed = stored.updated_at if stored is not None else None
+    own = draw(times)
+    if stamp == "echo-camel":
+        body["updatedAt"] = echoed
+    elif stamp == "echo-snake":
+        body["updated_at"] = echoed
+    elif stamp == "echo-and-own":
+        body.update(updatedAt=echoed, updated_at=own)
+    elif stamp == "own":
+        body["updated_at"] = own
+    return body
 
 
-@given(sidecars(), sidecars())
-def test_no_if_match_is_last_writer_wins(stored: Sidecar, incoming: Sidecar) -> None:
-    result = decide((stored, "e1"), incoming, None)
-    s, i = stored.updated, incoming.updated
-    if i is not None and (s is None or i > s):
-        assert result.tags == incoming.tags
-    else:
-        assert set(result.tags) == set(stored.tags) | set(incoming.tags)
-
-
-@given(sidecars(), sidecars())
-def test_no_if_match_and_no_time_of_its_own_always_merges(
-    stored: Sidecar, incoming: Sidecar
+@given(st.data(), st.one_of(st.none(), sidecars()), st.sampled_from(["fresh", "stale", None]))
+def test_the_write_rules_table(
+    data: st.DataObject, stored: Sidecar | None, if_match: str | None
 ) -> None:
-    result = decide((stored, "e1"), incoming, None, timed=False)
-    assert set(result.tags) == set(stored.tags) | set(incoming.tags)
+    """Present/absent fields x If-Match fresh/stale/absent x echoed/own/no stamp: no field the
+    body does not name changes, and no tag is lost but one removed from the version the
+    client saw (a fresh If-Match, or its stamp echoed without one)."""
+    body = data.draw(edits(stored))
+    wanted = {"fresh": "e1", "stale": "e0", None: None}[if_match]
+    result = decide(
+        (stored, "e1") if stored else None, Edit.from_body(body), wanted, now=NOW, author="web"
+    )
+    current = stored or Sidecar()
+    echoed = current.updated is not None and current.updated in {
+        parse_time(body.get("updatedAt")),
+        parse_time(body.get("updated_at")),
+    }
+    as_sent = stored is None or wanted == "e1" or (wanted is None and echoed)
+    if "tags" in body:
+        sent = tuple(dict.fromkeys(body["tags"]))
+        assert result.tags == (sent if as_sent else tuple(dict.fromkeys(current.tags + sent)))
+    else:
+        assert result.tags == current.tags
+    if "notes" not in body:
+        assert result.notes == current.notes
+    elif as_sent:
+        assert result.notes == body["notes"]
+    for key in {"star", "color", "original_position"} - set(body):
+        assert result.extra.get(key, "absent") == current.extra.get(key, "absent")
+    for key in set(body) & {"star", "color", "original_position"}:
+        assert result.extra[key] in (body[key], current.extra.get(key))
+        if as_sent:
+            assert result.extra[key] == body[key]
+    assert result.updated is not None
+    assert result.updated >= NOW
+    if current.updated is not None:
+        assert result.updated > current.updated  # every accepted write advances the stamp
+    assert result.updated_by == "web"
+
+
+def test_an_echoed_stamp_replaces_and_a_clients_own_stamp_merges() -> None:
+    stored = Sidecar(tags=("a", "b"), notes="kept", updated_at=at(10), updated_by="lenslet")
+    read_back = {"tags": ["a"], "notes": "kept", "updatedAt": at(10), "updatedBy": "lenslet"}
+    # Echoing the version read (with the client's own new stamp beside it) removes a tag ...
+    echo = Edit.from_body({**read_back, "updated_at": format_time(NOW)})
+    assert decide((stored, "e1"), echo, None, now=NOW, author="web").tags == ("a",)
+    # ... a stamp of its own, however new, does not: that body is merged.
+    own = Edit.from_body({"tags": ["a"], "updatedAt": at(10**6)})
+    result = decide((stored, "e1"), own, None, now=NOW, author="web")
+    assert result.tags == ("a", "b")
+    assert result.updated_at == at(10**6)  # newer than now: the body's own stamp is kept
+    # A partial body leaves the notes alone.
+    partial = decide((stored, "e1"), Edit.from_body({"tags": ["c"]}), None, now=NOW, author="x")
+    assert (partial.tags, partial.notes, partial.updated_by) == (("a", "b", "c"), "kept", "x")
+
+
+def test_the_author_is_the_one_the_body_names_else_the_writer() -> None:
+    stored = Sidecar(tags=("a",), updated_at=at(10), updated_by="alice")
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"tags": [], "updated_by": "bob"}, "bob"),
+        ({"tags": [], "updatedBy": "alice", "updated_by": "carol"}, "carol"),  # echo + own
+        ({"tags": [], "updatedBy": "alice"}, "alice"),
+        ({"tags": []}, "web"),
+    ]
+    for body, author in cases:
+        result = decide((stored, "e1"), Edit.from_body(body), "e1", now=NOW, author="web")
+        assert result.updated_by == author, body
 
 
 @pytest.mark.parametrize(
@@ -183,17 +248,32 @@ async def test_if_match_that_is_stale_merges(gallery: Path, photo: Path) -> None
     assert merged.sidecar.notes == "b"
 
 
-async def test_without_if_match_newer_replaces_and_older_merges(gallery: Path, photo: Path) -> None:
+async def test_without_if_match_an_echoed_stamp_replaces_and_others_merge(
+    gallery: Path, photo: Path
+) -> None:
     async with Lenslet(str(gallery)) as lens:
-        await lens.update_item("trip/beach.jpg", {"tags": ["a", "b"], "updated_at": at(100)})
-        newer = await lens.update_item("trip/beach.jpg", {"tags": ["a"], "updatedAt": at(200)})
-        assert newer.sidecar.tags == ("a",)
+        first = await lens.update_item("trip/beach.jpg", {"tags": ["a", "b"], "notes": "n"})
+        # The client echoes what it read (the stored stamp): its removal of "b" sticks.
+        echoed = {**first.to_json(), "tags": ["a"]}
+        second = await lens.update_item("trip/beach.jpg", echoed)
+        assert second.sidecar.tags == ("a",)
+        assert str(second.sidecar.updated_at) > str(first.sidecar.updated_at)
+        # The same echo again is stale now: merged, so nothing it lacks is lost.
+        stale = await lens.update_item("trip/beach.jpg", {**echoed, "tags": ["c"]})
+        assert stale.sidecar.tags == ("a", "c")
+        # A stamp of the client's own, older or newer, is merged too; notes go by the stamp.
         older = await lens.update_item(
-            "trip/beach.jpg", {"tags": ["c"], "notes": "old", "updatedAt": at(150)}
+            "trip/beach.jpg", {"tags": ["d"], "notes": "old", "updatedAt": at(150)}
         )
-    assert older.sidecar.tags == ("a", "c")
-    assert older.sidecar.notes == ""
-    assert older.sidecar.updated_at == at(200)
+        newer = await lens.update_item(
+            "trip/beach.jpg", {"tags": [], "notes": "new", "updatedAt": at(10**9)}
+        )
+    assert older.sidecar.tags == ("a", "c", "d")
+    assert older.sidecar.notes == "n"
+    assert str(older.sidecar.updated_at) > str(stale.sidecar.updated_at)
+    assert newer.sidecar.tags == ("a", "c", "d")
+    assert newer.sidecar.notes == "new"
+    assert newer.sidecar.updated_at == at(10**9)
 
 
 async def test_unknown_fields_survive_every_write(gallery: Path, photo: Path) -> None:

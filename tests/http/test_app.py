@@ -145,15 +145,54 @@ async def test_concurrent_puts_lose_no_tag(tree: Path, kind: str) -> None:
     assert set(final["tags"]) == {f"t{n}" for n in range(50)}
 
 
-async def test_a_newer_body_without_if_match_removes_a_tag(tree: Path) -> None:
+async def test_an_echoed_document_removes_a_tag_and_its_own_stamp_does_not(tree: Path) -> None:
     async with client(tree) as http:
         first = await http.put("/item", params={"path": "top.jpg"}, json={"tags": ["a", "b"]})
-        body = {**first.json(), "tags": ["a"], "updatedAt": "2099-01-01T00:00:00Z"}
+        # What existing clients send: the document read, with a fresh stamp of their own.
+        body = {**first.json(), "tags": ["a"], "updated_at": "2099-01-01T00:00:00Z"}
         second = await http.put("/item", params={"path": "top.jpg"}, json=body)
         assert second.json()["tags"] == ["a"]
-        stale = {"tags": ["c"], "updatedAt": "2000-01-01T00:00:00Z"}
-        third = await http.put("/item", params={"path": "top.jpg"}, json=stale)
+        own = {"tags": ["c"], "updatedAt": "2000-01-01T00:00:00Z"}
+        third = await http.put("/item", params={"path": "top.jpg"}, json=own)
     assert set(third.json()["tags"]) == {"a", "c"}
+
+
+async def test_answers_carry_both_stamps_and_put_answers_what_get_does(tree: Path) -> None:
+    async with client(tree) as http:
+        absent = (await http.get("/item", params={"path": "top.jpg"})).json()
+        assert absent["updated_at"] is None
+        assert absent["updated_by"] is None
+        put = await http.put(
+            "/item", params={"path": "top.jpg"}, json={"tags": ["sun"], "notes": "first"}
+        )
+        got = await http.get("/item", params={"path": "top.jpg"})
+        assert put.json() == got.json()
+        assert put.headers["etag"] == got.headers["etag"]
+        answer = put.json()
+        assert answer["exif"]["width"] == 100
+        assert answer["hash"]
+        assert answer["updated_at"] == answer["updatedAt"] is not None
+        assert answer["updated_by"] == answer["updatedBy"] == "web"
+        # A partial body (the README's curl line) leaves the notes alone ...
+        partial = await http.put(
+            "/item",
+            params={"path": "top.jpg"},
+            json={"tags": ["sea"]},
+            headers={"X-Lenslet-User": "ana"},
+        )
+        assert partial.json()["notes"] == "first"
+        assert set(partial.json()["tags"]) == {"sun", "sea"}
+        # ... every write advances the stamp and names its author.
+        assert partial.json()["updatedAt"] > answer["updatedAt"]
+        assert partial.json()["updated_by"] == "ana"
+        named = await http.put(
+            "/item", params={"path": "top.jpg"}, json={"notes": "x", "updated_by": "bo"}
+        )
+        assert named.json()["updatedBy"] == "bo"
+    stored = orjson.loads((tree / "top.jpg.json").read_bytes())
+    assert "updated_at" not in stored
+    assert "updated_by" not in stored
+    assert stored["updatedBy"] == "bo"
 
 
 async def test_thumb_is_a_webp_with_a_strong_etag(tree: Path) -> None:
