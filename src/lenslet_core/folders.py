@@ -120,6 +120,18 @@ class FolderPages:
         self.rebuilt += 1
         return _page_of(folder, await self._rebuild(folder), page)
 
+    async def pages(self, folder: str) -> list[Manifest]:
+        """Every page of the (normalized) ``folder``'s manifest, all of one build."""
+        for _ in range(3):
+            first = await self.get(folder, 0)
+            pages = [first]
+            for number in range(1, first.page_count):
+                pages.append(await self.get(folder, number))
+            if all(page.build == first.build for page in pages):
+                return pages
+        # Rebuilt under us again and again (a busy folder): build it here, once.
+        return await self._rebuild(folder, refresh=True)
+
     async def _page(self, folder: str, page: int, count: int | None = None) -> Manifest | None:
         """A page from the cache while it is fresh, else from storage; ``None`` when storage
         has no readable page."""

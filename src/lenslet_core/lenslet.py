@@ -258,6 +258,11 @@ class Lenslet:
         ``refresh`` asks for it. Pages of a paged folder always come from one build."""
         return await self._folders.get(paths.normalize(path), page, refresh=refresh)
 
+    async def whole_folder(self, path: str = "") -> Manifest:
+        """The whole folder as one page (every page of one build joined, ``page_count`` 1):
+        what clients that never page get."""
+        return Manifest.join(await self._folders.pages(paths.normalize(path)))
+
     # -- items ---------------------------------------------------------------------------------
 
     async def item(self, path: str) -> Item:

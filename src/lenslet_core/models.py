@@ -255,6 +255,16 @@ class Manifest:
         return dumps(self.to_json())
 
     @classmethod
+    def join(cls, pages: Iterable[Manifest]) -> Manifest:
+        """The pages of one build as one page: the whole folder (``pageCount`` 1)."""
+        pages = list(pages)
+        first = pages[0]
+        if any(page.build != first.build for page in pages):
+            raise ValueError("pages of different builds cannot be joined")
+        items = tuple(item for page in pages for item in page.items)
+        return dataclasses.replace(first, items=items, page=0, page_count=1, item_count=len(items))
+
+    @classmethod
     def decode(cls, data: bytes, *, what: str = "manifest") -> Manifest:
         document = loads(data, what=what)
         try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import hmac
 import logging
@@ -10,6 +9,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 import anyio
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
@@ -18,11 +18,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from lenslet_core import Lenslet, LensletError, Settings
+from lenslet_core import Lenslet, LensletError, Settings, SettingsError
 
 from .metrics import Metrics
 from .responses import BadParameter, error_response, lenslet_error
-from .routes import routes
+from .routes import MAX_WAIT, EncodedPages, routes
 
 __all__ = ["create_app"]
 
@@ -36,6 +36,24 @@ async def _lenslet_error(request: Request, exc: Exception) -> Response:
 
 async def _bad_parameter(request: Request, exc: Exception) -> Response:
     return error_response(400, "invalid_parameter", str(exc))
+
+
+#: Codes of the HTTP errors Starlette raises itself (unknown route, wrong method, bad form).
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "invalid_request")
+    message = exc.detail if exc.status_code not in (404, 405) else _http_message(request, exc)
+    return error_response(exc.status_code, code, message, exc.headers)
+
+
+def _http_message(request: Request, exc: HTTPException) -> str:
+    if exc.status_code == 404:
+        return f"no route {request.url.path!r}"
+    allowed = (exc.headers or {}).get("Allow", "")
+    return f"{request.method} is not allowed on {request.url.path!r} (allowed: {allowed})"
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -104,6 +122,7 @@ def create_app(
     cors_origins: Sequence[str] = (),
     index_on_start: bool = False,
     watch: bool = False,
+    thumb_wait: float = MAX_WAIT,
 ) -> Starlette:
     """The HTTP surface of a gallery root as a Starlette app.
 
@@ -123,8 +142,12 @@ def create_app(
     ``token`` requires a bearer token on every request (``open_health``: but ``/health``);
     ``cors_origins`` allows browsers from those origins; ``index_on_start`` indexes the root in
     the background once the app starts; ``watch`` keeps a local root indexed while the app runs
-    (images copied in appear in their folder, with thumbnails, within seconds).
+    (images copied in appear in their folder, with thumbnails, within seconds);
+    ``thumb_wait`` is how long a plain ``GET /thumb`` (an ``<img>``) waits for a thumbnail
+    being made before its 503 (clients that send ``Prefer: respond-async`` get a 202 sooner).
     """
+    if not 0 <= thumb_wait <= 300:
+        raise SettingsError(f"thumb_wait must be between 0 and 300 seconds, not {thumb_wait!r}")
     lens = root if isinstance(root, Lenslet) else Lenslet(root, settings)
     owned = not isinstance(root, Lenslet)
 
@@ -178,9 +201,11 @@ def create_app(
         exception_handlers={
             LensletError: _lenslet_error,
             BadParameter: _bad_parameter,
+            HTTPException: _http_error,
             Exception: _unexpected,
         },
     )
     app.state.lens = lens
-    app.state.pages = collections.OrderedDict()  # encoded folder pages (see routes.folders)
+    app.state.thumb_wait = thumb_wait
+    app.state.pages = EncodedPages()
     return app

@@ -48,10 +48,12 @@ def openapi(version: str) -> dict[str, Any]:
         "paths": {
             "/folders": {
                 "get": {
-                    "summary": "One page of a folder's manifest",
-                    "parameters": [folder, _query("page", "integer", "Page number, from 0.")],
-                    "responses": {"200": _ok("The manifest page"), "304": _ok("Unchanged", {})}
-                    | errors,
+                    "summary": "A folder's manifest: the whole folder, or one page of it",
+                    "parameters": [
+                        folder,
+                        _query("page", "integer", "Page number, from 0; absent: every item."),
+                    ],
+                    "responses": {"200": _ok("The manifest"), "304": _ok("Unchanged", {})} | errors,
                 }
             },
             "/item": {
@@ -70,10 +72,16 @@ def openapi(version: str) -> dict[str, Any]:
             "/thumb": {
                 "get": {
                     "summary": "An image's WebP thumbnail",
-                    "parameters": [image, _query("wait", "number", "Seconds to wait, <= 10.")],
+                    "description": "A plain request waits for a thumbnail being made and "
+                    "gets the WebP (or 503 past the bound); one that sends Prefer: "
+                    "respond-async or a wait gets 202 after that wait.",
+                    "parameters": [
+                        image,
+                        _query("wait", "number", "Seconds to wait before a 202, <= 10."),
+                    ],
                     "responses": {
                         "200": _ok("The WebP", {"image/webp": {}}),
-                        "202": _ok("Being made: poll Location after Retry-After"),
+                        "202": _ok("Being made (Prefer: respond-async): poll Location"),
                         "304": _ok("Unchanged", {}),
                         "503": _ERROR,
                     }

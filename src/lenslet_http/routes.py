@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import collections
 import gzip
-from collections.abc import AsyncIterator
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,6 +19,7 @@ from lenslet_core import (
     Lenslet,
     LensletError,
     Manifest,
+    NotFound,
     Pending,
     QueueFull,
     __version__,
@@ -34,11 +36,12 @@ from .responses import (
     quoted,
 )
 
-__all__ = ["routes"]
+__all__ = ["EncodedPages", "routes"]
 
-#: Longest a ``/thumb`` request waits for a thumbnail being made, whatever it asks for.
+#: Longest a ``/thumb`` request waits for a thumbnail being made, whatever it asks for (and
+#: how long a plain request, an ``<img>``, waits before its 503).
 MAX_WAIT = 10.0
-#: Default wait for a thumbnail being made before answering 202.
+#: Default wait of a client that takes the 202 protocol.
 DEFAULT_WAIT = 0.8
 #: Largest sidecar body accepted by ``PUT /item``.
 MAX_SIDECAR_BYTES = 1024 * 1024
@@ -61,7 +64,7 @@ def _path(request: Request) -> str:
 
 def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     try:
         value = int(raw)
@@ -93,38 +96,75 @@ def _folder_json(manifest: Manifest) -> dict[str, Any]:
     return document
 
 
-#: Encoded folder pages kept, by (folder, build, page): a page of a build never changes.
+#: Encoded folder answers kept, by (folder, build, page; -1 the whole folder): a build never
+#: changes. Bounded in number and in bytes (a whole 50,000-image folder is ~10 MB).
 _ENCODED_PAGES = 64
+_ENCODED_BYTES = 64 * 1024 * 1024
+
+
+class EncodedPages:
+    """Folder answers encoded once per build (and gzipped once), least recently used first out."""
+
+    def __init__(self) -> None:
+        self._bodies: collections.OrderedDict[tuple[str, str, int], list[bytes]] = (
+            collections.OrderedDict()
+        )
+        self._bytes = 0
+
+    def get(self, manifest: Manifest, page: int) -> list[bytes]:
+        key = (manifest.path, manifest.build, page)
+        bodies = self._bodies.get(key)
+        if bodies is not None:
+            self._bodies.move_to_end(key)
+            return bodies
+        bodies = self._bodies[key] = [orjson.dumps(_folder_json(manifest))]
+        self._bytes += len(bodies[0])
+        self._trim()
+        return bodies
+
+    def gzipped(self, bodies: list[bytes]) -> bytes:
+        if len(bodies) == 1:  # compressed once per answer of a build, not once per request
+            bodies.append(gzip.compress(bodies[0], compresslevel=6, mtime=0))
+            self._bytes += len(bodies[1])
+            self._trim()
+        return bodies[1]
+
+    def _trim(self) -> None:
+        while len(self._bodies) > 1 and (
+            len(self._bodies) > _ENCODED_PAGES or self._bytes > _ENCODED_BYTES
+        ):
+            _, dropped = self._bodies.popitem(last=False)
+            self._bytes -= sum(map(len, dropped))
 
 
 async def folders(request: Request) -> Response:
-    """``GET /folders?path=&page=``: one page of a folder's manifest."""
-    page = _int(request, "page", 0, 0, 1_000_000)
-    manifest = await _lens(request).folder(_path(request), page)
-    etag = f"{manifest.build}-{manifest.page}"
+    """``GET /folders?path=&page=``: the whole folder, or with ``page`` one page of it."""
+    lens = _lens(request)
+    if "page" in request.query_params:
+        page = _int(request, "page", 0, 0, 1_000_000)
+        manifest = await lens.folder(_path(request), page)
+        etag = f"{manifest.build}-{manifest.page}"
+    else:
+        page = -1
+        manifest = await lens.whole_folder(_path(request))
+        etag = f"{manifest.build}-all"
     headers = {"ETag": quoted(etag), "Cache-Control": "no-cache"}
     if etag_matches(request, etag):
         return Response(status_code=304, headers=headers)
-    encoded: collections.OrderedDict[tuple[str, str, int], list[bytes]] = request.app.state.pages
-    key = (manifest.path, manifest.build, manifest.page)
-    bodies = encoded.get(key)
-    if bodies is None:
-        bodies = encoded[key] = [orjson.dumps(_folder_json(manifest))]
-        while len(encoded) > _ENCODED_PAGES:
-            encoded.popitem(last=False)
-    else:
-        encoded.move_to_end(key)
+    encoded: EncodedPages = request.app.state.pages
+    bodies = encoded.get(manifest, page)
     headers["Vary"] = "Accept-Encoding"
     if len(bodies[0]) >= 1024 and "gzip" in request.headers.get("accept-encoding", ""):
-        if len(bodies) == 1:  # compressed once per page of a build, not once per request
-            bodies.append(gzip.compress(bodies[0], compresslevel=6, mtime=0))
         headers["Content-Encoding"] = "gzip"
-        return Response(bodies[1], media_type="application/json", headers=headers)
+        return Response(encoded.gzipped(bodies), media_type="application/json", headers=headers)
     return Response(bodies[0], media_type="application/json", headers=headers)
 
 
 async def get_item(request: Request) -> Response:
     """``GET /item?path=``: the sidecar, with the EXIF basics when it has none."""
+    if not _path(request).strip("/"):
+        # Clients ask before anything is selected: no image there, like any missing one.
+        raise NotFound("no image is named: path is empty", path="")
     item = await _lens(request).item(_path(request))
     headers = {"ETag": quoted(item.etag), "Cache-Control": "no-cache"}
     if etag_matches(request, item.etag):
@@ -153,24 +193,57 @@ async def put_item(request: Request) -> Response:
     return ORJSONResponse(item.to_json(), headers={"ETag": quoted(item.etag)})
 
 
+def _asks_async(request: Request) -> float | None:
+    """The wait of a client that takes the 202 protocol — ``Prefer: respond-async`` (RFC 7240,
+    with its ``wait=N`` preference) or a ``wait`` parameter — or ``None`` for any other."""
+    preferences = {
+        name.strip().lower(): value.strip()
+        for name, _, value in (
+            part.partition("=") for part in request.headers.get("prefer", "").split(",")
+        )
+    }
+    if "wait" in request.query_params:
+        return _float(request, "wait", DEFAULT_WAIT, MAX_WAIT)
+    if "respond-async" not in preferences:
+        return None
+    try:
+        wait = float(preferences.get("wait") or DEFAULT_WAIT)
+    except ValueError:
+        wait = DEFAULT_WAIT
+    return min(wait, MAX_WAIT) if math.isfinite(wait) and wait >= 0 else DEFAULT_WAIT
+
+
 async def thumb(request: Request) -> Response:
-    """``GET /thumb?path=&wait=``: the WebP, or 202 while it is being made."""
-    wait = _float(request, "wait", DEFAULT_WAIT, MAX_WAIT)
+    """``GET /thumb?path=&wait=``: the WebP. One still being made is awaited (up to the app's
+    ``thumb_wait``; then 503, never cached); a client that asks for the 202 protocol gets
+    ``202 Accepted`` with ``Retry-After`` and ``Location`` after its own, shorter wait."""
+    asked = _asks_async(request)
     path = _path(request)
     try:
+        wait = request.app.state.thumb_wait if asked is None else asked
         result = await _lens(request).thumbnail(path, wait=wait)
     except QueueFull as exc:
-        return error_response(503, exc.code, exc.message, {"Retry-After": "5"})
+        return error_response(503, exc.code, exc.message, _NOT_YET | {"Retry-After": "5"})
     if isinstance(result, Pending):
         retry = max(1, round(result.retry_after))
+        if asked is None:
+            # An <img> or a plain fetch() takes any 2xx body as the picture: not done yet is
+            # an error it will ask again for, never a body it would cache.
+            message = f"the thumbnail of {result.path!r} is still being made; retry in {retry} s"
+            headers = _NOT_YET | {"Retry-After": str(retry)}
+            return error_response(503, "thumbnail_pending", message, headers)
         location = f"{request.url.path}?{urlencode({'path': result.path})}"
         body = {"status": "pending", "path": result.path, "retryAfter": retry}
-        headers = {"Retry-After": str(retry), "Location": location, "Cache-Control": "no-store"}
+        headers = _NOT_YET | {"Retry-After": str(retry), "Location": location}
         return ORJSONResponse(body, status_code=202, headers=headers)
     headers = {"ETag": quoted(result.etag), "Cache-Control": THUMB_CACHE}
     if etag_matches(request, result.etag):
         return Response(status_code=304, headers=headers)
     return Response(result.data, media_type=result.media_type, headers=headers)
+
+
+#: Headers of an answer that is not the thumbnail (yet): nobody may keep it.
+_NOT_YET = {"Cache-Control": "no-store"}
 
 
 async def file(request: Request) -> Response:
@@ -327,16 +400,25 @@ async def openapi_json(request: Request) -> Response:
     return ORJSONResponse(openapi(__version__))
 
 
+def _route(path: str, **endpoints: Callable[[Request], Awaitable[Response]]) -> Route:
+    """One route for a path, whatever its methods, so a wrong method's 405 lists them all."""
+
+    async def endpoint(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await endpoints[method](request)
+
+    endpoint.__doc__ = " ".join(e.__doc__ or "" for e in endpoints.values())
+    return Route(path, endpoint, methods=list(endpoints), name=path.strip("/") or "root")
+
+
 routes = [
-    Route("/folders", folders, methods=["GET"]),
-    Route("/item", get_item, methods=["GET"]),
-    Route("/item", put_item, methods=["PUT"]),
-    Route("/thumb", thumb, methods=["GET"]),
-    Route("/file", file, methods=["GET"]),
-    Route("/search", search, methods=["GET"]),
-    Route("/health", health, methods=["GET"]),
-    Route("/file", upload, methods=["POST"]),
-    Route("/move", move, methods=["POST"]),
-    Route("/delete", delete, methods=["POST"]),
-    Route("/openapi.json", openapi_json, methods=["GET"]),
+    _route("/folders", GET=folders),
+    _route("/item", GET=get_item, PUT=put_item),
+    _route("/thumb", GET=thumb),
+    _route("/file", GET=file, POST=upload),
+    _route("/search", GET=search),
+    _route("/health", GET=health),
+    _route("/move", POST=move),
+    _route("/delete", POST=delete),
+    _route("/openapi.json", GET=openapi_json),
 ]

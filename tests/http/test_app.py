@@ -73,7 +73,8 @@ async def test_errors_have_one_json_shape(tree: Path) -> None:
             ("/folders", {"path": "../etc"}, 400, "invalid_path"),
             ("/folders", {"path": "nope"}, 404, "not_found"),
             ("/folders", {"path": "trips", "page": "x"}, 400, "invalid_parameter"),
-            ("/item", {"path": ""}, 400, "invalid_path"),
+            ("/item", {"path": ""}, 404, "not_found"),  # asked before anything is selected
+            ("/item", {"path": "/"}, 404, "not_found"),
             ("/item", {"path": "trips/2025/missing.jpg"}, 404, "not_found"),
             ("/item", {"path": "trips/2025/_index.json"}, 400, "invalid_path"),
             ("/file", {"path": "trips/2025/beach.jpg.json"}, 400, "invalid_path"),
@@ -90,6 +91,20 @@ async def test_errors_have_one_json_shape(tree: Path) -> None:
             assert response.status_code == status, (route, params, response.text)
             assert response.json()["error"]["code"] == code
             assert set(response.json()["error"]) == {"code", "message"}
+        # Unknown routes and wrong methods answer the same body; a 405 lists every method.
+        for method, route, status, code, allow in [
+            ("GET", "/nope", 404, "not_found", None),
+            ("PATCH", "/", 404, "not_found", None),
+            ("DELETE", "/item", 405, "method_not_allowed", {"GET", "HEAD", "PUT"}),
+            ("PUT", "/file", 405, "method_not_allowed", {"GET", "HEAD", "POST"}),
+            ("GET", "/move", 405, "method_not_allowed", {"POST"}),
+        ]:
+            response = await http.request(method, route)
+            assert response.status_code == status, (method, route, response.text)
+            assert response.headers["content-type"] == "application/json"
+            assert response.json()["error"]["code"] == code
+            if allow is not None:
+                assert set(response.headers["allow"].split(", ")) == allow
 
 
 async def test_item_get_and_put_follow_the_write_rules(tree: Path) -> None:
@@ -210,6 +225,34 @@ async def test_thumb_is_a_webp_with_a_strong_etag(tree: Path) -> None:
         assert cached.status_code == 304
         missing = await http.get("/thumb", params={"path": "trips/2025/gone.jpg"})
         assert missing.status_code == 404
+
+
+async def test_a_plain_thumb_request_waits_for_the_picture(tree: Path) -> None:
+    """An <img> or a plain fetch() takes any 2xx as the picture: it gets the WebP (made at
+    once), or past the bound a 503 nobody caches — never a 202."""
+    async with client(tree) as http:
+        plain = await http.get(
+            "/thumb", params={"path": "trips/2025/dunes.png"}, headers={"Accept": "*/*"}
+        )
+        assert plain.status_code == 200, plain.text
+        assert plain.headers["content-type"] == "image/webp"
+    async with client(tree, thumb_wait=0) as http:
+        late = await http.get("/thumb", params={"path": "top.jpg"})
+        assert late.status_code == 503
+        assert late.headers["cache-control"] == "no-store"
+        assert int(late.headers["retry-after"]) >= 1
+        assert late.json()["error"]["code"] == "thumbnail_pending"
+
+
+async def test_thumb_answers_202_to_clients_that_prefer_it(tree: Path) -> None:
+    async with client(tree) as http:
+        pending = await http.get(
+            "/thumb",
+            params={"path": "trips/2025/dunes.png"},
+            headers={"Prefer": "respond-async, wait=0"},
+        )
+        assert pending.status_code == 202
+        assert pending.headers["cache-control"] == "no-store"
 
 
 async def test_thumb_answers_202_while_it_is_made(tree: Path) -> None:
@@ -438,3 +481,28 @@ async def test_a_large_folder_page_is_sent_compressed_once_encoded(gallery: Path
     assert "content-encoding" not in plain.headers
     assert zipped.json() == again.json() == plain.json()
     assert len(plain.json()["items"]) == 60
+
+
+async def test_folders_without_page_answer_the_whole_folder(gallery: Path) -> None:
+    """Existing clients never send page: they get every item of a paged folder at once."""
+    for n in range(7):
+        write(gallery / "big" / f"IMG_{n:04d}.jpg", jpeg_bytes(16, 12, seed=n))
+    async with client(gallery, Settings(cpu_concurrency=2, page_size=3)) as http:
+        whole = await http.get("/folders", params={"path": "big"})
+        assert whole.status_code == 200, whole.text
+        body = whole.json()
+        assert [i["path"] for i in body["items"]] == [f"big/IMG_{n:04d}.jpg" for n in range(7)]
+        assert (body["page"], body["pageCount"], body["itemCount"]) == (0, 1, 7)
+        pages = [(await http.get("/folders", params={"path": "big", "page": n})) for n in range(3)]
+        assert [p.json()["pageCount"] for p in pages] == [3, 3, 3]
+        assert [i for p in pages for i in p.json()["items"]] == body["items"]
+        assert len({whole.headers["etag"], *(p.headers["etag"] for p in pages)}) == 4
+        unchanged = await http.get(
+            "/folders", params={"path": "big"}, headers={"If-None-Match": whole.headers["etag"]}
+        )
+        assert unchanged.status_code == 304
+        for bad in ("", "x", "-1"):
+            refused = await http.get("/folders", params={"path": "big", "page": bad})
+            assert refused.status_code == 400, bad
+        beyond = await http.get("/folders", params={"path": "big", "page": 3})
+        assert beyond.status_code == 404
