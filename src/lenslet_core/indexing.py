@@ -389,6 +389,12 @@ async def _index_folder(
         cached_thumbs=cached,
     )
     progress.images_done += folder.images - seen
+    if thumbs is not None and build.thumbnails_kept:
+        # An image moved or deleted while its thumbnail was made leaves no orphan behind.
+        gone = await thumbs.drop_orphans(folder.path, build.thumbnails_kept)
+        if gone:
+            build.thumbnails_kept -= gone
+            build.items = [i for i in build.items if paths.thumbnail_name(i.name) not in gone]
     report.arrivals.extend(_arrivals(old_pages, build.items))
     report.folders += 1
     report.items += len(build.items)

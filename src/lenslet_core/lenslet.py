@@ -373,26 +373,49 @@ class Lenslet:
         return image
 
     async def move(self, source: str, target: str, *, overwrite: bool = False) -> str:
-        """Move an image with its sidecar and thumbnail. ``target`` is a new image path, or an
-        existing folder to move it into; an existing image there is replaced only with
-        ``overwrite`` (its sidecar and thumbnail go with it)."""
+        """Move an image with its sidecar and thumbnail. ``target`` is a new image path, or a
+        folder to move it into — created when it does not exist yet (a trash folder); an
+        existing image there is replaced only with ``overwrite`` (its sidecar and thumbnail go
+        with it). The image's previous path is recorded in its sidecar as
+        ``original_position`` (a sidecar is made for it when it had none), so a client can put
+        it back."""
         image = paths.item_path(source)
         folder = paths.normalize(target)
         try:
             into = (await self.storage.info(folder)).is_folder if folder else True
+            found = True
         except NotFound:
-            into = False
+            # Not there yet: named like an image, it is the new image's path; else a folder.
+            into, found = not paths.is_image_name(paths.split(folder)[1]), False
         destination = paths.join(folder, paths.split(image)[1]) if into else folder
         destination = paths.item_path(destination)
+        if not found:
+            parent = paths.parent(destination)
+            paths.new_folder_path(parent)
+            await self.storage.info(image)  # a missing image creates no folder
+            await self.storage.ensure_writable(destination)
+            await self.storage.make_folder(parent)
         # No sidecar write to either image while it moves (it would be left behind or lost);
         # locks taken in path order, so two moves between the same images cannot deadlock.
         async with contextlib.AsyncExitStack() as stack:
             for key in sorted({image, destination}):
                 await stack.enter_async_context(self._writes(key))
             await move_image(self.storage, self.thumbs, image, destination, overwrite=overwrite)
+            if destination != image:
+                self._sidecars_written[paths.parent(destination)] = time.monotonic()
+                sidecar, _ = await update_sidecar(
+                    self.storage,
+                    destination,
+                    {"original_position": image},
+                    writer=self.settings.writer,
+                )
         self.rollup.remove(image)
         if overwrite:
             self.rollup.remove(destination)
+        if destination != image:
+            await self._load_state()
+            name = paths.split(destination)[1]
+            self.rollup.edit(RollupItem(destination, name, sidecar.tags, sidecar.notes))
         await self._changed({paths.parent(image), paths.parent(destination)})
         return destination
 
@@ -472,6 +495,13 @@ class Lenslet:
             await self.thumbs.write(image, data)
         except (ReadOnly, PermissionDenied):
             return data  # a read-only folder and no thumb_cache: served, not kept
+        try:
+            await self._image_file(image)
+        except NotFound:
+            # Moved or deleted while it was made: its thumbnail must not stay behind.
+            with contextlib.suppress(NotFound):
+                await self.thumbs.delete(image)
+            raise
         # The folder's manifest says hasThumb; bring it up to date when the queue has time.
         await self._submit_quietly(Job("index", self.storage.url, paths.parent(image)))
         return data

@@ -27,8 +27,10 @@ __all__ = [
     "is_image_name",
     "is_manifest_name",
     "is_utf8",
+    "has_control",
     "item_path",
     "join",
+    "new_folder_path",
     "normalize",
     "parent",
     "printable",
@@ -104,6 +106,21 @@ def item_path(path: str) -> str:
     if is_flat_file(name) or is_hidden(name) or not is_image_name(name):
         raise InvalidPath(f"{name!r} is not an image of the gallery", path=path)
     return logical
+
+
+def new_folder_path(path: str) -> str:
+    """Normalize the path of a folder lenslet is asked to create (a move into ``/_trash_``):
+    no segment hidden, named like one of lenslet's own files, or holding control characters."""
+    logical = normalize(path)
+    for segment in logical.split("/") if logical else ():
+        if is_hidden(segment) or is_flat_file(segment) or has_control(segment):
+            raise InvalidPath(f"{segment!r} cannot be the name of a new folder", path=path)
+    return logical
+
+
+def has_control(name: str) -> bool:
+    """Whether a name holds control characters (C0, DEL, C1): refused in new names."""
+    return any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in name)
 
 
 def join(folder: str, name: str) -> str:

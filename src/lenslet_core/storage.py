@@ -387,6 +387,13 @@ class Storage:
         self.check_writable(path)
         await self._run("write", path, self._create_sync, path, data)
 
+    @_routed_write
+    async def make_folder(self, path: str) -> None:
+        """Create a folder and the folders above it that are missing (an object store has no
+        folders: nothing to do there). On local disk no part of it may be a symlink."""
+        self.check_writable(path)
+        await self._run("write", path, self._make_folder_sync, path)
+
     async def move(self, source: str, target: str) -> None:
         """Move a file to a path that must not exist yet (:class:`AlreadyExists`). Between a
         pointer's target and elsewhere it is a copy, then a delete of the source."""
@@ -695,6 +702,22 @@ class Storage:
             self.fs.pipe_file(full, data)
             return
         _atomic_local_write(full, data, replace=False)
+
+    def _make_folder_sync(self, path: str) -> None:
+        if self._s3 is not None or not path:
+            return
+        if not self._local:
+            self.fs.makedirs(self._full(path), exist_ok=True)
+            return
+        current = self.root
+        for segment in path.split("/"):
+            current = os.path.join(current, segment)
+            if os.path.islink(current):
+                raise InvalidPath(f"{path!r} passes through a symlink", path=path)
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(current)
+            if not os.path.isdir(current):
+                raise AlreadyExists(f"{path!r}: a file is in the way of the folder", path=path)
 
     def _move_sync(self, source: str, target: str) -> None:
         src, dst = self._full(source, write=True), self._full(target, write=True)

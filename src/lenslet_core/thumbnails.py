@@ -9,6 +9,7 @@ kept.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from typing import Literal
 
@@ -68,6 +69,32 @@ class ThumbnailStore:
             )
         await self.cache.write(name, data, parents=True)
         return "cache"
+
+    async def delete(self, image: str) -> None:
+        """Delete the thumbnail of ``image``, beside it and in the cache (none there is fine)."""
+        name = paths.thumbnail_name(image)
+        if not self.storage.readonly:
+            await self.storage.delete(name)
+        if self.cache is not None:
+            await self.cache.delete(name)
+
+    async def drop_orphans(self, folder: str, made: Iterable[str]) -> set[str]:
+        """Delete the thumbnails just ``made`` in ``folder`` (their names) whose image is gone
+        — moved or deleted while its thumbnail was being made — found with one listing.
+        Returns the names deleted."""
+        made = set(made)
+        if not made:
+            return set()
+        try:
+            present = {entry.name for entry in await self.storage.list(folder) if entry.is_file}
+        except NotFound:
+            present = set()
+        gone = {name for name in made if paths.image_of(name) not in present}
+        for name in gone:
+            image = paths.join(folder, name[: -len(paths.THUMBNAIL_SUFFIX)])
+            with contextlib.suppress(NotFound):
+                await self.delete(image)
+        return gone
 
     async def cached(self, folder: str) -> dict[str, float]:
         """The thumbnails the cache holds for ``folder``, by name, with their mtimes (one

@@ -259,3 +259,20 @@ async def test_a_first_sidecar_reaches_the_manifests_has_meta(gallery: Path) -> 
     # Leaving the Lenslet finishes the queued index job.
     items = orjson.loads((gallery / "a" / "_index.json").read_bytes())["items"]
     assert [i["hasMeta"] for i in items] == [True]
+
+
+async def test_upload_then_move_at_once_leaves_no_orphan_thumbnail(gallery: Path) -> None:
+    """The thumbnail a background job makes for an upload must not land after the image was
+    moved on: a thumbnail is never kept for an image that is no longer there."""
+    (gallery / "inbox").mkdir()
+    (gallery / "done").mkdir()
+    async with Lenslet(str(gallery), Settings(cpu_concurrency=2)) as lens:
+        for n in range(12):
+            image = await lens.upload("inbox", f"new{n}.jpg", jpeg_bytes(640, 480, seed=n))
+            await lens.move(image, "done")
+            await lens.upload("inbox", f"kept{n}.jpg", jpeg_bytes(64, 48, seed=n))
+        await lens.index()
+    left = sorted(p.name for p in (gallery / "inbox").iterdir() if p.name.endswith(".thumbnail"))
+    assert left == sorted(f"kept{n}.jpg.thumbnail" for n in range(12))
+    done = {p.name for p in (gallery / "done").iterdir()}
+    assert {f"new{n}.jpg" for n in range(12)} <= done

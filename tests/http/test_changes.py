@@ -102,6 +102,57 @@ async def test_move_with_overwrite_replaces_an_image_and_its_files(gallery: Path
     assert names(gallery / "a") == []
 
 
+async def test_move_to_trash_and_back(gallery: Path) -> None:
+    """What existing clients do: move an image into ``/_trash_`` (not there yet), then put it
+    back where the sidecar's ``original_position`` says it came from."""
+    write(gallery / "trips" / "x.jpg", jpeg_bytes())
+    write(gallery / "trips" / "y.jpg", jpeg_bytes(seed=2))
+    write(gallery / "trips" / "y.jpg.json", b'{"tags": ["kept"], "star": 3}')
+    async with client(gallery) as http:
+        for image in ("x.jpg", "y.jpg"):
+            trashed = await http.post("/move", json={"src": f"/trips/{image}", "dest": "/_trash_"})
+            assert trashed.status_code == 200, trashed.text
+            assert trashed.json()["path"] == f"_trash_/{image}"
+        item = (await http.get("/item", params={"path": "/_trash_/y.jpg"})).json()
+        assert item["original_position"] == "trips/y.jpg"
+        assert (item["tags"], item["star"]) == (["kept"], 3)
+        fresh = (await http.get("/item", params={"path": "/_trash_/x.jpg"})).json()
+        assert fresh["original_position"] == "trips/x.jpg"  # a sidecar was made for it
+        trash = (await http.get("/folders", params={"path": "/_trash_"})).json()
+        assert [i["name"] for i in trash["items"]] == ["x.jpg", "y.jpg"]
+        root = (await http.get("/folders", params={"path": "/"})).json()
+        assert {d["name"] for d in root["dirs"]} == {"_trash_", "trips"}
+        found = (await http.get("/search", params={"q": "kept"})).json()
+        assert [i["path"] for i in found["items"]] == ["_trash_/y.jpg"]
+        back = await http.post(
+            "/move", json={"src": "/_trash_/y.jpg", "dest": item["original_position"]}
+        )
+        assert back.json()["path"] == "trips/y.jpg"
+        restored = (await http.get("/item", params={"path": "trips/y.jpg"})).json()
+        assert restored["tags"] == ["kept"]
+        assert restored["original_position"] == "_trash_/y.jpg"
+        # Into a new folder deeper down, too; never a name lenslet owns or hides.
+        deep = await http.post("/move", json={"src": "trips/y.jpg", "dest": "a/b/c.jpg"})
+        assert deep.json()["path"] == "a/b/c.jpg"
+        for bad in ("/.hidden", "/x/_index.json", "/bad\x01name", "/../out"):
+            refused = await http.post("/move", json={"src": "a/b/c.jpg", "dest": bad})
+            assert refused.status_code == 400, (bad, refused.text)
+        missing = await http.post("/move", json={"src": "nope.jpg", "dest": "/new"})
+        assert missing.status_code == 404
+    assert not (gallery / "new").exists()
+    assert not (gallery / ".hidden").exists()
+    assert (gallery / "a" / "b" / "c.jpg").exists()
+    assert (gallery / "a" / "b" / "c.jpg.json").exists()
+
+
+async def test_a_move_into_a_new_folder_refuses_a_read_only_server(gallery: Path) -> None:
+    write(gallery / "x.jpg", jpeg_bytes())
+    async with client(gallery, Settings(readonly=True)) as http:
+        refused = await http.post("/move", json={"src": "x.jpg", "dest": "/_trash_"})
+        assert refused.status_code == 403
+    assert not (gallery / "_trash_").exists()
+
+
 async def test_delete_removes_an_image_with_its_files(gallery: Path) -> None:
     write(gallery / "a" / "x.jpg", jpeg_bytes())
     write(gallery / "a" / "x.jpg.json", b'{"tags": ["t"]}')
