@@ -116,6 +116,11 @@ def check_complete(mime: str, data: bytes) -> None:
             raise CorruptImage(f"truncated WebP ({len(data)} of {size + 8} bytes)")
 
 
+#: Stray bytes between two JPEG segments that are skipped as libjpeg skips them; more than this
+#: is not a quirk but a file that is not a JPEG past its first bytes.
+_MAX_JPEG_SLACK = 1024
+
+
 def _check_jpeg(data: bytes) -> None:
     # Walk the marker segments up to the first scan (SOS); an end-of-image marker must follow
     # the scan data. Scan data stuffs every 0xFF byte, so FFD9 there can only be the real end.
@@ -124,7 +129,12 @@ def _check_jpeg(data: bytes) -> None:
         if pos + 4 > end:
             raise CorruptImage("truncated JPEG (ends inside its headers)")
         if data[pos] != 0xFF:
-            raise CorruptImage(f"corrupt JPEG (no marker at byte {pos})")
+            # Extra bytes before a marker: a quirk of some cameras that libjpeg skips too.
+            following = data.find(b"\xff", pos, pos + _MAX_JPEG_SLACK)
+            if following == -1:
+                raise CorruptImage(f"corrupt JPEG (no marker at byte {pos})")
+            pos = following
+            continue
         marker = data[pos + 1]
         if marker == 0xFF:
             pos += 1
@@ -226,32 +236,59 @@ def thumbnail(data: bytes, *, max_pixels: int, spec: ThumbSpec = ThumbSpec()) ->
     return _thumbnail(probe(data, max_pixels=max_pixels), data, spec)
 
 
+#: libjpeg's warnings that mean the pixels are damaged (a scan cut short, entropy data that
+#: does not decode): libjpeg goes on and paints the rest grey, so they are refused. Its other
+#: warnings (extra bytes before a marker, an odd ICC or JFIF segment) are quirks of cameras and
+#: editors that decode fine, and are let through.
+_JPEG_DAMAGE = (
+    "premature end",
+    "bad huffman",
+    "bad arithmetic",
+    "instead of rst",
+    "huffman table",
+    "invalid sos",
+)
+
+
 def _thumbnail(info: Probe, data: bytes, spec: ThumbSpec) -> bytes:
     pyvips = configure_libvips()
-    mime = info.mime
+    try:
+        # A JPEG is decoded failing on its warnings first: that is where damage shows.
+        return _make_thumbnail(pyvips, info, data, spec, "warning" if _is_jpeg(info) else "error")
+    except pyvips.Error as exc:
+        if not _is_jpeg(info) or any(sign in str(exc).lower() for sign in _JPEG_DAMAGE):
+            raise _corrupt(info.mime, exc) from exc
+    try:  # only a harmless quirk: decoded again, failing on errors only
+        return _make_thumbnail(pyvips, info, data, spec, "error")
+    except pyvips.Error as exc:
+        raise _corrupt(info.mime, exc) from exc
+
+
+def _is_jpeg(info: Probe) -> bool:
+    return info.mime == "image/jpeg"
+
+
+def _make_thumbnail(pyvips: Any, info: Probe, data: bytes, spec: ThumbSpec, fail_on: str) -> bytes:
     # An embedded ICC profile (a Display P3 phone photo, a CMYK print file) is applied on the
     # way to sRGB; asked of images without one, the same option costs a quarter more time.
     colour = {"output_profile": "srgb"} if info.profile else {}
-    try:
-        # Shrink-on-load: JPEGs decode at 1/2, 1/4 or 1/8 scale, WebP at the target size.
-        # fail_on goes to the loader itself: damaged pixel data must fail, not come out black.
-        image = pyvips.Image.thumbnail_buffer(
-            data,
-            spec.size,
-            height=spec.size,
-            size="down",
-            option_string="fail_on=error",
-            **colour,
-        )
-        if image.interpretation != "srgb" or image.format != "uchar":
-            # 16-bit, grey, or without a profile: what is left is the move to 8-bit sRGB
-            # (alpha, if any, is carried along).
-            image = image.colourspace("srgb")
-            if image.format != "uchar":
-                image = image.cast("uchar")
-        encoded: bytes = image.webpsave_buffer(Q=spec.quality, keep=0)
-    except pyvips.Error as exc:
-        raise _corrupt(mime, exc) from exc
+    # Shrink-on-load: JPEGs decode at 1/2, 1/4 or 1/8 scale, WebP at the target size.
+    # fail_on goes to the loader itself: damaged pixel data must fail, not come out black.
+    image = pyvips.Image.thumbnail_buffer(
+        data,
+        spec.size,
+        height=spec.size,
+        size="down",
+        option_string=f"fail_on={fail_on}",
+        **colour,
+    )
+    if image.interpretation != "srgb" or image.format != "uchar":
+        # 16-bit, grey, or without a profile: what is left is the move to 8-bit sRGB
+        # (alpha, if any, is carried along).
+        image = image.colourspace("srgb")
+        if image.format != "uchar":
+            image = image.cast("uchar")
+    encoded: bytes = image.webpsave_buffer(Q=spec.quality, keep=0)
     return encoded
 
 

@@ -224,3 +224,26 @@ def test_folder_health_from_a_listing() -> None:
     assert counts.missing_thumbnails == 1
     assert counts.orphan_sidecars == ("f/gone.jpeg.json", "f/old.png.json")
     assert counts.orphan_thumbnails == ("f/gone.webp.thumbnail",)
+
+
+async def test_a_jpeg_with_damaged_pixels_is_listed_and_a_quirky_one_indexes(gallery: Path) -> None:
+    """A JPEG whose scan is cut short (libjpeg would paint the rest grey) is refused and listed;
+    one with a camera's harmless quirk (bytes before a marker) is an ordinary item."""
+    data = jpeg_bytes(800, 600, seed=1)
+    sos = data.index(b"\xff\xda")
+    start = sos + 2 + int.from_bytes(data[sos + 2 : sos + 4], "big")
+    write(gallery / "cam" / "damaged.jpg", data[: (start + len(data)) // 2] + b"\xff\xd9")
+    table = data.index(b"\xff\xdb")
+    write(gallery / "cam" / "quirky.jpg", data[:table] + b"\x00\x00" + data[table:])
+    async with Lenslet(str(gallery), SETTINGS) as lens:
+        report = await lens.index()
+        page = await lens.folder("cam")
+    assert [i.name for i in page.items] == ["quirky.jpg"]
+    assert [(s.path, s.code) for s in report.skipped] == [("cam/damaged.jpg", "corrupt_image")]
+    assert (gallery / "cam" / "quirky.jpg.thumbnail").exists()
+    assert not (gallery / "cam" / "damaged.jpg.thumbnail").exists()
+    document = stored(gallery)
+    assert document["ok"] is False
+    assert [(s["path"], s["code"]) for s in document["skipped"]] == [
+        ("cam/damaged.jpg", "corrupt_image")
+    ]

@@ -364,6 +364,51 @@ def test_thumbnail_of_a_jpeg_with_garbage_inside_is_corrupt() -> None:
         thumbnail(bytes(data), max_pixels=MAX)
 
 
+def _scan_start(data: bytes) -> int:
+    """Where a JPEG's entropy-coded data begins (after its first SOS header)."""
+    sos = data.index(b"\xff\xda")
+    return sos + 2 + int.from_bytes(data[sos + 2 : sos + 4], "big")
+
+
+def _damaged_jpegs() -> dict[str, bytes]:
+    data = jpeg_bytes(800, 600, seed=1)
+    start = _scan_start(data)
+    middle = start + (len(data) - start) // 2
+    return {
+        # The scan cut short, but the file still ends as a JPEG should (EOI): libjpeg would
+        # paint the rest grey.
+        "truncated scan": data[:middle] + b"\xff\xd9",
+        # A marker where entropy data should be.
+        "marker in the scan": data[:middle] + b"\xff\xc4" + data[middle + 2 :],
+    }
+
+
+def _quirky_jpegs() -> dict[str, bytes]:
+    data = jpeg_bytes(800, 600, seed=1, taken="0000:00:00 00:00:00")
+    table = data.index(b"\xff\xdb")
+    junk_exif = b"\xff\xe1" + (18).to_bytes(2, "big") + b"Exif\x00\x00" + b"\x00\x01garbage!"
+    return {
+        # Bytes before a marker: libjpeg warns, cameras write it, the pixels are fine.
+        "extra bytes before a marker": data[:table] + b"\x00\x00\x00" + data[table:],
+        "an EXIF segment that is garbage": data[:2] + junk_exif + data[2:],
+        "bytes after the end": data + b"\x00" * 64,
+    }
+
+
+@pytest.mark.parametrize("name", list(_damaged_jpegs()))
+def test_a_jpeg_with_damaged_entropy_data_is_corrupt(name: str) -> None:
+    data = _damaged_jpegs()[name]
+    probe(data, max_pixels=MAX)  # the header alone looks fine ...
+    with pytest.raises(CorruptImage):  # ... the pixels do not
+        thumbnail(data, max_pixels=MAX)
+
+
+@pytest.mark.parametrize("name", list(_quirky_jpegs()))
+def test_a_camera_jpeg_with_harmless_quirks_still_makes_a_thumbnail(name: str) -> None:
+    made = load(thumbnail(_quirky_jpegs()[name], max_pixels=MAX))
+    assert (made.width, made.height) == (256, 192)
+
+
 def test_thumbnail_of_a_png_with_damaged_pixel_data_is_corrupt() -> None:
     # Complete in structure (IEND is there) but the compressed pixel data is garbage.
     data = bytearray(png_bytes(200, 150))
