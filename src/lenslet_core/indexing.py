@@ -422,6 +422,11 @@ async def _index_folder(
             )
     if refreshed:
         folder.entries = [refreshed.get(e.name, e) for e in folder.entries]
+        # Only exif and hash changed in them: the star each item read stands, at the new stamp.
+        for index, item in enumerate(build.items):
+            restamped = refreshed.get(paths.sidecar_name(item.name))
+            if restamped is not None and item.metaStamp is not None:
+                build.items[index] = item._replace(metaStamp=(restamped.size, restamped.mtime))
     listing = signature(build.thumbnails_kept)
     pages = paginate(
         folder.path,

@@ -43,7 +43,7 @@ from .indexing import IndexProgress, IndexReport, index_tree
 from .jobs import Job, LocalEngine
 from .keyedlock import KeyedLock
 from .manifest import Skipped
-from .models import Exif, ItemEntry, Manifest, RollupItem, Sidecar
+from .models import Exif, ItemEntry, Manifest, RollupItem, Sidecar, star_of
 from .pointers import Mounts, Pointer
 from .rollup import Rollup
 from .search import LiveSearch, SearchIndex
@@ -354,8 +354,9 @@ class Lenslet:
         name = paths.split(image)[1]
         self.rollup.edit(RollupItem(image, name, sidecar.tags, sidecar.notes))
         listed = self._folders.cached_item(folder, name)
-        if listed is None or not listed.hasMeta:
-            # Perhaps a first sidecar: the manifest's hasMeta catches up in the background.
+        if listed is None or not listed.hasMeta or listed.star != star_of(sidecar.extra):
+            # Perhaps a first sidecar, or a new star: the manifest catches up in the background
+            # (reading this sidecar again, not the folder's images).
             await self._submit_quietly(Job("index", self.storage.url, folder))
         await self._submit_quietly(Job("rollup", self.storage.url))
         if sidecar.exif is None:

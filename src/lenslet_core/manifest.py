@@ -19,9 +19,19 @@ import orjson
 from blake3 import blake3
 
 from . import paths
-from .errors import ImageTooLarge, LensletError, NotFound
+from .errors import DocumentError, ImageTooLarge, LensletError, NotFound
 from .imaging import Analysis, Imaging
-from .models import DirEntry, DirKind, ItemEntry, Manifest, SkippedEntry, format_time, utcnow
+from .models import (
+    DirEntry,
+    DirKind,
+    ItemEntry,
+    Manifest,
+    SkippedEntry,
+    format_time,
+    star_of,
+    utcnow,
+)
+from .sidecar import read_sidecar
 from .storage import Entry, Storage
 from .thumbnails import ThumbnailStore, thumbnails_in
 
@@ -38,11 +48,12 @@ PERMANENT_CODES = frozenset({"unsupported_image", "corrupt_image"})
 #: whose skipped files all have one of these needs no retry while its listing is the same.
 SETTLED_CODES = PERMANENT_CODES | {"image_too_large", "unusable_entry"}
 #: Bumped when what a signature covers changes, so that older signatures never match.
-_SIGNATURE_VERSION = 1
+#: (2: sidecars by size and mtime, since the manifest carries their ``star``.)
+_SIGNATURE_VERSION = 2
 #: Files that change on every run and say nothing about the folder's images.
 _UNSIGNED = frozenset({paths.ROLLUP_NAME, paths.HEALTH_NAME})
 #: Files whose presence is all a manifest shows of them.
-_BY_NAME = (paths.SIDECAR_SUFFIX, paths.THUMBNAIL_SUFFIX)
+_BY_NAME = paths.THUMBNAIL_SUFFIX
 
 __all__ = [
     "FolderBuild",
@@ -120,10 +131,11 @@ def listing_signature(
     page_size: int,
     thumbnails: Iterable[str] = (),
 ) -> str:
-    """A digest of everything a folder's manifest is built from: each image's (and any other
-    file's) name, kind, size and mtime, which sidecars and thumbnails there are (by name: their
-    content is not in the manifest), the sub-folders with their kinds (not their mtimes, which
-    change with every file written in them), the size limits and the page size.
+    """A digest of everything a folder's manifest is built from: each image's, sidecar's (the
+    manifest carries their ``star``) and any other file's name, kind, size and mtime, which
+    thumbnails there are (by name: their content is not in the manifest), the sub-folders
+    with their kinds (not their mtimes, which change with every file written in them), the
+    size limits and the page size.
     ``thumbnails`` adds thumbnail names kept elsewhere (a cache) or made since the listing.
     The same signature means the same build, so an index run that finds the one its manifest
     was built from can reuse the manifest whole.
@@ -315,6 +327,7 @@ async def build_folder(
                     hasThumb=False,
                     hasMeta=False,
                     hash=result.hash,
+                    createdAt=info.created_at,
                 )
                 item = _with_flags(item, names)
                 if entry.name in kept and not item.hasThumb:
@@ -334,9 +347,58 @@ async def build_folder(
             for start in range(0, len(group), size):
                 tg.start_soon(analyze, group[start : start + size], thumbed)
     build.items.sort(key=lambda i: i.name)
+    await _take_stars(storage, folder, build.items, entries, previous)
     build.dirs.sort(key=lambda d: d.name)
     build.rejected.sort(key=lambda s: s.name)
     return build
+
+
+async def _take_stars(
+    storage: Storage,
+    folder: str,
+    items: list[ItemEntry],
+    entries: Sequence[Entry],
+    previous: Mapping[str, ItemEntry],
+) -> None:
+    """Give each item its sidecar's ``star``: carried over while the sidecar has the size and
+    mtime it was read at, else read (only those: one read per new or changed sidecar)."""
+    sidecars = {
+        e.name: e
+        for e in entries
+        if e.kind == "file" and e.name.endswith(paths.SIDECAR_SUFFIX) and paths.image_of(e.name)
+    }
+    to_read: list[tuple[int, tuple[int, float]]] = []
+    for index, item in enumerate(items):
+        sidecar = sidecars.get(paths.sidecar_name(item.name)) if item.hasMeta else None
+        if sidecar is None:
+            if item.star is not None or item.metaStamp is not None:
+                items[index] = item._replace(star=None, metaStamp=None)
+            continue
+        stamp = (sidecar.size, sidecar.mtime)
+        if item.metaStamp == stamp:
+            continue
+        old = previous.get(item.name)
+        if old is not None and old.metaStamp == stamp:
+            items[index] = item._replace(star=old.star, metaStamp=stamp)
+        else:
+            to_read.append((index, stamp))
+
+    async def read(index: int, stamp: tuple[int, float]) -> None:
+        item = items[index]
+        try:
+            stored = await read_sidecar(storage, paths.join(folder, item.name))
+        except DocumentError:
+            stored, known = None, stamp  # unreadable as it is: read again when it changes
+        except LensletError:
+            stored, known = None, None  # storage trouble: read again next time
+        else:
+            known = stamp
+        star = star_of(stored[0].extra) if stored is not None else None
+        items[index] = item._replace(star=star, metaStamp=known)
+
+    async with anyio.create_task_group() as tg:
+        for index, stamp in to_read:
+            tg.start_soon(read, index, stamp)
 
 
 async def _keep_thumbnails(

@@ -77,9 +77,10 @@ async def test_manifest_lists_items_and_dirs_from_one_listing(
     infos = sorted(p for op, p in requests.log if op == "info")
     assert infos == ["", "_rollup.json", "_rollup.json", "c.webp.json"]
     assert requests.count("read", (".jpg", ".png", ".webp")) == 3
-    # The one existing sidecar got its EXIF basics and hash, and its tags went to the rollup
-    # (one read each); the rollup and health files were looked for once.
-    assert requests.count("read", "c.webp.json") == 2
+    # The one existing sidecar gave the manifest its star, got its EXIF basics and hash, and
+    # its tags went to the rollup (one read each); the rollup and health files were looked
+    # for once.
+    assert requests.count("read", "c.webp.json") == 3
     assert requests.count("read", ("_rollup.json", "_health.json")) == 2
     sidecar = orjson.loads((gallery / "c.webp.json").read_bytes())
     assert sidecar["exif"] == {"width": 50, "height": 10, "createdAt": None}
@@ -230,11 +231,7 @@ def test_what_changes_derived_files_and_folder_mtimes_does_not_change_a_signatur
     entries: list[Entry], size: int, later: float
 ) -> None:
     kinds = {"sub": "leaf-real"}
-    derived = [
-        Entry(e.name + suffix, "file", size, e.mtime + later)
-        for e in entries
-        for suffix in (".json", ".thumbnail")
-    ]
+    derived = [Entry(e.name + ".thumbnail", "file", size, e.mtime + later) for e in entries]
     noise = [
         Entry("_index.json", "file", size, later),
         Entry("_index_3.json", "file", size, later),
@@ -244,7 +241,7 @@ def test_what_changes_derived_files_and_folder_mtimes_does_not_change_a_signatur
         Entry(".DS_Store", "file", size, later),
     ]
     before = [*entries, *derived, Entry("sub", "dir", 4096, 1.0)]
-    # Sidecars and thumbnails rewritten, the sub-folder written into, lenslet's own files new.
+    # Thumbnails rewritten, the sub-folder written into, lenslet's own files new.
     after = [
         *entries,
         *(Entry(d.name, d.kind, d.size + 1, d.mtime + 1) for d in derived),
@@ -271,6 +268,9 @@ def test_what_a_manifest_shows_changes_its_signature(entries: list[Entry], data:
     ]
     for listing in changed:
         assert sign(listing) != base
+    # A sidecar rewritten (its star may have changed) changes it too.
+    side = Entry(victim.name + ".json", "file", 10, 1.0)
+    assert sign([*entries, side]) != sign([*entries, side._replace(mtime=2.0)])
     assert sign(entries, {"sub": "branch"}) != base
     assert sign(entries, max_pixels=1000) != base
     assert sign(entries, max_file_bytes=1000) != base

@@ -105,7 +105,12 @@ def test_manifest_is_written_camel_case_with_a_version() -> None:
     assert document["generatedAt"] == "2026-11-25T14:52:26.123Z"
     assert document["pageCount"] == 3
     assert document["itemCount"] == 12001
-    assert document["items"][0] == ITEM
+    assert document["items"][0] == {
+        **ITEM,
+        "addedAt": "2023-11-14T22:13:20.500Z",  # the mtime, for clients that sort by it
+        "createdAt": None,
+        "star": None,
+    }
     assert document["dirs"] == [
         {"name": "day1", "kind": "leaf-real"},
         {"name": "more", "kind": "branch"},

@@ -19,7 +19,9 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from lenslet_core import Lenslet, Settings
+from lenslet_core.models import parse_time
 from lenslet_http import create_app
+from tests.conftest import Requests
 from tests.imagegen import jpeg_bytes, png_bytes, write
 
 pytestmark = pytest.mark.anyio
@@ -506,3 +508,39 @@ async def test_folders_without_page_answer_the_whole_folder(gallery: Path) -> No
             assert refused.status_code == 400, bad
         beyond = await http.get("/folders", params={"path": "big", "page": 3})
         assert beyond.status_code == 404
+
+
+async def test_folder_items_carry_added_created_and_star(gallery: Path) -> None:
+    """Clients sort by addedAt and filter by star from the listing alone; a star set through
+    PUT reaches the folder's manifest without reading the folder's images again."""
+    write(gallery / "f" / "a.jpg", jpeg_bytes(64, 48, taken="2025:07:14 09:30:00"))
+    write(gallery / "f" / "b.jpg", jpeg_bytes(64, 48, seed=2))
+    write(gallery / "f" / "b.jpg.json", b'{"tags": ["x"], "star": 4}')
+    requests = Requests()
+    async with Lenslet(str(gallery), SETTINGS, observer=requests) as lens:
+        await lens.index()  # thumbnails made: the index job below has no image work to do
+        transport = httpx.ASGITransport(app=create_app(lens))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gallery") as http:
+            items = {i["name"]: i for i in (await http.get("/folders?path=f")).json()["items"]}
+            mtime = (gallery / "f" / "a.jpg").stat().st_mtime
+            added = parse_time(items["a.jpg"]["addedAt"])
+            assert added is not None
+            assert abs(added.timestamp() - mtime) < 0.001  # to the millisecond
+            assert items["a.jpg"]["addedAt"].endswith("Z")
+            assert items["a.jpg"]["createdAt"] == "2025-07-14T09:30:00"
+            assert items["b.jpg"]["createdAt"] is None
+            assert (items["a.jpg"]["star"], items["b.jpg"]["star"]) == (None, 4)
+            assert "metaStamp" not in items["b.jpg"]
+            requests.clear()
+            put = await http.put("/item", params={"path": "f/a.jpg"}, json={"star": 5})
+            assert put.status_code == 200, put.text
+            with anyio.fail_after(10):
+                while True:
+                    listed = (await http.get("/folders?path=f")).json()["items"]
+                    if listed[0]["star"] == 5:
+                        break
+                    await anyio.sleep(0.05)
+            assert listed[1]["star"] == 4
+    assert requests.count("read", ".jpg") <= 1  # the PUT's EXIF basics; the index read none
+    stored = orjson.loads((gallery / "f" / "_index.json").read_bytes())
+    assert [i["star"] for i in stored["items"]] == [5, 4]
