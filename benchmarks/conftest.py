@@ -20,6 +20,8 @@ from tests.imagegen import jpeg_bytes, png_bytes, webp_bytes, write
 RESULTS: dict[str, dict[str, tuple[float, int]]] = defaultdict(dict)
 #: group -> name -> (p50 seconds, p95 seconds, seconds to build) of single requests
 LATENCIES: dict[str, dict[str, tuple[float, float, float]]] = defaultdict(dict)
+#: Lines of other figures (sizes, counts) a benchmark measured, printed with the summary.
+NOTES: list[str] = []
 
 
 def record(benchmark: Any, group: str, name: str, items: int) -> None:
@@ -29,6 +31,10 @@ def record(benchmark: Any, group: str, name: str, items: int) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if NOTES:
+        terminalreporter.section("lenslet figures (same run)")
+        for line in NOTES:
+            terminalreporter.write_line(line)
     if LATENCIES:
         terminalreporter.section("lenslet latencies (same run)")
         for group, latencies in sorted(LATENCIES.items()):
