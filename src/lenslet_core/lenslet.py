@@ -343,7 +343,7 @@ class Lenslet:
         folder = paths.parent(image)
         self._sidecars_written[folder] = time.monotonic()  # before: a manifest may lag it
         async with self._writes(image):
-            sidecar, etag = await update_sidecar(
+            sidecar, etag, previous = await update_sidecar(
                 self.storage,
                 image,
                 body,
@@ -353,12 +353,14 @@ class Lenslet:
         await self._load_state()
         name = paths.split(image)[1]
         self.rollup.edit(RollupItem(image, name, sidecar.tags, sidecar.notes))
-        listed = self._folders.cached_item(folder, name)
-        if listed is None or not listed.hasMeta or listed.star != star_of(sidecar.extra):
-            # Perhaps a first sidecar, or a new star: the manifest catches up in the background
-            # (reading this sidecar again, not the folder's images).
+        if previous is None or star_of(previous.extra) != star_of(sidecar.extra):
+            # A first sidecar (hasMeta) or a new star: the manifest catches up in the
+            # background, reading this sidecar again, not the folder's images. Tags and notes
+            # are not in the manifest: such an edit costs the sidecar's own requests and a
+            # share of one coalesced rollup write.
             await self._submit_quietly(Job("index", self.storage.url, folder))
         await self._submit_quietly(Job("rollup", self.storage.url))
+        listed = self._folders.cached_item(folder, name)
         if sidecar.exif is None:
             sidecar = await self._with_basics(image, sidecar, listed)
         return Item(image, sidecar, etag, True)
@@ -404,7 +406,7 @@ class Lenslet:
             await move_image(self.storage, self.thumbs, image, destination, overwrite=overwrite)
             if destination != image:
                 self._sidecars_written[paths.parent(destination)] = time.monotonic()
-                sidecar, _ = await update_sidecar(
+                sidecar, _, _ = await update_sidecar(
                     self.storage,
                     destination,
                     {"original_position": image},

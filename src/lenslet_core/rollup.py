@@ -30,7 +30,6 @@ from blake3 import blake3
 
 from . import paths
 from .errors import DocumentError, LensletError, NotFound, PreconditionFailed
-from .hashing import content_etag
 from .models import ItemEntry, RollupItem, decode_rollup, encode_rollup, format_time, parse_time
 from .sidecar import read_sidecar
 from .storage import Entry, Storage
@@ -64,12 +63,12 @@ def _decode(data: bytes) -> Decoded:
     return _group(items), generated, signatures
 
 
-def _versioned_decode(data: bytes) -> tuple[str, Decoded | DocumentError]:
-    """The validator a conditional write expects, and the grouped items (or why not)."""
+def _decode_or_error(data: bytes) -> Decoded | DocumentError:
+    """The rollup decoded, or why it cannot be (derived data: it is then rebuilt)."""
     try:
-        return content_etag(data), _decode(data)
+        return _decode(data)
     except DocumentError as exc:
-        return content_etag(data), exc
+        return exc
 
 
 def _encode(parts: list[list[RollupItem]], generated_at: str, signatures: dict[str, str]) -> bytes:
@@ -152,7 +151,10 @@ class Rollup:
         try:
             seen = await self._stat()
             # Decoded (and grouped) in the thread that reads it: one hop, off the loop.
-            etag, decoded = await self.storage.read_into(paths.ROLLUP_NAME, _versioned_decode)
+            # The version is the storage's own (S3's ETag), which a conditional save expects.
+            decoded, etag = await self.storage.read_versioned_into(
+                paths.ROLLUP_NAME, _decode_or_error
+            )
         except NotFound:
             self._reset({}, {}, None, None, None)
             return

@@ -23,7 +23,7 @@ import dataclasses
 import datetime
 import random
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
 
@@ -35,6 +35,7 @@ from .storage import Storage
 __all__ = [
     "ABSENT_ETAG",
     "Edit",
+    "Written",
     "decide",
     "merge_sidecars",
     "normalize_etag",
@@ -187,6 +188,14 @@ def _author(edit: Edit, current: Sidecar, fallback: str) -> str:
 _TICK = datetime.timedelta(milliseconds=1)
 
 
+class Written(NamedTuple):
+    """A sidecar write: what was stored, its new ETag, and the version it replaced."""
+
+    sidecar: Sidecar
+    etag: str
+    previous: Sidecar | None
+
+
 async def update_sidecar(
     storage: Storage,
     image: str,
@@ -194,9 +203,8 @@ async def update_sidecar(
     *,
     if_match: str | None = None,
     writer: str = "lenslet",
-) -> tuple[Sidecar, str]:
-    """Apply a client's write (``writer``: who writes when the body names nobody); returns the
-    stored document and its new ETag."""
+) -> Written:
+    """Apply a client's write (``writer``: who writes when the body names nobody)."""
     edit = Edit.from_body(body)
     if not _fits(image):
         raise InvalidPath(
@@ -216,7 +224,7 @@ async def update_sidecar(
         except PreconditionFailed:
             await _back_off(attempt)
             continue
-        return result, etag
+        return Written(result, etag, stored[0] if stored else None)
     raise PreconditionFailed(f"{target!r} kept changing; gave up after {MAX_ATTEMPTS} tries")
 
 

@@ -364,6 +364,16 @@ class Storage:
         data = await self.read(path)
         return data, content_etag(data)
 
+    @_routed
+    async def read_versioned_into(self, path: str, consume: Callable[[bytes], T]) -> tuple[T, str]:
+        """:meth:`read_versioned` of a large document, handed to ``consume`` (decoding it) off
+        the event loop: what ``consume`` returns, and the validator a conditional write of the
+        same file expects — the one the storage itself gives (on S3 the object's ETag)."""
+        if self._s3 is not None:
+            data, etag = await self.read_versioned(path)
+            return await anyio.to_thread.run_sync(consume, data, limiter=self._limiter), etag
+        return await self.read_into(path, lambda data: (consume(data), content_etag(data)))
+
     @_routed_write
     async def write(self, path: str, data: bytes, *, parents: bool = False) -> None:
         """Replace a file whole; readers see the old or the new bytes, never a part.

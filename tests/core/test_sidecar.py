@@ -402,9 +402,11 @@ async def test_if_match_absent_merges_when_someone_created_the_sidecar_first(
             )
 
     storage = Storage.open(str(gallery), observer=racer)
-    stored, _ = await update_sidecar(
+    stored, _, previous = await update_sidecar(
         storage, "trip/beach.jpg", {"tags": ["mine"]}, if_match="absent"
     )
+    assert previous is not None
+    assert previous.tags == ("theirs",)  # the version the write was decided against
     assert raced
     assert set(stored.tags) == {"mine", "theirs"}
     assert set(read_json(gallery / "trip" / "beach.jpg.json")["tags"]) == {"mine", "theirs"}
