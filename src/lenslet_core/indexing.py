@@ -389,20 +389,7 @@ async def _index_folder(
         cached_thumbs=cached,
     )
     progress.images_done += folder.images - seen
-    if thumbs is not None and build.thumbnails_kept:
-        # An image moved or deleted while its thumbnail was made leaves no orphan behind.
-        gone = await thumbs.drop_orphans(folder.path, build.thumbnails_kept)
-        if gone:
-            build.thumbnails_kept -= gone
-            build.items = [i for i in build.items if paths.thumbnail_name(i.name) not in gone]
-    report.arrivals.extend(_arrivals(old_pages, build.items))
-    report.folders += 1
-    report.items += len(build.items)
-    report.analyzed += len(build.analyzed)
-    report.reused += build.reused
-    report.thumbnails_made += build.thumbnails_made
-    report.skipped.extend(build.skipped)
-    refreshed: dict[str, Entry] = {}
+    rewritten: list[str] = []
     for item in build.items:
         result = build.analyzed.get(item.name)
         if result is None or not item.hasMeta or not storage.writable(folder.path):
@@ -412,21 +399,41 @@ async def _index_folder(
         try:
             if await refresh_basics(storage, image, basics, result.hash):
                 report.sidecars_refreshed += 1
-                # Its new size and mtime, so that the rollup and the next run see the sidecar
-                # lenslet wrote, not a change to read again.
-                entry = await storage.info(paths.sidecar_name(image))
-                refreshed[entry.name] = entry
+                rewritten.append(paths.sidecar_name(item.name))
         except LensletError as exc:
             report.skipped.append(
                 Skipped(paths.sidecar_name(image), f"sidecar not updated: {exc.message}", exc.code)
             )
-    if refreshed:
-        folder.entries = [refreshed.get(e.name, e) for e in folder.entries]
-        # Only exif and hash changed in them: the star each item read stands, at the new stamp.
-        for index, item in enumerate(build.items):
-            restamped = refreshed.get(paths.sidecar_name(item.name))
-            if restamped is not None and item.metaStamp is not None:
-                build.items[index] = item._replace(metaStamp=(restamped.size, restamped.mtime))
+    if build.thumbnails_kept or rewritten:
+        # One more listing (not a request per file): the new stamps of the sidecars this run
+        # rewrote, so the rollup and the next run see what lenslet wrote, not a change to
+        # read again; and the images still there, so that one moved or deleted while its
+        # thumbnail was made leaves no thumbnail behind.
+        try:
+            now = {e.name: e for e in await storage.list(folder.path)}
+        except LensletError:
+            now = None  # the next run reads those sidecars once more; nothing is lost
+        if now is not None and thumbs is not None and build.thumbnails_kept:
+            gone = await thumbs.drop_orphans(folder.path, build.thumbnails_kept, set(now))
+            if gone:
+                build.thumbnails_kept -= gone
+                build.items = [i for i in build.items if paths.thumbnail_name(i.name) not in gone]
+        refreshed = {name: now[name] for name in rewritten if now is not None and name in now}
+        if refreshed:
+            folder.entries = [refreshed.get(e.name, e) for e in folder.entries]
+            # Only exif and hash changed in them: each item's star stands, at the new stamp.
+            for index, item in enumerate(build.items):
+                restamped = refreshed.get(paths.sidecar_name(item.name))
+                if restamped is not None and item.metaStamp is not None:
+                    stamp = (restamped.size, restamped.mtime)
+                    build.items[index] = item._replace(metaStamp=stamp)
+    report.arrivals.extend(_arrivals(old_pages, build.items))
+    report.folders += 1
+    report.items += len(build.items)
+    report.analyzed += len(build.analyzed)
+    report.reused += build.reused
+    report.thumbnails_made += build.thumbnails_made
+    report.skipped.extend(build.skipped)
     listing = signature(build.thumbnails_kept)
     pages = paginate(
         folder.path,

@@ -339,8 +339,11 @@ class Lenslet:
         the writer when the body does not (``updatedBy``); else the settings' ``writer``."""
         image = paths.item_path(path)
         await self.storage.ensure_writable(image)
-        await self._image_file(image)  # no sidecar for an image that does not exist
         folder = paths.parent(image)
+        if self._folders.cached_item(*paths.split(image), within=_LISTED_RECENTLY) is None:
+            # No sidecar for an image that does not exist (a folder page read lately says it
+            # does: a burst of edits costs the sidecars' requests, not a stat each too).
+            await self._image_file(image)
         self._sidecars_written[folder] = time.monotonic()  # before: a manifest may lag it
         async with self._writes(image):
             sidecar, etag, previous = await update_sidecar(

@@ -78,17 +78,10 @@ class ThumbnailStore:
         if self.cache is not None:
             await self.cache.delete(name)
 
-    async def drop_orphans(self, folder: str, made: Iterable[str]) -> set[str]:
-        """Delete the thumbnails just ``made`` in ``folder`` (their names) whose image is gone
-        — moved or deleted while its thumbnail was being made — found with one listing.
-        Returns the names deleted."""
-        made = set(made)
-        if not made:
-            return set()
-        try:
-            present = {entry.name for entry in await self.storage.list(folder) if entry.is_file}
-        except NotFound:
-            present = set()
+    async def drop_orphans(self, folder: str, made: Iterable[str], present: set[str]) -> set[str]:
+        """Delete the thumbnails just ``made`` in ``folder`` (their names) whose image is not
+        among the names ``present`` in a listing taken after they were written — moved or
+        deleted while its thumbnail was being made. Returns the names deleted."""
         gone = {name for name in made if paths.image_of(name) not in present}
         for name in gone:
             image = paths.join(folder, name[: -len(paths.THUMBNAIL_SUFFIX)])

@@ -4,6 +4,7 @@ the request budget: each test counts the requests that reach the server."""
 from __future__ import annotations
 
 import collections
+import time
 
 import anyio
 import pytest
@@ -209,3 +210,48 @@ async def test_watching_an_s3_root_lists_it_on_an_interval(s3: S3) -> None:
         assert "fresh" in [d.name for d in (await lens.folder("")).dirs]
         assert [i.name for i in (await lens.folder("fresh")).items] == ["one.jpg"]
     assert "gallery/album/new.jpg.thumbnail" in s3.keys("gallery/album/")
+
+
+async def test_first_index_with_sidecars_and_a_burst_of_edits_stay_in_budget(s3: S3) -> None:
+    """A folder with sidecars, indexed, then 100 tag edits: each edit costs its sidecar's GET
+    and PUT, and the rollup is written at most about once a second — no LIST, no manifest,
+    no health and no HEAD per edit."""
+    album(s3, 20)
+    for n in range(20):
+        s3.put(f"gallery/album/IMG_{n:04d}.jpg.json", b'{"tags": ["old"]}')
+    s3.reset()
+    async with Lenslet(s3.url(), s3.settings) as lens:
+        report = await lens.index()
+        assert report.items == 20
+        counted = kinds(s3.requests(), f"{s3.bucket}/gallery/album")
+        heads = [p for m, p, _ in s3.requests() if m == "HEAD"]
+        # No HEAD per image or sidecar (the refreshed sidecars' stamps come from one more
+        # listing); the bucket once, the rollup's stamp when read and when written.
+        assert counted["HEAD image"] == counted["HEAD sidecar"] == 0, counted
+        assert len(heads) <= 3, heads
+        assert counted["LIST"] == 2, counted
+        assert counted["GET image"] == 20
+        page = await lens.folder("album")
+        assert all(i.hasMeta for i in page.items)
+        s3.reset()
+        began = time.monotonic()
+
+        async def edit(n: int) -> None:
+            for round_ in range(5):
+                image = f"album/IMG_{n:04d}.jpg"
+                await lens.update_item(image, {"tags": [f"t{n}-{round_}"]})
+
+        async with anyio.create_task_group() as tg:
+            for n in range(20):
+                tg.start_soon(edit, n)
+        elapsed = time.monotonic() - began
+    counted = kinds(s3.requests(), f"{s3.bucket}/gallery/album")
+    every = kinds(s3.requests(), f"{s3.bucket}/gallery")
+    assert counted["PUT sidecar"] == 100, counted
+    assert counted["GET sidecar"] == 100, counted
+    assert counted["HEAD image"] == counted["HEAD sidecar"] == 0, counted
+    assert counted["LIST"] == counted["GET manifest"] == counted["PUT manifest"] == 0, counted
+    rollup_puts = sum(1 for m, p, _ in s3.requests() if m == "PUT" and p.endswith("_rollup.json"))
+    health_puts = sum(1 for m, p, _ in s3.requests() if m == "PUT" and p.endswith("_health.json"))
+    assert 1 <= rollup_puts <= elapsed + 2, (rollup_puts, elapsed)
+    assert health_puts <= 1, every
