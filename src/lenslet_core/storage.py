@@ -544,7 +544,12 @@ class Storage:
         full = self._full(path)
         if self._local:
             return self._list_local(full)
-        details = self.fs.ls(full, detail=True, refresh=True)  # the one request
+        try:
+            details = self.fs.ls(full, detail=True, refresh=True)  # the one request
+        except FileNotFoundError:
+            if path:
+                raise
+            return []  # an object store's root prefix with nothing in it yet: an empty gallery
         own = full.strip("/")
         if (
             len(details) == 1
@@ -629,8 +634,14 @@ class Storage:
                 "dir" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else "other"
             )
             return Entry(name, kind, st.st_size, st.st_mtime)
-        # refresh: another writer may have made or removed it since a listing was cached
-        return _entry(name, self.fs.info(full, refresh=True) if self._s3 else self.fs.info(full))
+        try:
+            # refresh: another writer may have made or removed it since a listing was cached
+            found = self.fs.info(full, refresh=True) if self._s3 else self.fs.info(full)
+        except FileNotFoundError:
+            if path:
+                raise
+            return Entry("", "dir")  # the root of an object store is there, empty or not
+        return _entry(name, found)
 
     def _read_sync(self, path: str) -> bytes:
         full = self._full(path)

@@ -255,3 +255,30 @@ async def test_first_index_with_sidecars_and_a_burst_of_edits_stay_in_budget(s3:
     health_puts = sum(1 for m, p, _ in s3.requests() if m == "PUT" and p.endswith("_health.json"))
     assert 1 <= rollup_puts <= elapsed + 2, (rollup_puts, elapsed)
     assert health_puts <= 1, every
+
+
+async def test_an_empty_prefix_is_an_empty_gallery(s3: S3) -> None:
+    s3.put("elsewhere/x.jpg", jpeg_bytes())  # the bucket has objects, the prefix none
+    async with Lenslet(s3.url("empty/gallery"), s3.settings) as lens:
+        report = await lens.index()
+        assert (report.items, report.ok) == (0, True)
+        root = await lens.folder("")
+        assert (root.items, root.dirs) == ((), ())
+        assert (await lens.whole_folder("/")).items == ()
+        assert await lens.search("x") == []
+        # The first image arrives: the gallery has it.
+        await lens.upload("", "first.jpg", jpeg_bytes())
+        assert [i.name for i in (await lens.folder("", refresh=True)).items] == ["first.jpg"]
+
+
+def test_the_cli_indexes_an_empty_prefix(s3: S3) -> None:
+    from typer.testing import CliRunner
+
+    from lenslet_cli import app
+
+    s3.put("elsewhere/x.jpg", jpeg_bytes())
+    runner = CliRunner()
+    indexed = runner.invoke(app, ["index", s3.url("nothing/here"), "--endpoint-url", s3.endpoint])
+    assert indexed.exit_code == 0, indexed.output
+    health = runner.invoke(app, ["health", s3.url("nothing/here"), "--endpoint-url", s3.endpoint])
+    assert health.exit_code == 0, health.output
