@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import anyio
 import typer
+
+from lenslet_core import Lenslet
 
 from .typer_app import (
     EXIT_OK,
@@ -77,6 +80,9 @@ def serve(
             watch_interval=watch_interval,
             **storage_settings(endpoint_url, region, profile, pointer_root),
         )
+        # The root is checked before the server starts: a root that cannot be used is one
+        # clear line and exit code, not a traceback from the server's start-up.
+        anyio.run(Lenslet(root, settings).check)
         local = "://" not in root or root.startswith("file://")
         watching = (local if watch is None else watch) and not read_only
         web = create_app(

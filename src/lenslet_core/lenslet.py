@@ -129,6 +129,9 @@ def _storage_options(
             endpoint_url=settings.s3_endpoint_url,
             region=settings.s3_region,
             profile=settings.s3_profile,
+            connect_timeout=settings.s3_connect_timeout,
+            read_timeout=settings.s3_read_timeout,
+            attempts=settings.s3_attempts,
         )
     return {**options, **(given or {})}
 
@@ -202,8 +205,14 @@ class Lenslet:
         self._rollup_checked = 0.0
         self._rollup_saved = 0.0
 
+    async def check(self) -> None:
+        """Fail now, with an error that says what to fix, when the root cannot be used (a
+        missing folder; a bucket that is not there, refuses the credentials or cannot be
+        reached). Entering the ``Lenslet`` checks too."""
+        await self.storage.check_root()
+
     async def __aenter__(self) -> Lenslet:
-        await self.storage.check_root()  # fail now, clearly, when the root is not usable
+        await self.check()  # fail now, clearly, when the root is not usable
         engine = LocalEngine(
             {
                 "thumbnail": self._thumbnail_job,
@@ -238,9 +247,12 @@ class Lenslet:
         options = None
         if pointer.type == "s3":
             options = s3.storage_options(
-                endpoint_url=self.settings.s3_endpoint_url,
+                endpoint_url=pointer.endpoint or self.settings.s3_endpoint_url,
                 region=pointer.region or self.settings.s3_region,
                 profile=self.settings.s3_profile,
+                connect_timeout=self.settings.s3_connect_timeout,
+                read_timeout=self.settings.s3_read_timeout,
+                attempts=self.settings.s3_attempts,
             )
         return Storage.open(
             url,

@@ -48,13 +48,16 @@ BROKEN_TTL = 30.0
 @dataclasses.dataclass(frozen=True)
 class Pointer:
     """A pointer folder's config: ``{"version": 1, "kind": "pointer", "target": {"type":
-    "local", "path"} | {"type": "s3", "bucket", "prefix", "region"}, "label", "readonly"}``."""
+    "local", "path"} | {"type": "s3", "bucket", "prefix", "region", "endpoint"}, "label",
+    "readonly"}``. An S3 target without ``endpoint`` uses the root's (``--endpoint-url``, or
+    the ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` environment)."""
 
     type: Literal["local", "s3"]
     path: str = ""
     bucket: str = ""
     prefix: str = ""
     region: str | None = None
+    endpoint: str | None = None
     label: str | None = None
     readonly: bool = False
 
@@ -71,6 +74,8 @@ class Pointer:
             if self.type == "local"
             else {"type": "s3", "bucket": self.bucket, "prefix": self.prefix, "region": self.region}
         )
+        if self.endpoint is not None:
+            target["endpoint"] = self.endpoint
         return {
             "version": POINTER_VERSION,
             "kind": "pointer",
@@ -110,10 +115,13 @@ class Pointer:
             )
             if not isinstance(bucket, str) or not bucket or "/" in bucket:
                 raise MalformedDocument(f'{what}: an s3 target needs a "bucket" name')
-            if not isinstance(prefix, str) or not isinstance(region, (str, type(None))):
-                raise MalformedDocument(f'{what}: "prefix" and "region" must be text')
-            return cls("s3", bucket=bucket, prefix=prefix, region=region, label=label,
-                       readonly=readonly)  # fmt: skip
+            endpoint = target.get("endpoint")
+            if not isinstance(prefix, str) or not all(
+                isinstance(v, (str, type(None))) for v in (region, endpoint)
+            ):
+                raise MalformedDocument(f'{what}: "prefix", "region" and "endpoint" must be text')
+            return cls("s3", bucket=bucket, prefix=prefix, region=region, endpoint=endpoint or None,
+                       label=label, readonly=readonly)  # fmt: skip
         raise MalformedDocument(f'{what}: target "type" must be "local" or "s3"')
 
 

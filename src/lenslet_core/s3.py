@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import re
 from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar
 
@@ -20,15 +21,24 @@ from .errors import (
     NotFound,
     PermissionDenied,
     PreconditionFailed,
+    SettingsError,
     StorageError,
 )
 
-__all__ = ["S3Objects", "error_code", "is_s3", "s3_error", "storage_options"]
+__all__ = [
+    "S3Objects",
+    "check_bucket_name",
+    "error_code",
+    "is_s3",
+    "s3_error",
+    "storage_options",
+]
 
 T = TypeVar("T")
 
-#: Attempts botocore makes on throttling (SlowDown, 503) and 5xx answers, with backoff.
-RETRY_ATTEMPTS = 6
+#: Attempts botocore makes on throttling (SlowDown, 503), 5xx answers and connection errors,
+#: with backoff (the default of the s3_attempts setting).
+RETRY_ATTEMPTS = 3
 _PRECONDITION = ("PreconditionFailed", "ConditionalRequestConflict")
 
 
@@ -42,11 +52,21 @@ def storage_options(
     endpoint_url: str | None = None,
     region: str | None = None,
     profile: str | None = None,
+    connect_timeout: float = 3.0,
+    read_timeout: float = 30.0,
+    attempts: int = RETRY_ATTEMPTS,
 ) -> dict[str, Any]:
-    """s3fs options for a root: an S3-compatible endpoint, a region and an AWS profile; the
-    credentials come from the standard chain (environment, config files, instance role)."""
+    """s3fs options for a root: an S3-compatible endpoint (else the standard
+    ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` environment, which botocore reads), a
+    region and an AWS profile; the credentials come from the standard chain (environment,
+    config files, instance role). Timeouts and ``attempts`` bound how long a request to an
+    endpoint that is down takes to fail."""
     options: dict[str, Any] = {
-        "config_kwargs": {"retries": {"max_attempts": RETRY_ATTEMPTS, "mode": "standard"}},
+        "config_kwargs": {
+            "connect_timeout": connect_timeout,
+            "read_timeout": read_timeout,
+            "retries": {"max_attempts": attempts, "mode": "standard"},
+        },
     }
     client: dict[str, Any] = {}
     if endpoint_url:
@@ -58,6 +78,30 @@ def storage_options(
     if profile:
         options["profile"] = profile
     return options
+
+
+#: S3's rules for bucket names (3-63 lowercase letters, digits, dots and hyphens).
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def check_bucket_name(bucket: str) -> None:
+    """Refuse a name S3 would refuse, as a usage error, before any request is made."""
+    if not _BUCKET.match(bucket) or ".." in bucket:
+        raise SettingsError(
+            f"{bucket!r} is not a valid S3 bucket name (3-63 lowercase letters, digits, dots "
+            "and hyphens, starting and ending with a letter or digit)"
+        )
+
+
+def _speaks_s3(exc: BaseException) -> bool:
+    """Whether an error answer came from an S3 server (they send ``x-amz-*`` headers, moto
+    ``x-amzn-*``)."""
+    for candidate in (exc, exc.__cause__):
+        response = getattr(candidate, "response", None)
+        if isinstance(response, Mapping):
+            headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+            return any(str(name).lower().startswith("x-amz") for name in headers)
+    return True  # nothing to tell by: believe it
 
 
 def error_code(exc: BaseException) -> str | None:
@@ -117,12 +161,18 @@ class S3Objects:
 
     def __init__(self, fs: Any) -> None:
         self.fs = fs
+        # botocore's own retries (storage_options) are the whole budget: s3fs's loop of five
+        # more on top would turn an endpoint that is down into minutes of waiting.
+        fs.retries = 1
 
     def where(self, full: str) -> str:
         bucket = full.split("/", 1)[0]
         endpoint = getattr(self.fs, "endpoint_url", None) or self.fs.client_kwargs.get(
             "endpoint_url"
         )
+        client = getattr(self.fs, "s3", None)  # once connected: also an endpoint from the env
+        if not endpoint and client is not None:
+            endpoint = getattr(client.meta, "endpoint_url", None)
         return f"s3://{bucket}" + (f" at {endpoint}" if endpoint else "")
 
     def _wait(self, coroutine: Coroutine[Any, Any, T]) -> T:
@@ -143,6 +193,12 @@ class S3Objects:
         try:
             self._call("head_bucket", Bucket=bucket)
         except FileNotFoundError as exc:
+            if not _speaks_s3(exc):
+                raise StorageError(
+                    f"{self.where(full)}: the endpoint does not answer like S3 (its 404 carries "
+                    "no S3 headers); check --endpoint-url",
+                    path="",
+                ) from exc
             raise NotFound(
                 f"{self.where(full)}: the bucket does not exist (check the bucket name, "
                 "--endpoint-url and --region)",

@@ -63,10 +63,16 @@ class Settings:
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
     s3_profile: str | None = None
+    #: Seconds to connect to the S3 endpoint and to wait for each read of an answer, and the
+    #: attempts per request (botocore's standard retries: throttling and 5xx back off): an
+    #: endpoint that is down fails a request within seconds, not minutes.
+    s3_connect_timeout: float = 3.0
+    s3_read_timeout: float = 30.0
+    s3_attempts: int = 3
 
     def __post_init__(self) -> None:
         names = ["page_size", "max_pixels", "max_file_bytes", "thumb_size", "queue_size"]
-        names.append("job_attempts")
+        names.extend(["job_attempts", "s3_attempts"])
         if self.io_concurrency is not None:
             names.append("io_concurrency")
         for name in names:
@@ -79,6 +85,10 @@ class Settings:
         ttl = self.manifest_ttl
         if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not 0 <= ttl < math.inf:
             raise SettingsError(f"setting manifest_ttl must be a number >= 0, not {ttl!r}")
+        for name in ("s3_connect_timeout", "s3_read_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise SettingsError(f"setting {name} must be seconds > 0, not {value!r}")
         every = self.watch_interval
         if isinstance(every, bool) or not isinstance(every, (int, float)) or not 0 < every < 1e6:
             raise SettingsError(f"setting watch_interval must be seconds > 0, not {every!r}")

@@ -42,7 +42,7 @@ from .errors import (
     StorageError,
 )
 from .hashing import content_etag
-from .s3 import S3Objects, is_s3, s3_error
+from .s3 import S3Objects, check_bucket_name, is_s3, s3_error
 
 if TYPE_CHECKING:
     from .pointers import Mounts
@@ -80,6 +80,9 @@ def _router(method: F, *, settle: bool) -> F:
 
     return routed  # type: ignore[return-value]
 
+
+#: Operations whose worker thread may be abandoned when its caller is cancelled.
+_ABANDONABLE = frozenset({"info", "list", "read"})
 
 #: Called once per storage request with (operation, logical path): "list", "read", "info",
 #: "write", "delete". Used for metrics and by tests that count requests; it may be called from
@@ -148,6 +151,8 @@ class Storage:
         self.observer = observer
         self._local = isinstance(fs, LocalFileSystem)
         self._s3 = S3Objects(fs) if is_s3(fs) else None
+        if self._s3 is not None:
+            check_bucket_name(root.split("/", 1)[0])
         #: The pointer folders below this root (set by :class:`Lenslet`; ``None``: not followed).
         self.mounts: Mounts | None = None
         self._memory_lock = threading.Lock()
@@ -187,7 +192,12 @@ class Storage:
         Unknown protocols fail here, at startup."""
         try:
             fs, root = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
-        except (ValueError, ImportError) as exc:
+        except ImportError as exc:
+            extra = (
+                " (pip install 'lenslet-core[s3]')" if url.startswith(("s3://", "s3a://")) else ""
+            )
+            raise StorageError(f"cannot open storage {url!r}: {exc}{extra}") from exc
+        except ValueError as exc:
             raise StorageError(f"cannot open storage {url!r}: {exc}") from exc
         if create:
             with translate(url):
@@ -450,7 +460,11 @@ class Storage:
     async def _run(self, op: str, path: str, func: Callable[..., T], *args: Any) -> T:
         self._observe(op, [path])
         with translate(path, self.where):
-            return await anyio.to_thread.run_sync(func, *args, limiter=self._limiter)
+            # A read that is cancelled (a caller's deadline: /health answers in 2 s whatever the
+            # storage does) is left to finish in its thread; a write is always waited for.
+            return await anyio.to_thread.run_sync(
+                func, *args, limiter=self._limiter, abandon_on_cancel=op in _ABANDONABLE
+            )
 
     def _observe(self, op: str, paths: Sequence[str]) -> None:
         if self.observer is not None:

@@ -97,14 +97,18 @@ class _BearerToken:
         self.open_paths = frozenset(open_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path") in self.open_paths:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         given = b""
         for name, value in scope.get("headers", ()):
             if name == b"authorization" and value[:7].lower() == b"bearer ":
                 given = value[7:].strip()
-        if hmac.compare_digest(given, self.token):
+        authorized = hmac.compare_digest(given, self.token)
+        # An open route answers anyone, and shows only what is public to those without the
+        # token (/health: ok and version, no folder names or paths).
+        scope.setdefault("state", {})["authorized"] = authorized
+        if authorized or scope.get("path") in self.open_paths:
             await self.app(scope, receive, send)
             return
         response = error_response(

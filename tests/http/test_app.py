@@ -328,7 +328,15 @@ async def test_a_bearer_token_guards_everything_but_health(tree: Path) -> None:
         assert wrong.status_code == 401
         right = await http.get("/folders", headers={"Authorization": "Bearer s3cret"})
         assert right.status_code == 200
-        assert (await http.get("/health")).status_code == 200
+        # Open for load balancers, but without the token only whether it is ok: no folder
+        # names, skipped or orphan paths.
+        public = await http.get("/health")
+        assert public.status_code == 200
+        assert set(public.json()) == {"ok", "version"}
+        full = await http.get("/health", headers={"Authorization": "Bearer s3cret"})
+        assert {"storage", "jobs", "gallery"} <= set(full.json())
+    async with client(tree) as http:  # no token: nothing to hide
+        assert "gallery" in (await http.get("/health")).json()
 
 
 @contextlib.contextmanager
