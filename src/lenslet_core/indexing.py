@@ -54,8 +54,6 @@ __all__ = ["FolderCallback", "IndexProgress", "IndexReport", "index_tree"]
 #: the same key, the same items) once an index run is done with it.
 FolderCallback = Callable[[str, Sequence[Entry], Sequence[ItemEntry], float, str], Awaitable[None]]
 
-#: A temp file of an atomic write older than this was left by a process that died mid-write.
-STALE_TEMP_SECONDS = 15 * 60
 #: Folders processed at once; images in flight are bounded separately.
 FOLDER_CONCURRENCY = 8
 #: Folders being listed at once. Each storage bounds its own listing threads (one on local
@@ -490,14 +488,13 @@ def _arrivals(old_pages: Sequence[Manifest], items: Sequence[ItemEntry]) -> list
 
 async def _remove_stale_temp_files(storage: Storage, folder: _Folder, report: IndexReport) -> None:
     """Delete what a killed writer left behind: temp files of atomic writes, found in the
-    listing we already have, old enough that no live writer still owns them."""
+    listing we already have, that no live writer still owns (see ``remove_abandoned``)."""
     if not storage.writable(folder.path):
         return
-    cutoff = time.time() - STALE_TEMP_SECONDS
     for entry in folder.entries:
-        if entry.name.endswith(paths.TEMP_SUFFIX) and entry.is_file and entry.mtime < cutoff:
+        if entry.name.endswith(paths.TEMP_SUFFIX) and entry.is_file:
             try:
-                await storage.delete(paths.join(folder.path, entry.name))
+                removed = await storage.remove_abandoned(paths.join(folder.path, entry.name))
             except LensletError:
-                continue
-            report.temp_files_removed += 1
+                continue  # gone already (its writer finished), or not ours to remove
+            report.temp_files_removed += removed

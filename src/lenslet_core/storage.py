@@ -16,11 +16,13 @@ import builtins
 import contextlib
 import datetime
 import errno
+import fcntl
 import functools
 import os
 import stat
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
 
@@ -80,6 +82,12 @@ def _router(method: F, *, settle: bool) -> F:
 
     return routed  # type: ignore[return-value]
 
+
+#: A temp file younger than this is never taken for abandoned (its writer may not have locked
+#: it yet; after the last write, the rename follows within this).
+_TEMP_GRACE = 2.0
+#: Where no lock can tell, a temp file this old is taken for abandoned.
+_TEMP_ABANDONED = 15 * 60.0
 
 #: Operations whose worker thread may be abandoned when its caller is cancelled.
 _ABANDONABLE = frozenset({"info", "list", "read"})
@@ -407,6 +415,16 @@ class Storage:
         self.check_writable(path)
         await self._run("write", path, self._create_sync, path, data)
 
+    async def remove_abandoned(self, path: str) -> bool:
+        """Delete the temp file of an atomic write (``*.lenslet-tmp``) whose writer is gone —
+        killed mid-write: on local disk one that no live process holds locked (every writer
+        locks its temp file while it writes), elsewhere or with no lock to tell by one older
+        than 15 minutes. One younger than two seconds is always left (its writer may not have
+        locked it yet). Returns whether it deleted the file."""
+        self.check_writable(path)
+        removed: bool = await self._run("delete", path, self._remove_abandoned_sync, path)
+        return removed
+
     @_routed_write
     async def make_folder(self, path: str) -> None:
         """Create a folder and the folders above it that are missing (an object store has no
@@ -716,8 +734,6 @@ class Storage:
             with self._memory_lock:
                 yield
             return
-        import fcntl
-
         lock_path = os.path.join(os.path.dirname(full), paths.LOCK_NAME)
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         try:
@@ -737,6 +753,31 @@ class Storage:
             self.fs.pipe_file(full, data)
             return
         _atomic_local_write(full, data, replace=False)
+
+    def _remove_abandoned_sync(self, path: str) -> bool:
+        full = self._full(path, write=True)
+        now = time.time()
+        if not self._local:
+            if now - _entry(path, self.fs.info(full)).mtime < _TEMP_ABANDONED:
+                return False
+            self.fs.rm_file(full)
+            return True
+        fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        try:
+            age = now - os.fstat(fd).st_mtime
+            if age < _TEMP_GRACE:
+                return False
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False  # a live writer holds it
+            except OSError:  # no locks here (some network file systems): go by age alone
+                if age < _TEMP_ABANDONED:
+                    return False
+            os.unlink(full)
+            return True
+        finally:
+            os.close(fd)
 
     def _make_folder_sync(self, path: str) -> None:
         if self._s3 is not None or not path:
@@ -796,6 +837,10 @@ def _atomic_local_write(full: str, data: bytes, *, replace: bool = True) -> None
     folder = os.path.dirname(full)
     # A fixed-length temp name: the target's own name may already be near the 255-byte limit.
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".lenslet-", suffix=paths.TEMP_SUFFIX)
+    # Held while the temp file is written: an index run that finds the file unlocked knows its
+    # writer is gone (killed mid-write) and removes it (Storage.remove_abandoned).
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -248,18 +250,52 @@ async def test_index_on_the_memory_backend(memory_fs: MemoryFileSystem) -> None:
     assert memory_fs.exists("/mem/a/_index.json")
 
 
+_WRITER = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)  # as lenslet's own writers hold their temp files
+os.write(fd, b'{"v": 1, "tags": ["half')
+old = time.time() - 60
+os.utime(sys.argv[1], (old, old))
+print("writing", flush=True)
+time.sleep(600)
+"""
+
+
+def _writer(path: Path) -> subprocess.Popen[str]:
+    """A writer in the middle of an atomic write: a real process holding its temp file."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "writing\n"
+    return proc
+
+
 async def test_temp_files_of_killed_writers_are_cleaned_up(gallery: Path) -> None:
+    """A writer killed with -9 mid-write leaves its temp file; the next index run removes it at
+    once (no live process holds it), and never one a live writer is still writing."""
     write(gallery / "a.jpg", jpeg_bytes())
-    stale = write(gallery / ".a.jpg.json.x1y2.lenslet-tmp", b'{"v":1,"tags":["half')
-    fresh = write(gallery / "._index.json.z9.lenslet-tmp", b"{")
-    hour_ago = stale.stat().st_mtime - 3600
-    os.utime(stale, (hour_ago, hour_ago))
-    async with Lenslet(str(gallery)) as lens:
-        report = await lens.index()
-    assert report.temp_files_removed == 1
-    assert not stale.exists()
-    assert fresh.exists()  # may belong to a writer that is still running
-    assert report.ok
+    killed = gallery / ".lenslet-k1ll3d.lenslet-tmp"
+    alive = gallery / ".lenslet-4l1v3.lenslet-tmp"
+    victim, survivor = _writer(killed), _writer(alive)
+    try:
+        victim.kill()  # SIGKILL: no cleanup of its own
+        victim.wait(10)
+        fresh = write(gallery / "._index.json.z9.lenslet-tmp", b"{")  # just begun
+        async with Lenslet(str(gallery)) as lens:
+            report = await lens.index()
+        assert report.temp_files_removed == 1
+        assert not killed.exists()
+        assert alive.exists()  # its writer is still running, a minute into its write
+        assert fresh.exists()  # may belong to a writer that has not locked it yet
+        assert report.ok
+    finally:
+        survivor.kill()
+        survivor.wait(10)
+        for proc in (victim, survivor):
+            if proc.stdout is not None:
+                proc.stdout.close()
 
 
 async def test_a_few_thousand_images_in_nested_and_paged_folders(
