@@ -21,8 +21,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from lenslet_core import Lenslet, LensletError, Settings, SettingsError
 
 from .metrics import Metrics
-from .responses import BadParameter, error_response, lenslet_error
-from .routes import MAX_WAIT, EncodedPages, routes
+from .responses import BadParameter, BodyTooLarge, error_response, lenslet_error
+from .routes import MAX_UPLOADS, MAX_WAIT, EncodedPages, routes
 
 __all__ = ["create_app"]
 
@@ -36,6 +36,11 @@ async def _lenslet_error(request: Request, exc: Exception) -> Response:
 
 async def _bad_parameter(request: Request, exc: Exception) -> Response:
     return error_response(400, "invalid_parameter", str(exc))
+
+
+async def _too_large(request: Request, exc: Exception) -> Response:
+    # The client is still sending: closing the connection stops it sooner than reading on.
+    return error_response(413, "too_large", str(exc), {"Connection": "close"})
 
 
 #: Codes of the HTTP errors Starlette raises itself (unknown route, wrong method, bad form).
@@ -205,11 +210,13 @@ def create_app(
         exception_handlers={
             LensletError: _lenslet_error,
             BadParameter: _bad_parameter,
+            BodyTooLarge: _too_large,
             HTTPException: _http_error,
             Exception: _unexpected,
         },
     )
     app.state.lens = lens
     app.state.thumb_wait = thumb_wait
+    app.state.uploads = anyio.Semaphore(MAX_UPLOADS)
     app.state.pages = EncodedPages()
     return app

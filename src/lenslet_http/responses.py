@@ -9,14 +9,17 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Message
 
 from lenslet_core import LensletError
 
 __all__ = [
     "BadParameter",
+    "BodyTooLarge",
     "ORJSONResponse",
     "error_response",
     "etag_matches",
+    "limited",
     "parse_range",
     "plain_etag",
     "quoted",
@@ -25,6 +28,35 @@ __all__ = [
 
 class BadParameter(ValueError):
     """A query parameter that is not what the endpoint takes (400 ``invalid_parameter``)."""
+
+
+class BodyTooLarge(Exception):
+    """A request body past its route's limit (413 ``too_large``), refused as it arrives."""
+
+    def __init__(self, limit: int, what: str = "the body") -> None:
+        super().__init__(f"{what} is at most {limit:,} bytes")
+        self.limit = limit
+
+
+def limited(request: Request, limit: int, what: str = "the body") -> Request:
+    """``request`` with a body that may not pass ``limit`` bytes: refused from its
+    ``Content-Length`` before anything is read, or as soon as the bytes that arrive pass it
+    (a chunked body), never read whole first. Raises :class:`BodyTooLarge`."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise BodyTooLarge(limit, what)
+    receive, seen = request.receive, 0
+
+    async def counted() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise BodyTooLarge(limit, what)
+        return message
+
+    return Request(request.scope, counted)
 
 
 class ORJSONResponse(Response):

@@ -29,9 +29,11 @@ from lenslet_core import (
 from .openapi import openapi
 from .responses import (
     BadParameter,
+    BodyTooLarge,
     ORJSONResponse,
     error_response,
     etag_matches,
+    limited,
     parse_range,
     plain_etag,
     quoted,
@@ -46,6 +48,10 @@ MAX_WAIT = 10.0
 DEFAULT_WAIT = 0.8
 #: Largest sidecar body accepted by ``PUT /item``.
 MAX_SIDECAR_BYTES = 1024 * 1024
+#: What a multipart upload may carry besides the image (boundaries, headers, dest).
+_FORM_OVERHEAD = 64 * 1024
+#: Uploads read at once (each is held in memory while its content is checked).
+MAX_UPLOADS = 4
 #: ``updatedBy`` of an HTTP write whose body and ``X-Lenslet-User`` header name nobody.
 HTTP_WRITER = "web"
 #: Bytes read per step when streaming an original.
@@ -175,9 +181,7 @@ async def get_item(request: Request) -> Response:
 
 async def put_item(request: Request) -> Response:
     """``PUT /item?path=``: write a sidecar by the rules of design.md."""
-    body = await request.body()
-    if len(body) > MAX_SIDECAR_BYTES:
-        return error_response(413, "too_large", f"a sidecar is at most {MAX_SIDECAR_BYTES} bytes")
+    body = await limited(request, MAX_SIDECAR_BYTES, "a sidecar").body()
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -339,20 +343,22 @@ async def upload(request: Request) -> Response:
     """``POST /file`` (multipart: ``dest``, ``file``, optional ``overwrite``): add an image.
     ``dest`` is the folder (the file keeps its name) or the new image's full path."""
     lens = _lens(request)
-    async with request.form(max_files=1, max_fields=8) as form:
-        sent = form.get("file")
-        dest = form.get("dest", "")
-        overwrite = _flag(form.get("overwrite"))
-        if sent is None or isinstance(sent, str):
-            raise BadParameter("the form needs a 'file' part with the image")
-        if not isinstance(dest, str):
-            raise BadParameter("'dest' must be text: a folder or an image path")
-        size = sent.size or 0
-        limit = lens.settings.max_file_bytes
-        if size > limit:
-            return error_response(413, "too_large", f"an image is at most {limit:,} bytes")
-        data = await sent.read()
-        name = sent.filename or ""
+    limit = lens.settings.max_file_bytes
+    # Uploads take turns past a few at once: each is held in memory while it is checked.
+    async with request.app.state.uploads:
+        body = limited(request, limit + _FORM_OVERHEAD, "an upload")
+        async with body.form(max_files=1, max_fields=8) as form:
+            sent = form.get("file")
+            dest = form.get("dest", "")
+            overwrite = _flag(form.get("overwrite"))
+            if sent is None or isinstance(sent, str):
+                raise BadParameter("the form needs a 'file' part with the image")
+            if not isinstance(dest, str):
+                raise BadParameter("'dest' must be text: a folder or an image path")
+            if (sent.size or 0) > limit:
+                raise BodyTooLarge(limit, "an image")
+            data = await sent.read()
+            name = sent.filename or ""
     folder = dest.rstrip("/")
     last = folder.rsplit("/", 1)[-1]
     if folder and "." in last and not await _is_folder(lens, folder):
@@ -403,9 +409,7 @@ async def delete(request: Request) -> Response:
 async def _fields(request: Request) -> dict[str, Any]:
     """A small body as fields: JSON, or a form (URL-encoded or multipart)."""
     if request.headers.get("content-type", "").startswith("application/json"):
-        body = await request.body()
-        if len(body) > MAX_SIDECAR_BYTES:
-            raise BadParameter("the body is too large")
+        body = await limited(request, MAX_SIDECAR_BYTES).body()
         try:
             document = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
@@ -413,7 +417,7 @@ async def _fields(request: Request) -> dict[str, Any]:
         if not isinstance(document, dict):
             raise BadParameter("the body must be a JSON object")
         return document
-    async with request.form(max_files=0, max_fields=16) as form:
+    async with limited(request, MAX_SIDECAR_BYTES).form(max_files=0, max_fields=16) as form:
         return {key: value for key, value in form.items() if isinstance(value, str)}
 
 

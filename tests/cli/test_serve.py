@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -62,3 +63,57 @@ def test_serve_and_index_an_s3_root(s3: S3) -> None:
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert b'"s3"' in s3.get("gallery/trips/a.jpg.json")
+
+
+def _rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def test_ten_clients_sending_huge_bodies_do_not_swell_the_server(gallery: Path) -> None:
+    """Ten clients send huge bodies at once — 300 MB sidecars (chunked), 600 MB uploads (above
+    max_file_bytes): each is refused as it arrives, the server's memory stays small, and it
+    goes on serving."""
+    import threading
+
+    write(gallery / "x.jpg", jpeg_bytes(32, 24))
+    with serving(str(gallery), "--no-index", "--no-watch") as (proc, url):
+        peak = _rss_mib(proc.pid)
+        answers: list[int | str] = []
+
+        def body(mib: int, head: bytes = b"") -> Iterator[bytes]:
+            yield head
+            block = b" " * (1 << 20)
+            for _ in range(mib):
+                yield block
+
+        def send(n: int) -> None:
+            try:
+                if n % 2:
+                    answer = httpx.put(f"{url}/item?path=x.jpg", content=body(300), timeout=60)
+                else:
+                    part = b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.jpg"'
+                    headers = {
+                        "Content-Type": "multipart/form-data; boundary=b",
+                        "Content-Length": str(600 << 20),
+                    }
+                    answer = httpx.post(
+                        f"{url}/file", content=body(600, part + b"\r\n\r\n"), headers=headers
+                    )
+                answers.append(answer.status_code)
+            except httpx.TransportError as exc:  # the server closed while we were sending
+                answers.append(type(exc).__name__)
+
+        threads = [threading.Thread(target=send, args=(n,)) for n in range(10)]
+        for thread in threads:
+            thread.start()
+        while any(t.is_alive() for t in threads):
+            peak = max(peak, _rss_mib(proc.pid))
+            time.sleep(0.02)
+        assert peak < 300, peak
+        assert all(a == 413 or isinstance(a, str) for a in answers), answers
+        assert httpx.get(f"{url}/health", timeout=10).status_code == 200
+        assert not (gallery / "x.jpg.json").exists()

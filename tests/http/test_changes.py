@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -194,3 +195,37 @@ async def test_a_read_only_server_refuses_every_change(gallery: Path) -> None:
         ]
     assert [a.status_code for a in answers] == [403, 403, 403]
     assert sorted(p.name for p in (gallery / "a").iterdir()) == ["x.jpg"]
+
+
+async def test_oversized_bodies_are_refused_as_they_arrive(gallery: Path) -> None:
+    """Bodies are counted as they come: refused from Content-Length before any byte is read,
+    or as soon as a chunked body passes its limit, with the JSON error body."""
+    write(gallery / "x.jpg", jpeg_bytes())
+    sent = 0
+
+    async def chunks(total: int) -> AsyncIterator[bytes]:
+        nonlocal sent
+        for _ in range(total // 65536):
+            sent += 65536
+            yield b" " * 65536
+
+    async with client(gallery, Settings(max_file_bytes=200_000)) as http:
+        declared = await http.put(
+            "/item", params={"path": "x.jpg"}, content=b" " * (2 * 1024 * 1024)
+        )
+        assert declared.status_code == 413
+        assert declared.json()["error"]["code"] == "too_large"
+        chunked = await http.put("/item", params={"path": "x.jpg"}, content=chunks(64 << 20))
+        assert chunked.status_code == 413
+        assert chunked.json()["error"]["code"] == "too_large"
+        assert sent < 8 << 20  # stopped long before the 64 MB the client had to send
+        upload = await http.post(
+            "/file", data={"dest": ""}, files={"file": ("big.jpg", b"\xff" * 300_000)}
+        )
+        assert upload.status_code == 413
+        assert upload.json()["error"]["code"] == "too_large"
+        deleting = await http.post("/delete", content=chunks(8 << 20), headers={
+            "Content-Type": "application/json"})  # fmt: skip
+        assert deleting.status_code == 413
+    assert not (gallery / "x.jpg.json").exists()
+    assert not (gallery / "big.jpg").exists()
