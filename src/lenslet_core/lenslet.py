@@ -385,7 +385,7 @@ class Lenslet:
     async def upload(self, folder: str, name: str, data: bytes, *, overwrite: bool = False) -> str:
         """Add an image (checked by content first) to ``folder``; refuses to replace one
         unless ``overwrite``. Returns its logical path."""
-        image = paths.item_path(paths.join(paths.normalize(folder), name))
+        image = paths.new_item_path(paths.join(paths.normalize(folder), name))
         await create_image(self.storage, self.imaging, image, data, overwrite=overwrite)
         await self._changed({paths.parent(image)})
         return image
@@ -406,7 +406,7 @@ class Lenslet:
             # Not there yet: named like an image, it is the new image's path; else a folder.
             into, found = not paths.is_image_name(paths.split(folder)[1]), False
         destination = paths.join(folder, paths.split(image)[1]) if into else folder
-        destination = paths.item_path(destination)
+        destination = paths.new_item_path(destination)
         if not found:
             parent = paths.parent(destination)
             paths.new_folder_path(parent)

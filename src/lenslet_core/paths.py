@@ -31,6 +31,7 @@ __all__ = [
     "item_path",
     "join",
     "new_folder_path",
+    "new_item_path",
     "normalize",
     "parent",
     "printable",
@@ -105,6 +106,15 @@ def item_path(path: str) -> str:
     name = logical.rsplit("/", 1)[-1]
     if is_flat_file(name) or is_hidden(name) or not is_image_name(name):
         raise InvalidPath(f"{name!r} is not an image of the gallery", path=path)
+    return logical
+
+
+def new_item_path(path: str) -> str:
+    """:func:`item_path` for an image lenslet is asked to create (an upload, a move's target):
+    no part of it may hold control characters either."""
+    logical = item_path(path)
+    if has_control(logical):
+        raise InvalidPath(f"{logical!r}: a new name may not hold control characters", path=path)
     return logical
 
 

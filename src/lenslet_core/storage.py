@@ -559,23 +559,41 @@ class Storage:
         if not path:
             return self.root
         folder, name = paths.split(path)
+        base = self._folder(folder)
+        own = os.path.join(base, name)
         if paths.is_flat_file(name):
-            base = paths.resolve_within(self.root, folder) if folder else self.root
-            own = os.path.join(base, name)
             if os.path.islink(own):
                 if not paths.is_manifest_name(name):
                     raise InvalidPath(f"{path!r} is a symlink; lenslet's files must be regular")
                 if write:
                     return own
                 raise FileNotFoundError(errno.ENOENT, "a symlink stands in for the manifest", own)
+            return own
+        if write and os.path.islink(own):
+            # Never written, moved or deleted through: a dangling link would create its target.
+            raise InvalidPath(f"{path!r} is a symlink; lenslet writes only regular files")
         return paths.resolve_within(self.root, path)
+
+    def _folder(self, folder: str) -> str:
+        """A folder's real path, refused (as the indexer refuses them) when any part of it is
+        a symlink: folder symlinks are not followed, on any route."""
+        if not folder:
+            return self.root
+        real = paths.resolve_within(self.root, folder)
+        if real != os.path.join(self.root, *folder.split("/")):
+            raise InvalidPath(
+                f"{folder!r} passes through a folder symlink (they are not followed; a pointer "
+                "folder links folders)",
+                path=folder,
+            )
+        return real
 
     # -- blocking primitives (worker threads only) ---------------------------------------------
 
     def _list_sync(self, path: str) -> builtins.list[Entry]:
-        full = self._full(path)
         if self._local:
-            return self._list_local(full)
+            return self._list_local(self._folder(path))
+        full = self._full(path)
         try:
             details = self.fs.ls(full, detail=True, refresh=True)  # the one request
         except FileNotFoundError:
@@ -639,7 +657,7 @@ class Storage:
         return Entry(dirent.name, kind, st.st_size, st.st_mtime)
 
     def _files_sync(self, path: str) -> dict[str, tuple[int, float]]:
-        full = self._full(path)
+        full = self._folder(path) if self._local else self._full(path)
         found: dict[str, tuple[int, float]] = {}
         if self._local:
             for folder, _, names in os.walk(full):

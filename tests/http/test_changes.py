@@ -229,3 +229,47 @@ async def test_oversized_bodies_are_refused_as_they_arrive(gallery: Path) -> Non
         assert deleting.status_code == 413
     assert not (gallery / "x.jpg.json").exists()
     assert not (gallery / "big.jpg").exists()
+
+
+async def test_no_route_follows_a_folder_symlink_or_writes_through_a_link(gallery: Path) -> None:
+    """As the indexer does: folder symlinks are not followed (reads, uploads, moves), and no
+    write goes through a symlink (a dangling one would create its target)."""
+    import os
+
+    write(gallery / "bad" / "loop" / "x.jpg", jpeg_bytes())
+    os.symlink(".", gallery / "bad" / "loop" / "self")
+    os.symlink("loop", gallery / "bad" / "linked")
+    os.symlink("made-by-link.jpg", gallery / "bad" / "trap.jpg")  # dangling, inside the root
+    files = {"file": ("new.jpg", jpeg_bytes(), "image/jpeg")}
+    async with client(gallery) as http:
+        for folder in ("bad/loop/self", "bad/linked", "bad/loop/self/self"):
+            listed = await http.get("/folders", params={"path": folder})
+            assert listed.status_code == 400, (folder, listed.text)
+            assert listed.json()["error"]["code"] == "invalid_path"
+            uploaded = await http.post("/file", data={"dest": folder}, files=files)
+            assert uploaded.status_code == 400, (folder, uploaded.text)
+        through = await http.get("/item", params={"path": "bad/linked/x.jpg"})
+        assert through.status_code == 400
+        moved = await http.post("/move", json={"src": "bad/loop/x.jpg", "dest": "bad/linked"})
+        assert moved.status_code == 400
+        onto = await http.post("/move", json={"src": "bad/loop/x.jpg", "dest": "bad/trap.jpg"})
+        assert onto.status_code in (400, 409), onto.text
+        named = await http.post("/file", data={"dest": "bad/trap.jpg"}, files=files)
+        assert named.status_code in (400, 409), named.text
+        for bad in (b"tab\there.jpg", b"bell\x07.jpg"):
+            # Raw, as a client that does not escape the name sends it.
+            form = (
+                b'--b\r\nContent-Disposition: form-data; name="dest"\r\n\r\nbad\r\n'
+                b'--b\r\nContent-Disposition: form-data; name="file"; filename="' + bad + b'"'
+                b"\r\nContent-Type: image/jpeg\r\n\r\n" + jpeg_bytes() + b"\r\n--b--\r\n"
+            )
+            headers = {"Content-Type": "multipart/form-data; boundary=b"}
+            refused = await http.post("/file", content=form, headers=headers)
+            assert refused.status_code == 400, (bad, refused.text)
+        renamed = await http.post("/move", json={"src": "bad/loop/x.jpg", "dest": "bad/a\x01.jpg"})
+        assert renamed.status_code == 400
+        fine = await http.get("/folders", params={"path": "bad/loop"})
+        assert [i["name"] for i in fine.json()["items"]] == ["x.jpg"]
+    assert not (gallery / "bad" / "made-by-link.jpg").exists()
+    assert not (gallery / "bad" / "loop" / "new.jpg").exists()
+    assert (gallery / "bad" / "loop" / "x.jpg").exists()
