@@ -45,3 +45,5 @@ def serving(*args: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+        elif proc.stderr is not None and not proc.stderr.closed:
+            proc.stderr.close()  # a test that killed or stopped it itself

@@ -4,19 +4,36 @@ keeps for it (its sidecar and its thumbnail go where the image goes).
 Nothing here replaces an existing file unless asked: a new image is created only where there is
 none, and a move never lands on an existing image, sidecar or thumbnail unless ``overwrite`` says
 so (then the image there is deleted with its sidecar and thumbnail first, as by a delete).
+
+A move is several file moves (the image, then its sidecar and thumbnail), so it first writes an
+intent beside the image (``.lenslet-move-*.json``: from where, to where) and deletes it when
+done. A process killed in between leaves the intent, and the next index run of that folder
+finishes the move (:func:`finish_moves`): the image decides — where it is, its sidecar and
+thumbnail go too. An image is never separated from its tags.
 """
 
 from __future__ import annotations
 
 import contextlib
+import secrets
+import time
+from collections.abc import Sequence
 
 from . import paths
 from .errors import AlreadyExists, LensletError, NotFound
 from .imaging import Imaging
-from .storage import Storage
+from .models import VERSION, dumps, loads
+from .storage import Entry, Storage
 from .thumbnails import ThumbnailStore
 
-__all__ = ["create_image", "delete_image", "move_image"]
+__all__ = ["INTENT_PREFIX", "create_image", "delete_image", "finish_moves", "move_image"]
+
+#: Names of move intents (hidden: listings and the indexer skip them).
+INTENT_PREFIX = ".lenslet-move-"
+INTENT_SUFFIX = ".json"
+#: An intent younger than this may belong to a move still under way.
+INTENT_GRACE = 10.0
+_COMPANIONS = (paths.sidecar_name, paths.thumbnail_name)
 
 
 async def create_image(
@@ -46,7 +63,7 @@ async def move_image(
     await storage.info(image)  # NotFound first, not half a move
     if image == target:
         return
-    companions = [paths.sidecar_name, paths.thumbnail_name]
+    companions = _COMPANIONS
     if overwrite:
         await storage.ensure_writable(image)
         with contextlib.suppress(NotFound):
@@ -59,15 +76,57 @@ async def move_image(
         except NotFound:
             continue
         raise AlreadyExists(f"{name!r} already exists; nothing was moved", path=name)
+    intent = paths.join(
+        paths.parent(image), f"{INTENT_PREFIX}{secrets.token_hex(8)}{INTENT_SUFFIX}"
+    )
+    await storage.write(intent, dumps({"v": VERSION, "src": image, "dest": target}))
     await storage.move(image, target)
-    for companion in companions:
-        try:
-            await storage.move(companion(image), companion(target))
-        except NotFound:
-            continue
+    await _bring_companions(storage, image, target)
     if thumbs.cache is not None:
         with contextlib.suppress(LensletError):  # a missing one is made again on request
             await thumbs.cache.move(paths.thumbnail_name(image), paths.thumbnail_name(target))
+    await storage.delete(intent)
+
+
+async def _bring_companions(storage: Storage, image: str, target: str) -> None:
+    """Move an image's sidecar and thumbnail after it (those still there, where none is)."""
+    for companion in _COMPANIONS:
+        try:
+            await storage.move(companion(image), companion(target))
+        except (NotFound, AlreadyExists):
+            continue
+
+
+async def finish_moves(storage: Storage, folder: str, entries: Sequence[Entry]) -> int:
+    """Finish the moves a killed process left half done in ``folder`` (their intents are in
+    its listing ``entries``): where the image went, its sidecar and thumbnail follow; an image
+    that never left needs nothing. Returns how many intents it settled."""
+    if not storage.writable(folder):
+        return 0
+    settled = 0
+    cutoff = time.time() - INTENT_GRACE
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(INTENT_PREFIX) and name.endswith(INTENT_SUFFIX)):
+            continue
+        if not entry.is_file or entry.mtime > cutoff:
+            continue
+        intent = paths.join(folder, name)
+        try:
+            document = loads(await storage.read(intent), what=intent)
+            source = paths.item_path(str(document.get("src", "")))
+            target = paths.item_path(str(document.get("dest", "")))
+            try:
+                await storage.info(target)
+            except NotFound:
+                pass  # the image never left (or is gone): nothing to bring after it
+            else:
+                await _bring_companions(storage, source, target)
+            await storage.delete(intent)
+        except LensletError:
+            continue  # unreadable or refused: tried again by the next run
+        settled += 1
+    return settled
 
 
 async def delete_image(storage: Storage, thumbs: ThumbnailStore, image: str) -> None:

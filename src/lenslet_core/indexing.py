@@ -8,6 +8,7 @@ manifest.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -17,6 +18,7 @@ import anyio
 
 from . import paths
 from .errors import LensletError, MalformedDocument, PointerError
+from .files import finish_moves
 from .imaging import Imaging
 from .manifest import (
     PERMANENT_CODES,
@@ -92,6 +94,8 @@ class IndexReport:
     #: Whether the run made missing thumbnails, and if not, why.
     thumbnails: str = "off"
     temp_files_removed: int = 0
+    #: Moves a killed process left half done, finished (the sidecar follows its image).
+    moves_finished: int = 0
     #: For images new since a folder's previous manifest: when each arrived, as epoch seconds
     #: (its mtime, or the previous listing's time if the mtime is older, as after ``cp -p``).
     arrivals: list[float] = dataclasses.field(default_factory=list, repr=False)
@@ -136,6 +140,7 @@ class IndexReport:
             "thumbnailsMade": self.thumbnails_made,
             "thumbnails": self.thumbnails,
             "tempFilesRemoved": self.temp_files_removed,
+            "movesFinished": self.moves_finished,
             "itemsPerSecond": round(self.items_per_second, 1),
             "skipped": [s.to_json() for s in self.skipped],
         }
@@ -321,6 +326,11 @@ async def _index_folder(
     """Bring one folder's manifest up to date; returns its current pages (``None`` when the
     folder was skipped)."""
     await _remove_stale_temp_files(storage, folder, report)
+    finished = await finish_moves(storage, folder.path, folder.entries)
+    if finished:
+        report.moves_finished += finished
+        with contextlib.suppress(LensletError):  # else the next run sees what they moved
+            folder.entries = await storage.list(folder.path)  # as the finished moves left it
     contents, folder.manifests = folder.manifests, {}
     try:
         old_pages = parse_manifest(folder.path, contents)

@@ -1,0 +1,119 @@
+"""Moves that a crash cuts short: the image is never separated from its sidecar for good."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from lenslet_core import Lenslet, Settings
+from lenslet_core.files import INTENT_PREFIX
+from tests.imagegen import jpeg_bytes, write
+from tests.servers import serving
+
+pytestmark = pytest.mark.anyio
+
+
+class Crash(Exception):
+    """The process dies here (raised from a storage observer, at a chosen request)."""
+
+
+def _age_intents(root: Path) -> list[Path]:
+    """Move every intent's mtime back past the grace a live move gets."""
+    intents = [p for p in root.rglob(f"{INTENT_PREFIX}*")]
+    for intent in intents:
+        old = time.time() - 60
+        os.utime(intent, (old, old))
+    return intents
+
+
+async def test_a_move_cut_between_image_and_sidecar_is_finished_by_the_next_index(
+    gallery: Path,
+) -> None:
+    write(gallery / "a" / "x.jpg", jpeg_bytes())
+    write(gallery / "a" / "x.jpg.json", b'{"tags": ["mine"]}')
+    (gallery / "b").mkdir()
+
+    def crash_at_the_sidecar(op: str, path: str) -> None:
+        if op == "write" and path == "b/x.jpg.json":
+            raise Crash
+
+    async with Lenslet(str(gallery), Settings(cpu_concurrency=2)) as lens:
+        lens.storage.observer = crash_at_the_sidecar
+        with pytest.raises(Crash):
+            await lens.move("a/x.jpg", "b")
+        lens.storage.observer = None
+    assert (gallery / "b" / "x.jpg").exists()  # the image went, its sidecar did not
+    assert (gallery / "a" / "x.jpg.json").exists()
+    assert len(_age_intents(gallery)) == 1
+    async with Lenslet(str(gallery), Settings(cpu_concurrency=2)) as lens:
+        report = await lens.index()
+        item = await lens.item("b/x.jpg")
+        health = await lens.health_report()
+    assert report.moves_finished == 1
+    assert item.sidecar.tags == ("mine",)
+    assert not (gallery / "a" / "x.jpg.json").exists()
+    assert health["orphanSidecars"] == []
+    assert not list(gallery.rglob(f"{INTENT_PREFIX}*"))
+
+
+@pytest.mark.slow
+def test_kill_9_during_concurrent_moves_separates_no_image_from_its_tags(gallery: Path) -> None:
+    """The campaign that found splits: a real server moving images back and forth for two
+    clients, killed with -9 at random moments, again and again; then one index run."""
+    names = [f"img{n}.jpg" for n in range(8)]
+    for n, name in enumerate(names):
+        write(gallery / "a" / name, jpeg_bytes(32, 24, seed=n))
+        write(gallery / "a" / f"{name}.json", orjson.dumps({"tags": [name]}))
+    (gallery / "b").mkdir()
+    rng = random.Random(7)
+    for _ in range(6):
+        with serving(str(gallery), "--no-index", "--no-watch") as (proc, url):
+            stop = threading.Event()
+
+            def mover(offset: int, stop: threading.Event) -> None:
+                with httpx.Client(base_url=url, timeout=5) as http:
+                    n = offset
+                    while not stop.is_set():
+                        name = names[n % len(names)]
+                        n += 2
+                        for folder, other in (("a", "b"), ("b", "a")):
+                            if (gallery / folder / name).exists():
+                                try:
+                                    http.post(
+                                        "/move", json={"src": f"{folder}/{name}", "dest": other}
+                                    )
+                                except httpx.TransportError:
+                                    return  # the server was killed
+                                break
+
+            threads = [threading.Thread(target=mover, args=(k, stop)) for k in range(2)]
+            for thread in threads:
+                thread.start()
+            time.sleep(rng.uniform(0.2, 0.8))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+            stop.set()
+            for thread in threads:
+                thread.join(10)
+    _age_intents(gallery)
+    with serving(str(gallery), "--no-watch") as (_, url):  # its start-up index recovers
+        deadline = time.monotonic() + 30
+        while not (gallery / "_health.json").exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        for name in names:
+            where = [f for f in ("a", "b") if (gallery / f / name).exists()]
+            assert len(where) == 1, (name, where)
+            item = httpx.get(f"{url}/item", params={"path": f"{where[0]}/{name}"}, timeout=10)
+            assert item.json()["tags"] == [name], (name, item.json())
+    orphans = [p for p in gallery.rglob("*.jpg.json") if not p.with_suffix("").exists()]
+    assert orphans == []
+    assert not list(gallery.rglob(f"{INTENT_PREFIX}*"))
