@@ -189,9 +189,14 @@ async def _read(storage: Storage, folder: str, name: str) -> Manifest:
     target = paths.join(folder, name)
     # Decoded in the reading worker thread: a 5,000-item page takes ~16 ms to decode, too long
     # to hold the event loop of a server.
-    return await storage.read_into(
-        target, functools.partial(Manifest.decode, what=f"manifest {target!r}")
-    )
+    return await storage.read_into(target, functools.partial(_decode_at, folder, target))
+
+
+def _decode_at(folder: str, what: str, data: bytes) -> Manifest:
+    """A manifest page as a page of ``folder``: the logical path it was reached by, whoever
+    built it (a pointer's target indexed as a root of its own has other paths)."""
+    manifest = Manifest.decode(data, what=f"manifest {what!r}")
+    return manifest if manifest.path == folder else dataclasses.replace(manifest, path=folder)
 
 
 def parse_manifest(folder: str, contents: Mapping[str, bytes | LensletError]) -> list[Manifest]:
@@ -204,7 +209,7 @@ def parse_manifest(folder: str, contents: Mapping[str, bytes | LensletError]) ->
         data = contents[name]
         if isinstance(data, LensletError):
             raise data
-        return Manifest.decode(data, what=f"manifest {paths.join(folder, name)!r}")
+        return _decode_at(folder, paths.join(folder, name), data)
 
     if paths.index_name() in contents:
         return [page(paths.index_name())]

@@ -552,3 +552,52 @@ async def test_folder_items_carry_added_created_and_star(gallery: Path) -> None:
     assert requests.count("read", ".jpg") <= 1  # the PUT's EXIF basics; the index read none
     stored = orjson.loads((gallery / "f" / "_index.json").read_bytes())
     assert [i["star"] for i in stored["items"]] == [5, 4]
+
+
+async def _item_paths(root: Path | str, settings: Settings, folder: str) -> list[str]:
+    async with Lenslet(str(root), settings) as lens:
+        transport = httpx.ASGITransport(app=create_app(lens))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gallery") as http:
+            answer = await http.get("/folders", params={"path": folder})
+            assert answer.status_code == 200, answer.text
+            whole = [i["path"] for i in answer.json()["items"]]
+            paged = await http.get("/folders", params={"path": folder, "page": 0})
+            assert [i["path"] for i in paged.json()["items"]] == whole
+            for path in whole:  # every link of the listing leads somewhere
+                item = await http.get("/item", params={"path": path})
+                assert item.status_code == 200, (path, item.text)
+            return whole
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+async def test_items_reached_through_a_pointer_carry_the_paths_they_were_reached_by(
+    tmp_path: Path, where: str, request: pytest.FixtureRequest
+) -> None:
+    """A target indexed as a root of its own, then reached through two pointers (and the
+    reverse): each answer names items by the way it was reached, whoever built the manifest."""
+    gallery = tmp_path / "gallery"
+    folder = "Fête à Montréal"
+    if where == "local":
+        target: str = str(tmp_path / "target")
+        write(tmp_path / "target" / folder / "x.jpg", jpeg_bytes())
+        settings = Settings(cpu_concurrency=2, pointer_roots=(target,))
+        config: dict[str, object] = {"type": "local", "path": target}
+    else:
+        s3 = request.getfixturevalue("s3")
+        s3.put(f"photos/{folder}/x.jpg", jpeg_bytes())
+        target = s3.url("photos")
+        settings = s3.settings
+        config = {"type": "s3", "bucket": s3.bucket, "prefix": "photos"}
+    pointer = orjson.dumps({"version": 1, "kind": "pointer", "target": config})
+    write(gallery / "cloud" / ".lenscat.folder.json", pointer)
+    write(gallery / "nested" / "again" / ".lenscat.folder.json", pointer)
+    async with Lenslet(target, settings) as own:
+        await own.index()  # the target's manifests, built under its own paths
+    assert await _item_paths(gallery, settings, f"cloud/{folder}") == [f"cloud/{folder}/x.jpg"]
+    assert await _item_paths(gallery, settings, f"/nested/again/{folder}") == [
+        f"nested/again/{folder}/x.jpg"
+    ]
+    async with Lenslet(str(gallery), settings) as lens:
+        await lens.index()  # and the reverse: manifests the pointer's side wrote
+    assert await _item_paths(target, settings, folder) == [f"{folder}/x.jpg"]
+    assert await _item_paths(gallery, settings, f"cloud/{folder}") == [f"cloud/{folder}/x.jpg"]
