@@ -61,6 +61,8 @@ _ROLLUP_EVERY = 1.0
 #: Seconds a folder page read from storage vouches for its images (to thumbnails: no stat
 #: each; to search results: their entries, with no manifest read each).
 _LISTED_RECENTLY = 60.0
+#: Seconds between two looks for pointer folders followed since watching began.
+_POINTERS_CHECKED_EVERY = 2.0
 #: Edits a search serves on top of its index before it must build a new one itself (the
 #: rollup job builds one in the background after far fewer).
 _SEARCH_OVERLAY_MAX = 20_000
@@ -788,15 +790,43 @@ class Lenslet:
                 if awaited is not None:
                     await awaited
 
-        if root is not None:
-            await watch_changes(root, handle, under=folder, stop=stop, debounce_ms=debounce_ms)
-            return
-
-        async def snapshot() -> Snapshot:
-            return await self.storage.files(folder)
-
+        stop = stop or anyio.Event()
         every = self.settings.watch_interval
-        await poll_changes(snapshot, handle, under=folder, stop=stop, interval=every)
+
+        async def watch_one(storage: Storage, prefix: str) -> None:
+            """Watch one root: the gallery's (``prefix`` "") or a pointer's target mounted at
+            ``prefix``: a local one by its events, any other by listing it on an interval."""
+            under = folder if not prefix else ""
+
+            async def placed(wave: Wave) -> None:
+                await handle(wave.mounted_at(prefix) if prefix else wave)
+
+            local = storage.local_root if prefix else root
+            if local is not None:
+                await watch_changes(local, placed, under=under, stop=stop, debounce_ms=debounce_ms)
+                return
+
+            async def snapshot() -> Snapshot:
+                return await storage.files(under)
+
+            await poll_changes(snapshot, placed, under=under, stop=stop, interval=every)
+
+        async def watch_targets(tg: anyio.abc.TaskGroup) -> None:
+            """Pointer targets are watched too, each mapped back to its pointer folder's
+            logical paths, as soon as a listing or an index run has followed the pointer."""
+            watched: set[str] = set()
+            while not stop.is_set():
+                for prefix, target in self.storage.mounted():
+                    inside = not folder or prefix == folder or prefix.startswith(folder + "/")
+                    if prefix not in watched and inside:
+                        watched.add(prefix)
+                        tg.start_soon(watch_one, target, prefix)
+                with anyio.move_on_after(_POINTERS_CHECKED_EVERY):
+                    await stop.wait()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch_one, self.storage, "")
+            tg.start_soon(watch_targets, tg)
 
     def _forget(self, folder: str) -> None:
         """Drop what is known of a folder that is gone (and everything below it)."""

@@ -161,6 +161,10 @@ class Mounts:
 
     # -- what is known --------------------------------------------------------------------------
 
+    def targets(self) -> dict[str, Storage]:
+        """The pointer folders followed so far and the storages they opened."""
+        return dict(self._targets)
+
     async def route(self, path: str) -> tuple[Storage, str, str | None]:
         """Where ``path`` lives: ``(storage, path there, pointer folder)`` for the outermost
         pointer above or at it; ``(owner, path, None)`` when there is none. A root that is

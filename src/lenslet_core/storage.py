@@ -534,6 +534,17 @@ class Storage:
             await self.mounts.route(path)
         self.check_writable(path)
 
+    def mounted(self) -> builtins.list[tuple[str, Storage]]:
+        """The targets of the pointer folders followed so far, nested ones included, each
+        with the logical folder it is mounted at."""
+        if self.mounts is None:
+            return []
+        found = []
+        for folder, target in self.mounts.targets().items():
+            found.append((folder, target))
+            found.extend((paths.join(folder, inner), deeper) for inner, deeper in target.mounted())
+        return found
+
     def forget_pointer(self, folder: str) -> None:
         """Whatever was learnt of ``folder`` being a pointer or not: learn it again."""
         if self.mounts is not None:

@@ -42,6 +42,15 @@ class Wave:
     def __bool__(self) -> bool:
         return bool(self.folders or self.new_folders or self.removed)
 
+    def mounted_at(self, prefix: str) -> Wave:
+        """This wave of a root mounted at the folder ``prefix`` (a pointer folder's target),
+        in the logical paths of the gallery it is mounted in."""
+
+        def place(folders: set[str]) -> set[str]:
+            return {paths.join(prefix, f) if f else prefix for f in folders}
+
+        return Wave(self.changes, place(self.folders), place(self.new_folders), place(self.removed))
+
 
 def _counts(name: str) -> bool:
     """Whether a change to a file of this name is news: images, sidecars, pointer configs and

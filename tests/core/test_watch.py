@@ -231,3 +231,30 @@ async def test_a_new_pointer_folder_does_not_stop_the_watch(gallery: Path, waves
             stop.set()
     dirs = orjson.loads((gallery / "_index.json").read_bytes())["dirs"]
     assert dirs == [{"name": "p", "kind": "leaf-pointer"}]
+
+
+async def test_watch_follows_images_copied_into_a_local_pointers_target(tmp_path: Path) -> None:
+    """An image copied into a local pointer's target appears in the pointer folder, as one
+    copied into the gallery itself does."""
+    gallery, target = tmp_path / "gallery", tmp_path / "target"
+    write(target / "sub" / "old.jpg", jpeg_bytes(32, 24))
+    config = {"version": 1, "kind": "pointer", "target": {"type": "local", "path": str(target)}}
+    write(gallery / "ext" / ".lenscat.folder.json", orjson.dumps(config))
+    settings = Settings(cpu_concurrency=2, pointer_roots=(str(target),))
+    seen: list[Wave] = []
+    async with Lenslet(str(gallery), settings) as lens:
+        await lens.index()  # follows the pointer
+        stop = anyio.Event()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: lens.watch(stop=stop, on_wave=seen.append, debounce_ms=200))
+            await anyio.sleep(0.5)  # the watchers are up
+            write(target / "sub" / "new.jpg", jpeg_bytes(32, 24, seed=3))
+            with anyio.fail_after(15):
+                while True:
+                    page = await lens.folder("ext/sub")
+                    if [i.name for i in page.items] == ["new.jpg", "old.jpg"]:
+                        break
+                    await anyio.sleep(0.1)
+            stop.set()
+        assert any("ext/sub" in wave.folders for wave in seen), seen
+        assert [p.path for p in await lens.search("new")] == ["ext/sub/new.jpg"]
