@@ -7,9 +7,13 @@ answer the same bytes from memory (the baseline), in one uvicorn process.
 from __future__ import annotations
 
 import contextlib
+import socket
+import subprocess
 import sys
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterator
 
+import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -47,6 +51,34 @@ def build(root: str) -> Starlette:
         ],
         lifespan=lifespan,
     )
+
+
+@contextlib.contextmanager
+def running(root: str) -> Iterator[str]:
+    """This server as a process of its own on a free loopback port, once it answers: its URL.
+    (Another process: the load generator and the server do not share one interpreter.)"""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.http_server", root, str(port)],
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{url}/health", timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, "the server stopped"
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 if __name__ == "__main__":

@@ -3,10 +3,7 @@ next to bare Starlette routes that answer the same bytes from memory, in the sam
 
 from __future__ import annotations
 
-import socket
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +13,7 @@ import pytest
 from tests.imagegen import jpeg_bytes, write
 
 from benchmarks.conftest import LATENCIES, RESULTS
+from benchmarks.http_server import running
 from benchmarks.test_search_latency import synthetic
 from lenslet_core import Settings
 from lenslet_core.manifest import paginate
@@ -48,24 +46,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 root / folder / index_name(page.page if page.page_count > 1 else None),
                 page.encode(),
             )
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.http_server", str(root), str(port)],
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"{url}/health", timeout=2)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None, "the server stopped"
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.1)
+    with running(str(root)) as url:
         with httpx.Client(base_url=url, timeout=60) as http:
             http.get("/folders", params={"path": "big"})  # builds the manifest once
             http.get("/folders", params={"path": "one"})  # a client lists before its thumbs
@@ -77,9 +58,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 media = answer.headers["content-type"]
                 http.put(f"/bare/{name}", content=answer.content, headers={"x-media": media})
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 CASES = [

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from tests.imagegen import write
-from tests.servers import free_port
 
 from benchmarks.conftest import LATENCIES, NOTES
+from benchmarks.http_server import running
 from lenslet_core import Settings
 from lenslet_core.manifest import paginate
 from lenslet_core.models import ItemEntry
@@ -27,9 +27,6 @@ ROUNDS = 30
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    import subprocess
-    import sys
-
     root = tmp_path_factory.mktemp("whole")
     entries = [
         ItemEntry(
@@ -50,26 +47,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     pages = paginate("huge", entries, [], Settings().page_size)
     for page in pages:
         write(root / "huge" / index_name(page.page), page.encode())
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.http_server", str(root), str(port)],
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"{url}/health", timeout=2)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None, "the server stopped"
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.1)
+    with running(str(root)) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 def _timed(http: httpx.Client, params: dict[str, str]) -> tuple[float, int, int]:

@@ -1,8 +1,9 @@
-"""Real ``lenslet serve`` processes for tests that need several of them on one root."""
+"""Real lenslet processes for tests: ``lenslet serve`` servers and CLI runs."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -10,6 +11,18 @@ import time
 from collections.abc import Iterator
 
 import httpx
+
+
+def lenslet(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """One run of the real CLI as a process of its own (``env``: added to this one's)."""
+    return subprocess.run(
+        [sys.executable, "-m", "lenslet_cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def free_port() -> int:

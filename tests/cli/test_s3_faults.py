@@ -5,9 +5,6 @@ endpoint that is not S3, a bucket name S3 would refuse."""
 from __future__ import annotations
 
 import http.server
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,18 +16,7 @@ import pytest
 from tests.conftest import S3
 from tests.imagegen import jpeg_bytes
 from tests.proxy import Proxy
-from tests.servers import serving
-
-
-def lenslet(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "lenslet_cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
+from tests.servers import lenslet, serving
 
 
 @pytest.fixture

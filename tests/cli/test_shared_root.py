@@ -3,8 +3,6 @@ loopback S3 server and on local disk: what one writes, the others and a fourth p
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,17 +13,7 @@ import pytest
 
 from tests.conftest import S3
 from tests.imagegen import jpeg_bytes, write
-from tests.servers import serving
-
-
-def lenslet(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "lenslet_cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+from tests.servers import lenslet, serving
 
 
 def found(root: str, options: tuple[str, ...], tag: str) -> list[str]:

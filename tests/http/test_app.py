@@ -82,6 +82,8 @@ async def test_errors_have_one_json_shape(tree: Path) -> None:
             ("/file", {"path": "trips/2025/beach.jpg.json"}, 400, "invalid_path"),
             ("/thumb", {"path": "top.jpg\x00"}, 400, "invalid_path"),
             ("/search", {"q": "x", "limit": "0"}, 400, "invalid_parameter"),
+            ("/search", {"q": "x", "limit": ""}, 400, "invalid_parameter"),  # empty: bad too
+            ("/folders", {"path": "trips", "page": ""}, 400, "invalid_parameter"),
         ]
         # Percent-encoded traversal, as a raw URL: decoded once by the server, then refused.
         for raw in ("/folders?path=trips/%2e%2e/%2e%2e", "/file?path=%2e%2e%2ftop.jpg"):
