@@ -97,6 +97,14 @@ async def _bring_companions(storage: Storage, image: str, target: str) -> None:
             continue
 
 
+async def _exists(storage: Storage, path: str) -> bool:
+    try:
+        await storage.info(path)
+    except NotFound:
+        return False
+    return True
+
+
 async def finish_moves(storage: Storage, folder: str, entries: Sequence[Entry]) -> int:
     """Finish the moves a killed process left half done in ``folder`` (their intents are in
     its listing ``entries``): where the image went, its sidecar and thumbnail follow; an image
@@ -116,12 +124,10 @@ async def finish_moves(storage: Storage, folder: str, entries: Sequence[Entry]) 
             document = loads(await storage.read(intent), what=intent)
             source = paths.item_path(str(document.get("src", "")))
             target = paths.item_path(str(document.get("dest", "")))
-            try:
-                await storage.info(target)
-            except NotFound:
-                pass  # the image never left (or is gone): nothing to bring after it
-            else:
-                await _bring_companions(storage, source, target)
+            if not await _exists(storage, source) and await _exists(storage, target):
+                await _bring_companions(storage, source, target)  # the image went: they follow
+            # Else it never left (or a copy between storages was cut short: both are kept,
+            # each file as it is), or it is gone: nothing to bring after it.
             await storage.delete(intent)
         except LensletError:
             continue  # unreadable or refused: tried again by the next run

@@ -13,6 +13,7 @@ import collections
 import contextlib
 import dataclasses
 import itertools
+import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -55,6 +56,8 @@ from .timings import SLA_BUCKETS, Timings
 from .watch import Snapshot, Wave, poll_changes, watch_changes
 
 __all__ = ["Item", "Lenslet", "Original", "Pending", "Thumbnail"]
+
+log = logging.getLogger("lenslet")
 
 #: Seconds between two writes of ``_rollup.json`` while edits keep coming.
 _ROLLUP_EVERY = 1.0
@@ -347,10 +350,12 @@ class Lenslet:
         *,
         if_match: str | None = None,
         updated_by: str | None = None,
+        writer: str | None = None,
     ) -> Item:
         """Write a client's sidecar by the rules of :mod:`lenslet_core.sidecar`; returns what
-        was stored and its new ETag, as :meth:`item` answers it next. ``updated_by`` names
-        the writer when the body does not (``updatedBy``); else the settings' ``writer``."""
+        was stored and its new ETag, as :meth:`item` answers it next. ``updatedBy`` is the
+        body's author (one not just echoed back), else ``updated_by`` (who the request says
+        writes), else an echoed one, else ``writer`` (default: the settings' ``writer``)."""
         image = paths.item_path(path)
         await self.storage.ensure_writable(image)
         folder = paths.parent(image)
@@ -365,7 +370,8 @@ class Lenslet:
                 image,
                 body,
                 if_match=if_match,
-                writer=updated_by or self.settings.writer,
+                author=updated_by,
+                writer=writer or self.settings.writer,
             )
         await self._load_state()
         name = paths.split(image)[1]
@@ -421,23 +427,33 @@ class Lenslet:
             for key in sorted({image, destination}):
                 await stack.enter_async_context(self._writes(key))
             await move_image(self.storage, self.thumbs, image, destination, overwrite=overwrite)
-            if destination != image:
-                self._sidecars_written[paths.parent(destination)] = time.monotonic()
-                sidecar, _, _ = await update_sidecar(
-                    self.storage,
-                    destination,
-                    {"original_position": image},
-                    writer=self.settings.writer,
-                )
+            recorded = await self._record_position(image, destination)
         self.rollup.remove(image)
         if overwrite:
             self.rollup.remove(destination)
-        if destination != image:
+        if recorded is not None:
             await self._load_state()
             name = paths.split(destination)[1]
-            self.rollup.edit(RollupItem(destination, name, sidecar.tags, sidecar.notes))
+            self.rollup.edit(RollupItem(destination, name, recorded.tags, recorded.notes))
         await self._changed({paths.parent(image), paths.parent(destination)})
         return destination
+
+    async def _record_position(self, image: str, destination: str) -> Sidecar | None:
+        """Note a moved image's previous path in its sidecar (``original_position``). The move
+        has happened: a sidecar that cannot take the note (unreadable, a name too long for
+        one) leaves the move as it is, and the note is skipped."""
+        if destination == image:
+            return None
+        self._sidecars_written[paths.parent(destination)] = time.monotonic()
+        try:
+            written = await update_sidecar(
+                self.storage, destination, {"original_position": image}, writer=self.settings.writer
+            )
+        except LensletError as exc:
+            log.warning("moved %r to %r; original_position not recorded: %s", image, destination,
+                        exc.message)  # fmt: skip
+            return None
+        return written.sidecar
 
     async def delete(self, images: Sequence[str]) -> list[str]:
         """Delete images with their sidecars and thumbnails; returns those deleted (images that
@@ -811,22 +827,45 @@ class Lenslet:
 
             await poll_changes(snapshot, placed, under=under, stop=stop, interval=every)
 
+        async def watch_target(target: Storage, prefix: str) -> None:
+            """A pointer target's watch: its trouble (an outage of its S3) is logged and the
+            watch tried again later; it never ends the gallery's own watch."""
+            while not stop.is_set():
+                try:
+                    await watch_one(target, prefix)
+                    return
+                except LensletError as exc:
+                    log.warning("watching pointer %r (%s): %s", prefix, target.url, exc.message)
+                with anyio.move_on_after(every):
+                    await stop.wait()
+
         async def watch_targets(tg: anyio.abc.TaskGroup) -> None:
             """Pointer targets are watched too, each mapped back to its pointer folder's
             logical paths, as soon as a listing or an index run has followed the pointer."""
-            watched: set[str] = set()
+            watched: set[tuple[str, str]] = set()
             while not stop.is_set():
                 for prefix, target in self.storage.mounted():
                     inside = not folder or prefix == folder or prefix.startswith(folder + "/")
-                    if prefix not in watched and inside:
-                        watched.add(prefix)
-                        tg.start_soon(watch_one, target, prefix)
+                    if (prefix, target.url) not in watched and inside:
+                        watched.add((prefix, target.url))
+                        tg.start_soon(watch_target, target, prefix)
                 with anyio.move_on_after(_POINTERS_CHECKED_EVERY):
                     await stop.wait()
 
+        failed: list[LensletError] = []
+
+        async def watch_root(tg: anyio.abc.TaskGroup) -> None:
+            try:
+                await watch_one(self.storage, "")
+            except LensletError as exc:
+                failed.append(exc)  # raised as itself below, not inside an exception group
+            tg.cancel_scope.cancel()  # the gallery's watch ended: its targets' watches end too
+
         async with anyio.create_task_group() as tg:
-            tg.start_soon(watch_one, self.storage, "")
+            tg.start_soon(watch_root, tg)
             tg.start_soon(watch_targets, tg)
+        if failed:
+            raise failed[0]
 
     def _forget(self, folder: str) -> None:
         """Drop what is known of a folder that is gone (and everything below it)."""

@@ -138,10 +138,12 @@ def decide(
     if_match: str | None,
     *,
     now: datetime.datetime,
-    author: str,
+    author: str | None = None,
+    writer: str = "lenslet",
 ) -> Sidecar:
     """What to store, given the stored version (or ``None``), a client's edit and its
-    ``If-Match``; ``now`` is the arrival time, ``author`` who writes when the body says not."""
+    ``If-Match``; ``now`` is the arrival time; ``author`` who the request says writes and
+    ``writer`` who writes when nobody is named (see :func:`_author`)."""
     current = stored[0] if stored is not None else Sidecar()
     if stored is None:
         as_sent = True
@@ -150,7 +152,9 @@ def decide(
     else:
         as_sent = edit.echoes(current)
     sent = edit.sidecar
-    body_at = max(edit.stamps, default=now)
+    # A client's clock may be off, or its stamp in the wrong unit: no stamp it sends counts
+    # for later than a little past now, so it cannot win every merge to come.
+    body_at = min(max(edit.stamps, default=now), now + _SKEW)
     newer = as_sent or current.updated is None or body_at >= current.updated
     tags = current.tags
     if "tags" in edit.named:
@@ -162,30 +166,35 @@ def decide(
             extra[key] = value
     stamp = max(now, body_at)
     if current.updated is not None:
-        stamp = max(stamp, current.updated + _TICK)
+        try:
+            stamp = max(stamp, current.updated + _TICK)
+        except OverflowError:  # a stored stamp at the end of time (another tool wrote it)
+            stamp = current.updated
     return Sidecar(
         tags=tags,
         notes=notes,
         exif=current.exif if current.exif is not None else sent.exif,
         hash=current.hash if current.hash is not None else sent.hash,
         updated_at=format_time(stamp),
-        updated_by=_author(edit, current, author),
+        updated_by=_author(edit, current, author, writer),
         extra=extra,
     )
 
 
-def _author(edit: Edit, current: Sidecar, fallback: str) -> str:
-    """Who made the edit: the author the body names (one that is not just the stored one
-    echoed back, when it names two), else ``fallback`` (a request header, the settings'
-    writer)."""
+def _author(edit: Edit, current: Sidecar, author: str | None, writer: str) -> str:
+    """Who made the edit: an author the body names that is not just the stored one echoed
+    back; else ``author`` (who the request says writes: ``X-Lenslet-User``); else the echoed
+    one (the body says so); else ``writer`` (the adapter's or the settings' default)."""
     for name in edit.authors:
         if name != current.updated_by:
             return name
-    return edit.authors[0] if edit.authors else fallback
+    return author or (edit.authors[0] if edit.authors else writer)
 
 
 #: The smallest step of a stored stamp (they are written to the millisecond).
 _TICK = datetime.timedelta(milliseconds=1)
+#: How far ahead of the server's clock a client's stamp may be taken at its word.
+_SKEW = datetime.timedelta(minutes=5)
 
 
 class Written(NamedTuple):
@@ -202,9 +211,11 @@ async def update_sidecar(
     body: Mapping[str, Any],
     *,
     if_match: str | None = None,
+    author: str | None = None,
     writer: str = "lenslet",
 ) -> Written:
-    """Apply a client's write (``writer``: who writes when the body names nobody)."""
+    """Apply a client's write (``author``: who the request says writes; ``writer``: who
+    writes when nobody is named)."""
     edit = Edit.from_body(body)
     if not _fits(image):
         raise InvalidPath(
@@ -216,7 +227,7 @@ async def update_sidecar(
     target = paths.sidecar_name(image)
     for attempt in range(MAX_ATTEMPTS):
         stored = await read_sidecar(storage, image)
-        result = decide(stored, edit, wanted, now=utcnow(), author=writer)
+        result = decide(stored, edit, wanted, now=utcnow(), author=author, writer=writer)
         try:
             etag = await storage.write_if(
                 target, result.encode(), expected=stored[1] if stored else None

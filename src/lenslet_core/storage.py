@@ -415,6 +415,7 @@ class Storage:
         self.check_writable(path)
         await self._run("write", path, self._create_sync, path, data)
 
+    @_routed_write
     async def remove_abandoned(self, path: str) -> bool:
         """Delete the temp file of an atomic write (``*.lenslet-tmp``) whose writer is gone —
         killed mid-write: on local disk one that no live process holds locked (every writer

@@ -118,22 +118,29 @@ class EncodedPages:
         )
         self._bytes = 0
 
-    def get(self, manifest: Manifest, page: int) -> list[bytes]:
+    async def get(self, manifest: Manifest, page: int) -> list[bytes]:
         key = (manifest.path, manifest.build, page)
         bodies = self._bodies.get(key)
         if bodies is not None:
             self._bodies.move_to_end(key)
             return bodies
-        bodies = self._bodies[key] = [orjson.dumps(_folder_json(manifest))]
-        self._bytes += len(bodies[0])
+        # Off the event loop: a whole 50,000-image folder is ~0.1 s of encoding.
+        encoded = await anyio.to_thread.run_sync(lambda: orjson.dumps(_folder_json(manifest)))
+        bodies = self._bodies.setdefault(key, [encoded])
+        self._bytes += len(encoded)
         self._trim()
         return bodies
 
-    def gzipped(self, bodies: list[bytes]) -> bytes:
+    async def gzipped(self, bodies: list[bytes]) -> bytes:
         if len(bodies) == 1:  # compressed once per answer of a build, not once per request
-            bodies.append(gzip.compress(bodies[0], compresslevel=6, mtime=0))
-            self._bytes += len(bodies[1])
-            self._trim()
+            plain = bodies[0]
+            packed = await anyio.to_thread.run_sync(
+                lambda: gzip.compress(plain, compresslevel=6, mtime=0)
+            )
+            if len(bodies) == 1:
+                bodies.append(packed)
+                self._bytes += len(packed)
+                self._trim()
         return bodies[1]
 
     def _trim(self) -> None:
@@ -159,11 +166,12 @@ async def folders(request: Request) -> Response:
     if etag_matches(request, etag):
         return Response(status_code=304, headers=headers)
     encoded: EncodedPages = request.app.state.pages
-    bodies = encoded.get(manifest, page)
+    bodies = await encoded.get(manifest, page)
     headers["Vary"] = "Accept-Encoding"
     if len(bodies[0]) >= 1024 and "gzip" in request.headers.get("accept-encoding", ""):
         headers["Content-Encoding"] = "gzip"
-        return Response(encoded.gzipped(bodies), media_type="application/json", headers=headers)
+        zipped = await encoded.gzipped(bodies)
+        return Response(zipped, media_type="application/json", headers=headers)
     return Response(bodies[0], media_type="application/json", headers=headers)
 
 
@@ -193,7 +201,8 @@ async def put_item(request: Request) -> Response:
         _path(request),
         document,
         if_match=plain_etag(if_match) if if_match else None,
-        updated_by=request.headers.get("x-lenslet-user") or HTTP_WRITER,
+        updated_by=request.headers.get("x-lenslet-user") or None,
+        writer=HTTP_WRITER,
     )
     return ORJSONResponse(item.to_json(), headers={"ETag": quoted(item.etag)})
 
@@ -344,7 +353,8 @@ async def upload(request: Request) -> Response:
     ``dest`` is the folder (the file keeps its name) or the new image's full path."""
     lens = _lens(request)
     limit = lens.settings.max_file_bytes
-    # Uploads take turns past a few at once: each is held in memory while it is checked.
+    # Uploads take turns past a few at once: each is held in memory while it is checked and
+    # written.
     async with request.app.state.uploads:
         body = limited(request, limit + _FORM_OVERHEAD, "an upload")
         async with body.form(max_files=1, max_fields=8) as form:
@@ -359,13 +369,13 @@ async def upload(request: Request) -> Response:
                 raise BodyTooLarge(limit, "an image")
             data = await sent.read()
             name = sent.filename or ""
-    folder = dest.rstrip("/")
-    last = folder.rsplit("/", 1)[-1]
-    if folder and "." in last and not await _is_folder(lens, folder):
-        folder, name = folder.rsplit("/", 1) if "/" in folder else ("", folder)
-    if not name:
-        raise BadParameter("the file part needs a filename, or dest the image's full path")
-    path = await lens.upload(folder, name, data, overwrite=overwrite)
+        folder = dest.rstrip("/")
+        last = folder.rsplit("/", 1)[-1]
+        if folder and "." in last and not await _is_folder(lens, folder):
+            folder, name = folder.rsplit("/", 1) if "/" in folder else ("", folder)
+        if not name:
+            raise BadParameter("the file part needs a filename, or dest the image's full path")
+        path = await lens.upload(folder, name, data, overwrite=overwrite)
     return ORJSONResponse({"ok": True, "path": path}, status_code=201)
 
 

@@ -114,7 +114,7 @@ def test_the_write_rules_table(
     body = data.draw(edits(stored))
     wanted = {"fresh": "e1", "stale": "e0", None: None}[if_match]
     result = decide(
-        (stored, "e1") if stored else None, Edit.from_body(body), wanted, now=NOW, author="web"
+        (stored, "e1") if stored else None, Edit.from_body(body), wanted, now=NOW, writer="web"
     )
     current = stored or Sidecar()
     echoed = current.updated is not None and current.updated in {
@@ -149,14 +149,15 @@ def test_an_echoed_stamp_replaces_and_a_clients_own_stamp_merges() -> None:
     read_back = {"tags": ["a"], "notes": "kept", "updatedAt": at(10), "updatedBy": "lenslet"}
     # Echoing the version read (with the client's own new stamp beside it) removes a tag ...
     echo = Edit.from_body({**read_back, "updated_at": format_time(NOW)})
-    assert decide((stored, "e1"), echo, None, now=NOW, author="web").tags == ("a",)
+    assert decide((stored, "e1"), echo, None, now=NOW, writer="web").tags == ("a",)
     # ... a stamp of its own, however new, does not: that body is merged.
-    own = Edit.from_body({"tags": ["a"], "updatedAt": at(10**6)})
-    result = decide((stored, "e1"), own, None, now=NOW, author="web")
+    ahead = format_time(NOW + datetime.timedelta(minutes=1))
+    own = Edit.from_body({"tags": ["a"], "updatedAt": ahead})
+    result = decide((stored, "e1"), own, None, now=NOW, writer="web")
     assert result.tags == ("a", "b")
-    assert result.updated_at == at(10**6)  # newer than now: the body's own stamp is kept
+    assert result.updated_at == ahead  # newer than now (a clock a little ahead): kept
     # A partial body leaves the notes alone.
-    partial = decide((stored, "e1"), Edit.from_body({"tags": ["c"]}), None, now=NOW, author="x")
+    partial = decide((stored, "e1"), Edit.from_body({"tags": ["c"]}), None, now=NOW, writer="x")
     assert (partial.tags, partial.notes, partial.updated_by) == (("a", "b", "c"), "kept", "x")
 
 
@@ -169,8 +170,28 @@ def test_the_author_is_the_one_the_body_names_else_the_writer() -> None:
         ({"tags": []}, "web"),
     ]
     for body, author in cases:
-        result = decide((stored, "e1"), Edit.from_body(body), "e1", now=NOW, author="web")
+        result = decide((stored, "e1"), Edit.from_body(body), "e1", now=NOW, writer="web")
         assert result.updated_by == author, body
+    # Who the request says writes (X-Lenslet-User) beats an author only echoed back.
+    echoed = Edit.from_body({"tags": [], "updatedBy": "alice"})
+    assert decide((stored, "e1"), echoed, "e1", now=NOW, author="bob").updated_by == "bob"
+    named = Edit.from_body({"tags": [], "updated_by": "carol"})
+    assert decide((stored, "e1"), named, "e1", now=NOW, author="bob").updated_by == "carol"
+
+
+def test_a_stamp_from_the_future_is_not_taken_at_its_word() -> None:
+    stored = Sidecar(tags=("a",), notes="kept", updated_at=at(10))
+    far = Edit.from_body({"notes": "n", "updatedAt": "9999-12-31T23:59:59.999Z"})
+    first = decide((stored, "e1"), far, None, now=NOW, writer="web")
+    assert first.updated is not None
+    assert first.updated <= NOW + datetime.timedelta(minutes=5)
+    # A later edit with no stamp of its own still wins the notes.
+    later = decide((first, "e2"), Edit.from_body({"notes": "mine"}), None, now=first.updated)
+    assert later.notes == "mine"
+    # A stamp at the end of time that another tool stored does not break the next write.
+    ended = Sidecar(tags=("a",), updated_at="9999-12-31T23:59:59.999Z")
+    after = decide((ended, "e1"), Edit.from_body({"tags": ["b"]}), None, now=NOW, writer="web")
+    assert after.tags == ("a", "b")
 
 
 @pytest.mark.parametrize(
@@ -273,7 +294,7 @@ async def test_without_if_match_an_echoed_stamp_replaces_and_others_merge(
     assert str(older.sidecar.updated_at) > str(stale.sidecar.updated_at)
     assert newer.sidecar.tags == ("a", "c", "d")
     assert newer.sidecar.notes == "new"
-    assert newer.sidecar.updated_at == at(10**9)
+    assert str(newer.sidecar.updated_at) < at(10**9)  # a stamp from the future is not kept
 
 
 async def test_unknown_fields_survive_every_write(gallery: Path, photo: Path) -> None:

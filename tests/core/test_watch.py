@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import anyio
 import orjson
@@ -15,7 +16,9 @@ from hypothesis import strategies as st
 
 from lenslet_core import Lenslet, Settings, Wave
 from lenslet_core.watch import plan_wave
+from tests.conftest import S3
 from tests.imagegen import jpeg_bytes, write
+from tests.proxy import Proxy
 
 pytestmark = pytest.mark.anyio
 
@@ -258,3 +261,45 @@ async def test_watch_follows_images_copied_into_a_local_pointers_target(tmp_path
             stop.set()
         assert any("ext/sub" in wave.folders for wave in seen), seen
         assert [p.path for p in await lens.search("new")] == ["ext/sub/new.jpg"]
+
+
+async def test_a_pointer_targets_outage_does_not_stop_the_gallerys_watch(
+    tmp_path: Path, s3: S3
+) -> None:
+    """An S3 pointer whose endpoint goes down: its watch logs and tries again later; the
+    gallery's own watch goes on (an image copied in still appears)."""
+    parts = urlsplit(s3.endpoint)
+    assert parts.hostname is not None
+    assert parts.port is not None
+    proxy = Proxy((parts.hostname, parts.port))
+    proxy.start()
+    gallery = tmp_path / "gallery"
+    s3.put("photos/x.jpg", jpeg_bytes(32, 24))
+    target = {"type": "s3", "bucket": s3.bucket, "prefix": "photos"}
+    write(
+        gallery / "cloud" / ".lenscat.folder.json",
+        orjson.dumps({"kind": "pointer", "target": target}),
+    )
+    write(gallery / "here" / "a.jpg", jpeg_bytes(32, 24))
+    settings = Settings(
+        cpu_concurrency=2, s3_endpoint_url=proxy.url, watch_interval=0.3, s3_attempts=1
+    )
+    try:
+        async with Lenslet(str(gallery), settings) as lens:
+            await lens.index()
+            stop = anyio.Event()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(lambda: lens.watch(stop=stop, debounce_ms=200))
+                await anyio.sleep(0.5)
+                proxy.stop()  # the pointer's S3 is down
+                await anyio.sleep(1.0)  # its poll fails, more than once
+                write(gallery / "here" / "b.jpg", jpeg_bytes(32, 24, seed=2))
+                with anyio.fail_after(15):
+                    while True:
+                        names = [i.name for i in (await lens.folder("here")).items]
+                        if names == ["a.jpg", "b.jpg"]:
+                            break
+                        await anyio.sleep(0.1)
+                stop.set()
+    finally:
+        proxy.stop()
