@@ -23,6 +23,7 @@ import stat
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
 
@@ -893,6 +894,12 @@ def _entry(name: str, detail: Mapping[str, Any]) -> Entry:
     mtime = detail.get("mtime") or detail.get("LastModified") or detail.get("created") or 0.0
     if isinstance(mtime, datetime.datetime):
         mtime = mtime.timestamp()
+    etag = detail.get("ETag")
+    if isinstance(etag, str) and etag and float(mtime).is_integer():
+        # S3 keeps mtimes to the second: two versions of one size written within a second
+        # (a star set twice) would look the same. Their ETags differ: one fills the
+        # sub-second part, so a size-and-mtime stamp tells them apart.
+        mtime = float(mtime) + (zlib.crc32(etag.encode()) % 1000) / 1000
     return Entry(
         name,
         "dir" if kind == "directory" else "file" if kind == "file" else "other",

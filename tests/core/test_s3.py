@@ -282,3 +282,16 @@ def test_the_cli_indexes_an_empty_prefix(s3: S3) -> None:
     assert indexed.exit_code == 0, indexed.output
     health = runner.invoke(app, ["health", s3.url("nothing/here"), "--endpoint-url", s3.endpoint])
     assert health.exit_code == 0, health.output
+
+
+async def test_a_star_set_twice_within_a_second_reaches_the_manifest(s3: S3) -> None:
+    """S3 keeps mtimes to the second, and star 3 and star 4 are sidecars of one size: the
+    listing still tells the two versions apart, so the manifest shows the last."""
+    album(s3, 2)
+    async with Lenslet(s3.url(), s3.settings) as lens:
+        await lens.index()
+        for star in (3, 4):
+            await lens.update_item("album/IMG_0000.jpg", {"star": star})
+        await lens.index()
+        page = await lens.folder("album", refresh=False)
+        assert [i.star for i in page.items] == [4, None]
