@@ -43,6 +43,7 @@ def serve(
         bool,
         typer.Option("--index/--no-index", help="Index what is missing in the background."),
     ] = True,
+    ui: Annotated[bool, typer.Option("--ui/--no-ui", help="Serve the gallery page at /.")] = True,
     watch: Annotated[
         bool | None,
         typer.Option(
@@ -92,7 +93,9 @@ def serve(
             cors_origins=cors or (),
             index_on_start=index,
             watch=watching,
+            ui=ui,
         )
-        typer.echo(f"lenslet: serving {root} at http://{host}:{port} (Ctrl-C stops)", err=True)
+        shown = f"http://{host}:{port}/" + ("" if ui else " (no page: --no-ui)")
+        typer.echo(f"lenslet: serving {root} at {shown} (Ctrl-C stops)", err=True)
         uvicorn.run(web, host=host, port=port, log_level="info", ws="none")
     raise typer.Exit(EXIT_OK)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import importlib.resources
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 
@@ -14,8 +15,9 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lenslet_core import Lenslet, LensletError, Settings, SettingsError
@@ -59,6 +61,19 @@ def _http_message(request: Request, exc: HTTPException) -> str:
         return f"no route {request.url.path!r}"
     allowed = (exc.headers or {}).get("Allow", "")
     return f"{request.method} is not allowed on {request.url.path!r} (allowed: {allowed})"
+
+
+def _ui_files() -> StaticFiles:
+    return StaticFiles(packages=[("lenslet_http", "ui")])
+
+
+async def _page(request: Request) -> Response:
+    """The gallery page (``ui/index.html``); its script and style load relative to it."""
+    if not request.url.path.endswith("/"):  # mounted at /gallery: the page is /gallery/
+        return RedirectResponse(request.url.replace(path=request.url.path + "/"), 308)
+    page = importlib.resources.files("lenslet_http") / "ui" / "index.html"
+    return Response(page.read_bytes(), media_type="text/html; charset=utf-8",
+                    headers={"Cache-Control": "no-cache"})  # fmt: skip
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -132,6 +147,7 @@ def create_app(
     index_on_start: bool = False,
     watch: bool = False,
     thumb_wait: float = MAX_WAIT,
+    ui: bool = True,
 ) -> Starlette:
     """The HTTP surface of a gallery root as a Starlette app.
 
@@ -153,7 +169,8 @@ def create_app(
     the background once the app starts; ``watch`` keeps a local root indexed while the app runs
     (images copied in appear in their folder, with thumbnails, within seconds);
     ``thumb_wait`` is how long a plain ``GET /thumb`` (an ``<img>``) waits for a thumbnail
-    being made before its 503 (clients that send ``Prefer: respond-async`` get a 202 sooner).
+    being made before its 503 (clients that send ``Prefer: respond-async`` get a 202 sooner);
+    ``ui`` serves lenslet's own gallery page at ``/`` (its files under ``/ui/``).
     """
     if not 0 <= thumb_wait <= 300:
         raise SettingsError(f"thumb_wait must be between 0 and 300 seconds, not {thumb_wait!r}")
@@ -203,8 +220,9 @@ def create_app(
     metrics = Metrics(lens)
     metrics.routes = frozenset(r.path for r in routes if isinstance(r, Route)) | {"/metrics"}
     middleware.insert(0, Middleware(_Wrap, wrap=metrics.middleware))
+    page = [Route("/", _page, methods=["GET"]), Mount("/ui", _ui_files())] if ui else []
     app = Starlette(
-        routes=[*routes, Route("/metrics", metrics.endpoint, methods=["GET"])],
+        routes=[*routes, Route("/metrics", metrics.endpoint, methods=["GET"]), *page],
         middleware=middleware,
         lifespan=lifespan,
         exception_handlers={

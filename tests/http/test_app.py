@@ -98,7 +98,8 @@ async def test_errors_have_one_json_shape(tree: Path) -> None:
         # Unknown routes and wrong methods answer the same body; a 405 lists every method.
         for method, route, status, code, allow in [
             ("GET", "/nope", 404, "not_found", None),
-            ("PATCH", "/", 404, "not_found", None),
+            ("PATCH", "/nope", 404, "not_found", None),
+            ("POST", "/", 405, "method_not_allowed", {"GET", "HEAD"}),  # the page
             ("DELETE", "/item", 405, "method_not_allowed", {"GET", "HEAD", "PUT"}),
             ("PUT", "/file", 405, "method_not_allowed", {"GET", "HEAD", "POST"}),
             ("GET", "/move", 405, "method_not_allowed", {"POST"}),

@@ -1,0 +1,399 @@
+// lenslet's own gallery page: plain ES module, no framework, no build step, nothing fetched
+// from elsewhere. Every request is relative to the page, so the page works mounted anywhere.
+
+const $ = (id) => document.getElementById(id);
+const BASE = new URL(".", location.href);
+const CELL = 176;
+const GAP = 8;
+
+const state = {
+  folder: "",
+  query: "",
+  sort: "name",
+  items: [], // folder items, by position; undefined until their page is fetched
+  pageSize: 0,
+  pages: new Map(), // page number -> Promise of its fetch
+  selected: null, // logical path
+  item: null, // { path, etag, doc } of the inspector
+  viewing: -1,
+};
+
+function url(route, params = {}) {
+  const target = new URL(route, BASE);
+  for (const [key, value] of Object.entries(params)) target.searchParams.set(key, value);
+  return target;
+}
+
+async function call(route, params, init) {
+  const answer = await fetch(url(route, params), init);
+  if (!answer.ok) {
+    let message = `${answer.status}`;
+    try {
+      message = (await answer.json()).error.message;
+    } catch {}
+    throw new Error(message);
+  }
+  return answer;
+}
+
+const getJSON = async (route, params) => (await call(route, params)).json();
+const thumbURL = (path) => url("thumb", { path });
+
+// -- the URL holds the folder and the selection: #/trips/2025?sel=trips/2025/a.jpg ----------
+
+function readLocation() {
+  const [where, query] = location.hash.slice(1).split("?");
+  const folder = decodeURIComponent(where || "/").replace(/^\/+|\/+$/g, "");
+  return { folder, selected: new URLSearchParams(query || "").get("sel") };
+}
+
+function writeLocation(replace) {
+  const sel = state.selected ? `?sel=${encodeURIComponent(state.selected)}` : "";
+  const hash = `#/${state.folder.split("/").map(encodeURIComponent).join("/")}${sel}`;
+  if (hash === location.hash) return;
+  if (replace) history.replaceState(null, "", hash);
+  else history.pushState(null, "", hash);
+}
+
+window.addEventListener("popstate", () => {
+  const { folder, selected } = readLocation();
+  if (folder !== state.folder) openFolder(folder, { remember: false, selected });
+  else select(selected, { remember: false });
+});
+
+// -- folder tree (lazy) ------------------------------------------------------------------------
+
+function treeEntry(path, name, kind) {
+  const li = document.createElement("li");
+  const button = document.createElement("button");
+  button.type = "button";
+  button.textContent = name;
+  button.dataset.path = path;
+  if (kind === "leaf-pointer") button.classList.add("pointer");
+  button.addEventListener("click", () => {
+    openFolder(path);
+    expand(li, path);
+  });
+  li.append(button);
+  return li;
+}
+
+async function expand(li, path) {
+  if (li.dataset.expanded) return;
+  li.dataset.expanded = "1";
+  const page = await getJSON("folders", { path, page: 0 });
+  if (!page.dirs.length) return;
+  const ul = document.createElement("ul");
+  for (const dir of page.dirs) {
+    ul.append(treeEntry(path ? `${path}/${dir.name}` : dir.name, dir.name, dir.kind));
+  }
+  li.append(ul);
+}
+
+async function buildTree() {
+  const root = document.createElement("ul");
+  const li = treeEntry("", "All images", "branch");
+  root.append(li);
+  $("tree").replaceChildren(root);
+  await expand(li, "");
+}
+
+function markTree() {
+  for (const button of $("tree").querySelectorAll("button")) {
+    button.setAttribute("aria-current", String(button.dataset.path === state.folder));
+  }
+}
+
+function crumbs() {
+  const nav = $("crumbs");
+  nav.replaceChildren();
+  const parts = state.folder ? state.folder.split("/") : [];
+  const add = (label, path) => {
+    const a = document.createElement("a");
+    a.href = `#/${path}`;
+    a.textContent = label;
+    nav.append(a);
+  };
+  add("/", "");
+  parts.forEach((part, i) => {
+    nav.append(" / ");
+    add(part, parts.slice(0, i + 1).join("/"));
+  });
+}
+
+// -- the grid: only the visible cells are in the DOM; pages fetched as they come into view -----
+
+async function openFolder(folder, { remember = true, selected = null } = {}) {
+  state.folder = folder;
+  state.query = "";
+  $("search").value = "";
+  state.selected = selected;
+  crumbs();
+  markTree();
+  const first = await getJSON("folders", { path: folder, page: 0 });
+  if (state.folder !== folder || state.query) return; // another folder was opened meanwhile
+  state.items = new Array(first.itemCount);
+  state.pageSize = first.items.length;
+  state.pages = new Map([[0, Promise.resolve()]]);
+  first.items.forEach((item, i) => (state.items[i] = item));
+  if (state.sort !== "name" || first.pageCount === 1) await allPages(first.pageCount);
+  sortItems();
+  if (remember) writeLocation(false);
+  layout();
+  if (selected) select(selected, { remember: false });
+  else $("inspector").hidden = true;
+}
+
+function fetchPage(number) {
+  if (!state.pages.has(number)) {
+    const folder = state.folder;
+    const fetched = getJSON("folders", { path: folder, page: number }).then((page) => {
+      if (state.folder !== folder) return;
+      page.items.forEach((item, i) => (state.items[number * state.pageSize + i] = item));
+      render();
+    });
+    state.pages.set(number, fetched);
+  }
+  return state.pages.get(number);
+}
+
+async function allPages(count) {
+  const waits = [];
+  for (let n = 1; n < count; n++) waits.push(fetchPage(n));
+  await Promise.all(waits);
+}
+
+const SORTS = {
+  name: (a, b) => a.name.localeCompare(b.name),
+  added: (a, b) => (b.addedAt || "").localeCompare(a.addedAt || ""),
+  taken: (a, b) => (b.createdAt || "").localeCompare(a.createdAt || ""),
+  size: (a, b) => b.size - a.size,
+};
+
+function sortItems() {
+  if (state.sort !== "name" && !state.items.includes(undefined)) state.items.sort(SORTS[state.sort]);
+}
+
+function columns() {
+  return Math.max(1, Math.floor(($("grid").clientWidth - GAP) / (CELL + GAP)));
+}
+
+function layout() {
+  const rows = Math.ceil(state.items.length / columns());
+  $("sizer").style.height = `${rows * (CELL + GAP)}px`;
+  $("sizer").replaceChildren();
+  render();
+}
+
+let frame = 0;
+function render() {
+  cancelAnimationFrame(frame);
+  frame = requestAnimationFrame(draw);
+}
+
+function draw() {
+  const grid = $("grid");
+  const cols = columns();
+  const top = Math.floor(grid.scrollTop / (CELL + GAP));
+  const rows = Math.ceil(grid.clientHeight / (CELL + GAP)) + 1;
+  const first = top * cols;
+  const last = Math.min(state.items.length, (top + rows) * cols);
+  const keep = new Set();
+  for (let i = first; i < last; i++) {
+    keep.add(String(i));
+    const item = state.items[i];
+    if (item === undefined) {
+      fetchPage(Math.floor(i / state.pageSize));
+      continue;
+    }
+    let cell = $("sizer").querySelector(`[data-index="${i}"]`);
+    if (!cell || cell.dataset.path !== itemPath(item)) {
+      cell?.remove();
+      cell = makeCell(item, i, cols);
+      $("sizer").append(cell);
+    }
+    cell.setAttribute("aria-selected", String(itemPath(item) === state.selected));
+  }
+  for (const cell of [...$("sizer").children]) if (!keep.has(cell.dataset.index)) cell.remove();
+}
+
+function itemPath(item) {
+  return item.path || (state.folder ? `${state.folder}/${item.name}` : item.name);
+}
+
+function makeCell(item, index, cols) {
+  const cell = document.createElement("div");
+  cell.className = "cell";
+  cell.tabIndex = 0;
+  cell.setAttribute("role", "option");
+  cell.dataset.index = String(index);
+  cell.dataset.path = itemPath(item);
+  cell.style.left = `${(index % cols) * (CELL + GAP)}px`;
+  cell.style.top = `${Math.floor(index / cols) * (CELL + GAP)}px`;
+  const img = document.createElement("img");
+  img.alt = item.name;
+  img.decoding = "async";
+  img.src = thumbURL(cell.dataset.path);
+  const name = document.createElement("span");
+  name.textContent = item.name;
+  cell.append(img, name);
+  cell.addEventListener("click", () => select(cell.dataset.path));
+  cell.addEventListener("dblclick", () => view(index));
+  cell.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") view(index);
+  });
+  return cell;
+}
+
+$("grid").addEventListener("scroll", render, { passive: true });
+window.addEventListener("resize", layout);
+
+$("sort").addEventListener("change", async () => {
+  state.sort = $("sort").value;
+  if (state.sort === "name") {
+    openFolder(state.folder, { remember: false, selected: state.selected });
+    return;
+  }
+  await allPages(Math.ceil(state.items.length / Math.max(1, state.pageSize)));
+  sortItems();
+  layout();
+});
+
+// -- search -----------------------------------------------------------------------------------
+
+let debounce = 0;
+$("search").addEventListener("input", () => {
+  clearTimeout(debounce);
+  debounce = setTimeout(async () => {
+    const query = $("search").value.trim();
+    if (!query) {
+      openFolder(state.folder, { remember: false });
+      return;
+    }
+    state.query = query;
+    const found = await getJSON("search", { q: query, limit: 500, path: state.folder });
+    if (state.query !== query) return;
+    state.items = found.items;
+    state.pageSize = found.items.length || 1;
+    layout();
+  }, 250);
+});
+
+// -- the inspector: tags, notes and stars, saved with If-Match --------------------------------
+
+async function select(path, { remember = true } = {}) {
+  state.selected = path;
+  if (remember) writeLocation(true);
+  render();
+  if (!path) {
+    $("inspector").hidden = true;
+    return;
+  }
+  const answer = await call("item", { path });
+  showItem(path, answer.headers.get("etag"), await answer.json());
+}
+
+function showItem(path, etag, doc) {
+  state.item = { path, etag, doc };
+  $("inspector").hidden = false;
+  $("i-name").textContent = path.split("/").pop();
+  const exif = doc.exif || {};
+  $("i-exif").textContent = [
+    exif.width && `${exif.width} × ${exif.height}`,
+    exif.createdAt && `taken ${exif.createdAt}`,
+  ].filter(Boolean).join(" · ");
+  const tags = $("i-tags");
+  tags.replaceChildren();
+  for (const tag of doc.tags || []) {
+    const chip = document.createElement("span");
+    chip.className = "chip";
+    chip.textContent = tag;
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.textContent = "×";
+    remove.setAttribute("aria-label", `Remove tag ${tag}`);
+    remove.addEventListener("click", () => save({ tags: doc.tags.filter((t) => t !== tag) }));
+    chip.append(remove);
+    tags.append(chip);
+  }
+  if (document.activeElement !== $("i-notes")) $("i-notes").value = doc.notes || "";
+  const stars = $("i-stars");
+  stars.replaceChildren();
+  for (let n = 1; n <= 5; n++) {
+    const star = document.createElement("button");
+    star.type = "button";
+    star.textContent = n <= (doc.star || 0) ? "★" : "☆";
+    star.setAttribute("aria-label", `${n} star${n > 1 ? "s" : ""}`);
+    star.addEventListener("click", () => save({ star: doc.star === n ? null : n }));
+    stars.append(star);
+  }
+}
+
+async function save(fields) {
+  const current = state.item;
+  if (!current) return;
+  $("i-status").textContent = "saving…";
+  try {
+    const answer = await call("item", { path: current.path }, {
+      method: "PUT",
+      headers: { "Content-Type": "application/json", "If-Match": current.etag },
+      body: JSON.stringify(fields),
+    });
+    const doc = await answer.json();
+    if (state.item?.path === current.path) showItem(current.path, answer.headers.get("etag"), doc);
+    $("i-status").textContent = "saved";
+  } catch (error) {
+    $("i-status").textContent = `not saved: ${error.message}`;
+  }
+}
+
+$("i-tag").addEventListener("keydown", (event) => {
+  const tag = $("i-tag").value.trim();
+  if (event.key !== "Enter" || !tag || !state.item) return;
+  $("i-tag").value = "";
+  const tags = state.item.doc.tags || [];
+  if (!tags.includes(tag)) save({ tags: [...tags, tag] });
+});
+
+$("i-notes").addEventListener("change", () => save({ notes: $("i-notes").value }));
+
+// -- the viewer: the original, arrows step, 1:1 zoom; neighbours' thumbnails preloaded ----------
+
+function view(index) {
+  const item = state.items[index];
+  if (item === undefined) return;
+  state.viewing = index;
+  const path = itemPath(item);
+  $("viewer").hidden = false;
+  $("v-img").src = url("file", { path });
+  $("v-img").alt = item.name;
+  $("v-name").textContent = item.name;
+  for (const near of [index - 1, index + 1]) {
+    const other = state.items[near];
+    if (other !== undefined) new Image().src = thumbURL(itemPath(other));
+  }
+  select(path);
+}
+
+function closeViewer() {
+  $("viewer").hidden = true;
+  $("viewer").classList.remove("actual");
+  state.viewing = -1;
+}
+
+$("v-prev").addEventListener("click", () => view(Math.max(0, state.viewing - 1)));
+$("v-next").addEventListener("click", () => view(Math.min(state.items.length - 1, state.viewing + 1)));
+$("v-close").addEventListener("click", closeViewer);
+$("v-zoom").addEventListener("click", () => $("viewer").classList.toggle("actual"));
+document.addEventListener("keydown", (event) => {
+  if ($("viewer").hidden) return;
+  if (event.key === "ArrowRight") view(Math.min(state.items.length - 1, state.viewing + 1));
+  else if (event.key === "ArrowLeft") view(Math.max(0, state.viewing - 1));
+  else if (event.key === "Escape") closeViewer();
+});
+
+// -- start ---------------------------------------------------------------------------------------
+
+const start = readLocation();
+buildTree().then(markTree);
+openFolder(start.folder, { remember: false, selected: start.selected });

@@ -1,0 +1,142 @@
+"""lenslet's own gallery page at ``/``, in a real browser (Playwright over Debian's chromium)
+against a real ``lenslet serve``; and its files, sizes and mounting over plain HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from lenslet_core import Lenslet, Settings
+from lenslet_http import create_app
+from tests.imagegen import jpeg_bytes, png_bytes, write
+from tests.servers import serving
+
+CHROMIUM = "/usr/bin/chromium"
+UI = Path(__file__).parents[2] / "src" / "lenslet_http" / "ui"
+
+
+@pytest.fixture
+def photos(gallery: Path) -> Path:
+    write(gallery / "trips" / "2025" / "a.jpg", jpeg_bytes(320, 240, seed=1))
+    write(gallery / "trips" / "2025" / "b.jpg", jpeg_bytes(320, 240, seed=2))
+    write(gallery / "trips" / "2025" / "c.png", png_bytes(200, 150, seed=3))
+    write(gallery / "family" / "x.jpg", jpeg_bytes(64, 48, seed=4))
+    return gallery
+
+
+def test_the_page_is_small_and_self_contained() -> None:
+    files = [p for p in UI.iterdir() if p.is_file()]
+    assert {p.name for p in files} >= {"index.html", "app.js", "style.css"}
+    assert sum(p.stat().st_size for p in files) < 150 * 1024
+    for path in files:  # nothing fetched from elsewhere
+        text = path.read_text()
+        assert "http://" not in text
+        assert "https://" not in text
+
+
+@pytest.mark.anyio
+async def test_the_page_is_served_alone_and_mounted_under_a_prefix(photos: Path) -> None:
+    async with Lenslet(str(photos), Settings(cpu_concurrency=2)) as lens:
+        host = Starlette(routes=[Mount("/gallery", create_app(lens))])
+        transport = httpx.ASGITransport(app=host)
+        async with httpx.AsyncClient(transport=transport, base_url="http://host") as http:
+            page = await http.get("/gallery/")
+            assert page.status_code == 200
+            assert page.headers["content-type"].startswith("text/html")
+            assert 'src="ui/app.js"' in page.text  # relative: works under any prefix
+            moved = await http.get("/gallery", follow_redirects=False)
+            assert moved.status_code in (307, 308)
+            script = await http.get("/gallery/ui/app.js")
+            assert script.status_code == 200
+            assert "javascript" in script.headers["content-type"]
+        bare = create_app(lens, ui=False)
+        transport = httpx.ASGITransport(app=bare)
+        async with httpx.AsyncClient(transport=transport, base_url="http://host") as http:
+            assert (await http.get("/")).status_code == 404
+
+
+@contextlib.contextmanager
+def browser_page(url: str) -> Iterator[Any]:
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("browser tests need Debian's chromium (apt-get install chromium)")
+    with playwright_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(15_000)
+            page.goto(url)
+            yield page
+        finally:
+            browser.close()
+
+
+def _thumbnails_loaded(page: Any, count: int) -> None:
+    page.wait_for_function(
+        """n => [...document.querySelectorAll('.cell img')]
+              .filter(i => i.complete && i.naturalWidth > 0).length >= n""",
+        arg=count,
+    )
+
+
+def test_browse_view_tag_and_search_in_a_real_browser(photos: Path) -> None:
+    sidecar = photos / "trips" / "2025" / "b.jpg.json"
+    with serving(str(photos), "--no-watch") as (_, url), browser_page(f"{url}/") as page:
+        # Open a folder through the tree: its thumbnails load.
+        page.get_by_role("button", name="trips").click()
+        page.get_by_role("button", name="2025").click()
+        page.wait_for_selector('.cell[data-path="trips/2025/c.png"]')
+        assert page.locator(".cell").count() == 3
+        _thumbnails_loaded(page, 3)
+        assert "#/trips/2025" in page.url  # the URL holds the folder
+        # The viewer: the original, stepped with the keyboard.
+        page.locator('.cell[data-path="trips/2025/a.jpg"]').dblclick()
+        page.wait_for_selector("#viewer:not([hidden])")
+        assert page.locator("#v-name").text_content() == "a.jpg"
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function("document.getElementById('v-name').textContent === 'b.jpg'")
+        page.wait_for_function("document.getElementById('v-img').naturalWidth === 320")
+        page.keyboard.press("Escape")
+        page.wait_for_selector("#viewer", state="hidden")
+        # Tag it in the inspector: the sidecar on disk has the tag, then not.
+        page.fill("#i-tag", "sunset")
+        page.press("#i-tag", "Enter")
+        page.wait_for_selector(".chip:has-text('sunset')")
+        assert "sunset" in orjson.loads(sidecar.read_bytes())["tags"]
+        page.get_by_role("button", name="Remove tag sunset").click()
+        page.wait_for_selector(".chip:has-text('sunset')", state="detached")
+        assert "sunset" not in orjson.loads(sidecar.read_bytes())["tags"]
+        page.get_by_role("button", name="4 stars").click()
+        page.wait_for_function("document.getElementById('i-status').textContent === 'saved'")
+        assert orjson.loads(sidecar.read_bytes())["star"] == 4
+        # Search: results in the same grid.
+        page.fill("#i-tag", "dusk")
+        page.press("#i-tag", "Enter")
+        page.wait_for_selector(".chip:has-text('dusk')")
+        page.fill("#search", "dusk")
+        page.wait_for_function("document.querySelectorAll('.cell').length === 1")
+        assert page.locator(".cell").first.get_attribute("data-path") == "trips/2025/b.jpg"
+        # A shared link opens the folder with its selection.
+        page.goto(f"{url}/#/family?sel=family/x.jpg")
+        page.reload()
+        page.wait_for_selector('.cell[data-path="family/x.jpg"][aria-selected="true"]')
+        assert page.locator("#i-name").text_content() == "x.jpg"
