@@ -97,5 +97,9 @@ def serve(
         )
         shown = f"http://{host}:{port}/" + ("" if ui else " (no page: --no-ui)")
         typer.echo(f"lenslet: serving {root} at {shown} (Ctrl-C stops)", err=True)
-        uvicorn.run(web, host=host, port=port, log_level="info", ws="none")
+        # Open pages hold an event stream (/events) that never ends by itself: Ctrl-C closes
+        # them after a moment instead of waiting for every browser to go.
+        uvicorn.run(
+            web, host=host, port=port, log_level="info", ws="none", timeout_graceful_shutdown=2
+        )
     raise typer.Exit(EXIT_OK)

@@ -22,8 +22,10 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from . import paths, s3
+from .changes import ChangeFeed
 from .errors import (
     DocumentError,
     ImageError,
@@ -209,6 +211,7 @@ class Lenslet:
         self._building: dict[str, RollupItem | None] | None = None
         self._rollup_checked = 0.0
         self._rollup_saved = 0.0
+        self._feed = ChangeFeed()
 
     async def check(self) -> None:
         """Fail now, with an error that says what to fix, when the root cannot be used (a
@@ -245,6 +248,11 @@ class Lenslet:
 
     def __repr__(self) -> str:
         return f"Lenslet({self.storage.url!r})"
+
+    @property
+    def readonly(self) -> bool:
+        """Whether the root refuses every write (uploads, moves, deletes, sidecars)."""
+        return self.storage.readonly
 
     def _open_target(self, pointer: Pointer, url: str) -> Storage:
         """The storage a pointer folder opens (read-only when the pointer or the settings
@@ -383,6 +391,7 @@ class Lenslet:
             # share of one coalesced rollup write.
             await self._submit_quietly(Job("index", self.storage.url, folder))
         await self._submit_quietly(Job("rollup", self.storage.url))
+        self._feed.publish([folder])
         listed = self._folders.cached_item(folder, name)
         if sidecar.exif is None:
             sidecar = await self._with_basics(image, sidecar, listed)
@@ -478,6 +487,21 @@ class Lenslet:
             with contextlib.suppress(NotFound):
                 await self._folders.get(folder, refresh=True)
             await self._submit_quietly(Job("index", self.storage.url, folder))
+        self._feed.publish(folders)
+
+    def subscribe(
+        self,
+    ) -> contextlib.AbstractAsyncContextManager[MemoryObjectReceiveStream[frozenset[str]]]:
+        """The folders changed from now on, as sets, for a page that shows them: this
+        process's writes (sidecars, uploads, moves, deletes) once their folder's listing shows
+        them, and watched changes (other processes, files copied in) once indexed::
+
+            async with lens.subscribe() as changes:
+                async for folders in changes:
+                    ...
+
+        A subscriber that falls far behind misses changes rather than slowing the writers."""
+        return self._feed.subscribe()
 
     # -- originals -----------------------------------------------------------------------------
 
@@ -798,6 +822,7 @@ class Lenslet:
             ]
             for handle in handles:
                 await handle.wait()
+            self._feed.publish(wave.folders | wave.new_folders | wave.removed)
             if wave.new_folders or wave.removed:
                 await self._submit_quietly(Job("rollup", self.storage.url))
                 await self._submit_quietly(Job("health", self.storage.url))

@@ -134,10 +134,19 @@ def openapi(version: str) -> dict[str, Any]:
             "/openapi.json": {
                 "get": {"summary": "This description", "responses": {"200": _ok("OpenAPI 3.1")}}
             },
+            "/events": {
+                "get": {
+                    "summary": "Server-sent events: 'folders' with the folders changed",
+                    "responses": {"200": _ok("The stream", {"text/event-stream": {}})},
+                }
+            },
             "/health": {
                 "get": {
                     "summary": "This server, its job queue, the storage and _health.json",
-                    "responses": {"200": _ok("{ok, storage, jobs, gallery}"), "503": _ERROR},
+                    "responses": {
+                        "200": _ok("{ok, version, readonly, storage, jobs, gallery}"),
+                        "503": _ERROR,
+                    },
                 }
             },
         },

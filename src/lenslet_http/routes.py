@@ -344,7 +344,14 @@ async def health(request: Request) -> Response:
     status = 200 if storage["reachable"] else 503
     if not getattr(request.state, "authorized", True):
         return ORJSONResponse({"ok": ok, "version": __version__}, status_code=status)
-    body = {"ok": ok, "version": __version__, "storage": storage, "jobs": jobs, "gallery": gallery}
+    body = {
+        "ok": ok,
+        "version": __version__,
+        "readonly": lens.readonly,
+        "storage": storage,
+        "jobs": jobs,
+        "gallery": gallery,
+    }
     return ORJSONResponse(body, status_code=status)
 
 
@@ -431,6 +438,31 @@ async def _fields(request: Request) -> dict[str, Any]:
         return {key: value for key, value in form.items() if isinstance(value, str)}
 
 
+#: Seconds between two comments on an idle event stream (proxies close silent connections).
+EVENTS_KEEPALIVE = 15.0
+
+
+async def events(request: Request) -> Response:
+    """``GET /events``: server-sent events, one ``folders`` event per set of folders changed
+    (``{"folders": [...]}``), for pages that show them."""
+    lens = _lens(request)
+
+    async def stream() -> AsyncIterator[bytes]:
+        yield b": lenslet\n\n"
+        async with lens.subscribe() as changes:
+            while True:
+                with anyio.move_on_after(EVENTS_KEEPALIVE) as idle:
+                    folders = await changes.receive()
+                if idle.cancelled_caught:
+                    yield b": idle\n\n"
+                    continue
+                data = orjson.dumps({"folders": sorted(folders)})
+                yield b"event: folders\ndata: " + data + b"\n\n"
+
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+
+
 async def openapi_json(request: Request) -> Response:
     """``GET /openapi.json``: the description of this API."""
     return ORJSONResponse(openapi(__version__))
@@ -456,5 +488,6 @@ routes = [
     _route("/health", GET=health),
     _route("/move", POST=move),
     _route("/delete", POST=delete),
+    _route("/events", GET=events),
     _route("/openapi.json", GET=openapi_json),
 ]

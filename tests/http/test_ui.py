@@ -140,3 +140,40 @@ def test_browse_view_tag_and_search_in_a_real_browser(photos: Path) -> None:
         page.reload()
         page.wait_for_selector('.cell[data-path="family/x.jpg"][aria-selected="true"]')
         assert page.locator("#i-name").text_content() == "x.jpg"
+
+
+def test_upload_trash_undo_and_live_updates_in_a_real_browser(photos: Path, tmp_path: Path) -> None:
+    folder = photos / "trips" / "2025"
+    new = write(tmp_path / "new.jpg", jpeg_bytes(300, 200, seed=9))
+    with serving(str(photos)) as (_, url), browser_page(f"{url}/#/trips/2025") as page:
+        page.wait_for_selector('.cell[data-path="trips/2025/a.jpg"]')
+        # Upload into the open folder.
+        page.set_input_files("#upload", str(new))
+        page.wait_for_selector('.cell[data-path="trips/2025/new.jpg"]')
+        assert (folder / "new.jpg").read_bytes() == new.read_bytes()
+        # To the trash, and back with undo (its tags go and come with it).
+        page.locator('.cell[data-path="trips/2025/a.jpg"]').click()
+        page.fill("#i-tag", "keep")
+        page.press("#i-tag", "Enter")
+        page.wait_for_selector(".chip:has-text('keep')")
+        page.get_by_role("button", name="Move to trash").click()
+        page.wait_for_selector('.cell[data-path="trips/2025/a.jpg"]', state="detached")
+        assert (photos / "_trash_" / "a.jpg").exists()
+        page.get_by_role("button", name="Undo").click()
+        page.wait_for_selector('.cell[data-path="trips/2025/a.jpg"]')
+        assert "keep" in orjson.loads((folder / "a.jpg.json").read_bytes())["tags"]
+        assert not (photos / "_trash_" / "a.jpg").exists()
+        # Live: an image copied into the open folder appears without a reload.
+        write(folder / "copied.jpg", jpeg_bytes(120, 90, seed=11))
+        page.wait_for_selector('.cell[data-path="trips/2025/copied.jpg"]', timeout=10_000)
+
+
+def test_a_read_only_server_hides_every_write(photos: Path) -> None:
+    with serving(str(photos), "--read-only") as (_, url), browser_page(f"{url}/#/family") as page:
+        page.wait_for_selector('.cell[data-path="family/x.jpg"]')
+        page.wait_for_selector("body.readonly")
+        page.locator('.cell[data-path="family/x.jpg"]').click()
+        page.wait_for_selector("#inspector:not([hidden])")
+        assert not page.get_by_role("button", name="Move to trash").is_visible()
+        assert not page.locator(".upload").is_visible()
+        assert not page.locator("#i-tag").is_visible()

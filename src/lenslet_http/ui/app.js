@@ -16,6 +16,7 @@ const state = {
   selected: null, // logical path
   item: null, // { path, etag, doc } of the inspector
   viewing: -1,
+  readonly: false,
 };
 
 function url(route, params = {}) {
@@ -225,6 +226,7 @@ function makeCell(item, index, cols) {
   const cell = document.createElement("div");
   cell.className = "cell";
   cell.tabIndex = 0;
+  cell.draggable = true;
   cell.setAttribute("role", "option");
   cell.dataset.index = String(index);
   cell.dataset.path = itemPath(item);
@@ -312,11 +314,13 @@ function showItem(path, etag, doc) {
     remove.type = "button";
     remove.textContent = "×";
     remove.setAttribute("aria-label", `Remove tag ${tag}`);
+    remove.hidden = state.readonly;
     remove.addEventListener("click", () => save({ tags: doc.tags.filter((t) => t !== tag) }));
     chip.append(remove);
     tags.append(chip);
   }
   if (document.activeElement !== $("i-notes")) $("i-notes").value = doc.notes || "";
+  $("i-notes").readOnly = state.readonly;
   const stars = $("i-stars");
   stars.replaceChildren();
   for (let n = 1; n <= 5; n++) {
@@ -324,6 +328,7 @@ function showItem(path, etag, doc) {
     star.type = "button";
     star.textContent = n <= (doc.star || 0) ? "★" : "☆";
     star.setAttribute("aria-label", `${n} star${n > 1 ? "s" : ""}`);
+    star.disabled = state.readonly;
     star.addEventListener("click", () => save({ star: doc.star === n ? null : n }));
     stars.append(star);
   }
@@ -392,7 +397,125 @@ document.addEventListener("keydown", (event) => {
   else if (event.key === "Escape") closeViewer();
 });
 
+// -- changes: upload, move by dragging onto a folder, trash with undo --------------------------
+
+let toastTimer = 0;
+function toast(text, undo) {
+  $("t-text").textContent = text;
+  $("t-undo").hidden = !undo;
+  $("t-undo").onclick = undo ? () => { $("toast").hidden = true; undo(); } : null;
+  $("toast").hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => ($("toast").hidden = true), undo ? 8000 : 4000);
+}
+
+async function moveImage(src, dest) {
+  const answer = await call("move", {}, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ src, dest }),
+  });
+  return (await answer.json()).path;
+}
+
+async function refresh() {
+  if (state.query) return;
+  const keep = $("grid").scrollTop;
+  await openFolder(state.folder, { remember: false, selected: state.selected });
+  $("grid").scrollTop = keep;
+}
+
+$("i-trash").addEventListener("click", async () => {
+  const path = state.item?.path;
+  if (!path) return;
+  try {
+    const trashed = await moveImage(path, "/_trash_");
+    state.selected = null;
+    await refresh();
+    toast(`${path.split("/").pop()} moved to the trash`, async () => {
+      await moveImage(trashed, path);
+      state.selected = path;
+      await refresh();
+    });
+  } catch (error) {
+    toast(`not moved: ${error.message}`);
+  }
+});
+
+async function upload(files) {
+  for (const file of files) {
+    const form = new FormData();
+    form.append("dest", state.folder);
+    form.append("file", file, file.name);
+    toast(`uploading ${file.name}…`);
+    try {
+      await call("file", {}, { method: "POST", body: form });
+      toast(`${file.name} uploaded`);
+    } catch (error) {
+      toast(`${file.name}: ${error.message}`);
+    }
+  }
+  await refresh();
+}
+
+$("upload").addEventListener("change", () => upload([...$("upload").files]));
+$("grid").addEventListener("dragover", (event) => {
+  if (!event.dataTransfer?.types.includes("Files") || state.readonly) return;
+  event.preventDefault();
+  $("grid").classList.add("dropping");
+});
+$("grid").addEventListener("dragleave", () => $("grid").classList.remove("dropping"));
+$("grid").addEventListener("drop", (event) => {
+  $("grid").classList.remove("dropping");
+  if (!event.dataTransfer?.files.length || state.readonly) return;
+  event.preventDefault();
+  upload([...event.dataTransfer.files]);
+});
+
+// A cell dragged onto a folder of the tree moves there.
+$("sizer").addEventListener("dragstart", (event) => {
+  const cell = event.target.closest?.(".cell");
+  if (cell && !state.readonly) event.dataTransfer.setData("text/x-lenslet-path", cell.dataset.path);
+});
+$("tree").addEventListener("dragover", (event) => {
+  const button = event.target.closest?.("button");
+  if (!button || !event.dataTransfer.types.includes("text/x-lenslet-path")) return;
+  event.preventDefault();
+  button.classList.add("target");
+});
+$("tree").addEventListener("dragleave", (event) => event.target.closest?.("button")?.classList.remove("target"));
+$("tree").addEventListener("drop", async (event) => {
+  const button = event.target.closest?.("button");
+  const src = event.dataTransfer.getData("text/x-lenslet-path");
+  if (!button || !src) return;
+  event.preventDefault();
+  button.classList.remove("target");
+  try {
+    await moveImage(src, `/${button.dataset.path}`);
+    toast(`${src.split("/").pop()} moved to /${button.dataset.path}`);
+    await refresh();
+  } catch (error) {
+    toast(`not moved: ${error.message}`);
+  }
+});
+
+// -- live: the server says which folders changed -------------------------------------------------
+
+function listen() {
+  const events = new EventSource(url("events"));
+  events.addEventListener("folders", (event) => {
+    const folders = JSON.parse(event.data).folders;
+    if (folders.includes(state.folder)) refresh();
+  });
+}
+
 // -- start ---------------------------------------------------------------------------------------
+
+getJSON("health").then((health) => {
+  state.readonly = Boolean(health.readonly);
+  document.body.classList.toggle("readonly", state.readonly);
+}).catch(() => {});
+listen();
 
 const start = readLocation();
 buildTree().then(markTree);
