@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hmac
 import importlib.resources
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -22,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lenslet_core import Lenslet, LensletError, Settings, SettingsError
 
+from .auth import BearerToken
 from .metrics import Metrics
 from .responses import BadParameter, BodyTooLarge, error_response, lenslet_error
 from .routes import MAX_UPLOADS, MAX_WAIT, EncodedPages, routes
@@ -107,36 +107,6 @@ class _Wrap:
         await self.wrapped(scope, receive, send)
 
 
-class _BearerToken:
-    """Requests must carry ``Authorization: Bearer <token>`` (compared in constant time);
-    ``open_paths`` (e.g. ``/health``) stay open."""
-
-    def __init__(self, app: ASGIApp, token: str, open_paths: Sequence[str]) -> None:
-        self.app = app
-        self.token = token.encode()
-        self.open_paths = frozenset(open_paths)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        given = b""
-        for name, value in scope.get("headers", ()):
-            if name == b"authorization" and value[:7].lower() == b"bearer ":
-                given = value[7:].strip()
-        authorized = hmac.compare_digest(given, self.token)
-        # An open route answers anyone, and shows only what is public to those without the
-        # token (/health: ok and version, no folder names or paths).
-        scope.setdefault("state", {})["authorized"] = authorized
-        if authorized or scope.get("path") in self.open_paths:
-            await self.app(scope, receive, send)
-            return
-        response = error_response(
-            401, "unauthorized", "a bearer token is required", {"WWW-Authenticate": "Bearer"}
-        )
-        await response(scope, receive, send)
-
-
 def create_app(
     root: str | Lenslet,
     settings: Settings | None = None,
@@ -210,13 +180,14 @@ def create_app(
                     "If-None-Match",
                     "Prefer",
                     "X-Lenslet-User",
+                    "X-Requested-With",
                 ],
                 expose_headers=["ETag", "Location", "Retry-After", "Content-Range"],
             ),
         )
     if token:
         open_paths = ("/health", "/openapi.json") if open_health else ()
-        middleware.append(Middleware(_BearerToken, token=token, open_paths=open_paths))
+        middleware.append(Middleware(BearerToken, token=token, open_paths=open_paths))
     metrics = Metrics(lens)
     metrics.routes = frozenset(r.path for r in routes if isinstance(r, Route)) | {"/metrics"}
     middleware.insert(0, Middleware(_Wrap, wrap=metrics.middleware))

@@ -177,3 +177,22 @@ def test_a_read_only_server_hides_every_write(photos: Path) -> None:
         assert not page.get_by_role("button", name="Move to trash").is_visible()
         assert not page.locator(".upload").is_visible()
         assert not page.locator("#i-tag").is_visible()
+
+
+def test_token_sign_in_in_a_real_browser(photos: Path) -> None:
+    serve = (str(photos), "--no-watch", "--token", "s3cret")
+    with serving(*serve) as (_, url), browser_page(f"{url}/#/family") as page:
+        page.wait_for_selector("#login[open]")
+        page.fill("#login-token", "wrong")
+        page.click("#login-form button[type=submit]")
+        page.wait_for_function("document.getElementById('login-status').textContent !== ''")
+        page.fill("#login-token", "s3cret")
+        page.click("#login-form button[type=submit]")
+        page.wait_for_selector('.cell[data-path="family/x.jpg"]')
+        _thumbnails_loaded(page, 1)  # <img> works with the session cookie
+        assert "s3cret" not in page.url
+        page.locator('.cell[data-path="family/x.jpg"]').click()
+        page.fill("#i-tag", "signed")
+        page.press("#i-tag", "Enter")
+        page.wait_for_selector(".chip:has-text('signed')")
+        assert "signed" in orjson.loads((photos / "family" / "x.jpg.json").read_bytes())["tags"]

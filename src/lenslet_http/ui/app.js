@@ -25,8 +25,11 @@ function url(route, params = {}) {
   return target;
 }
 
-async function call(route, params, init) {
-  const answer = await fetch(url(route, params), init);
+async function call(route, params, init = {}) {
+  // The header a write with the session cookie needs (another site's page cannot send it).
+  const headers = { "X-Requested-With": "lenslet", ...(init.headers || {}) };
+  const answer = await fetch(url(route, params), { ...init, headers });
+  if (answer.status === 401) signIn();
   if (!answer.ok) {
     let message = `${answer.status}`;
     try {
@@ -248,6 +251,19 @@ function makeCell(item, index, cols) {
 }
 
 $("grid").addEventListener("scroll", render, { passive: true });
+$("grid").addEventListener("keydown", (event) => {
+  const step = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: columns(), ArrowUp: -columns() }[event.key];
+  if (!step || !$("viewer").hidden) return;
+  event.preventDefault();
+  const at = state.items.findIndex((item) => item && itemPath(item) === state.selected);
+  const next = Math.min(state.items.length - 1, Math.max(0, at < 0 ? 0 : at + step));
+  const item = state.items[next];
+  if (!item) return;
+  const row = Math.floor(next / columns()) * (CELL + GAP);
+  const grid = $("grid");
+  if (row < grid.scrollTop || row + CELL > grid.scrollTop + grid.clientHeight) grid.scrollTop = row;
+  select(itemPath(item)).then(() => $("sizer").querySelector(`[data-index="${next}"]`)?.focus());
+});
 window.addEventListener("resize", layout);
 
 $("sort").addEventListener("change", async () => {
@@ -508,6 +524,59 @@ function listen() {
     if (folders.includes(state.folder)) refresh();
   });
 }
+
+// -- sign in (a server with a token): the token buys an HttpOnly session cookie ------------------
+
+function signIn() {
+  if (!$("login").open) $("login").showModal();
+}
+
+$("login-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const answer = await fetch(url("session"), {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ token: $("login-token").value }),
+  });
+  if (answer.ok) location.reload();
+  else $("login-status").textContent = "That is not the token.";
+});
+
+// -- health: what the server knows is wrong -------------------------------------------------------
+
+$("health-open").addEventListener("click", async () => {
+  const body = $("health-body");
+  body.textContent = "…";
+  $("health").showModal();
+  const health = await getJSON("health");
+  const gallery = health.gallery || {};
+  const counts = gallery.counts || {};
+  const list = (title, rows) => {
+    if (!rows?.length) return;
+    const h = document.createElement("h3");
+    h.textContent = `${title} (${rows.length})`;
+    const ul = document.createElement("ul");
+    for (const row of rows.slice(0, 200)) {
+      const li = document.createElement("li");
+      li.textContent = typeof row === "string" ? row : `${row.path}: ${row.reason || row.code || ""}`;
+      ul.append(li);
+    }
+    body.append(h, ul);
+  };
+  body.replaceChildren();
+  const summary = document.createElement("p");
+  summary.textContent = health.ok ? "All is well." : "Something needs a look.";
+  const figures = document.createElement("p");
+  figures.className = "muted";
+  figures.textContent = Object.entries(counts).map(([k, v]) => `${k}: ${v}`).join(" · ");
+  const queue = document.createElement("p");
+  queue.className = "muted";
+  queue.textContent = health.jobs ? `queue: ${JSON.stringify(health.jobs.queued ?? health.jobs)}` : "";
+  body.append(summary, figures, queue);
+  list("Skipped files", gallery.skipped);
+  list("Broken pointers", gallery.pointers?.broken);
+  list("Orphan sidecars", gallery.orphanSidecars);
+});
 
 // -- start ---------------------------------------------------------------------------------------
 
