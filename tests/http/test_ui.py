@@ -135,6 +135,21 @@ def test_browse_view_tag_and_search_in_a_real_browser(photos: Path) -> None:
         page.fill("#search", "dusk")
         page.wait_for_function("document.querySelectorAll('.cell').length === 1")
         assert page.locator(".cell").first.get_attribute("data-path") == "trips/2025/b.jpg"
+        # Several at once: Ctrl-click picks more; a tag added goes to each.
+        page.fill("#search", "")
+        page.wait_for_function("document.querySelectorAll('.cell').length === 3")
+        page.locator('.cell[data-path="trips/2025/a.jpg"]').click()
+        page.locator('.cell[data-path="trips/2025/c.png"]').click(modifiers=["Control"])
+        page.fill("#i-tag", "both")
+        page.press("#i-tag", "Enter")
+        page.wait_for_function("document.getElementById('i-status').textContent.includes('2 of 2')")
+        for name in ("a.jpg", "c.png"):
+            stored = orjson.loads((photos / "trips" / "2025" / f"{name}.json").read_bytes())
+            assert "both" in stored["tags"], name
+        # The keyboard moves the selection.
+        page.locator('.cell[data-path="trips/2025/a.jpg"]').click()
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function("document.getElementById('i-name').textContent === 'b.jpg'")
         # A shared link opens the folder with its selection.
         page.goto(f"{url}/#/family?sel=family/x.jpg")
         page.reload()

@@ -17,6 +17,7 @@ const state = {
   item: null, // { path, etag, doc } of the inspector
   viewing: -1,
   readonly: false,
+  chosen: new Set(), // paths picked with Ctrl/Cmd/Shift-click, tagged together
 };
 
 function url(route, params = {}) {
@@ -216,7 +217,8 @@ function draw() {
       cell = makeCell(item, i, cols);
       $("sizer").append(cell);
     }
-    cell.setAttribute("aria-selected", String(itemPath(item) === state.selected));
+    const path = itemPath(item);
+    cell.setAttribute("aria-selected", String(path === state.selected || state.chosen.has(path)));
   }
   for (const cell of [...$("sizer").children]) if (!keep.has(cell.dataset.index)) cell.remove();
 }
@@ -242,7 +244,10 @@ function makeCell(item, index, cols) {
   const name = document.createElement("span");
   name.textContent = item.name;
   cell.append(img, name);
-  cell.addEventListener("click", () => select(cell.dataset.path));
+  cell.addEventListener("click", (event) => {
+    if (event.ctrlKey || event.metaKey || event.shiftKey) choose(cell.dataset.path);
+    else select(cell.dataset.path);
+  });
   cell.addEventListener("dblclick", () => view(index));
   cell.addEventListener("keydown", (event) => {
     if (event.key === "Enter") view(index);
@@ -299,7 +304,16 @@ $("search").addEventListener("input", () => {
 
 // -- the inspector: tags, notes and stars, saved with If-Match --------------------------------
 
+function choose(path) {
+  if (state.chosen.size === 0 && state.selected) state.chosen.add(state.selected);
+  if (state.chosen.has(path)) state.chosen.delete(path);
+  else state.chosen.add(path);
+  render();
+  $("i-status").textContent = `${state.chosen.size} selected: a tag added now goes to each`;
+}
+
 async function select(path, { remember = true } = {}) {
+  state.chosen.clear();
   state.selected = path;
   if (remember) writeLocation(true);
   render();
@@ -368,9 +382,35 @@ async function save(fields) {
   }
 }
 
+async function tagChosen(tag) {
+  const paths = [...state.chosen];
+  let done = 0;
+  for (const path of paths) {
+    try {
+      // Tags alone, without If-Match: the server merges them in (nobody's tag is lost).
+      await call("item", { path }, {
+        method: "PUT",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ tags: [tag] }),
+      });
+      done += 1;
+    } catch (error) {
+      toast(`${path.split("/").pop()}: ${error.message}`);
+    }
+  }
+  $("i-status").textContent = `"${tag}" added to ${done} of ${paths.length}`;
+  if (state.item && state.chosen.has(state.item.path)) select(state.item.path, { remember: false });
+}
+
 $("i-tag").addEventListener("keydown", (event) => {
   const tag = $("i-tag").value.trim();
-  if (event.key !== "Enter" || !tag || !state.item) return;
+  if (event.key !== "Enter" || !tag) return;
+  if (state.chosen.size > 1) {
+    $("i-tag").value = "";
+    tagChosen(tag);
+    return;
+  }
+  if (!state.item) return;
   $("i-tag").value = "";
   const tags = state.item.doc.tags || [];
   if (!tags.includes(tag)) save({ tags: [...tags, tag] });
@@ -458,19 +498,43 @@ $("i-trash").addEventListener("click", async () => {
   }
 });
 
-async function upload(files) {
-  for (const file of files) {
+function send(file) {
+  // XMLHttpRequest, not fetch: it reports the upload's progress.
+  return new Promise((resolve, reject) => {
     const form = new FormData();
     form.append("dest", state.folder);
     form.append("file", file, file.name);
-    toast(`uploading ${file.name}…`);
+    const request = new XMLHttpRequest();
+    request.open("POST", url("file"));
+    request.setRequestHeader("X-Requested-With", "lenslet");
+    request.upload.onprogress = (event) => {
+      if (event.lengthComputable) {
+        toast(`uploading ${file.name}: ${Math.round((100 * event.loaded) / event.total)}%`);
+      }
+    };
+    request.onload = () => {
+      if (request.status < 300) return resolve();
+      let message = String(request.status);
+      try {
+        message = JSON.parse(request.responseText).error.message;
+      } catch {}
+      reject(new Error(message));
+    };
+    request.onerror = () => reject(new Error("the connection failed"));
+    request.send(form);
+  });
+}
+
+async function upload(files) {
+  const failed = [];
+  for (const file of files) {
     try {
-      await call("file", {}, { method: "POST", body: form });
-      toast(`${file.name} uploaded`);
+      await send(file);
     } catch (error) {
-      toast(`${file.name}: ${error.message}`);
+      failed.push(`${file.name}: ${error.message}`);
     }
   }
+  toast(failed.length ? failed.join("; ") : `${files.length} uploaded`);
   await refresh();
 }
 
