@@ -90,6 +90,13 @@ def browser_page(url: str) -> Iterator[Any]:
             browser.close()
 
 
+def _shot(page: Any, name: str) -> None:
+    """A screenshot for docs/ui.md, when LENSLET_SCREENSHOTS names where to put them."""
+    folder = os.environ.get("LENSLET_SCREENSHOTS")
+    if folder:
+        page.screenshot(path=str(Path(folder) / f"{name}.png"))
+
+
 def _thumbnails_loaded(page: Any, count: int) -> None:
     page.wait_for_function(
         """n => [...document.querySelectorAll('.cell img')]
@@ -115,6 +122,7 @@ def test_browse_view_tag_and_search_in_a_real_browser(photos: Path) -> None:
         page.keyboard.press("ArrowRight")
         page.wait_for_function("document.getElementById('v-name').textContent === 'b.jpg'")
         page.wait_for_function("document.getElementById('v-img').naturalWidth === 320")
+        _shot(page, "ui-viewer")
         page.keyboard.press("Escape")
         page.wait_for_selector("#viewer", state="hidden")
         # Tag it in the inspector: the sidecar on disk has the tag, then not.
@@ -128,12 +136,14 @@ def test_browse_view_tag_and_search_in_a_real_browser(photos: Path) -> None:
         page.get_by_role("button", name="4 stars").click()
         page.wait_for_function("document.getElementById('i-status').textContent === 'saved'")
         assert orjson.loads(sidecar.read_bytes())["star"] == 4
+        _shot(page, "ui-grid")
         # Search: results in the same grid.
         page.fill("#i-tag", "dusk")
         page.press("#i-tag", "Enter")
         page.wait_for_selector(".chip:has-text('dusk')")
         page.fill("#search", "dusk")
         page.wait_for_function("document.querySelectorAll('.cell').length === 1")
+        _shot(page, "ui-search")
         assert page.locator(".cell").first.get_attribute("data-path") == "trips/2025/b.jpg"
         # Several at once: Ctrl-click picks more; a tag added goes to each.
         page.fill("#search", "")
@@ -173,6 +183,7 @@ def test_upload_trash_undo_and_live_updates_in_a_real_browser(photos: Path, tmp_
         page.wait_for_selector(".chip:has-text('keep')")
         page.get_by_role("button", name="Move to trash").click()
         page.wait_for_selector('.cell[data-path="trips/2025/a.jpg"]', state="detached")
+        _shot(page, "ui-trash")
         assert (photos / "_trash_" / "a.jpg").exists()
         page.get_by_role("button", name="Undo").click()
         page.wait_for_selector('.cell[data-path="trips/2025/a.jpg"]')
