@@ -189,6 +189,17 @@ def test_upload_trash_undo_and_live_updates_in_a_real_browser(photos: Path, tmp_
         page.wait_for_selector('.cell[data-path="trips/2025/a.jpg"]')
         assert "keep" in orjson.loads((folder / "a.jpg.json").read_bytes())["tags"]
         assert not (photos / "_trash_" / "a.jpg").exists()
+        # Move: dragged onto a folder of the tree, or typed in (no mouse needed).
+        page.locator('.cell[data-path="trips/2025/new.jpg"]').drag_to(
+            page.get_by_role("button", name="family")
+        )
+        page.wait_for_selector('.cell[data-path="trips/2025/new.jpg"]', state="detached")
+        assert (photos / "family" / "new.jpg").exists()
+        page.locator('.cell[data-path="trips/2025/b.jpg"]').click()
+        page.once("dialog", lambda dialog: dialog.accept("/albums/best"))
+        page.get_by_role("button", name="Move to…").click()
+        page.wait_for_selector('.cell[data-path="trips/2025/b.jpg"]', state="detached")
+        assert (photos / "albums" / "best" / "b.jpg").exists()
         # Live: an image copied into the open folder appears without a reload.
         write(folder / "copied.jpg", jpeg_bytes(120, 90, seed=11))
         page.wait_for_selector('.cell[data-path="trips/2025/copied.jpg"]', timeout=10_000)
@@ -203,6 +214,16 @@ def test_a_read_only_server_hides_every_write(photos: Path) -> None:
         assert not page.get_by_role("button", name="Move to trash").is_visible()
         assert not page.locator(".upload").is_visible()
         assert not page.locator("#i-tag").is_visible()
+        # The health panel says what the server knows.
+        page.get_by_role("button", name="Health").click()
+        page.wait_for_selector("#health[open]")
+        page.wait_for_function("document.getElementById('health-body').textContent.length > 5")
+        assert "No health report yet" in page.locator("#health-body").text_content()
+        page.get_by_role("button", name="Close").click()
+        # A phone-width window still shows the details of the image picked.
+        page.set_viewport_size({"width": 390, "height": 800})
+        page.locator('.cell[data-path="family/x.jpg"]').click()
+        assert page.locator("#i-name").is_visible()
 
 
 def test_token_sign_in_in_a_real_browser(photos: Path) -> None:
@@ -222,3 +243,9 @@ def test_token_sign_in_in_a_real_browser(photos: Path) -> None:
         page.press("#i-tag", "Enter")
         page.wait_for_selector(".chip:has-text('signed')")
         assert "signed" in orjson.loads((photos / "family" / "x.jpg.json").read_bytes())["tags"]
+        # Signed in, the health panel has the counts of the start-up index.
+        page.wait_for_function("fetch('health').then(r => r.json()).then(h => !!h.gallery)")
+        page.get_by_role("button", name="Health").click()
+        page.wait_for_function(
+            "document.getElementById('health-body').textContent.includes('items: 4')"
+        )

@@ -481,6 +481,21 @@ async function refresh() {
   $("grid").scrollTop = keep;
 }
 
+// Moving without a mouse: the folder typed in (created when it does not exist yet).
+$("i-move").addEventListener("click", async () => {
+  const path = state.item?.path;
+  const dest = path && prompt("Move to the folder", `/${state.folder}`);
+  if (!dest) return;
+  try {
+    await moveImage(path, dest);
+    toast(`${path.split("/").pop()} moved to ${dest}`);
+    state.selected = null;
+    await refresh();
+  } catch (error) {
+    toast(`not moved: ${error.message}`);
+  }
+});
+
 $("i-trash").addEventListener("click", async () => {
   const path = state.item?.path;
   if (!path) return;
@@ -632,7 +647,9 @@ $("health-open").addEventListener("click", async () => {
   summary.textContent = health.ok ? "All is well." : "Something needs a look.";
   const figures = document.createElement("p");
   figures.className = "muted";
-  figures.textContent = Object.entries(counts).map(([k, v]) => `${k}: ${v}`).join(" · ");
+  figures.textContent = health.gallery
+    ? Object.entries(counts).map(([k, v]) => `${k}: ${v}`).join(" · ")
+    : "No health report yet: the root has not been indexed, or cannot be written.";
   const queue = document.createElement("p");
   queue.className = "muted";
   queue.textContent = health.jobs ? `queue: ${JSON.stringify(health.jobs.queued ?? health.jobs)}` : "";
