@@ -125,6 +125,7 @@ def test_browse_view_tag_and_search_in_a_real_browser(photos: Path) -> None:
         _shot(page, "ui-viewer")
         page.keyboard.press("Escape")
         page.wait_for_selector("#viewer", state="hidden")
+        page.wait_for_function("document.getElementById('i-name').textContent === 'b.jpg'")
         # Tag it in the inspector: the sidecar on disk has the tag, then not.
         page.fill("#i-tag", "sunset")
         page.press("#i-tag", "Enter")
@@ -178,6 +179,7 @@ def test_upload_trash_undo_and_live_updates_in_a_real_browser(photos: Path, tmp_
         assert (folder / "new.jpg").read_bytes() == new.read_bytes()
         # To the trash, and back with undo (its tags go and come with it).
         page.locator('.cell[data-path="trips/2025/a.jpg"]').click()
+        page.wait_for_function("document.getElementById('i-name').textContent === 'a.jpg'")
         page.fill("#i-tag", "keep")
         page.press("#i-tag", "Enter")
         page.wait_for_selector(".chip:has-text('keep')")
@@ -196,6 +198,7 @@ def test_upload_trash_undo_and_live_updates_in_a_real_browser(photos: Path, tmp_
         page.wait_for_selector('.cell[data-path="trips/2025/new.jpg"]', state="detached")
         assert (photos / "family" / "new.jpg").exists()
         page.locator('.cell[data-path="trips/2025/b.jpg"]').click()
+        page.wait_for_function("document.getElementById('i-name').textContent === 'b.jpg'")
         page.once("dialog", lambda dialog: dialog.accept("/albums/best"))
         page.get_by_role("button", name="Move to…").click()
         page.wait_for_selector('.cell[data-path="trips/2025/b.jpg"]', state="detached")
@@ -239,6 +242,7 @@ def test_token_sign_in_in_a_real_browser(photos: Path) -> None:
         _thumbnails_loaded(page, 1)  # <img> works with the session cookie
         assert "s3cret" not in page.url
         page.locator('.cell[data-path="family/x.jpg"]').click()
+        page.wait_for_function("document.getElementById('i-name').textContent === 'x.jpg'")
         page.fill("#i-tag", "signed")
         page.press("#i-tag", "Enter")
         page.wait_for_selector(".chip:has-text('signed')")

@@ -322,7 +322,9 @@ async function select(path, { remember = true } = {}) {
     return;
   }
   const answer = await call("item", { path });
-  showItem(path, answer.headers.get("etag"), await answer.json());
+  const doc = await answer.json();
+  if (state.selected !== path) return; // another image was picked while this one loaded
+  showItem(path, answer.headers.get("etag"), doc);
 }
 
 function showItem(path, etag, doc) {
