@@ -124,10 +124,15 @@ async def finish_moves(storage: Storage, folder: str, entries: Sequence[Entry]) 
             document = loads(await storage.read(intent), what=intent)
             source = paths.item_path(str(document.get("src", "")))
             target = paths.item_path(str(document.get("dest", "")))
-            if not await _exists(storage, source) and await _exists(storage, target):
+            left, arrived = await _exists(storage, source), await _exists(storage, target)
+            if left and arrived and await storage.read(source) == await storage.read(target):
+                # Cut between the image's arrival and its leaving (a hard link made, or a copy
+                # between storages written): the same bytes in both places; finish the move.
+                await storage.delete(source)
+                left = False
+            if arrived and not left:
                 await _bring_companions(storage, source, target)  # the image went: they follow
-            # Else it never left (or a copy between storages was cut short: both are kept,
-            # each file as it is), or it is gone: nothing to bring after it.
+            # Else it never left, or another image is at the target: each file stays as it is.
             await storage.delete(intent)
         except LensletError:
             continue  # unreadable or refused: tried again by the next run

@@ -117,3 +117,21 @@ def test_kill_9_during_concurrent_moves_separates_no_image_from_its_tags(gallery
     orphans = [p for p in gallery.rglob("*.jpg.json") if not p.with_suffix("").exists()]
     assert orphans == []
     assert not list(gallery.rglob(f"{INTENT_PREFIX}*"))
+
+
+async def test_a_move_cut_between_link_and_unlink_leaves_one_image(gallery: Path) -> None:
+    """Killed after the image arrived but before it left (both places hold it): the next
+    index finishes the move, so the image is in one place, with its sidecar."""
+    data = jpeg_bytes()
+    write(gallery / "a" / "x.jpg", data)
+    write(gallery / "a" / "x.jpg.json", b'{"tags": ["mine"]}')
+    write(gallery / "b" / "x.jpg", data)  # what the cut-short move left at the target
+    intent = {"v": 1, "src": "a/x.jpg", "dest": "b/x.jpg"}
+    write(gallery / "a" / f"{INTENT_PREFIX}cut.json", orjson.dumps(intent))
+    _age_intents(gallery)
+    async with Lenslet(str(gallery), Settings(cpu_concurrency=2)) as lens:
+        report = await lens.index()
+        item = await lens.item("b/x.jpg")
+    assert report.moves_finished == 1
+    assert not (gallery / "a" / "x.jpg").exists()
+    assert item.sidecar.tags == ("mine",)
