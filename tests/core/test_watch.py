@@ -236,6 +236,19 @@ async def test_a_new_pointer_folder_does_not_stop_the_watch(gallery: Path, waves
     assert dirs == [{"name": "p", "kind": "leaf-pointer"}]
 
 
+async def _until_listed(lens: Lenslet, folder: str, names: list[str], copied: Path) -> None:
+    """Copy an image in (again, should the watcher not have been listening yet) until the
+    folder lists ``names``."""
+    with anyio.fail_after(20):
+        for attempt in range(1, 100):
+            write(copied, jpeg_bytes(32, 24, seed=attempt))
+            with anyio.move_on_after(4):
+                while True:
+                    if [i.name for i in (await lens.folder(folder)).items] == names:
+                        return
+                    await anyio.sleep(0.1)
+
+
 async def test_watch_follows_images_copied_into_a_local_pointers_target(tmp_path: Path) -> None:
     """An image copied into a local pointer's target appears in the pointer folder, as one
     copied into the gallery itself does."""
@@ -250,14 +263,7 @@ async def test_watch_follows_images_copied_into_a_local_pointers_target(tmp_path
         stop = anyio.Event()
         async with anyio.create_task_group() as tg:
             tg.start_soon(lambda: lens.watch(stop=stop, on_wave=seen.append, debounce_ms=200))
-            await anyio.sleep(0.5)  # the watchers are up
-            write(target / "sub" / "new.jpg", jpeg_bytes(32, 24, seed=3))
-            with anyio.fail_after(15):
-                while True:
-                    page = await lens.folder("ext/sub")
-                    if [i.name for i in page.items] == ["new.jpg", "old.jpg"]:
-                        break
-                    await anyio.sleep(0.1)
+            await _until_listed(lens, "ext/sub", ["new.jpg", "old.jpg"], target / "sub" / "new.jpg")
             stop.set()
         assert any("ext/sub" in wave.folders for wave in seen), seen
         assert [p.path for p in await lens.search("new")] == ["ext/sub/new.jpg"]
@@ -293,13 +299,7 @@ async def test_a_pointer_targets_outage_does_not_stop_the_gallerys_watch(
                 await anyio.sleep(0.5)
                 proxy.stop()  # the pointer's S3 is down
                 await anyio.sleep(1.0)  # its poll fails, more than once
-                write(gallery / "here" / "b.jpg", jpeg_bytes(32, 24, seed=2))
-                with anyio.fail_after(15):
-                    while True:
-                        names = [i.name for i in (await lens.folder("here")).items]
-                        if names == ["a.jpg", "b.jpg"]:
-                            break
-                        await anyio.sleep(0.1)
+                await _until_listed(lens, "here", ["a.jpg", "b.jpg"], gallery / "here" / "b.jpg")
                 stop.set()
     finally:
         proxy.stop()
