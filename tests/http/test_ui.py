@@ -166,6 +166,9 @@ def test_browse_view_tag_and_search_in_a_real_browser(photos: Path) -> None:
         page.reload()
         page.wait_for_selector('.cell[data-path="family/x.jpg"][aria-selected="true"]')
         assert page.locator("#i-name").text_content() == "x.jpg"
+        page.goto(f"{url}/#/trips/2025")
+        page.reload()  # the tree unfolds to the folder of the link
+        page.wait_for_selector('#tree button[data-path="trips/2025"][aria-current="true"]')
 
 
 def test_upload_trash_undo_and_live_updates_in_a_real_browser(photos: Path, tmp_path: Path) -> None:

@@ -83,16 +83,21 @@ function treeEntry(path, name, kind) {
   return li;
 }
 
-async function expand(li, path) {
-  if (li.dataset.expanded) return;
-  li.dataset.expanded = "1";
-  const page = await getJSON("folders", { path, page: 0 });
-  if (!page.dirs.length) return;
-  const ul = document.createElement("ul");
-  for (const dir of page.dirs) {
-    ul.append(treeEntry(path ? `${path}/${dir.name}` : dir.name, dir.name, dir.kind));
+const expanding = new WeakMap(); // tree entry -> the fetch of its sub-folders (once)
+
+function expand(li, path) {
+  if (!expanding.has(li)) {
+    expanding.set(li, (async () => {
+      const page = await getJSON("folders", { path, page: 0 });
+      if (!page.dirs.length) return;
+      const ul = document.createElement("ul");
+      for (const dir of page.dirs) {
+        ul.append(treeEntry(path ? `${path}/${dir.name}` : dir.name, dir.name, dir.kind));
+      }
+      li.append(ul);
+    })());
   }
-  li.append(ul);
+  return expanding.get(li); // every caller waits for the same sub-folders
 }
 
 async function buildTree() {
@@ -101,6 +106,18 @@ async function buildTree() {
   root.append(li);
   $("tree").replaceChildren(root);
   await expand(li, "");
+}
+
+async function unfold(folder) {
+  // Open the tree down to ``folder`` (a shared link, the back button), one level at a time.
+  const parts = folder ? folder.split("/") : [];
+  for (let depth = 0; depth < parts.length; depth++) {
+    const path = parts.slice(0, depth).join("/");
+    const button = $("tree").querySelector(`button[data-path="${CSS.escape(path)}"]`);
+    if (!button) break;
+    await expand(button.parentElement, path);
+  }
+  markTree();
 }
 
 function markTree() {
@@ -134,7 +151,7 @@ async function openFolder(folder, { remember = true, selected = null } = {}) {
   $("search").value = "";
   state.selected = selected;
   crumbs();
-  markTree();
+  unfold(folder);
   const first = await getJSON("folders", { path: folder, page: 0 });
   if (state.folder !== folder || state.query) return; // another folder was opened meanwhile
   state.items = new Array(first.itemCount);
@@ -670,5 +687,5 @@ getJSON("health").then((health) => {
 listen();
 
 const start = readLocation();
-buildTree().then(markTree);
+buildTree().then(() => unfold(state.folder));
 openFolder(start.folder, { remember: false, selected: start.selected });
