@@ -135,7 +135,7 @@ def test_browse_view_tag_and_search_in_a_real_browser(photos: Path) -> None:
         page.wait_for_selector(".chip:has-text('sunset')", state="detached")
         assert "sunset" not in orjson.loads(sidecar.read_bytes())["tags"]
         page.get_by_role("button", name="4 stars").click()
-        page.wait_for_function("document.getElementById('i-status').textContent === 'saved'")
+        page.wait_for_function("document.getElementById('i-stars').textContent === '★★★★☆'")
         assert orjson.loads(sidecar.read_bytes())["star"] == 4
         _shot(page, "ui-grid")
         # Search: results in the same grid.
@@ -165,7 +165,7 @@ def test_browse_view_tag_and_search_in_a_real_browser(photos: Path) -> None:
         page.goto(f"{url}/#/family?sel=family/x.jpg")
         page.reload()
         page.wait_for_selector('.cell[data-path="family/x.jpg"][aria-selected="true"]')
-        assert page.locator("#i-name").text_content() == "x.jpg"
+        page.wait_for_function("document.getElementById('i-name').textContent === 'x.jpg'")
         page.goto(f"{url}/#/trips/2025")
         page.reload()  # the tree unfolds to the folder of the link
         page.wait_for_selector('#tree button[data-path="trips/2025"][aria-current="true"]')
