@@ -130,17 +130,23 @@ def _storage_options(
     url: str, settings: Settings, given: Mapping[str, Any] | None
 ) -> dict[str, Any]:
     """fsspec options for a root: the S3 settings for ``s3://`` URLs, under what was given."""
-    options: dict[str, Any] = {}
-    if url.startswith(("s3://", "s3a://")):
-        options = s3.storage_options(
-            endpoint_url=settings.s3_endpoint_url,
-            region=settings.s3_region,
-            profile=settings.s3_profile,
-            connect_timeout=settings.s3_connect_timeout,
-            read_timeout=settings.s3_read_timeout,
-            attempts=settings.s3_attempts,
-        )
+    options = _s3_options(settings) if url.startswith(("s3://", "s3a://")) else {}
     return {**options, **(given or {})}
+
+
+def _s3_options(
+    settings: Settings, *, endpoint_url: str | None = None, region: str | None = None
+) -> dict[str, Any]:
+    """s3fs options from the settings (a pointer's target may name its own endpoint and
+    region)."""
+    return s3.storage_options(
+        endpoint_url=endpoint_url or settings.s3_endpoint_url,
+        region=region or settings.s3_region,
+        profile=settings.s3_profile,
+        connect_timeout=settings.s3_connect_timeout,
+        read_timeout=settings.s3_read_timeout,
+        attempts=settings.s3_attempts,
+    )
 
 
 def _thumbnail(image: str, data: bytes) -> Thumbnail:
@@ -259,13 +265,8 @@ class Lenslet:
         say so; S3 with the settings' endpoint and profile, and the pointer's region)."""
         options = None
         if pointer.type == "s3":
-            options = s3.storage_options(
-                endpoint_url=pointer.endpoint or self.settings.s3_endpoint_url,
-                region=pointer.region or self.settings.s3_region,
-                profile=self.settings.s3_profile,
-                connect_timeout=self.settings.s3_connect_timeout,
-                read_timeout=self.settings.s3_read_timeout,
-                attempts=self.settings.s3_attempts,
+            options = _s3_options(
+                self.settings, endpoint_url=pointer.endpoint, region=pointer.region
             )
         return Storage.open(
             url,
