@@ -37,7 +37,6 @@ __all__ = [
     "Edit",
     "Written",
     "decide",
-    "merge_sidecars",
     "normalize_etag",
     "read_sidecar",
     "refresh_basics",
@@ -83,23 +82,6 @@ async def read_sidecar(storage: Storage, image: str) -> tuple[Sidecar, str] | No
     except NotFound:
         return None
     return Sidecar.decode(data, what=f"sidecar {target!r}"), etag
-
-
-def merge_sidecars(stored: Sidecar, incoming: Sidecar) -> Sidecar:
-    """Merge two whole versions: tags unioned (stored order first), notes and unknown fields
-    from the newer ``updatedAt`` (the incoming one on a tie), server fields (exif, hash) kept."""
-    stored_at, incoming_at = stored.updated, incoming.updated
-    incoming_newer = stored_at is None or (incoming_at is not None and incoming_at >= stored_at)
-    newer, older = (incoming, stored) if incoming_newer else (stored, incoming)
-    return Sidecar(
-        tags=tuple(dict.fromkeys(stored.tags + incoming.tags)),
-        notes=newer.notes,
-        exif=stored.exif if stored.exif is not None else incoming.exif,
-        hash=stored.hash if stored.hash is not None else incoming.hash,
-        updated_at=newer.updated_at,
-        updated_by=newer.updated_by,
-        extra={**older.extra, **newer.extra},
-    )
 
 
 @dataclasses.dataclass(frozen=True)

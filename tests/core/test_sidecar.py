@@ -23,7 +23,7 @@ from lenslet_core import (
     UnsupportedVersion,
 )
 from lenslet_core.models import format_time, parse_time
-from lenslet_core.sidecar import Edit, decide, merge_sidecars, normalize_etag
+from lenslet_core.sidecar import Edit, decide, normalize_etag
 from tests.imagegen import jpeg_bytes, write
 
 pytestmark = pytest.mark.anyio
@@ -60,21 +60,6 @@ def sidecars() -> st.SearchStrategy[Sidecar]:
         updated_at=times,
         extra=extras,
     )
-
-
-@given(sidecars(), sidecars())
-def test_merge_loses_no_tag_and_keeps_the_newer_notes(stored: Sidecar, incoming: Sidecar) -> None:
-    merged = merge_sidecars(stored, incoming)
-    assert set(merged.tags) == set(stored.tags) | set(incoming.tags)
-    assert len(merged.tags) == len(set(merged.tags))
-    assert merged.tags[: len(stored.tags)] == stored.tags
-    s, i = stored.updated, incoming.updated
-    newer = incoming if s is None or (i is not None and i >= s) else stored
-    assert merged.notes == newer.notes
-    assert merged.updated_at == newer.updated_at
-    for key, value in newer.extra.items():
-        assert merged.extra[key] == value
-    assert set(merged.extra) == set(stored.extra) | set(incoming.extra)
 
 
 NOW = T0 + datetime.timedelta(seconds=5 * 10**5)
