@@ -582,10 +582,13 @@ class Storage:
                     return own
                 raise FileNotFoundError(errno.ENOENT, "a symlink stands in for the manifest", own)
             return own
-        if write and os.path.islink(own):
-            # Never written, moved or deleted through: a dangling link would create its target.
-            raise InvalidPath(f"{path!r} is a symlink; lenslet writes only regular files")
-        return paths.resolve_within(self.root, path)
+        if os.path.islink(own):
+            if write:
+                # Never written, moved or deleted through: a dangling link would create its
+                # target.
+                raise InvalidPath(f"{path!r} is a symlink; lenslet writes only regular files")
+            return paths.resolve_within(self.root, path)  # a file link: followed, inside only
+        return own  # its folder is real (checked above) and it is no link: nothing to resolve
 
     def _folder(self, folder: str) -> str:
         """A folder's real path, refused (as the indexer refuses them) when any part of it is
