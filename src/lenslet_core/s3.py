@@ -1,11 +1,10 @@
-"""What lenslet needs of S3 beyond fsspec's file API: conditional writes, the object's ETag
-as the version of a document, a root check that says what is wrong, and S3's errors in words
-a user can act on.
+"""The S3 backend: what lenslet needs of S3 beyond fsspec's file API — conditional writes, the
+object's ETag as the version of a document, a root check that says what is wrong, and S3's
+errors in words a user can act on (its error table, :func:`s3_error`).
 
 s3fs (the ``s3`` extra) is the client; this module only adds requests fsspec has no word
-for, through s3fs's own botocore client (so its credentials, retries and endpoint apply), and
-is imported only for ``s3://`` roots. Its blocking methods run in the storage seam's worker
-threads like every other storage call.
+for, through s3fs's own botocore client (so its credentials, retries and endpoint apply). Its
+blocking methods run in the storage seam's worker threads like every other storage call.
 """
 
 from __future__ import annotations
@@ -24,12 +23,12 @@ from .errors import (
     SettingsError,
     StorageError,
 )
+from .filesystem import FilesystemBackend
 
 __all__ = [
-    "S3Objects",
+    "S3Backend",
     "check_bucket_name",
     "error_code",
-    "is_s3",
     "s3_error",
     "storage_options",
 ]
@@ -40,11 +39,6 @@ T = TypeVar("T")
 #: with backoff (the default of the s3_attempts setting).
 RETRY_ATTEMPTS = 3
 _PRECONDITION = ("PreconditionFailed", "ConditionalRequestConflict")
-
-
-def is_s3(fs: Any) -> bool:
-    protocol = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
-    return "s3" in protocol or "s3a" in protocol
 
 
 def storage_options(
@@ -155,18 +149,21 @@ def s3_error(exc: BaseException, path: str, where: str) -> LensletError | None:
     return None
 
 
-class S3Objects:
-    """Requests on one bucket's objects that fsspec does not offer, made through the s3fs
-    filesystem's client. Paths are full ``bucket/key`` paths, as s3fs spells them."""
+class S3Backend(FilesystemBackend):
+    """A bucket prefix through s3fs, with what fsspec has no word for: reads in one GET with the
+    object's ETag as the version, conditional PUTs, a bucket check that says what is wrong, and
+    S3's errors in words a user can act on. Paths on the filesystem are ``bucket/key``."""
 
-    def __init__(self, fs: Any) -> None:
-        self.fs = fs
+    def __init__(self, fs: Any, root: str) -> None:
+        check_bucket_name(root.split("/", 1)[0])
+        super().__init__(fs, root)
         # botocore's own retries (storage_options) are the whole budget: s3fs's loop of five
         # more on top would turn an endpoint that is down into minutes of waiting.
         fs.retries = 1
 
-    def where(self, full: str) -> str:
-        bucket = full.split("/", 1)[0]
+    @property
+    def where(self) -> str:
+        bucket = self.root.split("/", 1)[0]
         endpoint = getattr(self.fs, "endpoint_url", None) or self.fs.client_kwargs.get(
             "endpoint_url"
         )
@@ -175,6 +172,9 @@ class S3Objects:
             endpoint = getattr(client.meta, "endpoint_url", None)
         return f"s3://{bucket}" + (f" at {endpoint}" if endpoint else "")
 
+    def error(self, exc: Exception, path: str) -> LensletError | None:
+        return s3_error(exc, path, self.where)
+
     def _wait(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Run one of s3fs's coroutines on its event loop thread, from a worker thread."""
         return asyncio.run_coroutine_threadsafe(coroutine, self.fs.loop).result()
@@ -182,32 +182,40 @@ class S3Objects:
     def _call(self, method: str, **kwargs: Any) -> Any:
         return self._wait(self.fs._call_s3(method, **kwargs))
 
-    def _split(self, full: str) -> tuple[str, str]:
-        bucket, key, _ = self.fs.split_path(full)
+    def _split(self, path: str) -> tuple[str, str]:
+        bucket, key, _ = self.fs.split_path(self.full(path))
         return bucket, key
 
-    def check_bucket(self, full: str) -> None:
+    def check_root(self) -> None:
         """One HEAD on the bucket: reachable, existing and allowed, or an error that says
-        which of these is not so."""
-        bucket, _ = self._split(full)
+        which of these is not so (a prefix with nothing in it yet is a fine, empty gallery)."""
+        bucket, _ = self._split("")
         try:
             self._call("head_bucket", Bucket=bucket)
         except FileNotFoundError as exc:
             if not _speaks_s3(exc):
                 raise StorageError(
-                    f"{self.where(full)}: the endpoint does not answer like S3 (its 404 carries "
+                    f"{self.where}: the endpoint does not answer like S3 (its 404 carries "
                     "no S3 headers); check --endpoint-url",
                     path="",
                 ) from exc
             raise NotFound(
-                f"{self.where(full)}: the bucket does not exist (check the bucket name, "
+                f"{self.where}: the bucket does not exist (check the bucket name, "
                 "--endpoint-url and --region)",
                 path="",
             ) from exc
 
-    def get(self, full: str) -> tuple[bytes, str]:
+    def _info(self, full: str) -> Mapping[str, Any]:
+        # refresh: another writer may have made or removed it since a listing was cached
+        found: Mapping[str, Any] = self.fs.info(full, refresh=True)
+        return found
+
+    def read(self, path: str) -> bytes:
+        return self.read_versioned(path)[0]  # one GET (s3fs's cat_file may HEAD first)
+
+    def read_versioned(self, path: str) -> tuple[bytes, str]:
         """An object's bytes and its ETag, in one GET (read and closed on s3fs's loop)."""
-        bucket, key = self._split(full)
+        bucket, key = self._split(path)
 
         async def fetch() -> tuple[bytes, str]:
             answer = await self.fs._call_s3("get_object", Bucket=bucket, Key=key)
@@ -220,10 +228,11 @@ class S3Objects:
 
         return self._wait(fetch())
 
-    def put_if(self, full: str, data: bytes, expected: str | None) -> str:
+    def write_if(self, path: str, data: bytes, expected: str | None) -> str:
         """PUT only if the stored object's ETag is ``expected`` (``None``: only if there is no
         object); returns the new ETag. S3 checks the condition and writes in one step."""
-        bucket, key = self._split(full)
+        bucket, key = self._split(path)
+        full = self.full(path)
         condition = {"IfMatch": f'"{expected}"'} if expected else {"IfNoneMatch": "*"}
         try:
             answer = self._call("put_object", Bucket=bucket, Key=key, Body=data, **condition)
@@ -240,9 +249,13 @@ class S3Objects:
         self.fs.invalidate_cache(full)
         return str(answer["ETag"]).strip('"')
 
-    def create(self, full: str, data: bytes) -> None:
-        """PUT only where there is no object yet (``FileExistsError`` otherwise)."""
+    def create(self, path: str, data: bytes) -> None:
+        """PUT only where there is no object yet (``FileExistsError`` otherwise): one
+        conditional PUT."""
         try:
-            self.put_if(full, data, None)
+            self.write_if(path, data, None)
         except PreconditionFailed as exc:
-            raise FileExistsError(errno.EEXIST, "exists", full) from exc
+            raise FileExistsError(errno.EEXIST, "exists", self.full(path)) from exc
+
+    def make_folder(self, path: str) -> None:
+        pass  # an object store has no folders to make

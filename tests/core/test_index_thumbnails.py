@@ -290,7 +290,7 @@ async def test_a_root_that_refuses_writes_keeps_thumbnails_in_the_cache(
     for n, make in enumerate((jpeg_bytes, png_bytes, webp_bytes)):
         memory_fs.pipe_file(f"/gallery/a/img{n}{IMAGES[n]}", make(300, 200))
     settings = Settings(cpu_concurrency=2, thumb_cache=str(tmp_path / "cache"))
-    storage = Storage(RefusingWrites(), "/gallery", observer=requests)
+    storage = Storage.of(RefusingWrites(), "/gallery", observer=requests)
     async with Lenslet(storage, settings) as lens:
         report = await lens.index()
     assert report.thumbnails_made == 3
@@ -307,7 +307,7 @@ async def test_a_root_that_refuses_writes_keeps_thumbnails_in_the_cache(
 
 async def test_a_thumbnail_that_cannot_be_kept_is_reported(memory_fs: MemoryFileSystem) -> None:
     memory_fs.pipe_file("/gallery/a/x.jpg", jpeg_bytes())
-    storage = Storage(RefusingWrites(), "/gallery")
+    storage = Storage.of(RefusingWrites(), "/gallery")
     async with Lenslet(storage, Settings(cpu_concurrency=2)) as lens:
         report = await lens.index()
         page = await lens.folder("a")

@@ -194,7 +194,7 @@ async def test_unreadable_files_are_skipped_on_any_backend(memory_fs: MemoryFile
     fs = RefusingMemoryFS(lambda p: p.endswith("secret.jpg"))
     fs.pipe_file("/g/ok.jpg", jpeg_bytes())
     fs.pipe_file("/g/secret.jpg", jpeg_bytes(seed=1))
-    async with Lenslet(Storage(fs, "/g")) as lens:
+    async with Lenslet(Storage.of(fs, "/g")) as lens:
         report = await lens.index()
         page = await lens.folder("")
     assert [(s.path, s.code) for s in report.skipped] == [("secret.jpg", "permission_denied")]
@@ -213,12 +213,12 @@ async def test_a_read_error_that_passes_reaches_manifest_search_and_health(
     fs.pipe_file("/g/secret.jpg.json", b'{"v": 1, "tags": ["treasure"]}')
     # No thumbnails: one made in the second run would change the listing signature too.
     settings = Settings(thumbnails=False)
-    async with Lenslet(Storage(fs, "/g"), settings) as lens:
+    async with Lenslet(Storage.of(fs, "/g"), settings) as lens:
         first = await lens.index()
         assert await lens.search("treasure") == []
     assert [s.code for s in first.skipped] == ["permission_denied"]
     refused.clear()
-    async with Lenslet(Storage(fs, "/g"), settings) as lens:
+    async with Lenslet(Storage.of(fs, "/g"), settings) as lens:
         again = await lens.index()
         found = [i.path for i in await lens.search("treasure")]
         health = await lens.health_report()

@@ -151,7 +151,7 @@ async def test_a_folder_the_storage_refuses_is_permission_denied(memory_fs: obje
 
     fs = Refusing()
     fs.pipe_file("/g/private/x.png", png_bytes())
-    async with Lenslet(Storage(fs, "/g")) as lens:
+    async with Lenslet(Storage.of(fs, "/g")) as lens:
         with pytest.raises(PermissionDenied):
             await lens.folder("private")
 

@@ -13,6 +13,7 @@ import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
 from lenslet_core import ItemEntry, Lenslet, RollupItem, Settings, Storage
+from lenslet_core.local import LocalBackend
 from lenslet_core.rollup import Rollup
 from tests.conftest import Requests
 from tests.imagegen import jpeg_bytes, make_tree, png_bytes, write
@@ -259,7 +260,7 @@ def storages(request: pytest.FixtureRequest, gallery: Path) -> tuple[Storage, St
         return Storage.open(str(gallery)), Storage.open(str(gallery))
     request.getfixturevalue("memory_fs")  # empties the process-global memory store
     MemoryFileSystem().makedirs("/g", exist_ok=True)
-    return Storage(MemoryFileSystem(), "/g"), Storage(MemoryFileSystem(), "/g")
+    return Storage.of(MemoryFileSystem(), "/g"), Storage.of(MemoryFileSystem(), "/g")
 
 
 def dirty(rollup: Rollup) -> bool:
@@ -361,7 +362,7 @@ class GatedStorage(Storage):
     """Local storage whose writes of ``_rollup.json`` wait until the test opens the gate."""
 
     def __init__(self, root: Path) -> None:
-        super().__init__(Storage.open(str(root)).fs, str(root))
+        super().__init__(LocalBackend(str(root)))
         self.writing = anyio.Event()
         self.gate = anyio.Event()
 
@@ -399,7 +400,7 @@ class SlowReadStorage(Storage):
     """Local storage whose reads of ``_rollup.json`` wait until the test opens the gate."""
 
     def __init__(self, root: Path) -> None:
-        super().__init__(Storage.open(str(root)).fs, str(root))
+        super().__init__(LocalBackend(str(root)))
         self.reading = anyio.Event()
         self.gate = anyio.Event()
 

@@ -29,7 +29,9 @@ from lenslet_core import (
     Storage,
     StorageError,
 )
+from lenslet_core.filesystem import FilesystemBackend
 from lenslet_core.hashing import content_etag
+from lenslet_core.local import LocalBackend
 from lenslet_core.paths import TEMP_SUFFIX
 from lenslet_core.s3 import storage_options
 from lenslet_core.storage import translate
@@ -66,7 +68,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     if request.param == "local":
         root = tmp_path / "gallery"
         root.mkdir()
-        return Backend(lambda **options: Storage(LocalFileSystem(), str(root), **options), root)
+        return Backend(lambda **options: Storage.of(LocalFileSystem(), str(root), **options), root)
     if request.param == "s3":
         s3: S3 = request.getfixturevalue("s3")
         options = storage_options(endpoint_url=s3.endpoint)
@@ -429,14 +431,14 @@ async def test_observer_sees_each_request_once(store: Backend, requests: Request
 
 def test_open_local_path(tmp_path: Path) -> None:
     storage = Storage.open(str(tmp_path))
-    assert isinstance(storage.fs, LocalFileSystem)
+    assert isinstance(storage.backend, LocalBackend)
     assert storage.root == os.path.realpath(tmp_path)
     assert storage.url == storage.root
 
 
 def test_open_memory(memory_fs: MemoryFileSystem) -> None:
     storage = Storage.open("memory://gallery")
-    assert isinstance(storage.fs, MemoryFileSystem)
+    assert isinstance(storage.backend, FilesystemBackend)
     assert storage.url == "memory://gallery"
     assert "memory://gallery" in repr(storage)
 
@@ -448,10 +450,10 @@ def test_open_unknown_protocol_fails_at_once() -> None:
 
 def test_local_root_must_be_a_folder(tmp_path: Path) -> None:
     with pytest.raises(NotFound):
-        Storage(LocalFileSystem(), str(tmp_path / "missing"))
+        Storage.of(LocalFileSystem(), str(tmp_path / "missing"))
     (tmp_path / "file").write_bytes(b"x")
     with pytest.raises(NotFound):
-        Storage(LocalFileSystem(), str(tmp_path / "file"))
+        Storage.of(LocalFileSystem(), str(tmp_path / "file"))
 
 
 # -- local disk only -----------------------------------------------------------------------------
@@ -660,8 +662,6 @@ def test_translate_real_os_errors(tmp_path: Path) -> None:
         (ConnectionResetError(errno.ECONNRESET, "reset"), StorageError),
         (TimeoutError("timed out"), StorageError),
         (OSError("no errno at all"), StorageError),
-        (ValueError("bad url"), StorageError),
-        (KeyError("size"), StorageError),
     ],
 )
 def test_translate(foreign: Exception, expected: type[LensletError]) -> None:
@@ -673,9 +673,10 @@ def test_translate(foreign: Exception, expected: type[LensletError]) -> None:
 def test_translate_keeps_lenslet_errors_and_the_rest() -> None:
     own = PreconditionFailed("lost the race")
     assert raised_in("x", own) is own
-    # Programming errors are not storage failures: they surface as they are.
-    bug = RuntimeError("bug")
-    assert raised_in("x", bug) is bug
+    # Programming errors are not storage failures (which the job engine would retry as an
+    # outage): they surface as they are.
+    for bug in (RuntimeError("bug"), ValueError("bad"), TypeError("bad"), KeyError("size")):
+        assert raised_in("x", bug) is bug
 
 
 def test_translate_names_the_root() -> None:
@@ -740,7 +741,7 @@ def deny_under(prefix: str, exc: Callable[[], OSError]) -> Handler:
 @pytest.fixture
 def refusing(memory_fs: MemoryFileSystem) -> Callable[[Handler], Storage]:
     def make(handler: Handler) -> Storage:
-        return Storage(RefusingMemoryFileSystem(handler), "/gallery")
+        return Storage.of(RefusingMemoryFileSystem(handler), "/gallery")
 
     return make
 

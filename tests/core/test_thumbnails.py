@@ -172,7 +172,7 @@ async def test_storage_that_refuses_writes_sends_thumbnails_to_the_cache(
     refusing: type[RefusingWrites], cache: Path, error: int, raised: type[Exception]
 ) -> None:
     refusing.error = error
-    storage = Storage(refusing(), "/gallery")
+    storage = Storage.of(refusing(), "/gallery")
     assert not storage.readonly  # nothing says so until a write is refused
     store = ThumbnailStore.open(storage, str(cache))
     assert await store.write("a/x.jpg", THUMB) == "cache"
