@@ -23,7 +23,7 @@ from . import paths
 from .errors import AlreadyExists, LensletError, NotFound
 from .imaging import Imaging
 from .models import VERSION, dumps, loads
-from .storage import Entry, Storage
+from .storage import Entry, Store
 from .thumbnails import ThumbnailStore
 
 __all__ = ["INTENT_PREFIX", "create_image", "delete_image", "finish_moves", "move_image"]
@@ -37,7 +37,7 @@ _COMPANIONS = (paths.sidecar_name, paths.thumbnail_name)
 
 
 async def create_image(
-    storage: Storage, imaging: Imaging, image: str, data: bytes, *, overwrite: bool = False
+    storage: Store, imaging: Imaging, image: str, data: bytes, *, overwrite: bool = False
 ) -> None:
     """Store a new image at ``image`` (a logical image path), atomically, after checking that
     its content is a JPEG, PNG or WebP lenslet can read (corrupt files and pixel bombs are
@@ -51,7 +51,7 @@ async def create_image(
 
 
 async def move_image(
-    storage: Storage,
+    storage: Store,
     thumbs: ThumbnailStore,
     image: str,
     target: str,
@@ -88,7 +88,7 @@ async def move_image(
     await storage.delete(intent)
 
 
-async def _bring_companions(storage: Storage, image: str, target: str) -> None:
+async def _bring_companions(storage: Store, image: str, target: str) -> None:
     """Move an image's sidecar and thumbnail after it (those still there, where none is)."""
     for companion in _COMPANIONS:
         try:
@@ -97,7 +97,7 @@ async def _bring_companions(storage: Storage, image: str, target: str) -> None:
             continue
 
 
-async def _exists(storage: Storage, path: str) -> bool:
+async def _exists(storage: Store, path: str) -> bool:
     try:
         await storage.info(path)
     except NotFound:
@@ -105,7 +105,7 @@ async def _exists(storage: Storage, path: str) -> bool:
     return True
 
 
-async def finish_moves(storage: Storage, folder: str, entries: Sequence[Entry]) -> int:
+async def finish_moves(storage: Store, folder: str, entries: Sequence[Entry]) -> int:
     """Finish the moves a killed process left half done in ``folder`` (their intents are in
     its listing ``entries``): where the image went, its sidecar and thumbnail follow; an image
     that never left needs nothing. Returns how many intents it settled."""
@@ -140,7 +140,7 @@ async def finish_moves(storage: Storage, folder: str, entries: Sequence[Entry]) 
     return settled
 
 
-async def delete_image(storage: Storage, thumbs: ThumbnailStore, image: str) -> None:
+async def delete_image(storage: Store, thumbs: ThumbnailStore, image: str) -> None:
     """Delete an image with its thumbnail and sidecar. The sidecar goes last: a delete cut
     short leaves at worst an orphan sidecar (health lists it), never an image without its
     tags."""

@@ -17,7 +17,7 @@ from .keyedlock import KeyedLock
 from .manifest import read_page
 from .models import ItemEntry, Manifest
 from .settings import Settings
-from .storage import Storage
+from .storage import Store
 from .thumbnails import ThumbnailStore
 
 __all__ = ["FolderPages"]
@@ -55,7 +55,7 @@ class FolderPages:
 
     def __init__(
         self,
-        storage: Storage,
+        storage: Store,
         imaging: Imaging,
         settings: Settings,
         thumbs: ThumbnailStore,

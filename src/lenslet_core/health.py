@@ -17,7 +17,7 @@ from . import paths
 from .errors import NotFound
 from .manifest import Skipped
 from .models import VERSION, ItemEntry, dumps, format_time, loads, utcnow
-from .storage import Entry, Storage
+from .storage import Entry, Store
 
 __all__ = ["FolderHealth", "Health", "folder_health", "read_health"]
 
@@ -186,7 +186,7 @@ class Health:
         health.last_index = last if isinstance(last, dict) else None
         return health
 
-    async def save(self, storage: Storage, jobs: dict[str, Any] | None = None) -> None:
+    async def save(self, storage: Store, jobs: dict[str, Any] | None = None) -> None:
         """Write ``_health.json`` (atomically)."""
         await storage.write(paths.HEALTH_NAME, dumps(self.to_json(jobs)))
 
@@ -201,7 +201,7 @@ def _folder_json(counts: FolderHealth) -> dict[str, Any]:
     return document
 
 
-async def read_health(storage: Storage) -> dict[str, Any] | None:
+async def read_health(storage: Store) -> dict[str, Any] | None:
     """The stored ``_health.json``, or ``None`` when there is none."""
     try:
         return await storage.read_into(

@@ -46,7 +46,7 @@ from .models import (
 )
 from .settings import Settings
 from .sidecar import refresh_basics
-from .storage import Entry, Storage
+from .storage import Entry, Store
 from .thumbnails import ThumbnailStore
 
 __all__ = ["FolderCallback", "IndexProgress", "IndexReport", "index_tree"]
@@ -160,7 +160,7 @@ class _Folder:
 
 
 async def index_tree(
-    storage: Storage,
+    storage: Store,
     imaging: Imaging,
     settings: Settings,
     path: str = "",
@@ -243,7 +243,7 @@ async def index_tree(
 
 
 async def _walk(
-    storage: Storage,
+    storage: Store,
     start: str,
     recursive: bool,
     concurrency: int,
@@ -311,7 +311,7 @@ async def _walk(
 
 
 async def _index_folder(
-    storage: Storage,
+    storage: Store,
     imaging: Imaging,
     settings: Settings,
     folder: _Folder,
@@ -496,7 +496,7 @@ def _arrivals(old_pages: Sequence[Manifest], items: Sequence[ItemEntry]) -> list
     return [max(item.mtime, since) for item in items if item.name not in known]
 
 
-async def _remove_stale_temp_files(storage: Storage, folder: _Folder, report: IndexReport) -> None:
+async def _remove_stale_temp_files(storage: Store, folder: _Folder, report: IndexReport) -> None:
     """Delete what a killed writer left behind: temp files of atomic writes, found in the
     listing we already have, that no live writer still owns (see ``remove_abandoned``)."""
     if not storage.writable(folder.path):

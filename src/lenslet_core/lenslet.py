@@ -47,12 +47,13 @@ from .jobs import Job, LocalEngine
 from .keyedlock import KeyedLock
 from .manifest import Skipped
 from .models import Exif, ItemEntry, Manifest, RollupItem, Sidecar, star_of
-from .pointers import Mounts, Pointer
+from .mounts import Mounts
+from .pointers import Pointer
 from .rollup import Rollup
 from .search import LiveSearch, SearchIndex
 from .settings import Settings
 from .sidecar import ABSENT_ETAG, read_sidecar, update_sidecar
-from .storage import Entry, Observer, Storage
+from .storage import Entry, Observer, Storage, Store
 from .thumbnails import ThumbnailStore
 from .timings import SLA_BUCKETS, Timings
 from .watch import Snapshot, Wave, poll_changes, watch_changes
@@ -175,18 +176,16 @@ class Lenslet:
                     "the settings say read-only but the storage given is writable: "
                     "open it with Storage(..., readonly=True)"
                 )
-            self.storage = root
+            storage = root
         else:
-            self.storage = Storage.open(
+            storage = Storage.open(
                 root,
                 io_concurrency=self.settings.io_concurrency,
                 readonly=self.settings.readonly,
                 observer=observer,
                 storage_options=_storage_options(root, self.settings, storage_options),
             )
-        self.storage.mounts = Mounts(
-            self.storage, self._open_target, allowed=self.settings.pointer_roots
-        )
+        self.storage = Mounts(storage, self._open_target, allowed=self.settings.pointer_roots)
         self.imaging = Imaging(
             max_pixels=self.settings.max_pixels,
             cpu_concurrency=self.settings.cpu_concurrency,
@@ -260,9 +259,9 @@ class Lenslet:
         """Whether the root refuses every write (uploads, moves, deletes, sidecars)."""
         return self.storage.readonly
 
-    def _open_target(self, pointer: Pointer, url: str) -> Storage:
-        """The storage a pointer folder opens (read-only when the pointer or the settings
-        say so; S3 with the settings' endpoint and profile, and the pointer's region)."""
+    def _open_target(self, pointer: Pointer, url: str, readonly: bool) -> Storage:
+        """The storage a pointer folder opens (S3 with the settings' endpoint and profile,
+        and the pointer's region)."""
         options = None
         if pointer.type == "s3":
             options = _s3_options(
@@ -271,8 +270,8 @@ class Lenslet:
         return Storage.open(
             url,
             io_concurrency=self.settings.io_concurrency,
-            readonly=self.settings.readonly or pointer.readonly,
-            observer=self.storage.observer,
+            readonly=readonly,
+            observer=self.storage.storage.observer,
             storage_options=options,
         )
 
@@ -807,7 +806,7 @@ class Lenslet:
 
         async def handle(wave: Wave) -> None:
             for changed in wave.folders | wave.new_folders | wave.removed:
-                self.storage.forget_pointer(changed)  # a config written, edited or removed
+                self.storage.forget(changed)  # a config written, edited or removed
             for gone in wave.removed:
                 self._forget(gone)
             for new in sorted(wave.new_folders):
@@ -835,7 +834,7 @@ class Lenslet:
         stop = stop or anyio.Event()
         every = self.settings.watch_interval
 
-        async def watch_one(storage: Storage, prefix: str) -> None:
+        async def watch_one(storage: Store, prefix: str) -> None:
             """Watch one root: the gallery's (``prefix`` "") or a pointer's target mounted at
             ``prefix``: a local one by its events, any other by listing it on an interval."""
             under = folder if not prefix else ""

@@ -32,7 +32,7 @@ from .models import (
     utcnow,
 )
 from .sidecar import read_sidecar
-from .storage import Entry, Storage
+from .storage import Entry, Store
 from .thumbnails import ThumbnailStore, thumbnails_in
 
 #: Images read and analyzed per worker-thread hop: enough to keep a core busy between two
@@ -174,7 +174,7 @@ def settled(pages: Sequence[Manifest], *, making_thumbs: bool) -> bool:
     return pages[0].thumbs_checked and all(i.hasThumb for p in pages for i in p.items)
 
 
-async def read_page(storage: Storage, folder: str, page: int, page_count: int | None) -> Manifest:
+async def read_page(storage: Store, folder: str, page: int, page_count: int | None) -> Manifest:
     """Read one page; ``page_count`` ``None`` means unknown (try ``_index.json`` first)."""
     if (page_count is None or page_count <= 1) and page == 0:
         try:
@@ -185,7 +185,7 @@ async def read_page(storage: Storage, folder: str, page: int, page_count: int | 
     return await _read(storage, folder, paths.index_name(page))
 
 
-async def _read(storage: Storage, folder: str, name: str) -> Manifest:
+async def _read(storage: Store, folder: str, name: str) -> Manifest:
     target = paths.join(folder, name)
     # Decoded in the reading worker thread: a 5,000-item page takes ~16 ms to decode, too long
     # to hold the event loop of a server.
@@ -227,7 +227,7 @@ def parse_manifest(folder: str, contents: Mapping[str, bytes | LensletError]) ->
 
 
 async def build_folder(
-    storage: Storage,
+    storage: Store,
     imaging: Imaging,
     folder: str,
     entries: Sequence[Entry],
@@ -359,7 +359,7 @@ async def build_folder(
 
 
 async def _take_stars(
-    storage: Storage,
+    storage: Store,
     folder: str,
     items: list[ItemEntry],
     entries: Sequence[Entry],
@@ -500,7 +500,7 @@ def same_content(old: Sequence[Manifest], new: Sequence[Manifest]) -> bool:
 
 
 async def write_manifest(
-    storage: Storage, folder: str, pages: Sequence[Manifest], existing: Sequence[str]
+    storage: Store, folder: str, pages: Sequence[Manifest], existing: Sequence[str]
 ) -> None:
     """Write a folder's pages (each atomically), then remove pages of an older, larger build.
 

@@ -32,7 +32,7 @@ from . import paths
 from .errors import DocumentError, LensletError, NotFound, PreconditionFailed
 from .models import ItemEntry, RollupItem, decode_rollup, encode_rollup, format_time, parse_time
 from .sidecar import read_sidecar
-from .storage import Entry, Storage
+from .storage import Entry, Store
 
 __all__ = ["Rollup"]
 
@@ -95,7 +95,7 @@ class Rollup:
     """One root's rollup, in memory. Not thread-safe: use it from one event loop (the heavy
     parts, decoding, sorting and encoding, run in worker threads)."""
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Store) -> None:
         self.storage = storage
         self._folders: Folders = {}
         #: Epoch seconds of the basis (``None``: unknown, every sidecar must be read).

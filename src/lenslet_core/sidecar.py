@@ -30,7 +30,7 @@ import anyio
 from . import paths
 from .errors import InvalidPath, NotFound, PreconditionFailed
 from .models import VERSION, Exif, Sidecar, dumps, format_time, loads, parse_time, utcnow
-from .storage import Storage
+from .storage import Store
 
 __all__ = [
     "ABSENT_ETAG",
@@ -71,7 +71,7 @@ def _fits(image: str) -> bool:
     return len(paths.sidecar_name(paths.split(image)[1]).encode()) <= NAME_MAX
 
 
-async def read_sidecar(storage: Storage, image: str) -> tuple[Sidecar, str] | None:
+async def read_sidecar(storage: Store, image: str) -> tuple[Sidecar, str] | None:
     """The stored sidecar of ``image`` and its ETag, or ``None`` when it has none.
     Malformed JSON and newer versions raise (they are never silently overwritten)."""
     target = paths.sidecar_name(image)
@@ -188,7 +188,7 @@ class Written(NamedTuple):
 
 
 async def update_sidecar(
-    storage: Storage,
+    storage: Store,
     image: str,
     body: Mapping[str, Any],
     *,
@@ -221,7 +221,7 @@ async def update_sidecar(
     raise PreconditionFailed(f"{target!r} kept changing; gave up after {MAX_ATTEMPTS} tries")
 
 
-async def refresh_basics(storage: Storage, image: str, exif: Exif, digest: str) -> bool:
+async def refresh_basics(storage: Store, image: str, exif: Exif, digest: str) -> bool:
     """Bring an existing sidecar's EXIF basics and hash up to date (never creates one). Only
     ``exif`` and ``hash`` change: every other field is written back exactly as it was read
     (no normalisation of the clients' fields by a background job). Returns whether it wrote."""

@@ -16,7 +16,7 @@ from typing import Literal
 from . import paths
 from .errors import LensletError, NotFound, PermissionDenied, ReadOnly
 from .hashing import hash_bytes
-from .storage import Entry, Storage
+from .storage import Entry, Storage, Store
 
 __all__ = ["ThumbnailStore", "thumbnails_in"]
 
@@ -26,12 +26,12 @@ Place = Literal["beside", "cache"]
 class ThumbnailStore:
     """Reads and writes the thumbnails of one gallery root."""
 
-    def __init__(self, storage: Storage, cache: Storage | None = None) -> None:
+    def __init__(self, storage: Store, cache: Store | None = None) -> None:
         self.storage = storage
         self.cache = cache
 
     @classmethod
-    def open(cls, storage: Storage, cache_url: str | None) -> ThumbnailStore:
+    def open(cls, storage: Store, cache_url: str | None) -> ThumbnailStore:
         """The store for ``storage``, with its cache under ``cache_url`` (created if missing)."""
         if cache_url is None:
             return cls(storage)

@@ -45,11 +45,11 @@ async def test_a_move_cut_between_image_and_sidecar_is_finished_by_the_next_inde
         if op == "write" and path == "b/x.jpg.json":
             raise Crash
 
-    async with Lenslet(str(gallery), Settings(cpu_concurrency=2)) as lens:
-        lens.storage.observer = crash_at_the_sidecar
+    async with Lenslet(
+        str(gallery), Settings(cpu_concurrency=2), observer=crash_at_the_sidecar
+    ) as lens:
         with pytest.raises(Crash):
             await lens.move("a/x.jpg", "b")
-        lens.storage.observer = None
     assert (gallery / "b" / "x.jpg").exists()  # the image went, its sidecar did not
     assert (gallery / "a" / "x.jpg.json").exists()
     assert len(_age_intents(gallery)) == 1

@@ -321,7 +321,7 @@ async def test_a_broken_pointer_is_followed_afresh_once_its_error_is_old(
 ) -> None:
     import lenslet_core.pointers
 
-    monkeypatch.setattr(lenslet_core.pointers, "BROKEN_TTL", 0.0)
+    monkeypatch.setattr(lenslet_core.mounts, "BROKEN_TTL", 0.0)
     later = tmp_path / "later"
     local_pointer(gallery / "p", later)
     async with Lenslet(str(gallery), allowing(tmp_path)) as lens:
