@@ -30,7 +30,7 @@ from .errors import (
     UnsupportedVersion,
 )
 from .indexing import IndexProgress, IndexReport
-from .jobs import KINDS, EngineStats, Job, JobHandle, LocalEngine
+from .jobs import Engine, EngineStats, Job, JobHandle, Kind, LocalEngine
 from .lenslet import Item, Lenslet, Original, Pending, Thumbnail
 from .manifest import Skipped
 from .models import DirEntry, Exif, ItemEntry, Manifest, RollupItem, Sidecar
@@ -44,7 +44,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ABSENT_ETAG",
-    "KINDS",
     "AlreadyExists",
     "CorruptImage",
     "DirEntry",
@@ -61,6 +60,8 @@ __all__ = [
     "Job",
     "JobFailed",
     "JobHandle",
+    "Kind",
+    "Engine",
     "EngineStats",
     "LocalEngine",
     "Original",

@@ -1,13 +1,17 @@
 """Background work: jobs as plain records, run by an engine with strict priorities.
 
 A :class:`Job` is data only (kind, root, logical path), so an engine that runs jobs on other
-machines can take the same records later; what a kind of job does is a handler the engine is
-given. :class:`LocalEngine` is the default, in-process engine:
+machines can take the same records; what a kind of job does is a handler registered with the
+engine beside the :class:`Kind` (its name, priority, whether a running job serves new requests,
+workers of its own). The engine knows no kinds of its own: lenslet's are in :mod:`work`. Any
+engine implements :class:`Engine`; :class:`LocalEngine` is the default, in-process one:
 
-- kinds run by priority, highest first: thumbnail → index → rollup → health (one worker takes
-  only thumbnails, so a request for one never waits behind a long index job);
-- a job is de-duplicated by ``(kind, path)`` while queued or running: a thousand requests for one
-  missing thumbnail make one job, and every caller waits on it;
+- kinds run by priority, highest first (lenslet's: thumbnail → index → rollup → health); a
+  kind's dedicated workers take only its jobs, so a request for a thumbnail never waits behind
+  a long index job;
+- a job is de-duplicated by ``(kind, path)`` while queued (and, for a kind that joins running
+  jobs, while running): a thousand requests for one missing thumbnail make one job, and every
+  caller waits on it;
 - the queue is bounded: a full queue makes submitters wait (or refuses with :class:`QueueFull`
   when they cannot);
 - transient storage errors are retried with jittered exponential backoff; permanent failures
@@ -37,41 +41,43 @@ from .errors import JobFailed, LensletError, QueueFull, StorageError
 from .timings import Timings, TimingSnapshot
 
 __all__ = [
-    "KINDS",
     "Engine",
     "EngineStats",
     "Handler",
     "Job",
     "JobHandle",
     "JobState",
+    "Kind",
     "LocalEngine",
 ]
 
 log = logging.getLogger("lenslet.jobs")
 
-JobKind = Literal["thumbnail", "index", "rollup", "health"]
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
-#: Kinds of job, highest priority first.
-KINDS: tuple[JobKind, ...] = ("thumbnail", "index", "rollup", "health")
-_PRIORITY = {kind: rank for rank, kind in enumerate(KINDS)}
-#: Kinds whose running job serves a new request for the same path (a thumbnail made from the
-#: image as it is). Other kinds run again: their job may have read what has since changed.
-JOINS_RUNNING = frozenset({"thumbnail"})
 #: Failures kept for health, most recent last.
 _FAILURES_KEPT = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    """A kind of job as an engine schedules it: ``priority`` (lower runs first);
+    ``joins_running``: a running job serves a new request for the same path (a thumbnail made
+    from the image as it is; other kinds run again, as their job may have read what has since
+    changed); ``dedicated_workers`` take only this kind."""
+
+    name: str
+    priority: int
+    joins_running: bool = False
+    dedicated_workers: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
 class Job:
     """One unit of background work: plain, serializable data."""
 
-    kind: JobKind
+    kind: str
     root: str
     path: str = ""
-
-    def __post_init__(self) -> None:
-        if self.kind not in _PRIORITY:
-            raise ValueError(f"unknown job kind {self.kind!r}; known: {', '.join(KINDS)}")
 
     @property
     def key(self) -> tuple[str, str]:
@@ -151,6 +157,8 @@ class EngineStats:
     waits: dict[str, TimingSnapshot] = dataclasses.field(default_factory=dict)
     #: The most jobs waiting at once since the engine started (never above its queue size).
     peak: int = 0
+    #: The kinds registered, highest priority first.
+    kinds: tuple[str, ...] = ()
 
     @property
     def depth(self) -> int:
@@ -172,15 +180,36 @@ class EngineStats:
 class Engine(Protocol):
     """What lenslet needs of a job engine; a distributed one implements the same."""
 
-    async def submit(self, job: Job, *, wait_for_room: bool = True) -> JobHandle: ...
+    def register(self, kind: Kind, handler: Handler) -> None:
+        """Run jobs of ``kind`` with ``handler`` (before the engine is entered)."""
 
-    def status(self, job: Job) -> JobHandle | None: ...
+    async def __aenter__(self) -> Engine: ...
 
-    async def cancel(self, job: Job) -> bool: ...
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None: ...
 
-    def stats(self) -> EngineStats: ...
+    async def close(self, *, finish: bool = True) -> None:
+        """Stop taking jobs; ``finish``: run what is queued first, else abandon it."""
 
-    def retry_after(self, job: Job) -> float: ...
+    async def submit(self, job: Job, *, wait_for_room: bool = True) -> JobHandle:
+        """Queue a job (or join the same one queued); :class:`QueueFull` when there is no room
+        and ``wait_for_room`` is off, or the engine is not running."""
+
+    def status(self, job: Job) -> JobHandle | None:
+        """The handle of a job like ``job`` waiting or running, if any."""
+
+    async def cancel(self, job: Job) -> bool:
+        """Cancel the jobs like ``job``; whether there was one."""
+
+    def stats(self) -> EngineStats:
+        """The queue as health and metrics report it."""
+
+    def retry_after(self, job: Job) -> float:
+        """Seconds a caller might wait before asking again about ``job``."""
 
 
 class LocalEngine:
@@ -189,16 +218,16 @@ class LocalEngine:
 
     def __init__(
         self,
-        handlers: Mapping[str, Handler],
+        kinds: Mapping[Kind, Handler] | None = None,
         *,
         workers: int = 4,
         queue_size: int = 10_000,
         attempts: int = 3,
         backoff: float = 0.5,
     ) -> None:
-        if workers < 2:
-            raise ValueError("a local engine needs at least 2 workers (one serves thumbnails)")
-        self.handlers = dict(handlers)
+        self._kinds: dict[str, Kind] = {}
+        self._handlers: dict[str, Handler] = {}
+        self._waits: dict[str, Timings] = {}
         self.workers = workers
         self.queue_size = queue_size
         self.attempts = attempts
@@ -221,14 +250,41 @@ class LocalEngine:
         self._peak = 0
         self._failures: collections.deque[dict[str, Any]] = collections.deque(maxlen=_FAILURES_KEPT)
         self._seconds: dict[str, float] = {}
-        self._waits = {kind: Timings() for kind in KINDS}
+        for kind, handler in (kinds or {}).items():
+            self.register(kind, handler)
+
+    def register(self, kind: Kind, handler: Handler) -> None:
+        """Run jobs of ``kind`` with ``handler``; refused once the engine runs, or when its
+        dedicated workers would leave none for the other kinds."""
+        if self._tg is not None:
+            raise RuntimeError("register kinds before the engine is entered")
+        dedicated = sum(k.dedicated_workers for k in self._kinds.values() if k.name != kind.name)
+        dedicated += kind.dedicated_workers
+        if self.workers <= dedicated:
+            raise ValueError(
+                f"a local engine needs at least {dedicated + 1} workers ({dedicated} dedicated "
+                "to their kinds, one for the rest)"
+            )
+        self._kinds[kind.name] = kind
+        self._handlers[kind.name] = handler
+        self._waits[kind.name] = Timings()
+
+    @property
+    def kinds(self) -> tuple[Kind, ...]:
+        """The registered kinds, highest priority first."""
+        return tuple(sorted(self._kinds.values(), key=lambda k: k.priority))
 
     async def __aenter__(self) -> LocalEngine:
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
-        self._spawn(self._worker, ("thumbnail",))
-        for _ in range(self.workers - 1):
-            self._spawn(self._worker, KINDS)
+        everything = tuple(k.name for k in self.kinds)
+        general = self.workers
+        for kind in self.kinds:
+            for _ in range(kind.dedicated_workers):
+                self._spawn(self._worker, (kind.name,))
+                general -= 1
+        for _ in range(general):
+            self._spawn(self._worker, everything)
         return self
 
     async def __aexit__(
@@ -287,8 +343,11 @@ class LocalEngine:
             existing = self._handles.get(job.key)
             if existing is not None and not existing.done:
                 return existing
+            kind = self._kinds.get(job.kind)
+            if kind is None:
+                raise ValueError(f"this engine has no handler for {job.kind!r} jobs")
             running = self._active.get(job.key)
-            if running is not None and not running.done and job.kind in JOINS_RUNNING:
+            if running is not None and not running.done and kind.joins_running:
                 return running
             if self._queued.total() < self.queue_size:
                 break
@@ -298,8 +357,6 @@ class LocalEngine:
                 )
             async with self._changed:
                 await self._changed.wait()
-        if job.kind not in self.handlers:
-            raise ValueError(f"this engine has no handler for {job.kind!r} jobs")
         handle = JobHandle(job)
         self._handles[job.key] = handle
         await self._push(handle)
@@ -328,8 +385,9 @@ class LocalEngine:
         return found
 
     def stats(self) -> EngineStats:
-        queued: dict[str, int] = {k: self._queued[k] for k in KINDS if self._queued[k]}
-        waits: dict[str, TimingSnapshot] = {k: t.snapshot() for k, t in self._waits.items()}
+        names = tuple(k.name for k in self.kinds)
+        queued: dict[str, int] = {k: self._queued[k] for k in names if self._queued[k]}
+        waits: dict[str, TimingSnapshot] = {k: self._waits[k].snapshot() for k in names}
         return EngineStats(
             queued,
             self._running,
@@ -339,14 +397,17 @@ class LocalEngine:
             list(self._failures),
             waits,
             self._peak,
+            names,
         )
 
     def retry_after(self, job: Job) -> float:
         """Seconds a caller might wait before asking again: the work queued at or above the
         job's priority, at the pace jobs of each kind have run so far."""
-        rank = _PRIORITY[job.kind]
+        rank = self._kinds[job.kind].priority
         ahead = sum(
-            self._queued[kind] * self._seconds.get(kind, 0.05) for kind in KINDS[: rank + 1]
+            self._queued[kind.name] * self._seconds.get(kind.name, 0.05)
+            for kind in self.kinds
+            if kind.priority <= rank
         )
         return max(1.0, min(60.0, ahead / max(self.workers - 1, 1)))
 
@@ -354,7 +415,8 @@ class LocalEngine:
 
     async def _push(self, handle: JobHandle) -> None:
         handle.state = "queued"
-        heapq.heappush(self._heap, (_PRIORITY[handle.job.kind], next(self._seq), handle))
+        priority = self._kinds[handle.job.kind].priority
+        heapq.heappush(self._heap, (priority, next(self._seq), handle))
         self._queued[handle.job.kind] += 1
         self._peak = max(self._peak, self._queued.total())
         async with self._changed:
@@ -412,7 +474,7 @@ class LocalEngine:
         with anyio.CancelScope() as scope:
             handle._scope = scope
             try:
-                result = await self.handlers[job.kind](job)
+                result = await self._handlers[job.kind](job)
             except StorageError as exc:
                 if handle.attempts < self.attempts and not self._closing:
                     self._retried += 1

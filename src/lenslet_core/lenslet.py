@@ -24,7 +24,7 @@ import anyio
 import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from . import paths, s3
+from . import paths, s3, work
 from .changes import ChangeFeed
 from .errors import (
     DocumentError,
@@ -43,7 +43,7 @@ from .hashing import content_etag
 from .health import Health, folder_health, read_health
 from .imaging import Imaging, ThumbSpec, sniff_mime
 from .indexing import IndexProgress, IndexReport, index_tree
-from .jobs import Job, LocalEngine
+from .jobs import Engine, Job, LocalEngine
 from .keyedlock import KeyedLock
 from .manifest import Skipped
 from .models import Exif, ItemEntry, Manifest, RollupItem, Sidecar, star_of
@@ -168,6 +168,7 @@ class Lenslet:
         *,
         observer: Observer | None = None,
         storage_options: Mapping[str, Any] | None = None,
+        engine: Engine | None = None,
     ) -> None:
         self.settings = settings or Settings()
         if isinstance(root, Storage):
@@ -197,7 +198,12 @@ class Lenslet:
             self.storage, self.imaging, self.settings, self.thumbs, self._rebuilds
         )
         self._writes = KeyedLock()
-        self.jobs = LocalEngine({})  # replaced by a running engine on entry
+        #: The job engine (default: in-process); lenslet's kinds are registered on entry.
+        self.jobs: Engine = engine or LocalEngine(
+            workers=max(2, self.settings.cpu_concurrency * 2),
+            queue_size=self.settings.queue_size,
+            attempts=self.settings.job_attempts,
+        )
         #: What this process served, for metrics: thumbnails served from a file, made on
         #: request in time, or answered "pending".
         self.counts: collections.Counter[str] = collections.Counter()
@@ -226,18 +232,11 @@ class Lenslet:
 
     async def __aenter__(self) -> Lenslet:
         await self.check()  # fail now, clearly, when the root is not usable
-        engine = LocalEngine(
-            {
-                "thumbnail": self._thumbnail_job,
-                "index": self._index_job,
-                "rollup": self._rollup_job,
-                "health": self._health_job,
-            },
-            workers=max(2, self.settings.cpu_concurrency * 2),
-            queue_size=self.settings.queue_size,
-            attempts=self.settings.job_attempts,
-        )
-        self.jobs = await engine.__aenter__()
+        self.jobs.register(work.THUMBNAIL, self._thumbnail_job)
+        self.jobs.register(work.INDEX, self._index_job)
+        self.jobs.register(work.ROLLUP, self._rollup_job)
+        self.jobs.register(work.HEALTH, self._health_job)
+        await self.jobs.__aenter__()
         return self
 
     async def __aexit__(

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lenslet_core import KINDS, Lenslet, TimingSnapshot
+from lenslet_core import Lenslet, TimingSnapshot
 
 __all__ = ["Metrics"]
 
@@ -54,7 +54,7 @@ class _FacadeCollector(Collector):
         yield thumbs
         stats = self.lens.jobs.stats()
         queued = GaugeMetricFamily("lenslet_jobs_queued", "Jobs waiting, by kind", labels=["kind"])
-        for kind in KINDS:
+        for kind in stats.kinds:
             queued.add_metric([kind], stats.queued.get(kind, 0))
         yield queued
         yield GaugeMetricFamily("lenslet_jobs_running", "Jobs running", value=stats.running)

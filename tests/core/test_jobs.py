@@ -19,7 +19,10 @@ from lenslet_core import (
     QueueFull,
     StorageError,
 )
-from lenslet_core.jobs import KINDS, Handler
+from lenslet_core.jobs import Handler, Kind
+from lenslet_core.work import INDEX, KINDS, THUMBNAIL
+
+NAMES = [kind.name for kind in KINDS]
 
 pytestmark = pytest.mark.anyio
 
@@ -53,7 +56,7 @@ class Workbench:
         self._released = anyio.Event()
 
     @property
-    def handlers(self) -> dict[str, Handler]:
+    def handlers(self) -> dict[Kind, Handler]:
         return dict.fromkeys(KINDS, self.run)
 
     async def run(self, job: Job) -> str:
@@ -90,7 +93,7 @@ async def test_jobs_run_by_priority_highest_first() -> None:
     async with running(LocalEngine(bench.handlers, workers=3)) as engine:
         await bench.occupy(engine)
         # Queued lowest priority first, so arrival order alone would give the opposite.
-        jobs = [Job(kind, ROOT, f"p{n}") for n in range(2) for kind in reversed(KINDS)]
+        jobs = [Job(kind, ROOT, f"p{n}") for n in range(2) for kind in reversed(NAMES)]
         handles = [await engine.submit(job) for job in jobs]
         assert engine.stats().queued == {"thumbnail": 2, "index": 2, "rollup": 2, "health": 2}
         assert engine.stats().depth == 8
@@ -141,7 +144,7 @@ async def test_a_thousand_submits_of_one_job_run_it_once() -> None:
     handles: list[JobHandle] = []
     results: list[bytes] = []
 
-    async with running(LocalEngine({"thumbnail": make}, workers=2)) as engine:
+    async with running(LocalEngine({THUMBNAIL: make}, workers=2)) as engine:
 
         async def ask() -> None:
             nonlocal submitted
@@ -246,9 +249,7 @@ async def test_storage_errors_are_retried_with_backoff() -> None:
             raise StorageError("the bucket timed out", path=job.path)
         return "indexed"
 
-    async with running(
-        LocalEngine({"index": flaky}, workers=2, attempts=3, backoff=0.01)
-    ) as engine:
+    async with running(LocalEngine({INDEX: flaky}, workers=2, attempts=3, backoff=0.01)) as engine:
         handle = await engine.submit(Job("index", ROOT, "a"))
         assert await handle.wait(5)
         stats = engine.stats()
@@ -267,7 +268,7 @@ async def test_a_job_that_keeps_failing_on_storage_fails_after_its_attempts() ->
         calls += 1
         raise StorageError("the bucket is down", path=job.path)
 
-    async with running(LocalEngine({"index": down}, workers=2, attempts=2, backoff=0.01)) as engine:
+    async with running(LocalEngine({INDEX: down}, workers=2, attempts=2, backoff=0.01)) as engine:
         handle = await engine.submit(Job("index", ROOT, "a"))
         assert await handle.wait(5)
         stats = engine.stats()
@@ -288,7 +289,7 @@ async def test_a_permanent_failure_is_not_retried_and_is_kept_for_health() -> No
         calls += 1
         raise error
 
-    async with running(LocalEngine({"thumbnail": broken}, workers=2, backoff=0.01)) as engine:
+    async with running(LocalEngine({THUMBNAIL: broken}, workers=2, backoff=0.01)) as engine:
         handle = await engine.submit(Job("thumbnail", ROOT, "a.jpg"))
         assert await handle.wait(5)
         stats = engine.stats()
@@ -314,7 +315,7 @@ async def test_a_handler_bug_fails_its_job_as_job_failed_and_the_engine_goes_on(
         return "fine"
 
     with caplog.at_level(logging.ERROR, logger="lenslet.jobs"):
-        async with running(LocalEngine({"index": buggy}, workers=2)) as engine:
+        async with running(LocalEngine({INDEX: buggy}, workers=2)) as engine:
             bad = await engine.submit(Job("index", ROOT, "bad"))
             assert await bad.wait(5)
             good = await engine.submit(Job("index", ROOT, "good"))
@@ -368,7 +369,7 @@ async def test_cancelling_a_running_job_cancels_its_handler() -> None:
             raise
         return "unreachable"
 
-    async with running(LocalEngine({"index": stuck}, workers=2)) as engine:
+    async with running(LocalEngine({INDEX: stuck}, workers=2)) as engine:
         job = Job("index", ROOT, "stuck")
         handle = await engine.submit(job)
         await started.wait()
@@ -399,7 +400,7 @@ async def test_cancelling_a_job_waiting_for_its_retry_stops_it() -> None:
             raise StorageError("the bucket timed out", path=job.path)
         return "indexed"
 
-    async with running(LocalEngine({"index": flaky}, workers=2, backoff=0.05)) as engine:
+    async with running(LocalEngine({INDEX: flaky}, workers=2, backoff=0.05)) as engine:
         job = Job("index", ROOT, "a")
         handle = await engine.submit(job)
         await failed.wait()  # the first attempt failed; the retry waits out its backoff
@@ -411,7 +412,10 @@ async def test_cancelling_a_job_waiting_for_its_retry_stops_it() -> None:
 
 def test_a_local_engine_needs_a_worker_beside_the_thumbnail_worker() -> None:
     with pytest.raises(ValueError, match="at least 2 workers"):
-        LocalEngine({}, workers=1)
+        LocalEngine({THUMBNAIL: Workbench().run}, workers=1)
+    engine = LocalEngine({INDEX: Workbench().run}, workers=1)  # no kind wants its own
+    with pytest.raises(ValueError, match="at least 2 workers"):
+        engine.register(THUMBNAIL, Workbench().run)
 
 
 # -- closing -------------------------------------------------------------------------------------
@@ -421,12 +425,12 @@ async def test_a_clean_exit_finishes_the_queued_jobs() -> None:
     bench = Workbench()
     async with running(LocalEngine(bench.handlers, workers=2)) as engine:
         held = await bench.occupy(engine)
-        queued = [await engine.submit(Job(kind, ROOT, "a")) for kind in KINDS]
+        queued = [await engine.submit(Job(kind, ROOT, "a")) for kind in NAMES]
         assert engine.stats().depth == 4
         bench.release()  # the workers go on only once the body has left
     for handle in [*held, *queued]:
         assert handle.state == "done"
-    assert [h.result() for h in queued] == [f"{kind}:a" for kind in KINDS]
+    assert [h.result() for h in queued] == [f"{kind}:a" for kind in NAMES]
 
 
 async def test_an_exception_in_the_body_propagates_as_itself() -> None:
@@ -451,7 +455,7 @@ async def test_an_exception_in_the_body_abandons_the_queued_work() -> None:
     with contextlib.suppress(ValueError):
         async with LocalEngine(bench.handlers, workers=2) as engine:
             held = await bench.occupy(engine)
-            queued = [await engine.submit(Job(kind, ROOT, "a")) for kind in KINDS]
+            queued = [await engine.submit(Job(kind, ROOT, "a")) for kind in NAMES]
             raise ValueError("boom")
     assert len(held) == 2
     assert len(queued) == 4
@@ -478,26 +482,19 @@ async def test_submitting_to_an_engine_that_is_not_running_is_refused() -> None:
 # -- jobs as records -----------------------------------------------------------------------------
 
 
-def test_an_unknown_kind_of_job_is_refused() -> None:
-    with pytest.raises(ValueError, match="unknown job kind"):
-        Job("thumbnails", ROOT, "a.jpg")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="unknown job kind"):
-        Job.from_json({"kind": "resize", "root": ROOT, "path": "a.jpg"})
-
-
 async def test_a_kind_the_engine_has_no_handler_for_is_refused() -> None:
-    async with running(LocalEngine({"thumbnail": Workbench().run}, workers=2)) as engine:
+    async with running(LocalEngine({THUMBNAIL: Workbench().run}, workers=2)) as engine:
         with pytest.raises(ValueError, match="no handler"):
             await engine.submit(Job("health", ROOT))
 
 
 @given(
-    kind=st.sampled_from(KINDS),
+    kind=st.sampled_from(NAMES),
     root=st.text(min_size=1),
     path=st.text(),
 )
 def test_a_job_survives_a_json_round_trip(kind: str, root: str, path: str) -> None:
-    job = Job(kind, root, path)  # type: ignore[arg-type]
+    job = Job(kind, root, path)
     data = json.loads(json.dumps(job.to_json()))
     assert Job.from_json(data) == job
     assert Job.from_json(data).key == (kind, path)
