@@ -45,7 +45,7 @@ def search(
             )
             async with Lenslet(root, settings) as lens:
                 found = await lens.search(query, limit=limit, path=path)
-                return found, lens.rollup.stored
+                return found, await lens.indexed()
 
         found, indexed = anyio.run(run)
     if json_output:

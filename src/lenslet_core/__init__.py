@@ -29,9 +29,11 @@ from .errors import (
     UnsupportedImage,
     UnsupportedVersion,
 )
+from .gallery import Stats
 from .indexing import IndexProgress, IndexReport
+from .items import Item, Original, Pending, Thumbnail
 from .jobs import Engine, EngineStats, Job, JobHandle, Kind, LocalEngine
-from .lenslet import Item, Lenslet, Original, Pending, Thumbnail
+from .lenslet import Lenslet
 from .manifest import Skipped
 from .models import DirEntry, Exif, ItemEntry, Manifest, RollupItem, Sidecar
 from .settings import Settings
@@ -88,6 +90,7 @@ __all__ = [
     "SettingsError",
     "Sidecar",
     "Skipped",
+    "Stats",
     "Storage",
     "StorageError",
     "UnsupportedImage",

@@ -17,8 +17,8 @@ from typing import Any
 import anyio
 
 from . import paths
+from .companions import finish_moves
 from .errors import LensletError, MalformedDocument, PointerError
-from .files import finish_moves
 from .imaging import Imaging
 from .manifest import (
     PERMANENT_CODES,

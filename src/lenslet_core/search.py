@@ -11,6 +11,10 @@ every item:
 - tags repeat a lot, so each distinct one is matched once (the same way) and its images come
   from a posting list (tag → image numbers, sorted);
 - a folder prefix is a contiguous range of the path-sorted images.
+
+:class:`GallerySearch` keeps one root's search current: it serves searches from the rollup in
+memory, folds edits in as they happen, builds a new index off the event loop when the rollup
+was read again or the edits pile up, and writes ``_rollup.json`` at most once a second.
 """
 
 from __future__ import annotations
@@ -18,18 +22,28 @@ from __future__ import annotations
 import bisect
 import heapq
 import itertools
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+import anyio
+import anyio.to_thread
 
 from . import paths
 from .models import RollupItem
+from .rollup import Rollup
 
-__all__ = ["LiveSearch", "SearchIndex", "naive_search"]
+__all__ = ["GallerySearch", "LiveSearch", "SearchIndex", "naive_search"]
 
 #: Results when the caller gives no limit.
 DEFAULT_LIMIT = 100
 #: Images per group of the three-byte filter (see ``_Texts``): small enough that a rare
 #: sequence rules out most groups, large enough that the masks stay short.
 CHUNK = 1024
+#: Seconds between two writes of ``_rollup.json`` while edits keep coming.
+SAVE_EVERY = 1.0
+#: Edits a search serves on top of its index before it must build a new one itself (the
+#: rollup job builds one in the background after far fewer).
+OVERLAY_MAX = 20_000
 
 
 def _prefix(path: str) -> str:
@@ -242,3 +256,77 @@ def _within(numbers: Sequence[int], lo: int, hi: int) -> Sequence[int]:
     if not numbers or (lo == 0 and numbers[-1] < hi):
         return numbers
     return numbers[bisect.bisect_left(numbers, lo) : bisect.bisect_left(numbers, hi)]
+
+
+class GallerySearch:
+    """The search of one root over its :class:`~lenslet_core.rollup.Rollup` (see the module
+    docstring). Searches made during a build are served by the old index and the edits on top
+    of it."""
+
+    def __init__(self, rollup: Rollup) -> None:
+        self.rollup = rollup
+        self._live = LiveSearch()
+        self._generation = -1  # the rollup generation the index was built from; -1: none yet
+        self._lock = anyio.Lock()
+        self._building: dict[str, RollupItem | None] | None = None
+        self._checked = 0.0
+        self._saved = 0.0
+
+    async def load(self) -> None:
+        await self.rollup.load()
+        self._checked = time.monotonic()
+
+    async def search(
+        self, query: str, *, limit: int = DEFAULT_LIMIT, path: str = "", ttl: float
+    ) -> list[RollupItem]:
+        """Search the rollup as it is now, first reading it again when another process may
+        have saved a newer one (checked at most every ``ttl`` seconds)."""
+        if time.monotonic() - self._checked >= ttl:
+            self._checked = time.monotonic()
+            await self.rollup.refresh()
+        live = await self._current(rebuild=False)
+        return live.search(query, limit=limit, path=path)
+
+    async def save(self, basis: float | None = None) -> bool:
+        """Write ``_rollup.json`` now if it changed; whether it was written."""
+        wrote = await self.rollup.save(basis=basis)
+        self._saved = time.monotonic()
+        return wrote
+
+    async def save_soon(self) -> bool:
+        """:meth:`save`, coalesced to at most one write a second however many edits arrive,
+        and keep a search index that was used fresh (built off the search path)."""
+        await anyio.sleep(max(0.0, self._saved + SAVE_EVERY - time.monotonic()))
+        wrote = await self.save()
+        if self._generation >= 0:
+            await self._current(rebuild=True)
+        return wrote
+
+    async def _current(self, *, rebuild: bool) -> LiveSearch:
+        """The search over the rollup as it is now. A new index is built when the rollup was
+        read again (another process saved it); ``rebuild`` also builds one when the edits
+        since the last build are many."""
+        live = self._live
+        if self._generation == self.rollup.generation and not (rebuild and live.stale):
+            changes = self.rollup.drain()
+            live.change(changes)
+            if self._building is not None:
+                self._building.update(changes)  # the index being built has not seen them
+            if len(live) < OVERLAY_MAX:
+                return live
+        async with self._lock:  # one build at a time
+            if self._generation == self.rollup.generation and not live.stale:
+                return live
+            generation, parts = self.rollup.generation, self.rollup.parts()
+            self.rollup.drain()  # the snapshot has them
+            self._building = {}
+            try:
+                index = await anyio.to_thread.run_sync(
+                    lambda: SearchIndex(itertools.chain.from_iterable(parts))
+                )
+            finally:
+                during, self._building = self._building, None
+            live.replace(index)
+            live.change(during)
+            self._generation = generation
+        return live

@@ -13,16 +13,34 @@ sidecars are, since another tool may edit tags.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable
 
 import anyio
+import anyio.abc
 import anyio.to_thread
 
 from . import paths
-from .errors import InvalidPath, SettingsError
+from .errors import InvalidPath, LensletError, NotFound, SettingsError
+from .gallery import Gallery
+from .storage import Storage, Store
+from .work import HEALTH, INDEX, ROLLUP, index
 
-__all__ = ["Snapshot", "Wave", "diff_snapshots", "plan_wave", "poll_changes", "watch_changes"]
+__all__ = [
+    "Snapshot",
+    "Wave",
+    "diff_snapshots",
+    "plan_wave",
+    "poll_changes",
+    "watch_changes",
+    "watch_gallery",
+]
+
+log = logging.getLogger("lenslet")
+
+#: Seconds between two looks for pointer folders followed since watching began.
+_POINTERS_CHECKED_EVERY = 2.0
 
 #: What a polling watcher knows of each file: logical path -> (size, mtime).
 Snapshot = dict[str, tuple[int, float]]
@@ -198,3 +216,106 @@ async def poll_changes(
         before = after
         if wave:
             await on_wave(wave)
+
+
+async def watch_gallery(
+    gallery: Gallery,
+    path: str,
+    *,
+    stop: anyio.Event | None,
+    on_wave: Callable[[Wave], Awaitable[None] | None] | None,
+    debounce_ms: int,
+) -> None:
+    """Keep ``path`` (and below) of a gallery indexed until ``stop`` is set: each wave of
+    changes runs as index jobs (one per folder), and ``on_wave`` is told of each wave once its
+    folders are done. The gallery's root is watched by its events (local disk) or listed on
+    an interval (anything else), and so is each pointer target as soon as it is followed,
+    its changes mapped back to the pointer folder's paths."""
+    folder = paths.normalize(path)
+    root = gallery.storage.local_root
+    await gallery.load_state()
+
+    async def handle(wave: Wave) -> None:
+        for changed in wave.folders | wave.new_folders | wave.removed:
+            gallery.storage.forget(changed)  # a config written, edited or removed
+        for gone in wave.removed:
+            gallery.forget(gone)
+        for new in sorted(wave.new_folders):
+            try:
+                await index(gallery, new, recursive=True, save=False)
+            except NotFound:
+                gallery.forget(new)  # gone again before its turn
+            except LensletError:
+                continue  # a pointer folder, an unreadable one: its parent's index says
+        handles = [await gallery.jobs.submit(gallery.job(INDEX, f)) for f in sorted(wave.folders)]
+        for handle in handles:
+            await handle.wait()
+        gallery.feed.publish(wave.folders | wave.new_folders | wave.removed)
+        if wave.new_folders or wave.removed:
+            await gallery.submit_quietly(ROLLUP)
+            await gallery.submit_quietly(HEALTH)
+        if on_wave is not None:
+            awaited = on_wave(wave)
+            if awaited is not None:
+                await awaited
+
+    stop = stop or anyio.Event()
+    every = gallery.settings.watch_interval
+
+    async def watch_one(storage: Store, prefix: str) -> None:
+        """Watch one root: the gallery's (``prefix`` "") or a pointer's target mounted at
+        ``prefix``: a local one by its events, any other by listing it on an interval."""
+        under = folder if not prefix else ""
+
+        async def placed(wave: Wave) -> None:
+            await handle(wave.mounted_at(prefix) if prefix else wave)
+
+        local = storage.local_root if prefix else root
+        if local is not None:
+            await watch_changes(local, placed, under=under, stop=stop, debounce_ms=debounce_ms)
+            return
+
+        async def snapshot() -> Snapshot:
+            return await storage.files(under)
+
+        await poll_changes(snapshot, placed, under=under, stop=stop, interval=every)
+
+    async def watch_target(target: Storage, prefix: str) -> None:
+        """A pointer target's watch: its trouble (an outage of its S3) is logged and the
+        watch tried again later; it never ends the gallery's own watch."""
+        while not stop.is_set():
+            try:
+                await watch_one(target, prefix)
+                return
+            except LensletError as exc:
+                log.warning("watching pointer %r (%s): %s", prefix, target.url, exc.message)
+            with anyio.move_on_after(every):
+                await stop.wait()
+
+    async def watch_targets(tg: anyio.abc.TaskGroup) -> None:
+        """Pointer targets are watched too, each mapped back to its pointer folder's
+        logical paths, as soon as a listing or an index run has followed the pointer."""
+        watched: set[tuple[str, str]] = set()
+        while not stop.is_set():
+            for prefix, target in gallery.storage.mounted():
+                inside = not folder or prefix == folder or prefix.startswith(folder + "/")
+                if (prefix, target.url) not in watched and inside:
+                    watched.add((prefix, target.url))
+                    tg.start_soon(watch_target, target, prefix)
+            with anyio.move_on_after(_POINTERS_CHECKED_EVERY):
+                await stop.wait()
+
+    failed: list[LensletError] = []
+
+    async def watch_root(tg: anyio.abc.TaskGroup) -> None:
+        try:
+            await watch_one(gallery.storage, "")
+        except LensletError as exc:
+            failed.append(exc)  # raised as itself below, not inside an exception group
+        tg.cancel_scope.cancel()  # the gallery's watch ended: its targets' watches end too
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch_root, tg)
+        tg.start_soon(watch_targets, tg)
+    if failed:
+        raise failed[0]

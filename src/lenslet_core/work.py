@@ -1,22 +1,176 @@
-"""lenslet's own kinds of background work, highest priority first.
+"""lenslet's own kinds of background work and what each does, highest priority first.
 
-- ``thumbnail``: make one image's thumbnail (a request waits for it; one worker of its own);
-- ``index``: one folder's manifest, with its missing thumbnails;
+- ``thumbnail``: make one image's thumbnail and keep it (a request waits for it; one worker
+  of its own); then the folder's manifest catches up (``index``);
+- ``index``: one folder's manifest, with its missing thumbnails; then ``rollup`` and
+  ``health``;
 - ``rollup``: write ``_rollup.json`` (coalesced to one write a second);
 - ``health``: write ``_health.json``.
 
-A kind is a value an engine schedules by (:class:`~lenslet_core.jobs.Kind`); what it does is
-its handler, registered with the engine beside it.
+A kind is a value an engine schedules by (:class:`~lenslet_core.jobs.Kind`); :func:`register`
+gives an engine each kind with its handler over one open :class:`~lenslet_core.gallery.Gallery`.
+Adding a kind is a value and a handler here.
 """
 
 from __future__ import annotations
 
-from .jobs import Kind
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
 
-__all__ = ["HEALTH", "INDEX", "KINDS", "ROLLUP", "THUMBNAIL"]
+from . import paths
+from .errors import LensletError, NotFound, PermissionDenied, ReadOnly
+from .gallery import Gallery
+from .health import folder_health
+from .indexing import IndexProgress, IndexReport, index_tree
+from .jobs import Engine, Job, Kind
+from .manifest import Skipped
+from .models import ItemEntry
+from .storage import Entry
+
+__all__ = ["HEALTH", "INDEX", "KINDS", "ROLLUP", "THUMBNAIL", "changed", "index", "register"]
 
 THUMBNAIL = Kind("thumbnail", priority=0, joins_running=True, dedicated_workers=1)
 INDEX = Kind("index", priority=1)
 ROLLUP = Kind("rollup", priority=2)
 HEALTH = Kind("health", priority=3)
 KINDS = (THUMBNAIL, INDEX, ROLLUP, HEALTH)
+
+
+def register(engine: Engine, gallery: Gallery) -> None:
+    """Give ``engine`` lenslet's kinds, each with its handler over ``gallery``."""
+
+    async def thumbnail(job: Job) -> bytes:
+        return await make_thumbnail(gallery, job.path)
+
+    async def index_folder(job: Job) -> IndexReport | None:
+        return await _index_job(gallery, job.path)
+
+    async def rollup(job: Job) -> bool:
+        return await gallery.search.save_soon()
+
+    async def health(job: Job) -> None:
+        await gallery.health.save(gallery.storage, gallery.jobs.stats().to_json())
+
+    engine.register(THUMBNAIL, thumbnail)
+    engine.register(INDEX, index_folder)
+    engine.register(ROLLUP, rollup)
+    engine.register(HEALTH, health)
+
+
+async def make_thumbnail(gallery: Gallery, image: str) -> bytes:
+    """Make, keep and return one image's thumbnail (kept where the thumbnail store can;
+    returned even when it cannot be kept)."""
+    data = await gallery.imaging.thumbnail(await gallery.read_image(image))
+    thumbs = gallery.thumbs
+    if not thumbs.keeps_all:
+        return data
+    try:
+        await thumbs.write(image, data)
+    except (ReadOnly, PermissionDenied):
+        return data  # a read-only folder and no thumb_cache: served, not kept
+    try:
+        await gallery.image_file(image)
+    except NotFound:
+        # Moved or deleted while it was made: its thumbnail must not stay behind.
+        with contextlib.suppress(NotFound):
+            await thumbs.delete(image)
+        raise
+    # The folder's manifest says hasThumb; bring it up to date when the queue has time.
+    await gallery.submit_quietly(INDEX, paths.parent(image))
+    return data
+
+
+async def _index_job(gallery: Gallery, folder: str) -> IndexReport | None:
+    began = time.monotonic()
+    try:
+        report = await index(gallery, folder, recursive=False, save=False)
+    except NotFound:
+        gallery.forget(folder)  # the folder is gone: so is what was known of it
+        return None
+    if gallery.sidecars_written.get(folder, math.inf) < began:
+        del gallery.sidecars_written[folder]
+    now = time.time()
+    for arrived in report.arrivals:
+        gallery.arrival_lag.observe(now - arrived)
+    if not gallery.storage.readonly:
+        await gallery.submit_quietly(ROLLUP)
+        await gallery.submit_quietly(HEALTH)
+    return report
+
+
+async def changed(gallery: Gallery, folders: Iterable[str]) -> None:
+    """Folders whose images changed: their manifests rebuilt now (no image but the new ones
+    is read), so the next listing shows the change; thumbnails, rollup and health follow in
+    the background."""
+    folders = set(folders)
+    for folder in sorted(folders):
+        with contextlib.suppress(NotFound):
+            await gallery.folders.get(folder, refresh=True)
+        await gallery.submit_quietly(INDEX, folder)
+    gallery.feed.publish(folders)
+
+
+async def index(
+    gallery: Gallery,
+    path: str,
+    *,
+    recursive: bool,
+    save: bool,
+    on_progress: Callable[[IndexProgress], None] | None = None,
+    thumbnails: bool | None = None,
+) -> IndexReport:
+    """Build or refresh the manifests of ``path`` (and, ``recursive``, the folders below it),
+    keeping the rollup and health in step; ``save`` also writes them and records the run as
+    health's last index run (a run asked for, not a job's folder refresh)."""
+    folder = paths.normalize(path)
+    settings = gallery.settings
+    make = settings.thumbnails if thumbnails is None else thumbnails
+    await gallery.load_state()
+    seen: list[str] = []
+
+    async def on_folder(
+        done: str,
+        entries: Sequence[Entry],
+        items: Sequence[ItemEntry],
+        listed_at: float,
+        manifest: str,
+    ) -> None:
+        seen.append(done)
+        await gallery.rollup.update_folder(done, entries, items, listed_at, manifest)
+        if not gallery.health.counted(done, manifest):
+            gallery.health.set_folder(done, folder_health(done, entries, items, manifest))
+
+    started = time.time()
+    # One build of a folder's manifest at a time (a watch's job, a rebuild for a reader):
+    # the later build has the later listing, and it is the one that lands.
+    async with gallery.rebuilds(folder) if not recursive else contextlib.nullcontext():
+        report = await index_tree(
+            gallery.storage,
+            gallery.imaging,
+            settings,
+            folder,
+            recursive=recursive,
+            on_progress=on_progress,
+            thumbs=gallery.thumbs,
+            make_thumbs=make,
+            on_folder=on_folder,
+        )
+    gallery.folders.invalidate(folder, below=recursive)
+    # Folders the run could not read are kept as they were, with what is below them.
+    unread = [("" if s.path == "/" else s.path) for s in report.skipped if s.error]
+    if recursive:
+        gallery.rollup.prune(folder, seen, keep_below=unread)
+    summary = report.summary() if save else None
+    gallery.health.finish_run(folder, recursive, seen, report.skipped, summary, keep_below=unread)
+    if save and not gallery.storage.readonly:
+        # A run over the whole tree has read every sidecar changed since the old basis.
+        basis = started if recursive and not folder else None
+        try:
+            await gallery.search.save(basis)
+            await gallery.health.save(gallery.storage, gallery.jobs.stats().to_json())
+        except LensletError as exc:
+            name = paths.ROLLUP_NAME if gallery.rollup.dirty else paths.HEALTH_NAME
+            report.skipped.append(Skipped(name, f"not written: {exc.message}", exc.code))
+    return report

@@ -85,7 +85,7 @@ async def _index_in_background(lens: Lenslet) -> None:
     try:
         report = await lens.index()
     except LensletError as exc:
-        log.error("indexing %s at start-up failed: %s", lens.storage.url, exc.message)
+        log.error("indexing %s at start-up failed: %s", lens.url, exc.message)
         return
     log.info("indexed %d images in %d folders at start-up", report.items, report.folders)
 
@@ -94,7 +94,7 @@ async def _watch_in_background(lens: Lenslet) -> None:
     try:
         await lens.watch()
     except LensletError as exc:  # not a local root, watchfiles missing: serve without it
-        log.warning("not watching %s for changes: %s", lens.storage.url, exc.message)
+        log.warning("not watching %s for changes: %s", lens.url, exc.message)
 
 
 class _Wrap:
@@ -162,7 +162,7 @@ def create_app(
             if owned:
                 # A server stops promptly: queued work is abandoned, not finished (every file
                 # is written atomically, so none is left half-written).
-                await lens.jobs.close(finish=False)
+                await lens.stop_work()
 
     # Level 5: most of level 9's saving on JSON at a fraction of its time per request.
     middleware = [Middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)]

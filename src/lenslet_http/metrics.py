@@ -36,7 +36,8 @@ class _FacadeCollector(Collector):
         self.lens = lens
 
     def collect(self) -> Iterator[Metric]:
-        served, rebuilt = self.lens.folder_counts
+        stats = self.lens.stats()
+        served, rebuilt = stats.pages_served, stats.pages_rebuilt
         folders = CounterMetricFamily(
             "lenslet_folder_pages",
             "Folder pages answered, by where they came from",
@@ -48,26 +49,25 @@ class _FacadeCollector(Collector):
         thumbs = CounterMetricFamily(
             "lenslet_thumbnails", "Thumbnails asked for, by outcome", labels=["outcome"]
         )
-        counts = self.lens.counts
-        for outcome in ("served", "made", "pending"):
-            thumbs.add_metric([outcome], counts[f"thumbnails_{outcome}"])
+        for outcome, count in stats.thumbnails.items():
+            thumbs.add_metric([outcome], count)
         yield thumbs
-        stats = self.lens.jobs.stats()
+        jobs = stats.jobs
         queued = GaugeMetricFamily("lenslet_jobs_queued", "Jobs waiting, by kind", labels=["kind"])
-        for kind in stats.kinds:
-            queued.add_metric([kind], stats.queued.get(kind, 0))
+        for kind in jobs.kinds:
+            queued.add_metric([kind], jobs.queued.get(kind, 0))
         yield queued
-        yield GaugeMetricFamily("lenslet_jobs_running", "Jobs running", value=stats.running)
-        yield CounterMetricFamily("lenslet_jobs_done", "Jobs done", value=stats.done)
-        yield CounterMetricFamily("lenslet_jobs_failed", "Jobs failed", value=stats.failed)
-        yield CounterMetricFamily("lenslet_jobs_retried", "Job retries", value=stats.retried)
+        yield GaugeMetricFamily("lenslet_jobs_running", "Jobs running", value=jobs.running)
+        yield CounterMetricFamily("lenslet_jobs_done", "Jobs done", value=jobs.done)
+        yield CounterMetricFamily("lenslet_jobs_failed", "Jobs failed", value=jobs.failed)
+        yield CounterMetricFamily("lenslet_jobs_retried", "Job retries", value=jobs.retried)
         waits = HistogramMetricFamily(
             "lenslet_job_wait_seconds", "Time jobs waited in the queue, by kind", labels=["kind"]
         )
-        for name, snapshot in stats.waits.items():
+        for name, snapshot in jobs.waits.items():
             waits.add_metric([name], _buckets(snapshot), snapshot.total)
         yield waits
-        lag = self.lens.arrival_lag.snapshot()
+        lag = stats.arrival_lag
         arrivals = HistogramMetricFamily(
             "lenslet_new_image_indexed_seconds",
             "From a new image's arrival (its mtime) to its folder's manifest and thumbnail",

@@ -339,7 +339,7 @@ async def health(request: Request) -> Response:
                 gallery = await lens.stored_health()
             except LensletError:
                 gallery = None
-    jobs = lens.jobs.stats().to_json()
+    jobs = lens.stats().jobs.to_json()
     ok = storage["reachable"] and not jobs["failed"] and (gallery is None or gallery["ok"])
     status = 200 if storage["reachable"] else 503
     if not getattr(request.state, "authorized", True):
@@ -376,13 +376,7 @@ async def upload(request: Request) -> Response:
                 raise BodyTooLarge(limit, "an image")
             data = await sent.read()
             name = sent.filename or ""
-        folder = dest.rstrip("/")
-        last = folder.rsplit("/", 1)[-1]
-        if folder and "." in last and not await _is_folder(lens, folder):
-            folder, name = folder.rsplit("/", 1) if "/" in folder else ("", folder)
-        if not name:
-            raise BadParameter("the file part needs a filename, or dest the image's full path")
-        path = await lens.upload(folder, name, data, overwrite=overwrite)
+        path = await lens.upload(dest, name, data, overwrite=overwrite)
     return ORJSONResponse({"ok": True, "path": path}, status_code=201)
 
 
@@ -391,13 +385,6 @@ def _flag(value: object) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("1", "true", "yes", "on")
     return value is True
-
-
-async def _is_folder(lens: Lenslet, path: str) -> bool:
-    try:
-        return (await lens.storage.info(path)).is_folder
-    except LensletError:
-        return False
 
 
 async def move(request: Request) -> Response:

@@ -13,6 +13,7 @@ from lenslet_core import (
     InvalidPath,
     Job,
     Lenslet,
+    LocalEngine,
     NotFound,
     Pending,
     Settings,
@@ -74,7 +75,7 @@ async def test_an_existing_thumbnail_is_served_without_reading_the_image(
         assert requests.log == [("info", "x.jpg"), ("read", "x.jpg.thumbnail")]
         again = await lens.thumbnail("x.jpg")
         other = await lens.thumbnail("y.jpg")
-        stats = lens.jobs.stats()
+        stats = lens.stats().jobs
     assert isinstance(first, Thumbnail)
     assert first.data == kept
     assert requests.count("read", (".jpg",)) == 0
@@ -107,7 +108,7 @@ async def test_the_thumbnail_of_a_missing_image_is_not_found(
             await lens.thumbnail("a/missing.jpg")
         with pytest.raises(NotFound):
             await lens.thumbnail("nope/x.jpg")
-        stats = lens.jobs.stats()
+        stats = lens.stats().jobs
     assert (stats.done, stats.failed) == (0, 0)  # a 404, not a job
     assert sorted(p.name for p in (gallery / "a").iterdir()) == ["x.jpg"]
 
@@ -133,7 +134,7 @@ async def test_paths_outside_the_contract_are_refused(
     async with Lenslet(str(gallery), settings) as lens:
         with pytest.raises(refusal):
             await lens.thumbnail(path)
-        stats = lens.jobs.stats()
+        stats = lens.stats().jobs
     assert (stats.done, stats.failed) == (0, 0)
     assert sorted(p.name for p in gallery.iterdir()) == ["a.jpg", "a.jpg.thumbnail"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gallery", "x.jpg"]
@@ -146,7 +147,7 @@ async def test_a_corrupt_image_raises_and_is_kept_for_health(
     async with Lenslet(str(gallery), settings) as lens:
         with pytest.raises(CorruptImage):
             await lens.thumbnail("bad.jpg")
-        stats = lens.jobs.stats()
+        stats = lens.stats().jobs
     assert stats.failed == 1
     [failure] = stats.recent_failures
     assert (failure["kind"], failure["path"]) == ("thumbnail", "bad.jpg")
@@ -184,12 +185,13 @@ async def test_no_wait_answers_pending_and_the_job_goes_on(
     gallery: Path, settings: Settings
 ) -> None:
     write(gallery / "x.jpg", jpeg_bytes(640, 480))
-    async with Lenslet(str(gallery), settings) as lens:
+    engine = LocalEngine(workers=4)
+    async with Lenslet(str(gallery), settings, engine=engine) as lens:
         pending = await lens.thumbnail("x.jpg", wait=0)
         assert isinstance(pending, Pending)
         assert pending.path == "x.jpg"
         assert pending.retry_after >= 1
-        handle = lens.jobs.status(Job("thumbnail", lens.storage.url, "x.jpg"))
+        handle = engine.status(Job("thumbnail", lens.url, "x.jpg"))
         assert handle is not None
         assert await handle.wait(5)
         done = await lens.thumbnail("x.jpg", wait=0)
@@ -206,7 +208,7 @@ async def test_a_read_only_root_without_a_cache_makes_thumbnails_but_keeps_none(
     async with Lenslet(str(gallery), readonly, observer=requests) as lens:
         thumb = await made(lens, "x.jpg")
         again = await made(lens, "x.jpg")
-        stats = lens.jobs.stats()
+        stats = lens.stats().jobs
     assert is_webp(thumb.data)
     assert again == thumb
     assert requests.count("read", (".jpg",)) == 2  # made again each time: nowhere to keep it
@@ -220,11 +222,12 @@ async def test_a_read_only_root_keeps_thumbnails_in_the_cache(
 ) -> None:
     write(gallery / "x.jpg", jpeg_bytes(640, 480))
     cached = settings.replace(readonly=True, thumb_cache=str(tmp_path / "cache"))
-    async with Lenslet(str(gallery), cached, observer=requests) as lens:
+    engine = LocalEngine(workers=4)
+    async with Lenslet(str(gallery), cached, observer=requests, engine=engine) as lens:
         thumb = await made(lens, "x.jpg")
         # The thumbnail's follow-up index of its folder reads the image (a read-only root
         # has no manifest to reuse): let it finish before counting.
-        follow_up = lens.jobs.status(Job("index", lens.storage.url, ""))
+        follow_up = engine.status(Job("index", lens.url, ""))
         if follow_up is not None:
             await follow_up.wait(30)
         requests.clear()
@@ -247,4 +250,4 @@ async def test_an_orphan_thumbnail_is_not_served(gallery: Path, settings: Settin
     async with Lenslet(str(gallery), settings) as lens:
         with pytest.raises(NotFound):
             await lens.thumbnail("gone.jpg")
-        assert lens.jobs.stats().done == 0
+        assert lens.stats().jobs.done == 0

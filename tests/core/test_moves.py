@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from lenslet_core import Lenslet, Settings
-from lenslet_core.files import INTENT_PREFIX
+from lenslet_core.companions import INTENT_PREFIX
 from tests.imagegen import jpeg_bytes, write
 from tests.servers import serving
 

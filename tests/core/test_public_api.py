@@ -145,3 +145,106 @@ def test_one_module_imports_each_foreign_layer(foreign: str, owner: str) -> None
         if module.split(".")[0] == foreign
     }
     assert importers == {owner}
+
+
+def _is_lenslet(annotation: ast.expr | None) -> bool:
+    if isinstance(annotation, ast.Constant):  # a string annotation
+        return annotation.value == "Lenslet"
+    return isinstance(annotation, ast.Name) and annotation.id == "Lenslet"
+
+
+def _makes_lenslet(node: ast.expr, factories: set[str]) -> bool:
+    """Whether an expression is ``Lenslet(...)`` or a call to a function declared to return
+    one (or picks between such: ``a if c else Lenslet(...)``)."""
+    if isinstance(node, ast.IfExp):
+        return _makes_lenslet(node.body, factories) or _makes_lenslet(node.orelse, factories)
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and (node.func.id == "Lenslet" or node.func.id in factories)
+    )
+
+
+def _lenslet_uses(tree: ast.AST) -> list[tuple[int, str]]:
+    """Every ``x.attribute`` in a module where ``x`` is a :class:`Lenslet`: a name or
+    ``self.name`` bound to one (by annotation, by ``Lenslet(...)``, by ``async with``, by a
+    function declared to return one), or such a call itself."""
+    factories = {
+        node.name
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _is_lenslet(node.returns)
+    }
+    bound: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.arg) and _is_lenslet(node.annotation):
+            bound.add(node.arg)
+        elif isinstance(node, ast.AnnAssign) and _is_lenslet(node.annotation):
+            bound.add(ast.unparse(node.target))
+        elif isinstance(node, ast.Assign) and _makes_lenslet(node.value, factories):
+            bound.update(ast.unparse(target) for target in node.targets)
+        elif (
+            isinstance(node, ast.withitem)
+            and node.optional_vars is not None
+            and _makes_lenslet(node.context_expr, factories)
+        ):
+            bound.add(ast.unparse(node.optional_vars))
+    for node in ast.walk(tree):  # self.lens = lens
+        if isinstance(node, ast.Assign) and ast.unparse(node.value) in bound:
+            bound.update(ast.unparse(target) for target in node.targets)
+    uses = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            owner = node.value
+            if ast.unparse(owner) in bound or (
+                isinstance(owner, ast.Call) and _makes_lenslet(owner, factories)
+            ):
+                uses.append((node.lineno, node.attr))
+    return uses
+
+
+def _documented_api() -> set[str]:
+    """The facade's documented API: its public methods and properties."""
+    return {
+        name
+        for name, member in vars(lenslet_core.Lenslet).items()
+        if not name.startswith("_") and (callable(member) or isinstance(member, property))
+    }
+
+
+@pytest.mark.parametrize("package", ADAPTERS)
+def test_adapters_use_only_the_documented_api_of_the_facade(package: str) -> None:
+    api = _documented_api()
+    used: list[tuple[str, int, str]] = []
+    for source in sorted((SRC / package).rglob("*.py")):
+        tree = ast.parse(source.read_text(encoding="utf-8"), filename=str(source))
+        used.extend((source.name, line, attr) for line, attr in _lenslet_uses(tree))
+    assert len(used) > 3  # the adapter does use the facade: the check sees its calls
+    assert [use for use in used if use[2] not in api] == []
+
+
+def test_the_facade_check_sees_a_reach_through() -> None:
+    """The AST check above, on code that reaches through the facade in each way it knows."""
+    source = """
+def _lens(request) -> Lenslet: ...
+async def route(request):
+    lens = _lens(request)
+    lens.storage.read("x")
+    _lens(request).jobs
+async def run(lens: Lenslet):
+    lens._gallery
+    async with Lenslet("/g") as other:
+        other.rollup
+class Collector:
+    def __init__(self, lens: Lenslet):
+        self.lens = lens
+    def collect(self):
+        self.lens.counts
+"""
+    uses = [attr for _, attr in _lenslet_uses(ast.parse(source))]
+    assert sorted(set(uses) - _documented_api()) == [
+        "_gallery",
+        "counts",
+        "jobs",
+        "rollup",
+        "storage",
+    ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -14,7 +14,7 @@ from fsspec.implementations.memory import MemoryFileSystem
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lenslet_core import Lenslet, Settings, Wave
+from lenslet_core import Lenslet, RollupItem, Settings, Wave
 from lenslet_core.watch import plan_wave
 from tests.conftest import S3
 from tests.imagegen import jpeg_bytes, write
@@ -134,6 +134,13 @@ class Waves:
             while not condition():
                 await self._receive.receive()
 
+    async def until_async(
+        self, condition: Callable[[], Awaitable[bool]], seconds: float = 20
+    ) -> None:
+        with anyio.fail_after(seconds):
+            while not await condition():
+                await self._receive.receive()
+
     def __enter__(self) -> Waves:
         return self
 
@@ -175,8 +182,13 @@ async def test_watch_indexes_new_changed_and_deleted_images(gallery: Path, waves
             await waves.until(lambda: "x.jpg" not in _items(gallery / "a"))
 
             write(gallery / "a" / "new.jpg.json", b'{"tags": ["watched"]}')
-            await waves.until(lambda: any(i.tags == ("watched",) for i in lens.rollup.items()))
-            found = await lens.search("watched")
+            found: list[RollupItem] = []
+
+            async def searched() -> bool:
+                found[:] = await lens.search("watched")
+                return bool(found)
+
+            await waves.until_async(searched)
             assert [i.path for i in found] == ["a/new.jpg"]
             stop.set()
     rollup = orjson.loads((gallery / "_rollup.json").read_bytes())

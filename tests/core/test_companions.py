@@ -8,7 +8,7 @@ import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
 from lenslet_core import AlreadyExists, CorruptImage, Lenslet, NotFound, ReadOnly, Settings, Storage
-from lenslet_core.files import create_image, delete_image, move_image
+from lenslet_core.companions import create_image, delete_image, move_image
 from lenslet_core.imaging import Imaging
 from lenslet_core.thumbnails import ThumbnailStore
 from tests.imagegen import jpeg_bytes, write

@@ -1,5 +1,6 @@
-"""Changing the images themselves: add one, move one, delete one, each with the files lenslet
-keeps for it (its sidecar and its thumbnail go where the image goes).
+"""An image file with its companions — the files lenslet keeps for it: add one, move one,
+delete one, its sidecar and its thumbnail going where the image goes (in storage; what the
+gallery makes of such a change is :mod:`images`).
 
 Nothing here replaces an existing file unless asked: a new image is created only where there is
 none, and a move never lands on an existing image, sidecar or thumbnail unless ``overwrite`` says

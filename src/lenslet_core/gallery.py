@@ -1,0 +1,170 @@
+"""One open gallery root: the live parts the modules that work on it share.
+
+:class:`Gallery` holds what a root needs while it is open — its storage (with pointer folders
+mounted), settings, the imaging seam, thumbnails, the folder pages cache, the job engine, the
+search over the rollup, health, the change feed and this process's counts — and the few
+operations every one of those modules needs (reading an image within the settings' limits,
+queueing follow-up work, loading the stored state once). It is wiring, not a facade: the
+:class:`~lenslet_core.lenslet.Lenslet` facade holds one privately, and :mod:`items`,
+:mod:`images`, :mod:`work` and :mod:`watch` take it as their first argument.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import time
+
+import anyio
+
+from . import paths
+from .changes import ChangeFeed
+from .errors import DocumentError, ImageTooLarge, NotFound, QueueFull
+from .folders import FolderPages
+from .health import Health, read_health
+from .imaging import Imaging, ThumbSpec
+from .jobs import Engine, EngineStats, Job, Kind
+from .keyedlock import KeyedLock
+from .models import Exif, ItemEntry
+from .mounts import Mounts
+from .rollup import Rollup
+from .search import GallerySearch
+from .settings import Settings
+from .storage import Entry
+from .thumbnails import ThumbnailStore
+from .timings import SLA_BUCKETS, Timings, TimingSnapshot
+
+__all__ = ["LISTED_RECENTLY", "Gallery", "Stats"]
+
+#: Seconds a folder page read from storage vouches for its images (to thumbnails: no stat
+#: each; to search results: their entries, with no manifest read each).
+LISTED_RECENTLY = 60.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Stats:
+    """What this process did, for metrics: the job queue; thumbnails served from a file, made
+    on request in time, or answered "pending" (``thumbnails``); folder pages served from an
+    existing manifest and rebuilt for want of one; and the time from a new image's arrival to
+    its folder's manifest (with its thumbnail) written."""
+
+    jobs: EngineStats
+    thumbnails: dict[str, int]
+    pages_served: int
+    pages_rebuilt: int
+    arrival_lag: TimingSnapshot
+
+
+class Gallery:
+    """The live parts of one open root (see the module docstring)."""
+
+    def __init__(self, storage: Mounts, settings: Settings, engine: Engine) -> None:
+        self.settings = settings
+        self.storage = storage
+        self.jobs = engine
+        self.imaging = Imaging(
+            max_pixels=settings.max_pixels,
+            cpu_concurrency=settings.cpu_concurrency,
+            thumb=ThumbSpec(settings.thumb_size, settings.thumb_quality),
+        )
+        self.thumbs = ThumbnailStore.open(storage, settings.thumb_cache)
+        #: One build of a folder's manifest at a time (an index job, a rebuild for a reader).
+        self.rebuilds = KeyedLock()
+        self.folders = FolderPages(storage, self.imaging, settings, self.thumbs, self.rebuilds)
+        #: One sidecar write (or move) of an image at a time.
+        self.writes = KeyedLock()
+        self.search = GallerySearch(Rollup(storage))
+        self.health = Health()
+        self.feed = ChangeFeed()
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.arrival_lag = Timings(SLA_BUCKETS)
+        #: Folders where this process wrote a sidecar its manifest may not show yet (``hasMeta``
+        #: is not trusted there), with when: an index of the folder begun later clears it.
+        self.sidecars_written: dict[str, float] = {}
+        self._state_lock = anyio.Lock()
+        self._state_loaded = False
+
+    @property
+    def rollup(self) -> Rollup:
+        return self.search.rollup
+
+    def stats(self) -> Stats:
+        thumbnails = {k: self.counts[f"thumbnails_{k}"] for k in ("served", "made", "pending")}
+        return Stats(
+            self.jobs.stats(),
+            thumbnails,
+            self.folders.served,
+            self.folders.rebuilt,
+            self.arrival_lag.snapshot(),
+        )
+
+    # -- queueing work -----------------------------------------------------------------------------
+
+    def job(self, kind: Kind, path: str = "") -> Job:
+        """A job of ``kind`` on this root."""
+        return Job(kind.name, self.storage.url, path)
+
+    async def submit_quietly(self, kind: Kind, path: str = "") -> None:
+        """Queue follow-up work that may also wait for a later chance (a full queue, or an
+        engine shutting down, just skips it)."""
+        with contextlib.suppress(QueueFull):
+            await self.jobs.submit(self.job(kind, path), wait_for_room=False)
+
+    # -- what is known ---------------------------------------------------------------------------
+
+    async def load_state(self) -> None:
+        """Read ``_rollup.json`` and ``_health.json`` once, on first need."""
+        if self._state_loaded:
+            return
+        async with self._state_lock:
+            if self.rollup.loaded:  # another task loaded it while this one waited
+                return
+            await self.search.load()
+            try:
+                stored = await read_health(self.storage)
+            except DocumentError:
+                stored = None  # derived data: counted again by the next index run
+            if stored is not None:
+                self.health = Health.from_json(stored)
+            self._state_loaded = True
+
+    def listed(self, image: str, within: float = LISTED_RECENTLY) -> ItemEntry | None:
+        """An image's entry in a folder page read within ``within`` seconds (no I/O)."""
+        return self.folders.cached_item(*paths.split(image), within=within)
+
+    def forget(self, folder: str) -> None:
+        """Drop what is known of a folder that is gone (and everything below it)."""
+        self.folders.invalidate(folder, below=True)
+        self.rollup.prune(folder, ())
+        self.health.forget(folder)
+
+    def note_sidecar_written(self, folder: str) -> None:
+        """A sidecar was written in ``folder``: its manifest's ``hasMeta`` may lag it."""
+        self.sidecars_written[folder] = time.monotonic()
+
+    # -- images ----------------------------------------------------------------------------------
+
+    async def image_file(self, image: str) -> Entry:
+        """An image's entry in storage; :class:`NotFound` for anything but a file."""
+        entry = await self.storage.info(image)
+        if entry.kind != "file":
+            raise NotFound(f"{image!r} is not an image file", path=image)
+        return entry
+
+    async def read_image(self, image: str, listed: ItemEntry | None = None) -> bytes:
+        """An image's bytes, if it is a file the settings let lenslet read whole (``listed``:
+        its entry in a folder page read lately, which saves asking storage for its size)."""
+        size = listed.size if listed is not None else (await self.image_file(image)).size
+        if size > self.settings.max_file_bytes:
+            raise ImageTooLarge(
+                f"{size:,} bytes is above max_file_bytes {self.settings.max_file_bytes:,}",
+                path=image,
+            )
+        return await self.storage.read(image)
+
+    async def basics(self, image: str, listed: ItemEntry | None = None) -> tuple[Exif, str]:
+        """An image's EXIF basics and hash, from its bytes."""
+        result = await self.imaging.analyze(await self.read_image(image, listed))
+        info = result.probe
+        return Exif(info.width, info.height, info.created_at), result.hash

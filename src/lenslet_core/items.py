@@ -1,0 +1,231 @@
+"""Images as clients see them: an image's sidecar (:class:`Item`), written by the sidecar write
+rules; its thumbnail, made on request when missing (:class:`Thumbnail`, or :class:`Pending`
+while the queue is busy); the original file (:class:`Original`); and the manifest entries of
+images found by search.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import anyio
+
+from . import paths
+from .errors import ImageError, LensletError, NotFound
+from .gallery import Gallery
+from .hashing import content_etag
+from .imaging import sniff_mime
+from .models import ItemEntry, RollupItem, Sidecar, star_of
+from .sidecar import ABSENT_ETAG, read_sidecar, update_sidecar
+from .work import INDEX, ROLLUP, THUMBNAIL
+
+__all__ = ["Item", "Original", "Pending", "Thumbnail"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Item:
+    """An image's sidecar as clients see it: the stored document, or the EXIF basics when the
+    image has no sidecar yet (``exists`` False, ``etag`` :data:`ABSENT_ETAG`)."""
+
+    path: str
+    sidecar: Sidecar
+    etag: str
+    exists: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """The sidecar as answered to clients: the stamps in both spellings (existing clients
+        read ``updated_at`` and ``updated_by``; files keep the camelCase ones only)."""
+        document = self.sidecar.to_json()
+        document["updated_at"] = document["updatedAt"]
+        document["updated_by"] = document["updatedBy"]
+        return document
+
+
+@dataclasses.dataclass(frozen=True)
+class Thumbnail:
+    """An image's thumbnail: WebP bytes and a strong validator for them."""
+
+    path: str
+    data: bytes
+    etag: str
+    media_type: str = "image/webp"
+
+    @classmethod
+    def of(cls, image: str, data: bytes) -> Thumbnail:
+        return cls(image, data, content_etag(data))
+
+
+@dataclasses.dataclass(frozen=True)
+class Original:
+    """An image file as stored: what serving it needs to know before reading it."""
+
+    path: str
+    size: int
+    mtime: float
+    media_type: str
+
+    @property
+    def etag(self) -> str:
+        """A validator from size and mtime (the bytes are not read for it)."""
+        return f"{self.size:x}-{int(self.mtime * 1000):x}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Pending:
+    """A thumbnail still being made (the queue is busy): ask again after ``retry_after``
+    seconds. HTTP answers this with ``202 Accepted`` and ``Retry-After``."""
+
+    path: str
+    retry_after: float
+
+
+# -- sidecars ------------------------------------------------------------------------------------
+
+
+async def item(gallery: Gallery, image: str) -> Item:
+    """An image's sidecar, with its EXIF basics filled in from the image when missing.
+
+    A folder page read within ``manifest_ttl`` answers what it can: that the image is there
+    (no stat), its size, and whether it has a sidecar at all (``hasMeta``; not after this
+    process wrote one the manifest does not show yet). On S3 an image without a sidecar then
+    costs one GET, for its EXIF basics."""
+    folder = paths.parent(image)
+    listed = gallery.listed(image, within=gallery.settings.manifest_ttl)
+    if listed is not None and not listed.hasMeta and folder not in gallery.sidecars_written:
+        stored = None
+    else:
+        stored = await read_sidecar(gallery.storage, image)
+    if stored is None:
+        basics, digest = await gallery.basics(image, listed)
+        return Item(image, Sidecar(exif=basics.to_json(), hash=digest), ABSENT_ETAG, False)
+    sidecar, etag = stored
+    if sidecar.exif is None:
+        sidecar = await with_basics(gallery, image, sidecar, listed)
+    elif listed is None:
+        await gallery.image_file(image)  # an orphan sidecar is not an item
+    return Item(image, sidecar, etag, True)
+
+
+async def with_basics(
+    gallery: Gallery, image: str, sidecar: Sidecar, listed: ItemEntry | None = None
+) -> Sidecar:
+    """A sidecar without EXIF basics, with them (and the hash) from the image."""
+    try:
+        basics, digest = await gallery.basics(image, listed)
+    except ImageError:
+        # The image cannot give its basics (too large, corrupt): its tags and notes are still
+        # the user's, so they are served without them.
+        if listed is None:
+            await gallery.image_file(image)
+        return sidecar
+    return dataclasses.replace(sidecar, exif=basics.to_json(), hash=sidecar.hash or digest)
+
+
+async def update_item(
+    gallery: Gallery,
+    image: str,
+    body: Mapping[str, Any],
+    *,
+    if_match: str | None,
+    updated_by: str | None,
+    writer: str,
+) -> Item:
+    """Write a client's sidecar by the rules of :mod:`lenslet_core.sidecar`; what was stored
+    and its new ETag, as :func:`item` answers it next."""
+    await gallery.storage.ensure_writable(image)
+    folder, name = paths.split(image)
+    if gallery.listed(image) is None:
+        # No sidecar for an image that does not exist (a folder page read lately says it does:
+        # a burst of edits costs the sidecars' requests, not a stat each too).
+        await gallery.image_file(image)
+    gallery.note_sidecar_written(folder)  # before: a manifest may lag it
+    async with gallery.writes(image):
+        sidecar, etag, previous = await update_sidecar(
+            gallery.storage, image, body, if_match=if_match, author=updated_by, writer=writer
+        )
+    await gallery.load_state()
+    gallery.rollup.edit(RollupItem(image, name, sidecar.tags, sidecar.notes))
+    if previous is None or star_of(previous.extra) != star_of(sidecar.extra):
+        # A first sidecar (hasMeta) or a new star: the manifest catches up in the background,
+        # reading this sidecar again, not the folder's images. Tags and notes are not in the
+        # manifest: such an edit costs the sidecar's own requests and a share of one coalesced
+        # rollup write.
+        await gallery.submit_quietly(INDEX, folder)
+    await gallery.submit_quietly(ROLLUP)
+    gallery.feed.publish([folder])
+    if sidecar.exif is None:
+        sidecar = await with_basics(gallery, image, sidecar, gallery.listed(image, within=math.inf))
+    return Item(image, sidecar, etag, True)
+
+
+# -- files ---------------------------------------------------------------------------------------
+
+
+async def original(gallery: Gallery, image: str) -> Original:
+    """An image file as stored: its size, mtime and type (by content)."""
+    entry = await gallery.image_file(image)
+    head = await gallery.storage.read_range(image, 0, 16)
+    return Original(image, entry.size, entry.mtime, sniff_mime(head))
+
+
+async def thumbnail(gallery: Gallery, image: str, *, wait: float) -> Thumbnail | Pending:
+    """An image's thumbnail. A missing one is made by a job at the highest priority and
+    awaited up to ``wait`` seconds; :class:`Pending` when the queue is too busy for that."""
+    if gallery.listed(image) is None:
+        # A missing image is a 404 (its thumbnail an orphan). A folder page read lately
+        # already says the image is there: a client showing a folder's thumbnails costs one
+        # read each, not a read and a stat.
+        await gallery.image_file(image)
+    try:
+        found = Thumbnail.of(image, await gallery.thumbs.read(image))
+    except NotFound:
+        pass
+    else:
+        gallery.counts["thumbnails_served"] += 1
+        return found
+    job = gallery.job(THUMBNAIL, image)
+    handle = await gallery.jobs.submit(job, wait_for_room=False)
+    if await handle.wait(wait):
+        data: bytes = handle.result()
+        gallery.counts["thumbnails_made"] += 1
+        return Thumbnail.of(image, data)
+    gallery.counts["thumbnails_pending"] += 1
+    return Pending(image, gallery.jobs.retry_after(job))
+
+
+async def entries(gallery: Gallery, images: Sequence[str]) -> dict[str, ItemEntry]:
+    """The manifest entries of images, by path, from their folders' manifests: pages read
+    lately are used as they are, others are read (folders concurrently). Images a manifest
+    does not list are left out."""
+    wanted: dict[str, set[str]] = {}
+    found: dict[str, ItemEntry] = {}
+    for image in images:
+        listed = gallery.listed(image)
+        if listed is not None:
+            found[image] = listed
+        else:
+            folder, name = paths.split(image)
+            wanted.setdefault(folder, set()).add(name)
+
+    async def look(folder: str, names: set[str]) -> None:
+        page, count = 0, 1
+        while page < count and names:
+            try:
+                manifest = await gallery.folders.get(folder, page)
+            except LensletError:
+                return  # a folder gone or unreadable since the rollup was written
+            count = manifest.page_count
+            for name in list(names):
+                listed = gallery.folders.cached_item(folder, name)
+                if listed is not None:
+                    found[paths.join(folder, name)] = listed
+                    names.discard(name)
+            page += 1
+
+    async with anyio.create_task_group() as tg:
+        for folder, names in wanted.items():
+            tg.start_soon(look, folder, names)
+    return found
