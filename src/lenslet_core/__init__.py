@@ -32,8 +32,9 @@ from .errors import (
 from .gallery import Stats
 from .indexing import IndexProgress, IndexReport
 from .items import Item, Original, Pending, Thumbnail
-from .jobs import Engine, EngineStats, Job, JobHandle, Kind, LocalEngine
+from .jobs import Engine, EngineStats, Job, JobHandle, Kind
 from .lenslet import Lenslet
+from .local_engine import LocalEngine
 from .manifest import Skipped
 from .models import DirEntry, Exif, ItemEntry, Manifest, RollupItem, Sidecar
 from .settings import Settings

@@ -28,7 +28,8 @@ from .gallery import Gallery, Stats
 from .health import read_health
 from .indexing import IndexProgress, IndexReport
 from .items import Item, Original, Pending, Thumbnail
-from .jobs import Engine, LocalEngine
+from .jobs import Engine
+from .local_engine import LocalEngine
 from .models import ItemEntry, Manifest, RollupItem
 from .mounts import Mounts
 from .pointers import Pointer
