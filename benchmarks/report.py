@@ -40,7 +40,7 @@ import httpx
 
 from benchmarks.scale import make_tree
 from benchmarks.test_search_latency import NaiveScan
-from lenslet_core.models import decode_rollup
+from lenslet_core.rollup import decode_rollup
 from lenslet_core.search import SearchIndex
 
 QUICK = [10_000, 50_000]

@@ -16,9 +16,9 @@ from benchmarks.conftest import LATENCIES, RESULTS
 from benchmarks.http_server import running
 from benchmarks.test_search_latency import synthetic
 from lenslet_core import Settings
-from lenslet_core.manifest import paginate
-from lenslet_core.models import ItemEntry, encode_rollup
+from lenslet_core.manifest import ItemEntry, paginate
 from lenslet_core.paths import index_name
+from lenslet_core.rollup import encode_rollup
 
 REQUESTS = 400
 THREADS = 4

@@ -18,8 +18,7 @@ from tests.servers import lenslet, serving
 
 from benchmarks.conftest import LATENCIES, NOTES
 from lenslet_core import Settings
-from lenslet_core.manifest import paginate
-from lenslet_core.models import ItemEntry
+from lenslet_core.manifest import ItemEntry, paginate
 from lenslet_core.paths import index_name
 
 CHROMIUM = "/usr/bin/chromium"

@@ -17,8 +17,7 @@ from tests.imagegen import write
 from benchmarks.conftest import LATENCIES, NOTES
 from benchmarks.http_server import running
 from lenslet_core import Settings
-from lenslet_core.manifest import paginate
-from lenslet_core.models import ItemEntry
+from lenslet_core.manifest import ItemEntry, paginate
 from lenslet_core.paths import index_name
 
 ITEMS = 50_000

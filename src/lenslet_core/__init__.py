@@ -35,10 +35,10 @@ from .items import Item, Original, Pending, Thumbnail
 from .jobs import Engine, EngineStats, Job, JobHandle, Kind
 from .lenslet import Lenslet
 from .local_engine import LocalEngine
-from .manifest import Skipped
-from .models import DirEntry, Exif, ItemEntry, Manifest, RollupItem, Sidecar
+from .manifest import DirEntry, ItemEntry, Manifest, Skipped
+from .rollup import RollupItem
 from .settings import Settings
-from .sidecar import ABSENT_ETAG
+from .sidecar import ABSENT_ETAG, Exif, Sidecar
 from .storage import Entry, Storage
 from .timings import Timings, TimingSnapshot
 from .watch import Wave

@@ -21,9 +21,9 @@ import time
 from collections.abc import Sequence
 
 from . import paths
+from .codec import VERSION, dumps, loads
 from .errors import AlreadyExists, LensletError, NotFound
 from .imaging import Imaging
-from .models import VERSION, dumps, loads
 from .storage import Entry, Store
 from .thumbnails import ThumbnailStore
 

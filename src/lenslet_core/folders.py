@@ -14,8 +14,7 @@ from .errors import InvalidPath, MalformedDocument, NotFound, PermissionDenied
 from .imaging import Imaging
 from .indexing import index_tree
 from .keyedlock import KeyedLock
-from .manifest import read_page
-from .models import ItemEntry, Manifest
+from .manifest import ItemEntry, Manifest, read_page
 from .settings import Settings
 from .storage import Store
 from .thumbnails import ThumbnailStore

@@ -26,11 +26,12 @@ from .health import Health, read_health
 from .imaging import Imaging, ThumbSpec
 from .jobs import Engine, EngineStats, Job, Kind
 from .keyedlock import KeyedLock
-from .models import Exif, ItemEntry
+from .manifest import ItemEntry
 from .mounts import Mounts
 from .rollup import Rollup
 from .search import GallerySearch
 from .settings import Settings
+from .sidecar import Exif
 from .storage import Entry
 from .thumbnails import ThumbnailStore
 from .timings import SLA_BUCKETS, Timings, TimingSnapshot

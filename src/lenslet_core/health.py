@@ -14,9 +14,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from . import paths
+from .codec import VERSION, dumps, format_time, loads, utcnow
 from .errors import NotFound
-from .manifest import Skipped
-from .models import VERSION, ItemEntry, dumps, format_time, loads, utcnow
+from .manifest import ItemEntry, Skipped
 from .storage import Entry, Store
 
 __all__ = ["FolderHealth", "Health", "folder_health", "read_health"]

@@ -17,8 +17,8 @@ from . import paths
 from .companions import create_image, delete_image, move_image
 from .errors import InvalidPath, LensletError, NotFound
 from .gallery import Gallery
-from .models import RollupItem, Sidecar
-from .sidecar import update_sidecar
+from .rollup import RollupItem
+from .sidecar import Sidecar, update_sidecar
 from .work import changed
 
 __all__ = ["delete", "destination", "move", "upload"]
@@ -89,8 +89,7 @@ async def move(gallery: Gallery, source: str, target: str, *, overwrite: bool = 
         gallery.rollup.remove(moved)
     if recorded is not None:
         await gallery.load_state()
-        name = paths.split(moved)[1]
-        gallery.rollup.edit(RollupItem(moved, name, recorded.tags, recorded.notes))
+        gallery.rollup.edit(RollupItem.of(moved, recorded))
     await changed(gallery, {paths.parent(image), paths.parent(moved)})
     return moved
 

@@ -17,35 +17,31 @@ from typing import Any
 import anyio
 
 from . import paths
+from .build import (
+    PERMANENT_CODES,
+    READ_BATCH,
+    build_folder,
+    folder_kind,
+    listing_signature,
+    settled,
+)
+from .codec import format_time, parse_time, utcnow
 from .companions import finish_moves
 from .errors import LensletError, MalformedDocument, PointerError
 from .imaging import Imaging
 from .manifest import (
-    PERMANENT_CODES,
-    READ_BATCH,
+    DirKind,
+    ItemEntry,
+    Manifest,
     Skipped,
-    build_folder,
-    folder_kind,
-    listing_signature,
     manifest_names,
     paginate,
     parse_manifest,
     same_content,
-    settled,
     write_manifest,
 )
-from .models import (
-    DirKind,
-    Exif,
-    ItemEntry,
-    Manifest,
-    SkippedEntry,
-    format_time,
-    parse_time,
-    utcnow,
-)
 from .settings import Settings
-from .sidecar import refresh_basics
+from .sidecar import Exif, refresh_basics
 from .storage import Entry, Store
 from .thumbnails import ThumbnailStore
 
@@ -277,7 +273,7 @@ async def _walk(
                 failed.append(exc)  # the folder asked for is not there (or not readable)
                 return
             if descend:
-                report.skipped.append(Skipped(folder or "/", exc.message, exc.code, exc))
+                report.skipped.append(Skipped(folder or "/", exc.message, exc.code, error=exc))
             return
         listings[folder] = entries
         listed_at[folder] = started
@@ -337,7 +333,7 @@ async def _index_folder(
     except MalformedDocument:
         old_pages = []  # derived data: rebuilt from the images, nothing is lost
     except LensletError as exc:
-        report.skipped.append(Skipped(folder.path or "/", exc.message, exc.code, exc))
+        report.skipped.append(Skipped(folder.path or "/", exc.message, exc.code, error=exc))
         return None
     reusable = old_pages or known
     # Pages kept in memory stand in for a manifest only where none can be written: where one
@@ -479,7 +475,7 @@ def _build_key(page: Manifest) -> str:
     return f"{page.listing}:{page.build}" if page.listing else ""
 
 
-def _was_read(rejected: SkippedEntry) -> bool:
+def _was_read(rejected: Skipped) -> bool:
     """Whether a verdict came from reading the file (not from its listing entry alone)."""
     if rejected.code == "image_too_large":
         return rejected.w * rejected.h > 0  # the pixels, not the bytes

@@ -18,8 +18,9 @@ from .errors import ImageError, LensletError, NotFound
 from .gallery import Gallery
 from .hashing import content_etag
 from .imaging import sniff_mime
-from .models import ItemEntry, RollupItem, Sidecar, star_of
-from .sidecar import ABSENT_ETAG, read_sidecar, update_sidecar
+from .manifest import ItemEntry, star_of
+from .rollup import RollupItem
+from .sidecar import ABSENT_ETAG, Sidecar, read_sidecar, update_sidecar
 from .work import INDEX, ROLLUP, THUMBNAIL
 
 __all__ = ["Item", "Original", "Pending", "Thumbnail"]
@@ -100,7 +101,7 @@ async def item(gallery: Gallery, image: str) -> Item:
         stored = await read_sidecar(gallery.storage, image)
     if stored is None:
         basics, digest = await gallery.basics(image, listed)
-        return Item(image, Sidecar(exif=basics.to_json(), hash=digest), ABSENT_ETAG, False)
+        return Item(image, Sidecar(exif=basics, hash=digest), ABSENT_ETAG, False)
     sidecar, etag = stored
     if sidecar.exif is None:
         sidecar = await with_basics(gallery, image, sidecar, listed)
@@ -121,7 +122,7 @@ async def with_basics(
         if listed is None:
             await gallery.image_file(image)
         return sidecar
-    return dataclasses.replace(sidecar, exif=basics.to_json(), hash=sidecar.hash or digest)
+    return dataclasses.replace(sidecar, exif=basics, hash=sidecar.hash or digest)
 
 
 async def update_item(
@@ -136,7 +137,7 @@ async def update_item(
     """Write a client's sidecar by the rules of :mod:`lenslet_core.sidecar`; what was stored
     and its new ETag, as :func:`item` answers it next."""
     await gallery.storage.ensure_writable(image)
-    folder, name = paths.split(image)
+    folder = paths.parent(image)
     if gallery.listed(image) is None:
         # No sidecar for an image that does not exist (a folder page read lately says it does:
         # a burst of edits costs the sidecars' requests, not a stat each too).
@@ -147,7 +148,7 @@ async def update_item(
             gallery.storage, image, body, if_match=if_match, author=updated_by, writer=writer
         )
     await gallery.load_state()
-    gallery.rollup.edit(RollupItem(image, name, sidecar.tags, sidecar.notes))
+    gallery.rollup.edit(RollupItem.of(image, sidecar))
     if previous is None or star_of(previous.extra) != star_of(sidecar.extra):
         # A first sidecar (hasMeta) or a new star: the manifest catches up in the background,
         # reading this sidecar again, not the folder's images. Tags and notes are not in the

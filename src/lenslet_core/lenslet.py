@@ -30,9 +30,10 @@ from .indexing import IndexProgress, IndexReport
 from .items import Item, Original, Pending, Thumbnail
 from .jobs import Engine
 from .local_engine import LocalEngine
-from .models import ItemEntry, Manifest, RollupItem
+from .manifest import ItemEntry, Manifest
 from .mounts import Mounts
 from .pointers import Pointer
+from .rollup import RollupItem
 from .settings import Settings
 from .storage import Observer, Storage
 from .watch import Wave, watch_gallery

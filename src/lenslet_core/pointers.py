@@ -14,8 +14,8 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from .codec import loads
 from .errors import MalformedDocument, PointerLoop, PointerRefused, UnsupportedVersion
-from .models import loads
 
 __all__ = ["Pointer", "check_target"]
 

@@ -21,7 +21,8 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -29,12 +30,102 @@ import orjson
 from blake3 import blake3
 
 from . import paths
-from .errors import DocumentError, LensletError, NotFound, PreconditionFailed
-from .models import ItemEntry, RollupItem, decode_rollup, encode_rollup, format_time, parse_time
-from .sidecar import read_sidecar
+from .codec import VERSION, dumps, format_time, loads, parse_time
+from .errors import DocumentError, LensletError, MalformedDocument, NotFound, PreconditionFailed
+from .manifest import ItemEntry
+from .sidecar import Sidecar, read_sidecar
 from .storage import Entry, Store
 
-__all__ = ["Rollup"]
+__all__ = ["Rollup", "RollupItem", "decode_rollup", "encode_rollup"]
+
+
+@dataclasses.dataclass(frozen=True)
+class RollupItem:
+    """One image in ``_rollup.json``: what search matches on. ``stamp`` is the size and mtime
+    of the sidecar its tags and notes were read from (stored, never shown to clients), so a
+    sidecar replaced by an older copy (``rsync -a``) is still seen as changed."""
+
+    path: str
+    name: str
+    tags: tuple[str, ...] = ()
+    notes: str = ""
+    stamp: tuple[int, float] | None = dataclasses.field(default=None, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "name": self.name, "tags": list(self.tags), "notes": self.notes}
+
+    def to_stored_json(self) -> dict[str, Any]:
+        document = self.to_json()
+        if self.stamp is not None:
+            document["stamp"] = list(self.stamp)
+        return document
+
+    @classmethod
+    def of(
+        cls, path: str, sidecar: Sidecar | None = None, stamp: tuple[int, float] | None = None
+    ) -> RollupItem:
+        """The rollup's entry for the image at ``path``: its sidecar's tags and notes (none
+        without one), read from a sidecar file of size and mtime ``stamp``."""
+        name = paths.split(path)[1]
+        if sidecar is None:
+            return cls(path, name, stamp=stamp)
+        return cls(path, name, sidecar.tags, sidecar.notes, stamp)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RollupItem:
+        # Read 500,000 times when a large gallery's rollup is loaded: the common case (no
+        # tags, no notes) takes the shortest path.
+        tags = data.get("tags") or ()
+        if tags and (
+            not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) for t in tags)
+        ):
+            raise TypeError("tags must be a list of strings")
+        notes = data.get("notes") or ""
+        if not isinstance(notes, str):
+            raise TypeError("notes must be a string")
+        raw = data.get("stamp")
+        stamp = None
+        if isinstance(raw, list) and len(raw) == 2:
+            stamp = (int(raw[0]), float(raw[1]))
+        return cls(str(data["path"]), str(data["name"]), tuple(tags), notes, stamp)
+
+
+def encode_rollup(
+    items: Iterable[RollupItem],
+    generated_at: str,
+    folders: Mapping[str, str] | None = None,
+) -> bytes:
+    """``{v, generatedAt, items: [{path, name, tags, notes}], folders: {path: signature}}``
+    (``folders``: what each folder's items were last taken from, its manifest build and
+    sidecars, see :meth:`Rollup.update_folder`)."""
+    document: dict[str, Any] = {
+        "v": VERSION,
+        "generatedAt": generated_at,
+        "items": [item.to_stored_json() for item in items],
+    }
+    if folders:
+        document["folders"] = dict(folders)
+    return dumps(document)
+
+
+def decode_rollup(
+    data: bytes, *, what: str = "rollup"
+) -> tuple[list[RollupItem], str, dict[str, str]]:
+    """The items of a rollup document, when it was generated and its folders' signatures."""
+    document = loads(data, what=what)
+    try:
+        items = [RollupItem.from_json(item) for item in document.get("items", ())]
+        # Only a shortcut for later runs: when it is not a map of strings it is left out.
+        folders = document.get("folders")
+        signatures = (
+            {k: v for k, v in folders.items() if isinstance(v, str)}
+            if isinstance(folders, dict)
+            else {}
+        )
+        return items, str(document.get("generatedAt", "")), signatures
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise MalformedDocument(f"{what} does not have the rollup shape: {exc}") from exc
+
 
 #: Sidecars modified this close to the basis time are read again (coarse mtime clocks).
 _MTIME_SLACK = 2.0
@@ -275,7 +366,7 @@ class Rollup:
             if known is not None and self._edited.get(path, 0.0) > listed_at:
                 fresh[item.name] = known  # the listing is older than the edit
             elif not item.hasMeta or sidecar is None or not sidecar.is_file:
-                fresh[item.name] = RollupItem(path, item.name)
+                fresh[item.name] = RollupItem.of(path)
             elif known is not None and not self._changed(known, sidecar):
                 stamp = (sidecar.size, sidecar.mtime)
                 fresh[item.name] = (
@@ -291,11 +382,11 @@ class Rollup:
             except LensletError:
                 stored = None  # unreadable or malformed: searchable by name until fixed
             if stored is None:
-                fresh[item.name] = RollupItem(path, item.name)
+                fresh[item.name] = RollupItem.of(path)
             else:
                 sidecar = stored[0]
                 stamp = (entry.size, entry.mtime)
-                fresh[item.name] = RollupItem(path, item.name, sidecar.tags, sidecar.notes, stamp)
+                fresh[item.name] = RollupItem.of(path, sidecar, stamp)
 
         async with anyio.create_task_group() as tg:
             for item, entry in to_read:

@@ -29,8 +29,7 @@ import anyio
 import anyio.to_thread
 
 from . import paths
-from .models import RollupItem
-from .rollup import Rollup
+from .rollup import Rollup, RollupItem
 
 __all__ = ["GallerySearch", "LiveSearch", "SearchIndex", "naive_search"]
 

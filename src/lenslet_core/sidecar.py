@@ -28,12 +28,21 @@ from typing import Any, NamedTuple
 import anyio
 
 from . import paths
-from .errors import InvalidPath, NotFound, PreconditionFailed
-from .models import VERSION, Exif, Sidecar, dumps, format_time, loads, parse_time, utcnow
+from .codec import MAX_DEPTH, VERSION, dumps, format_time, loads, parse_time, too_deep, utcnow
+from .errors import (
+    InvalidDocument,
+    InvalidPath,
+    MalformedDocument,
+    NotFound,
+    PreconditionFailed,
+    UnsupportedVersion,
+)
 from .storage import Store
 
 __all__ = [
     "ABSENT_ETAG",
+    "Exif",
+    "Sidecar",
     "Edit",
     "Written",
     "decide",
@@ -42,6 +51,132 @@ __all__ = [
     "refresh_basics",
     "update_sidecar",
 ]
+
+
+@dataclasses.dataclass(frozen=True)
+class Exif:
+    """The EXIF basics a sidecar carries: displayed size and when the photo was taken.
+    ``extra`` keeps whatever else another tool wrote there (and a known field of the wrong
+    type, as it was), so a sidecar read and written back keeps it."""
+
+    width: int | None
+    height: int | None
+    created_at: str | None = None
+    extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        document = dict(self.extra)
+        for key, value in (("width", self.width), ("height", self.height)):
+            if value is not None or key not in document:
+                document[key] = value
+        if self.created_at is not None or "createdAt" not in document:
+            document["createdAt"] = self.created_at
+        return document
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Exif:
+        extra = dict(data)
+
+        def take(key: str, kind: type) -> Any:
+            value = extra.get(key)
+            if isinstance(value, kind) and not isinstance(value, bool):
+                del extra[key]
+                return value
+            return None
+
+        return cls(take("width", int), take("height", int), take("createdAt", str), extra)
+
+
+_SIDECAR_ALIASES = {"updated_at": "updatedAt", "updated_by": "updatedBy"}
+_SIDECAR_KNOWN = frozenset({"v", "tags", "notes", "exif", "hash", "updatedAt", "updatedBy"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Sidecar:
+    """A per-image sidecar. ``extra`` holds every field lenslet does not know (``star``,
+    ``original_position``, …) so that writes carry them through untouched."""
+
+    tags: tuple[str, ...] = ()
+    notes: str = ""
+    exif: Exif | None = None
+    hash: str | None = None
+    updated_at: str | None = None
+    updated_by: str | None = None
+    extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def updated(self) -> datetime.datetime | None:
+        return parse_time(self.updated_at)
+
+    def to_json(self) -> dict[str, Any]:
+        document: dict[str, Any] = dict(self.extra)
+        document.update(
+            v=VERSION,
+            tags=list(self.tags),
+            notes=self.notes,
+            exif=self.exif.to_json() if self.exif is not None else None,
+            hash=self.hash,
+            updatedAt=self.updated_at,
+            updatedBy=self.updated_by,
+        )
+        return document
+
+    def encode(self) -> bytes:
+        return dumps(self.to_json())
+
+    @classmethod
+    def decode(cls, data: bytes, *, what: str = "sidecar") -> Sidecar:
+        try:
+            return cls.from_json(loads(data, what=what))
+        except InvalidDocument as exc:
+            raise MalformedDocument(f"{what}: {exc}") from exc
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Sidecar:
+        """Build from a client's or a file's document; raises :class:`InvalidDocument`."""
+        if not isinstance(data, Mapping):
+            raise InvalidDocument("a sidecar must be a JSON object")
+        document = dict(data)
+        for snake, camel in _SIDECAR_ALIASES.items():
+            if snake in document:
+                value = document.pop(snake)
+                document.setdefault(camel, value)
+        version = document.get("v", VERSION)
+        if isinstance(version, int) and not isinstance(version, bool) and version > VERSION:
+            raise UnsupportedVersion(f"sidecar has version {version}; this lenslet reads 1")
+        tags = document.get("tags")
+        if tags is None:
+            tags = []
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise InvalidDocument("tags must be a list of strings")
+        notes = document.get("notes")
+        if notes is None:
+            notes = ""
+        if not isinstance(notes, str):
+            raise InvalidDocument("notes must be a string")
+        exif = document.get("exif")
+        if exif is not None and not isinstance(exif, Mapping):
+            raise InvalidDocument("exif must be an object")
+        if too_deep(document, MAX_DEPTH):
+            # orjson reads deeper documents than it writes: refuse them when read, not when a
+            # later write of the same data would fail.
+            raise InvalidDocument(f"nested deeper than {MAX_DEPTH} levels")
+        digest = document.get("hash")
+        updated_at = document.get("updatedAt")
+        updated_by = document.get("updatedBy")
+        if updated_at is not None and not isinstance(updated_at, str):
+            parsed = parse_time(updated_at)
+            updated_at = format_time(parsed) if parsed is not None else None
+        return cls(
+            tags=tuple(dict.fromkeys(tags)),
+            notes=notes,
+            exif=Exif.from_json(exif) if exif is not None else None,
+            hash=digest if isinstance(digest, str) else None,
+            updated_at=updated_at,
+            updated_by=updated_by if isinstance(updated_by, str) else None,
+            extra={k: v for k, v in document.items() if k not in _SIDECAR_KNOWN},
+        )
+
 
 #: The ETag of an image that has no sidecar yet; ``If-Match`` with it means "only if still none".
 ABSENT_ETAG = "absent"

@@ -25,8 +25,7 @@ from .gallery import Gallery
 from .health import folder_health
 from .indexing import IndexProgress, IndexReport, index_tree
 from .jobs import Engine, Job, Kind
-from .manifest import Skipped
-from .models import ItemEntry
+from .manifest import ItemEntry, Skipped
 from .storage import Entry
 
 __all__ = ["HEALTH", "INDEX", "KINDS", "ROLLUP", "THUMBNAIL", "changed", "index", "register"]

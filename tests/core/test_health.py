@@ -7,8 +7,9 @@ import orjson
 import pytest
 
 from lenslet_core import CorruptImage, Entry, Lenslet, Settings, Storage
+from lenslet_core.codec import parse_time
 from lenslet_core.health import Health, folder_health, read_health
-from lenslet_core.models import ItemEntry, parse_time
+from lenslet_core.manifest import ItemEntry
 from tests.imagegen import jpeg_bytes, make_tree, png_bytes, write
 
 pytestmark = pytest.mark.anyio

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from lenslet_core import (
     ABSENT_ETAG,
+    Exif,
     Lenslet,
     MalformedDocument,
     NotFound,
@@ -22,7 +23,7 @@ from lenslet_core import (
     Sidecar,
     UnsupportedVersion,
 )
-from lenslet_core.models import format_time, parse_time
+from lenslet_core.codec import format_time, parse_time
 from lenslet_core.sidecar import Edit, decide, normalize_etag
 from tests.imagegen import jpeg_bytes, write
 
@@ -229,7 +230,7 @@ async def test_first_write_creates_the_sidecar(gallery: Path, photo: Path) -> No
     assert isinstance(stored["updatedAt"], str)
     assert again.etag == item.etag
     assert again.exists
-    assert again.sidecar.exif == {"width": 64, "height": 48, "createdAt": "2025-07-14T09:30:00"}
+    assert again.sidecar.exif == Exif(64, 48, "2025-07-14T09:30:00")
 
 
 async def test_if_match_that_matches_writes_as_sent(gallery: Path, photo: Path) -> None:
@@ -524,3 +525,18 @@ async def test_a_fifo_named_like_an_image_gets_no_sidecar(gallery: Path) -> None
         with pytest.raises(NotFound, match="not an image file"):
             await lens.update_item("pipe.jpg", {"tags": ["x"]})
     assert not (gallery / "pipe.jpg.json").exists()
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["width", "height", "createdAt", "make", "lens"]),
+        st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5)),
+    )
+)
+def test_exif_keeps_what_another_tool_wrote(document: dict[str, object]) -> None:
+    """A sidecar's exif read and written back keeps every field as it was (a known one of the
+    wrong type too); only the three basics are ever added, as null when absent."""
+    written = Exif.from_json(document).to_json()
+    assert {k: v for k, v in written.items() if k in document} == document
+    assert set(written) - set(document) <= {"width", "height", "createdAt"}
+    assert all(written[k] is None for k in set(written) - set(document))

@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from lenslet_core import Lenslet, Settings
-from lenslet_core.models import parse_time
+from lenslet_core.codec import parse_time
 from lenslet_http import create_app
 from tests.conftest import Requests
 from tests.imagegen import jpeg_bytes, png_bytes, write

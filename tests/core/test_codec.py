@@ -21,14 +21,8 @@ from lenslet_core import (
     Sidecar,
     UnsupportedVersion,
 )
-from lenslet_core.models import (
-    VERSION,
-    SkippedEntry,
-    dumps,
-    format_time,
-    loads,
-    parse_time,
-)
+from lenslet_core.codec import VERSION, dumps, format_time, loads, parse_time
+from lenslet_core.manifest import Skipped
 
 UTC = datetime.timezone.utc
 
@@ -58,7 +52,7 @@ def manifest(**changes: Any) -> Manifest:
         "page": 1,
         "page_count": 3,
         "item_count": 12001,
-        "skipped": (SkippedEntry("bad.jpg", "truncated", "corrupt_image", 10, 1.5),),
+        "skipped": (Skipped("bad.jpg", "truncated", "corrupt_image", 10, 1.5),),
     }
     fields.update(changes)
     return Manifest(**fields)
@@ -192,7 +186,8 @@ def test_sidecar_round_trip() -> None:
     sidecar = Sidecar.decode(dumps(STORED))
     assert sidecar.tags == ("beach", "sunset")
     assert sidecar.notes == "first day"
-    assert sidecar.exif == STORED["exif"]
+    assert sidecar.exif is not None
+    assert sidecar.exif.to_json() == STORED["exif"]
     assert sidecar.updated_at == "2026-11-25T14:52:26.123Z"
     assert sidecar.updated_by == "alice"
     assert sidecar.updated == datetime.datetime(2026, 11, 25, 14, 52, 26, 123000, tzinfo=UTC)

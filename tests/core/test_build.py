@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lenslet_core import Lenslet, Manifest, Settings
-from lenslet_core.manifest import folder_kind, listing_signature
+from lenslet_core.build import folder_kind, listing_signature
 from lenslet_core.storage import Entry
 from tests.conftest import Requests
 from tests.imagegen import jpeg_bytes, png_bytes, webp_bytes, write

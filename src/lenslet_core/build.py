@@ -1,0 +1,360 @@
+"""Building a folder's manifest from ONE listing of the folder: the listing gives every
+image's size and mtime and, from the names beside it, whether it has a thumbnail and a sidecar.
+Entries whose size and mtime match the previous manifest are reused without reading the image;
+only new or changed images are read (once) and analyzed. A digest of the listing
+(:func:`listing_signature`) tells an index run when a manifest can be reused whole.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
+
+import anyio
+import orjson
+from blake3 import blake3
+
+from . import paths
+from .errors import DocumentError, ImageTooLarge, LensletError, NotFound
+from .imaging import Analysis, Imaging
+from .manifest import DirEntry, DirKind, ItemEntry, Manifest, Skipped, star_of
+from .sidecar import read_sidecar
+from .storage import Entry, Store
+from .thumbnails import ThumbnailStore, thumbnails_in
+
+__all__ = ["FolderBuild", "build_folder", "folder_kind", "listing_signature", "settled"]
+
+#: Images read and analyzed per worker-thread hop: enough to keep a core busy between two
+#: round trips to the event loop, few enough to spread a folder over every core.
+READ_BATCH = 8
+#: The same when thumbnails are made: each image is then milliseconds of work, so the hop
+#: costs little and small batches keep the cores evenly loaded to the end.
+THUMB_BATCH = 2
+#: Reasons that stay true while a file's size and mtime do not change.
+#: (Not ``image_too_large``: that verdict depends on settings that may change between runs.)
+PERMANENT_CODES = frozenset({"unsupported_image", "corrupt_image"})
+#: Verdicts an unchanged listing (and the same size limits) always gives again: a manifest
+#: whose skipped files all have one of these needs no retry while its listing is the same.
+SETTLED_CODES = PERMANENT_CODES | {"image_too_large", "unusable_entry"}
+#: Bumped when what a signature covers changes, so that older signatures never match.
+#: (2: sidecars by size and mtime, since the manifest carries their ``star``.)
+_SIGNATURE_VERSION = 2
+#: Files that change on every run and say nothing about the folder's images.
+_UNSIGNED = frozenset({paths.ROLLUP_NAME, paths.HEALTH_NAME})
+#: Files whose presence is all a manifest shows of them.
+_BY_NAME = paths.THUMBNAIL_SUFFIX
+
+
+@dataclasses.dataclass
+class FolderBuild:
+    """The outcome of building one folder's manifest."""
+
+    path: str
+    items: list[ItemEntry]
+    dirs: list[DirEntry]
+    analyzed: dict[str, Analysis]
+    reused: int
+    rejected: list[Skipped]
+    #: What went wrong besides unusable images (thumbnails that could not be kept).
+    problems: list[Skipped] = dataclasses.field(default_factory=list)
+    thumbnails_made: int = 0
+    #: The names of the thumbnails made and kept.
+    thumbnails_kept: set[str] = dataclasses.field(default_factory=set)
+
+    @property
+    def skipped(self) -> list[Skipped]:
+        rejected = [Skipped(paths.join(self.path, r.name), r.reason, r.code) for r in self.rejected]
+        return rejected + self.problems
+
+
+def folder_kind(entries: Sequence[Entry]) -> DirKind:
+    """``leaf-pointer`` for a pointer folder, ``branch`` when it has sub-folders, else
+    ``leaf-real``."""
+    if any(e.name == paths.POINTER_NAME for e in entries):
+        return "leaf-pointer"
+    if any(e.is_folder and not paths.is_hidden(e.name) for e in entries):
+        return "branch"
+    return "leaf-real"
+
+
+def listing_signature(
+    entries: Sequence[Entry],
+    child_kinds: Mapping[str, DirKind],
+    *,
+    max_file_bytes: int,
+    max_pixels: int,
+    page_size: int,
+    thumbnails: Iterable[str] = (),
+) -> str:
+    """A digest of everything a folder's manifest is built from: each image's, sidecar's (the
+    manifest carries their ``star``) and any other file's name, kind, size and mtime, which
+    thumbnails there are (by name: their content is not in the manifest), the sub-folders
+    with their kinds (not their mtimes, which change with every file written in them), the
+    size limits and the page size.
+    ``thumbnails`` adds thumbnail names kept elsewhere (a cache) or made since the listing.
+    The same signature means the same build, so an index run that finds the one its manifest
+    was built from can reuse the manifest whole.
+
+    Hidden files (temp files, ``.DS_Store``), the manifest's own files and the root's rollup
+    and health are left out: they change without the folder's images changing."""
+    # One plain loop: this runs over every entry of every folder of each index run.
+    rows: dict[str, tuple[str, str, int, float, str | None]] = {}
+    is_manifest, unsigned = paths.is_manifest_name, _UNSIGNED
+    for name, kind, size, mtime, problem in entries:
+        if name[0] == "." or name in unsigned or (name[0] == "_" and is_manifest(name)):
+            continue
+        if kind == "dir" or name.endswith(_BY_NAME):
+            rows[name] = (name, kind, 0, 0.0, problem)
+        else:
+            rows[name] = (name, kind, size, mtime, problem)
+    for name in thumbnails:
+        rows.setdefault(name, (name, "file", 0, 0.0, None))
+    kinds = sorted(child_kinds.items())
+    limits = (_SIGNATURE_VERSION, max_file_bytes, max_pixels, page_size)
+    ordered = [rows[name] for name in sorted(rows)]  # names sort far faster than rows
+    return blake3(orjson.dumps([limits, ordered, kinds])).hexdigest(length=16)
+
+
+def settled(pages: Sequence[Manifest], *, making_thumbs: bool) -> bool:
+    """Whether a manifest built from a listing is all that listing can give: no file was
+    skipped for a reason worth another try (a read error, a file that vanished) and, when
+    thumbnails are being made, its build made them too (a build that did not took any
+    thumbnail there was, even one older than its image) and every image has one."""
+    if not pages:
+        return False
+    if any(s.code not in SETTLED_CODES for s in pages[0].skipped):
+        return False
+    if not making_thumbs:
+        return True
+    return pages[0].thumbs_checked and all(i.hasThumb for p in pages for i in p.items)
+
+
+async def build_folder(
+    storage: Store,
+    imaging: Imaging,
+    folder: str,
+    entries: Sequence[Entry],
+    *,
+    child_kinds: Mapping[str, DirKind],
+    previous: Mapping[str, ItemEntry],
+    previous_skipped: Mapping[str, Skipped] = MappingProxyType({}),
+    max_file_bytes: int,
+    max_pixels: int,
+    slots: anyio.Semaphore,
+    on_item: Callable[[], Awaitable[None] | None] | None = None,
+    thumbs: ThumbnailStore | None = None,
+    cached_thumbs: Mapping[str, float] = MappingProxyType({}),
+) -> FolderBuild:
+    """Build a folder's entries from its listing. Images not reusable from ``previous`` are read
+    once each, in batches of ``READ_BATCH`` (at most ``slots`` batches in flight across all
+    folders sharing it), and analyzed. With ``thumbs``, images whose thumbnail is missing or
+    older than the image are read too, and their thumbnails made in that same read and kept
+    (``cached_thumbs``: those the thumbnail cache already holds for this folder)."""
+    names = {e.name for e in entries if e.kind != "dir"} | set(cached_thumbs)
+    thumb_times = {**cached_thumbs, **thumbnails_in(entries)}
+    build = FolderBuild(folder, [], [], {}, 0, [])
+    to_read: list[Entry] = []
+
+    def thumb_due(entry: Entry) -> bool:
+        """A thumbnail is missing, older than its image, or of an image that changed since
+        the last manifest (replaced by a file with an older mtime, as ``mv`` does)."""
+        if thumbs is None:
+            return False
+        made = thumb_times.get(paths.thumbnail_name(entry.name))
+        known = previous.get(entry.name)
+        replaced = known is not None and not _unchanged(known, entry)
+        return made is None or made < entry.mtime or replaced
+
+    def skip(entry: Entry, reason: str, code: str, w: int = 0, h: int = 0) -> None:
+        rejected = Skipped(entry.name, reason, code, entry.size, entry.mtime, w, h)
+        build.rejected.append(rejected)
+
+    for entry in entries:
+        if paths.is_hidden(entry.name) or paths.is_flat_file(entry.name):
+            continue
+        if entry.kind == "dir":
+            if entry.problem is None:  # unusable folders are reported by the walk
+                build.dirs.append(DirEntry(entry.name, child_kinds.get(entry.name, "leaf-real")))
+            continue
+        if not paths.is_image_name(entry.name):
+            continue
+        if entry.problem is not None:
+            skip(entry, entry.problem, "unusable_entry")
+        elif entry.kind != "file":
+            skip(entry, "not a regular file", "unusable_entry")
+        elif entry.size == 0:
+            skip(entry, "empty file (0 bytes)", "unsupported_image")
+        elif entry.size > max_file_bytes:
+            skip(
+                entry,
+                f"{entry.size:,} bytes is above max_file_bytes {max_file_bytes:,}",
+                "image_too_large",
+            )
+        elif _unchanged(previous.get(entry.name), entry) and not (
+            thumb_due(entry) and previous[entry.name].w * previous[entry.name].h <= max_pixels
+        ):
+            old = previous[entry.name]
+            if old.w * old.h > max_pixels:
+                pixels = f"{old.w} x {old.h} is {old.w * old.h:,} pixels"
+                reason = f"{pixels}, above max_pixels {max_pixels:,}"
+                skip(entry, reason, "image_too_large", old.w, old.h)
+            else:
+                build.items.append(_with_flags(old, names))
+            build.reused += 1
+        elif _unchanged(previous_skipped.get(entry.name), entry) and _still_refused(
+            previous_skipped[entry.name], max_pixels
+        ):
+            build.rejected.append(previous_skipped[entry.name])
+            build.reused += 1
+        else:
+            to_read.append(entry)
+
+    async def analyze(batch: Sequence[Entry], thumbed: bool) -> None:
+        logicals = [paths.join(folder, entry.name) for entry in batch]
+        work = imaging.analyze_with_thumb_sync if thumbed else imaging.analyze_sync
+        async with slots:
+            results = await storage.read_each_into(logicals, work, limiter=imaging.limiter)
+        kept = await _keep_thumbnails(thumbs, logicals, results, build) if thumbed else set()
+        for entry, result in zip(batch, results, strict=True):
+            if isinstance(result, NotFound):
+                skip(entry, "vanished while indexing", "not_found")
+            elif isinstance(result, ImageTooLarge):
+                skip(entry, result.message, result.code, result.width, result.height)
+            elif isinstance(result, LensletError):
+                skip(entry, result.message, result.code)
+            else:
+                build.analyzed[entry.name] = result
+                info = result.probe
+                item = ItemEntry(
+                    name=entry.name,
+                    type=info.mime,
+                    w=info.width,
+                    h=info.height,
+                    size=result.size,
+                    mtime=entry.mtime,
+                    hasThumb=False,
+                    hasMeta=False,
+                    hash=result.hash,
+                    createdAt=info.created_at,
+                )
+                item = _with_flags(item, names)
+                if entry.name in kept and not item.hasThumb:
+                    item = item._replace(hasThumb=True)
+                build.items.append(item)
+            if on_item is not None:
+                awaited = on_item()
+                if awaited is not None:
+                    await awaited
+
+    # Batches are all-thumbnail or none, so each batch runs one kind of work per thread hop.
+    with_thumb = [e for e in to_read if thumb_due(e)]
+    without = [e for e in to_read if not thumb_due(e)]
+    async with anyio.create_task_group() as tg:
+        for group, thumbed in ((with_thumb, True), (without, False)):
+            size = THUMB_BATCH if thumbed else READ_BATCH
+            for start in range(0, len(group), size):
+                tg.start_soon(analyze, group[start : start + size], thumbed)
+    build.items.sort(key=lambda i: i.name)
+    await _take_stars(storage, folder, build.items, entries, previous)
+    build.dirs.sort(key=lambda d: d.name)
+    build.rejected.sort(key=lambda s: s.name)
+    return build
+
+
+async def _take_stars(
+    storage: Store,
+    folder: str,
+    items: list[ItemEntry],
+    entries: Sequence[Entry],
+    previous: Mapping[str, ItemEntry],
+) -> None:
+    """Give each item its sidecar's ``star``: carried over while the sidecar has the size and
+    mtime it was read at, else read (only those: one read per new or changed sidecar)."""
+    sidecars = {
+        e.name: e
+        for e in entries
+        if e.kind == "file" and e.name.endswith(paths.SIDECAR_SUFFIX) and paths.image_of(e.name)
+    }
+    to_read: list[tuple[int, tuple[int, float]]] = []
+    for index, item in enumerate(items):
+        sidecar = sidecars.get(paths.sidecar_name(item.name)) if item.hasMeta else None
+        if sidecar is None:
+            if item.star is not None or item.metaStamp is not None:
+                items[index] = item._replace(star=None, metaStamp=None)
+            continue
+        stamp = (sidecar.size, sidecar.mtime)
+        if item.metaStamp == stamp:
+            continue
+        old = previous.get(item.name)
+        if old is not None and old.metaStamp == stamp:
+            items[index] = item._replace(star=old.star, metaStamp=stamp)
+        else:
+            to_read.append((index, stamp))
+
+    async def read(index: int, stamp: tuple[int, float]) -> None:
+        item = items[index]
+        try:
+            stored = await read_sidecar(storage, paths.join(folder, item.name))
+        except DocumentError:
+            stored, known = None, stamp  # unreadable as it is: read again when it changes
+        except LensletError:
+            stored, known = None, None  # storage trouble: read again next time
+        else:
+            known = stamp
+        star = star_of(stored[0].extra) if stored is not None else None
+        items[index] = item._replace(star=star, metaStamp=known)
+
+    async with anyio.create_task_group() as tg:
+        for index, stamp in to_read:
+            tg.start_soon(read, index, stamp)
+
+
+async def _keep_thumbnails(
+    thumbs: ThumbnailStore | None,
+    images: Sequence[str],
+    results: Sequence[Analysis | LensletError],
+    build: FolderBuild,
+) -> set[str]:
+    """Write the thumbnails a batch made; returns the names of the images whose thumbnail was
+    kept. One that could not be written is a problem of the build and leaves ``hasThumb`` as
+    the listing says (it is made again next time)."""
+    kept: set[str] = set()
+    if thumbs is None:
+        return kept
+
+    async def keep(image: str, data: bytes) -> None:
+        try:
+            await thumbs.write(image, data)
+            build.thumbnails_made += 1
+            build.thumbnails_kept.add(paths.thumbnail_name(paths.split(image)[1]))
+        except LensletError as exc:
+            reason = f"thumbnail not kept: {exc.message}"
+            build.problems.append(Skipped(paths.thumbnail_name(image), reason, exc.code))
+            return
+        kept.add(paths.split(image)[1])
+
+    async with anyio.create_task_group() as tg:
+        for image, result in zip(images, results, strict=True):
+            if isinstance(result, Analysis) and result.thumbnail is not None:
+                tg.start_soon(keep, image, result.thumbnail)
+    return kept
+
+
+def _still_refused(old: Skipped, max_pixels: int) -> bool:
+    """Whether an unchanged file's earlier verdict still holds under today's settings."""
+    if old.code == "image_too_large":
+        return old.w * old.h > max_pixels
+    return old.code in PERMANENT_CODES
+
+
+def _unchanged(old: ItemEntry | Skipped | None, entry: Entry) -> bool:
+    return old is not None and old.size == entry.size and old.mtime == entry.mtime
+
+
+def _with_flags(item: ItemEntry, names: set[str]) -> ItemEntry:
+    has_thumb = paths.thumbnail_name(item.name) in names
+    has_meta = paths.sidecar_name(item.name) in names
+    if item.hasThumb == has_thumb and item.hasMeta == has_meta:
+        return item
+    return item._replace(hasThumb=has_thumb, hasMeta=has_meta)
