@@ -8,7 +8,7 @@ import anyio
 import orjson
 import typer
 
-from lenslet_core import Lenslet, RollupItem
+from lenslet_core import Hit, Lenslet
 
 from .typer_app import (
     EXIT_OK,
@@ -39,12 +39,12 @@ def search(
     first, then by path. Reads ROOT's _rollup.json (written by `lenslet index`)."""
     with errors_to_exit():
 
-        async def run() -> tuple[list[RollupItem], bool]:
+        async def run() -> tuple[list[Hit], bool]:
             settings = settings_from(
                 readonly=True, **storage_settings(endpoint_url, region, profile, pointer_root)
             )
             async with Lenslet(root, settings) as lens:
-                found = await lens.search(query, limit=limit, path=path)
+                found = await lens.find(query, limit=limit, path=path)
                 return found, await lens.indexed()
 
         found, indexed = anyio.run(run)
@@ -52,7 +52,8 @@ def search(
         document = {"query": query, "items": [item.to_json() for item in found]}
         typer.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
     else:
-        for item in found:
+        for hit in found:
+            item = hit.found
             tags = f"  [{', '.join(item.tags)}]" if item.tags else ""
             notes = f"  {item.notes}" if item.notes else ""
             typer.echo(f"{item.path}{tags}{notes}")

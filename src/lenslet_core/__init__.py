@@ -30,8 +30,9 @@ from .errors import (
     UnsupportedVersion,
 )
 from .gallery import Stats
+from .health import Status
 from .indexing import IndexProgress, IndexReport
-from .items import Item, Original, Pending, Thumbnail
+from .items import Hit, Item, Original, Pending, Thumbnail
 from .jobs import Engine, EngineStats, Job, JobHandle, Kind
 from .lenslet import Lenslet
 from .local_engine import LocalEngine
@@ -53,6 +54,7 @@ __all__ = [
     "DocumentError",
     "Entry",
     "Exif",
+    "Hit",
     "ImageError",
     "ImageTooLarge",
     "IndexProgress",
@@ -92,6 +94,7 @@ __all__ = [
     "Sidecar",
     "Skipped",
     "Stats",
+    "Status",
     "Storage",
     "StorageError",
     "UnsupportedImage",

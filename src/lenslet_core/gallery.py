@@ -20,9 +20,9 @@ import anyio
 
 from . import paths
 from .changes import ChangeFeed
-from .errors import DocumentError, ImageTooLarge, NotFound, QueueFull
+from .errors import DocumentError, ImageTooLarge, LensletError, NotFound, QueueFull
 from .folders import FolderPages
-from .health import Health, read_health
+from .health import Health, Status, read_health
 from .imaging import Imaging, ThumbSpec
 from .jobs import Engine, EngineStats, Job, Kind
 from .keyedlock import KeyedLock
@@ -99,6 +99,28 @@ class Gallery:
             self.folders.rebuilt,
             self.arrival_lag.snapshot(),
         )
+
+    async def status(self, *, check_within: float, read_within: float) -> Status:
+        """The gallery's :class:`Status`, within about ``check_within + read_within`` seconds
+        whatever the storage does: a storage that does not answer in time is unreachable, and
+        a ``_health.json`` not read in time is left out."""
+        error: dict[str, str] | None = {
+            "code": "storage_timeout",
+            "message": f"the storage did not answer within {check_within} s",
+        }
+        with anyio.move_on_after(check_within):
+            try:
+                await self.storage.check_root()
+                error = None
+            except LensletError as exc:
+                error = {"code": exc.code, "message": exc.message}
+        stored = None
+        if error is None:
+            with anyio.move_on_after(read_within):
+                with contextlib.suppress(LensletError):
+                    stored = await read_health(self.storage)
+        jobs = self.jobs.stats().to_json()
+        return Status(error is None, error, jobs, stored, self.storage.readonly)
 
     # -- queueing work -----------------------------------------------------------------------------
 

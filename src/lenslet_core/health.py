@@ -19,7 +19,38 @@ from .errors import NotFound
 from .manifest import ItemEntry, Skipped
 from .storage import Entry, Store
 
-__all__ = ["FolderHealth", "Health", "folder_health", "read_health"]
+__all__ = ["FolderHealth", "Health", "Status", "folder_health", "read_health"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Status:
+    """How a running gallery is, for a health check: whether the storage answered (else the
+    error), this process's job queue, and ``_health.json`` as last written (``None``: none, or
+    not read in time). ``ok``: the storage answered, no job failed and the stored health
+    finds nothing wrong."""
+
+    reachable: bool
+    error: dict[str, str] | None
+    jobs: dict[str, Any]
+    gallery: dict[str, Any] | None
+    readonly: bool
+
+    @property
+    def ok(self) -> bool:
+        fine = self.gallery is None or bool(self.gallery.get("ok"))
+        return self.reachable and not self.jobs.get("failed") and fine
+
+    def to_json(self) -> dict[str, Any]:
+        storage: dict[str, Any] = {"reachable": self.reachable}
+        if self.error is not None:
+            storage["error"] = self.error
+        return {
+            "ok": self.ok,
+            "readonly": self.readonly,
+            "storage": storage,
+            "jobs": self.jobs,
+            "gallery": self.gallery,
+        }
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,7 +23,7 @@ from .rollup import RollupItem
 from .sidecar import ABSENT_ETAG, Sidecar, read_sidecar, update_sidecar
 from .work import INDEX, ROLLUP, THUMBNAIL
 
-__all__ = ["Item", "Original", "Pending", "Thumbnail"]
+__all__ = ["Hit", "Item", "Original", "Pending", "Thumbnail"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +81,23 @@ class Pending:
 
     path: str
     retry_after: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Hit:
+    """An image a search found: what the rollup matched (path, name, tags, notes) and its
+    folder manifest's entry (size, w, h, hasThumb, …; ``None`` when its manifest does not
+    list it yet), so a client renders hits like folder items."""
+
+    found: RollupItem
+    entry: ItemEntry | None
+
+    @property
+    def path(self) -> str:
+        return self.found.path
+
+    def to_json(self) -> dict[str, Any]:
+        return {**(self.entry.to_json() if self.entry else {}), **self.found.to_json()}
 
 
 # -- sidecars ------------------------------------------------------------------------------------
@@ -230,3 +247,12 @@ async def entries(gallery: Gallery, images: Sequence[str]) -> dict[str, ItemEntr
         for folder, names in wanted.items():
             tg.start_soon(look, folder, names)
     return found
+
+
+async def find(gallery: Gallery, query: str, *, limit: int, path: str) -> list[Hit]:
+    """Search hits with their manifest entries (see :class:`Hit`)."""
+    await gallery.load_state()
+    ttl = gallery.settings.manifest_ttl
+    found = await gallery.search.search(query, limit=limit, path=path, ttl=ttl)
+    listed = await entries(gallery, [item.path for item in found])
+    return [Hit(item, listed.get(item.path)) for item in found]

@@ -25,9 +25,9 @@ from . import images as changes
 from . import items, paths, s3, work
 from .errors import SettingsError
 from .gallery import Gallery, Stats
-from .health import read_health
+from .health import Status, read_health
 from .indexing import IndexProgress, IndexReport
-from .items import Item, Original, Pending, Thumbnail
+from .items import Hit, Item, Original, Pending, Thumbnail
 from .jobs import Engine
 from .local_engine import LocalEngine
 from .manifest import ItemEntry, Manifest
@@ -38,7 +38,7 @@ from .settings import Settings
 from .storage import Observer, Storage
 from .watch import Wave, watch_gallery
 
-__all__ = ["Item", "Lenslet", "Original", "Pending", "Thumbnail"]
+__all__ = ["Lenslet"]
 
 
 def _s3_options(
@@ -269,6 +269,11 @@ class Lenslet:
         ttl = self._settings.manifest_ttl
         return await self._gallery.search.search(query, limit=limit, path=path, ttl=ttl)
 
+    async def find(self, query: str, *, limit: int = 100, path: str = "") -> list[Hit]:
+        """:meth:`search`, each hit with its folder manifest's entry (size, w, h, hasThumb,
+        …), shaped like a folder item for clients."""
+        return await items.find(self._gallery, query, limit=limit, path=paths.normalize(path))
+
     async def indexed(self) -> bool:
         """Whether the root has been indexed (it has a ``_rollup.json``)."""
         await self._gallery.load_state()
@@ -277,6 +282,11 @@ class Lenslet:
     async def stored_health(self) -> dict[str, Any] | None:
         """``_health.json`` as the last process that wrote it left it (``None``: none yet)."""
         return await read_health(self._gallery.storage)
+
+    async def status(self, *, check_within: float = 1.2, read_within: float = 0.6) -> Status:
+        """How the gallery is now, for a health check (see :class:`Status`): answered within
+        about two seconds whatever the storage does (a load balancer must not time out)."""
+        return await self._gallery.status(check_within=check_within, read_within=read_within)
 
     async def health_report(self) -> dict[str, Any]:
         """The gallery's health as ``_health.json`` has it, with the live job queue."""

@@ -213,7 +213,8 @@ class Manifest:
     thumbs_checked: bool = False
 
     def to_json(self, *, stored: bool = False) -> dict[str, Any]:
-        """The page as clients see it (``stored``: as its manifest file keeps it)."""
+        """The page as clients see it, each item with its logical ``path`` (``stored``: as its
+        manifest file keeps it)."""
         document = {
             "v": VERSION,
             "path": self.path,
@@ -222,7 +223,7 @@ class Manifest:
             "page": self.page,
             "pageCount": self.page_count,
             "itemCount": self.item_count,
-            "items": [i.to_stored_json() if stored else i.to_json() for i in self.items],
+            "items": [i.to_stored_json() for i in self.items] if stored else self._client_items(),
             "dirs": [d.to_json() for d in self.dirs],
             "skipped": [s.to_stored_json() for s in self.skipped],
         }
@@ -230,6 +231,16 @@ class Manifest:
             document["listing"] = self.listing
             document["thumbsChecked"] = self.thumbs_checked
         return document
+
+    def _client_items(self) -> list[dict[str, Any]]:
+        """The items as clients see them: each with its logical ``path`` too."""
+        prefix = self.path + "/" if self.path else ""
+        items = []
+        for item in self.items:
+            document = item.to_json()
+            document["path"] = prefix + item.name
+            items.append(document)
+        return items
 
     def encode(self) -> bytes:
         """The page as its manifest file keeps it."""

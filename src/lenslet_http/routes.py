@@ -18,7 +18,6 @@ from starlette.routing import Route
 from lenslet_core import (
     InvalidDocument,
     Lenslet,
-    LensletError,
     Manifest,
     NotFound,
     Pending,
@@ -95,14 +94,6 @@ def _float(request: Request, name: str, default: float, high: float) -> float:
     return min(value, high)
 
 
-def _folder_json(manifest: Manifest) -> dict[str, Any]:
-    document = manifest.to_json()
-    prefix = manifest.path + "/" if manifest.path else ""
-    for item in document["items"]:
-        item["path"] = prefix + item["name"]
-    return document
-
-
 #: Encoded folder answers kept, by (folder, build, page; -1 the whole folder): a build never
 #: changes. Bounded in number and in bytes (a whole 50,000-image folder is ~10 MB).
 _ENCODED_PAGES = 64
@@ -125,7 +116,7 @@ class EncodedPages:
             self._bodies.move_to_end(key)
             return bodies
         # Off the event loop: a whole 50,000-image folder is ~0.1 s of encoding.
-        encoded = await anyio.to_thread.run_sync(lambda: orjson.dumps(_folder_json(manifest)))
+        encoded = await anyio.to_thread.run_sync(lambda: orjson.dumps(manifest.to_json()))
         bodies = self._bodies.setdefault(key, [encoded])
         self._bytes += len(encoded)
         self._trim()
@@ -298,61 +289,22 @@ async def file(request: Request) -> Response:
 async def search(request: Request) -> Response:
     """``GET /search?q=&limit=&path=``: images by name, tag or note."""
     limit = _int(request, "limit", 100, 1, 1000)
-    lens = _lens(request)
-    found = await lens.search(request.query_params.get("q", ""), limit=limit, path=_path(request))
-    # Shaped like folder items (size, w, h, hasThumb, …) so a client renders them alike.
-    entries = await lens.entries([item.path for item in found])
-    items = []
-    for item in found:
-        entry = entries.get(item.path)
-        items.append({**(entry.to_json() if entry else {}), **item.to_json()})
-    return ORJSONResponse({"items": items})
-
-
-#: Seconds /health gives the storage check, then the stored health: it answers within about
-#: two seconds whatever the storage does (a load balancer must not time out on it).
-HEALTH_CHECK_BUDGET = 1.2
-HEALTH_READ_BUDGET = 0.6
+    hits = await _lens(request).find(
+        request.query_params.get("q", ""), limit=limit, path=_path(request)
+    )
+    return ORJSONResponse({"items": [hit.to_json() for hit in hits]})
 
 
 async def health(request: Request) -> Response:
-    """``GET /health``: this process, its job queue, the storage, and ``_health.json``. With a
-    bearer token set, a request without it gets only ``{ok, version}``."""
-    lens = _lens(request)
-    storage: dict[str, Any] = {
-        "reachable": False,
-        "error": {
-            "code": "storage_timeout",
-            "message": f"the storage did not answer within {HEALTH_CHECK_BUDGET} s",
-        },
-    }
-    with anyio.move_on_after(HEALTH_CHECK_BUDGET):
-        try:
-            await lens.check()
-            storage = {"reachable": True}
-        except LensletError as exc:
-            storage = {"reachable": False, "error": {"code": exc.code, "message": exc.message}}
-    gallery = None
-    if storage["reachable"]:
-        with anyio.move_on_after(HEALTH_READ_BUDGET):
-            try:
-                gallery = await lens.stored_health()
-            except LensletError:
-                gallery = None
-    jobs = lens.stats().jobs.to_json()
-    ok = storage["reachable"] and not jobs["failed"] and (gallery is None or gallery["ok"])
-    status = 200 if storage["reachable"] else 503
+    """``GET /health``: this process, its job queue, the storage, and ``_health.json``
+    (:meth:`Lenslet.status`). With a bearer token set, a request without it gets only
+    ``{ok, version}``."""
+    status = await _lens(request).status()
+    code = 200 if status.reachable else 503
     if not getattr(request.state, "authorized", True):
-        return ORJSONResponse({"ok": ok, "version": __version__}, status_code=status)
-    body = {
-        "ok": ok,
-        "version": __version__,
-        "readonly": lens.readonly,
-        "storage": storage,
-        "jobs": jobs,
-        "gallery": gallery,
-    }
-    return ORJSONResponse(body, status_code=status)
+        return ORJSONResponse({"ok": status.ok, "version": __version__}, status_code=code)
+    body = {"version": __version__, **status.to_json()}
+    return ORJSONResponse(body, status_code=code)
 
 
 async def upload(request: Request) -> Response:

@@ -49,17 +49,19 @@ def test_search_json(gallery: Path) -> None:
     result = runner.invoke(app, ["search", str(gallery), "sand", "--json"])
     assert result.exit_code == 0, result.output
     document = orjson.loads(result.stdout)
-    assert document == {
-        "query": "sand",
-        "items": [
-            {
-                "path": "trips/beach.jpg",
-                "name": "beach.jpg",
-                "tags": ["sea", "sand"],
-                "notes": "low tide",
-            }
-        ],
+    assert document["query"] == "sand"
+    [hit] = document["items"]
+    found = {k: hit[k] for k in ("path", "name", "tags", "notes")}
+    assert found == {
+        "path": "trips/beach.jpg",
+        "name": "beach.jpg",
+        "tags": ["sea", "sand"],
+        "notes": "low tide",
     }
+    # The same shape as GET /search: a hit carries its folder item's entry too.
+    assert hit["type"] == "image/jpeg"
+    assert hit["w"] > 0
+    assert hit["h"] > 0
 
 
 def test_search_under_a_folder(gallery: Path) -> None:
