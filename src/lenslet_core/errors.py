@@ -9,10 +9,16 @@ Foreign errors (OSError, fsspec, pyvips, orjson) are translated where they enter
     ├── SettingsError (ValueError)      invalid_settings       500
     ├── InvalidPath (ValueError)        invalid_path           400
     ├── InvalidDocument (ValueError)    invalid_document       400
+    ├── InvalidParameter (ValueError)   invalid_parameter      400
+    ├── TooLarge                        too_large              413
+    ├── RangeNotSatisfiable             range_not_satisfiable  416
+    ├── Unauthorized                    unauthorized           401
+    ├── MethodNotAllowed                method_not_allowed     405
     ├── NotFound (FileNotFoundError)    not_found              404
     ├── PermissionDenied (PermissionError)
     │                                   permission_denied      403
-    │   └── ReadOnly                    read_only              403
+    │   ├── ReadOnly                    read_only              403
+    │   └── CrossSiteRefused            csrf                   403
     ├── PreconditionFailed              precondition_failed    412
     ├── AlreadyExists (FileExistsError) already_exists         409
     ├── PointerError                    pointer_error          502
@@ -28,12 +34,26 @@ Foreign errors (OSError, fsspec, pyvips, orjson) are translated where they enter
     │   └── ImageTooLarge               image_too_large        413
     ├── StorageError                    storage_error          502
     ├── QueueFull                       queue_full             503
-    └── JobFailed                       job_failed             500
+    │   └── ThumbnailPending            thumbnail_pending      503
+    ├── JobFailed                       job_failed             500
+    └── InternalError                   internal_error         500
+
+The request errors (a bad parameter, a body too large, a byte range past the end, a missing
+token, a method a route does not take) are raised where a request enters an adapter and mapped
+by its one error handler like every other.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "Unauthorized",
+    "TooLarge",
+    "ThumbnailPending",
+    "RangeNotSatisfiable",
+    "MethodNotAllowed",
+    "InvalidParameter",
+    "InternalError",
+    "CrossSiteRefused",
     "AlreadyExists",
     "CorruptImage",
     "DocumentError",
@@ -100,6 +120,57 @@ class InvalidDocument(LensletError, ValueError):
     status = 400
 
 
+class InvalidParameter(LensletError, ValueError):
+    """A request parameter (query, form field, JSON field) that is not what it must be."""
+
+    code = "invalid_parameter"
+    status = 400
+
+
+class TooLarge(LensletError):
+    """A request body past its limit, refused as it arrives."""
+
+    code = "too_large"
+    status = 413
+
+    def __init__(self, message: str, *, limit: int = 0) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+    @classmethod
+    def over(cls, limit: int, what: str = "the body") -> TooLarge:
+        return cls(f"{what} is at most {limit:,} bytes", limit=limit)
+
+
+class RangeNotSatisfiable(LensletError):
+    """A byte range that starts past the end of the file."""
+
+    code = "range_not_satisfiable"
+    status = 416
+
+    def __init__(self, size: int, *, path: str | None = None) -> None:
+        super().__init__(f"no such byte range (the file has {size:,} bytes)", path=path)
+        self.size = size
+
+
+class Unauthorized(LensletError):
+    """A request without the token it needs."""
+
+    code = "unauthorized"
+    status = 401
+
+
+class MethodNotAllowed(LensletError):
+    """A method a route does not take; ``allowed`` lists those it does."""
+
+    code = "method_not_allowed"
+    status = 405
+
+    def __init__(self, message: str, *, allowed: str = "") -> None:
+        super().__init__(message)
+        self.allowed = allowed
+
+
 class NotFound(LensletError, FileNotFoundError):
     """The file or folder does not exist."""
 
@@ -118,6 +189,14 @@ class ReadOnly(PermissionDenied):
     """A write to a root or folder that is configured read-only."""
 
     code = "read_only"
+    status = 403
+
+
+class CrossSiteRefused(PermissionDenied):
+    """A write that came with the session cookie but without the header a cross-site form
+    cannot send (``X-Requested-With``)."""
+
+    code = "csrf"
     status = 403
 
 
@@ -234,9 +313,28 @@ class QueueFull(LensletError):
     status = 503
 
 
+class ThumbnailPending(QueueFull):
+    """A thumbnail still being made when the request could wait no longer; ask again after
+    ``retry_after`` seconds."""
+
+    code = "thumbnail_pending"
+    status = 503
+
+    def __init__(self, message: str, *, path: str | None = None, retry_after: float = 1) -> None:
+        super().__init__(message, path=path)
+        self.retry_after = retry_after
+
+
 class JobFailed(LensletError):
     """A background job raised something that is not a lenslet error (a bug, reported with the
     original exception as its cause)."""
 
     code = "job_failed"
+    status = 500
+
+
+class InternalError(LensletError):
+    """Something failed that is not a lenslet error: a bug (its log has the cause)."""
+
+    code = "internal_error"
     status = 500

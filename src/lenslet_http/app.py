@@ -19,11 +19,21 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from lenslet_core import Lenslet, LensletError, Settings, SettingsError
+from lenslet_core import (
+    InternalError,
+    InvalidParameter,
+    Lenslet,
+    LensletError,
+    MethodNotAllowed,
+    NotFound,
+    Settings,
+    SettingsError,
+    TooLarge,
+)
 
 from .auth import BearerToken
 from .metrics import Metrics
-from .responses import BadParameter, BodyTooLarge, error_response, lenslet_error
+from .responses import error_answer
 from .routes import MAX_UPLOADS, MAX_WAIT, EncodedPages, routes
 
 __all__ = ["create_app"]
@@ -32,35 +42,28 @@ log = logging.getLogger("lenslet.http")
 
 
 async def _lenslet_error(request: Request, exc: Exception) -> Response:
+    """The one handler: every error an endpoint raises is a :class:`LensletError`."""
     assert isinstance(exc, LensletError)
-    return lenslet_error(exc)
-
-
-async def _bad_parameter(request: Request, exc: Exception) -> Response:
-    return error_response(400, "invalid_parameter", str(exc))
-
-
-async def _too_large(request: Request, exc: Exception) -> Response:
-    # The client is still sending: closing the connection stops it sooner than reading on.
-    return error_response(413, "too_large", str(exc), {"Connection": "close"})
-
-
-#: Codes of the HTTP errors Starlette raises itself (unknown route, wrong method, bad form).
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+    return error_answer(exc)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own errors (no route, a method a route does not take, a form it could not
+    read), translated where they enter."""
     assert isinstance(exc, HTTPException)
-    code = _HTTP_CODES.get(exc.status_code, "invalid_request")
-    message = exc.detail if exc.status_code not in (404, 405) else _http_message(request, exc)
-    return error_response(exc.status_code, code, message, exc.headers)
-
-
-def _http_message(request: Request, exc: HTTPException) -> str:
+    path = request.url.path
+    mapped: LensletError
     if exc.status_code == 404:
-        return f"no route {request.url.path!r}"
-    allowed = (exc.headers or {}).get("Allow", "")
-    return f"{request.method} is not allowed on {request.url.path!r} (allowed: {allowed})"
+        mapped = NotFound(f"no route {path!r}")
+    elif exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        message = f"{request.method} is not allowed on {path!r} (allowed: {allowed})"
+        mapped = MethodNotAllowed(message, allowed=allowed)
+    elif exc.status_code == 413:
+        mapped = TooLarge(exc.detail)
+    else:
+        mapped = InvalidParameter(exc.detail)
+    return error_answer(mapped)
 
 
 def _ui_files() -> StaticFiles:
@@ -78,7 +81,7 @@ async def _page(request: Request) -> Response:
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-    return error_response(500, "internal_error", "lenslet failed; the server log has the cause")
+    return error_answer(InternalError("lenslet failed; the server log has the cause"))
 
 
 async def _index_in_background(lens: Lenslet) -> None:
@@ -198,8 +201,6 @@ def create_app(
         lifespan=lifespan,
         exception_handlers={
             LensletError: _lenslet_error,
-            BadParameter: _bad_parameter,
-            BodyTooLarge: _too_large,
             HTTPException: _http_error,
             Exception: _unexpected,
         },

@@ -17,7 +17,9 @@ from http.cookies import CookieError, SimpleCookie
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .responses import ORJSONResponse, error_response
+from lenslet_core import CrossSiteRefused, Unauthorized
+
+from .responses import ORJSONResponse, error_answer
 
 __all__ = ["SESSION_COOKIE", "BearerToken"]
 
@@ -61,8 +63,10 @@ class BearerToken:
             _cookie(headers.get(b"cookie", b"")).encode(), self.session.encode()
         )
         if by_cookie and scope["method"] not in _SAFE and b"x-requested-with" not in headers:
-            response = error_response(
-                403, "csrf", "a write with the session cookie needs the X-Requested-With header"
+            response = error_answer(
+                CrossSiteRefused(
+                    "a write with the session cookie needs the X-Requested-With header"
+                )
             )
             await response(scope, receive, send)
             return
@@ -72,9 +76,7 @@ class BearerToken:
         if authorized or public:
             await self.app(scope, receive, send)
             return
-        response = error_response(
-            401, "unauthorized", "a bearer token is required", {"WWW-Authenticate": "Bearer"}
-        )
+        response = error_answer(Unauthorized("a bearer token is required"))
         await response(scope, receive, send)
 
     async def _open_session(self, scope: Scope, receive: Receive, send: Send, root: str) -> None:
@@ -90,7 +92,7 @@ class BearerToken:
         except (orjson.JSONDecodeError, AttributeError):
             token = ""
         if not isinstance(token, str) or not hmac.compare_digest(token.encode(), self.token):
-            response = error_response(401, "unauthorized", "that is not the token")
+            response = error_answer(Unauthorized("that is not the token"))
             await response(scope, receive, send)
             return
         secure = "; Secure" if scope.get("scheme") == "https" else ""

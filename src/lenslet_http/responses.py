@@ -1,9 +1,8 @@
-"""How results become HTTP: orjson bodies, one error body, validators and byte ranges."""
+"""How results become HTTP: orjson bodies, the one error answer, validators and byte ranges."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -11,13 +10,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message
 
-from lenslet_core import LensletError
+from lenslet_core import (
+    LensletError,
+    MethodNotAllowed,
+    QueueFull,
+    RangeNotSatisfiable,
+    ThumbnailPending,
+    TooLarge,
+    Unauthorized,
+)
 
 __all__ = [
-    "BadParameter",
-    "BodyTooLarge",
     "ORJSONResponse",
-    "error_response",
+    "error_answer",
     "etag_matches",
     "limited",
     "parse_range",
@@ -26,25 +31,13 @@ __all__ = [
 ]
 
 
-class BadParameter(ValueError):
-    """A query parameter that is not what the endpoint takes (400 ``invalid_parameter``)."""
-
-
-class BodyTooLarge(Exception):
-    """A request body past its route's limit (413 ``too_large``), refused as it arrives."""
-
-    def __init__(self, limit: int, what: str = "the body") -> None:
-        super().__init__(f"{what} is at most {limit:,} bytes")
-        self.limit = limit
-
-
 def limited(request: Request, limit: int, what: str = "the body") -> Request:
     """``request`` with a body that may not pass ``limit`` bytes: refused from its
     ``Content-Length`` before anything is read, or as soon as the bytes that arrive pass it
-    (a chunked body), never read whole first. Raises :class:`BodyTooLarge`."""
+    (a chunked body), never read whole first. Raises :class:`TooLarge`."""
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit:
-        raise BodyTooLarge(limit, what)
+        raise TooLarge.over(limit, what)
     receive, seen = request.receive, 0
 
     async def counted() -> Message:
@@ -53,7 +46,7 @@ def limited(request: Request, limit: int, what: str = "the body") -> Request:
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
             if seen > limit:
-                raise BodyTooLarge(limit, what)
+                raise TooLarge.over(limit, what)
         return message
 
     return Request(request.scope, counted)
@@ -66,16 +59,24 @@ class ORJSONResponse(Response):
         return orjson.dumps(content)
 
 
-def error_response(
-    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
-) -> ORJSONResponse:
-    """The one error body: ``{"error": {"code", "message"}}``."""
-    body = {"error": {"code": code, "message": message}}
-    return ORJSONResponse(body, status_code=status, headers=dict(headers or {}))
-
-
-def lenslet_error(exc: LensletError) -> ORJSONResponse:
-    return error_response(exc.status, exc.code, exc.message)
+def error_answer(exc: LensletError) -> ORJSONResponse:
+    """The one error answer: ``{"error": {"code", "message"}}`` with the error's status, and
+    the headers that status needs."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, QueueFull):  # not done yet: nobody may keep this answer
+        retry = exc.retry_after if isinstance(exc, ThumbnailPending) else 5
+        headers |= {"Cache-Control": "no-store", "Retry-After": str(max(1, round(retry)))}
+    elif isinstance(exc, TooLarge):
+        # The client is still sending: closing the connection stops it sooner than reading on.
+        headers["Connection"] = "close"
+    elif isinstance(exc, RangeNotSatisfiable):
+        headers["Content-Range"] = f"bytes */{exc.size}"
+    elif isinstance(exc, Unauthorized):
+        headers["WWW-Authenticate"] = "Bearer"
+    elif isinstance(exc, MethodNotAllowed):
+        headers["Allow"] = exc.allowed
+    body = {"error": {"code": exc.code, "message": exc.message}}
+    return ORJSONResponse(body, status_code=exc.status, headers=headers)
 
 
 def quoted(etag: str) -> str:

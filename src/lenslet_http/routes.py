@@ -17,20 +17,20 @@ from starlette.routing import Route
 
 from lenslet_core import (
     InvalidDocument,
+    InvalidParameter,
     Lenslet,
     Manifest,
     NotFound,
     Pending,
-    QueueFull,
+    RangeNotSatisfiable,
+    ThumbnailPending,
+    TooLarge,
     __version__,
 )
 
 from .openapi import openapi
 from .responses import (
-    BadParameter,
-    BodyTooLarge,
     ORJSONResponse,
-    error_response,
     etag_matches,
     limited,
     parse_range,
@@ -75,9 +75,9 @@ def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise BadParameter(f"{name} must be an integer, not {raw!r}") from None
+        raise InvalidParameter(f"{name} must be an integer, not {raw!r}") from None
     if not low <= value <= high:
-        raise BadParameter(f"{name} must be between {low} and {high}, not {value}")
+        raise InvalidParameter(f"{name} must be between {low} and {high}, not {value}")
     return value
 
 
@@ -88,9 +88,9 @@ def _float(request: Request, name: str, default: float, high: float) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise BadParameter(f"{name} must be a number of seconds, not {raw!r}") from None
+        raise InvalidParameter(f"{name} must be a number of seconds, not {raw!r}") from None
     if not value >= 0:  # NaN too
-        raise BadParameter(f"{name} must be >= 0, not {raw!r}")
+        raise InvalidParameter(f"{name} must be >= 0, not {raw!r}")
     return min(value, high)
 
 
@@ -224,19 +224,15 @@ async def thumb(request: Request) -> Response:
     ``202 Accepted`` with ``Retry-After`` and ``Location`` after its own, shorter wait."""
     asked = _asks_async(request)
     path = _path(request)
-    try:
-        wait = request.app.state.thumb_wait if asked is None else asked
-        result = await _lens(request).thumbnail(path, wait=wait)
-    except QueueFull as exc:
-        return error_response(503, exc.code, exc.message, _NOT_YET | {"Retry-After": "5"})
+    wait = request.app.state.thumb_wait if asked is None else asked
+    result = await _lens(request).thumbnail(path, wait=wait)
     if isinstance(result, Pending):
         retry = max(1, round(result.retry_after))
         if asked is None:
             # An <img> or a plain fetch() takes any 2xx body as the picture: not done yet is
             # an error it will ask again for, never a body it would cache.
             message = f"the thumbnail of {result.path!r} is still being made; retry in {retry} s"
-            headers = _NOT_YET | {"Retry-After": str(retry)}
-            return error_response(503, "thumbnail_pending", message, headers)
+            raise ThumbnailPending(message, path=result.path, retry_after=retry)
         location = f"{request.url.path}?{urlencode({'path': result.path})}"
         body = {"status": "pending", "path": result.path, "retryAfter": retry}
         headers = _NOT_YET | {"Retry-After": str(retry), "Location": location}
@@ -264,8 +260,7 @@ async def file(request: Request) -> Response:
         return Response(status_code=304, headers=headers)
     wanted = parse_range(request.headers.get("range"), original.size)
     if wanted is False:
-        headers["Content-Range"] = f"bytes */{original.size}"
-        return error_response(416, "range_not_satisfiable", "no such byte range", headers)
+        raise RangeNotSatisfiable(original.size, path=original.path)
     start, end = wanted if isinstance(wanted, tuple) else (0, original.size)
     status = 206 if isinstance(wanted, tuple) else 200
     if status == 206:
@@ -321,11 +316,11 @@ async def upload(request: Request) -> Response:
             dest = form.get("dest", "")
             overwrite = _flag(form.get("overwrite"))
             if sent is None or isinstance(sent, str):
-                raise BadParameter("the form needs a 'file' part with the image")
+                raise InvalidParameter("the form needs a 'file' part with the image")
             if not isinstance(dest, str):
-                raise BadParameter("'dest' must be text: a folder or an image path")
+                raise InvalidParameter("'dest' must be text: a folder or an image path")
             if (sent.size or 0) > limit:
-                raise BodyTooLarge(limit, "an image")
+                raise TooLarge.over(limit, "an image")
             data = await sent.read()
             name = sent.filename or ""
         path = await lens.upload(dest, name, data, overwrite=overwrite)
@@ -346,7 +341,7 @@ async def move(request: Request) -> Response:
     fields = await _fields(request)
     source, target = fields.get("src"), fields.get("dest")
     if not isinstance(source, str) or not isinstance(target, str):
-        raise BadParameter("'src' and 'dest' are both needed")
+        raise InvalidParameter("'src' and 'dest' are both needed")
     path = await _lens(request).move(source, target, overwrite=_flag(fields.get("overwrite")))
     return ORJSONResponse({"ok": True, "path": path})
 
@@ -357,7 +352,7 @@ async def delete(request: Request) -> Response:
     fields = await _fields(request)
     wanted = fields.get("paths")
     if not isinstance(wanted, list) or not all(isinstance(p, str) for p in wanted):
-        raise BadParameter('the body must be {"paths": ["a.jpg", ...]}')
+        raise InvalidParameter('the body must be {"paths": ["a.jpg", ...]}')
     deleted = await _lens(request).delete(wanted)
     return ORJSONResponse({"ok": True, "deleted": deleted})
 
@@ -369,9 +364,9 @@ async def _fields(request: Request) -> dict[str, Any]:
         try:
             document = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            raise BadParameter(f"the body is not valid JSON: {exc}") from exc
+            raise InvalidParameter(f"the body is not valid JSON: {exc}") from exc
         if not isinstance(document, dict):
-            raise BadParameter("the body must be a JSON object")
+            raise InvalidParameter("the body must be a JSON object")
         return document
     async with limited(request, MAX_SIDECAR_BYTES).form(max_files=0, max_fields=16) as form:
         return {key: value for key, value in form.items() if isinstance(value, str)}
