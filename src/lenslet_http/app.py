@@ -12,7 +12,6 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -32,6 +31,7 @@ from lenslet_core import (
 )
 
 from .auth import BearerToken
+from .compression import Compression
 from .metrics import Metrics
 from .responses import error_answer
 from .routes import MAX_UPLOADS, MAX_WAIT, EncodedPages, routes
@@ -168,7 +168,7 @@ def create_app(
                 await lens.stop_work()
 
     # Level 5: most of level 9's saving on JSON at a fraction of its time per request.
-    middleware = [Middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)]
+    middleware = [Middleware(Compression, minimum_size=1024, level=5)]
     if cors_origins:
         middleware.insert(
             0,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import gzip
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -101,45 +100,31 @@ _ENCODED_BYTES = 64 * 1024 * 1024
 
 
 class EncodedPages:
-    """Folder answers encoded once per build (and gzipped once), least recently used first out."""
+    """Folder answers encoded once per build, least recently used first out (compressing them
+    is :mod:`compression`'s, once per build too)."""
 
     def __init__(self) -> None:
-        self._bodies: collections.OrderedDict[tuple[str, str, int], list[bytes]] = (
+        self._bodies: collections.OrderedDict[tuple[str, str, int], bytes] = (
             collections.OrderedDict()
         )
         self._bytes = 0
 
-    async def get(self, manifest: Manifest, page: int) -> list[bytes]:
+    async def get(self, manifest: Manifest, page: int) -> bytes:
         key = (manifest.path, manifest.build, page)
-        bodies = self._bodies.get(key)
-        if bodies is not None:
+        body = self._bodies.get(key)
+        if body is not None:
             self._bodies.move_to_end(key)
-            return bodies
+            return body
         # Off the event loop: a whole 50,000-image folder is ~0.1 s of encoding.
         encoded = await anyio.to_thread.run_sync(lambda: orjson.dumps(manifest.to_json()))
-        bodies = self._bodies.setdefault(key, [encoded])
+        body = self._bodies.setdefault(key, encoded)
         self._bytes += len(encoded)
-        self._trim()
-        return bodies
-
-    async def gzipped(self, bodies: list[bytes]) -> bytes:
-        if len(bodies) == 1:  # compressed once per answer of a build, not once per request
-            plain = bodies[0]
-            packed = await anyio.to_thread.run_sync(
-                lambda: gzip.compress(plain, compresslevel=6, mtime=0)
-            )
-            if len(bodies) == 1:
-                bodies.append(packed)
-                self._bytes += len(packed)
-                self._trim()
-        return bodies[1]
-
-    def _trim(self) -> None:
         while len(self._bodies) > 1 and (
             len(self._bodies) > _ENCODED_PAGES or self._bytes > _ENCODED_BYTES
         ):
             _, dropped = self._bodies.popitem(last=False)
-            self._bytes -= sum(map(len, dropped))
+            self._bytes -= len(dropped)
+        return body
 
 
 async def folders(request: Request) -> Response:
@@ -157,13 +142,8 @@ async def folders(request: Request) -> Response:
     if etag_matches(request, etag):
         return Response(status_code=304, headers=headers)
     encoded: EncodedPages = request.app.state.pages
-    bodies = await encoded.get(manifest, page)
-    headers["Vary"] = "Accept-Encoding"
-    if len(bodies[0]) >= 1024 and "gzip" in request.headers.get("accept-encoding", ""):
-        headers["Content-Encoding"] = "gzip"
-        zipped = await encoded.gzipped(bodies)
-        return Response(zipped, media_type="application/json", headers=headers)
-    return Response(bodies[0], media_type="application/json", headers=headers)
+    body = await encoded.get(manifest, page)
+    return Response(body, media_type="application/json", headers=headers)
 
 
 async def get_item(request: Request) -> Response:

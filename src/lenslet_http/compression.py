@@ -1,0 +1,108 @@
+"""The one gzip path: answers in text formats (JSON, the page's script and style) are
+compressed for clients that accept gzip, once per representation where they can be told apart.
+
+An answer with a strong ``ETag`` names its bytes (a folder page of one build, a sidecar
+version), so its compressed form is kept (bounded in bytes, least recently used first out) and
+served again without compressing: a whole 50,000-image folder is ~0.1 s of gzip, paid once per
+build instead of once per request. Large bodies are compressed off the event loop. Streams
+(server-sent events) and images pass through untouched.
+"""
+
+from __future__ import annotations
+
+import collections
+import gzip
+
+import anyio.to_thread
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["Compression"]
+
+#: Types worth compressing (images are compressed already).
+_TEXT = ("application/json", "text/html", "text/css", "text/javascript", "application/javascript")
+#: Bodies above this are compressed in a worker thread.
+_OFF_LOOP = 64 * 1024
+
+
+class Compression:
+    """ASGI middleware: gzip for text answers of at least ``minimum_size`` bytes."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        minimum_size: int = 1024,
+        level: int = 5,
+        kept_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        self.app = app
+        self.minimum_size = minimum_size
+        self.level = level
+        self.kept_bytes = kept_bytes
+        self._kept: collections.OrderedDict[str, bytes] = collections.OrderedDict()
+        self._size = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        accepts = "gzip" in Headers(scope=scope).get("accept-encoding", "")
+        where = f"{scope.get('path', '')}?{scope.get('query_string', b'').decode('latin-1')}"
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def compressing(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(raw=message["headers"])
+                kind = headers.get("content-type", "").split(";")[0].strip()
+                if kind not in _TEXT or "content-encoding" in headers:
+                    await send(message)  # not ours to compress: pass everything through
+                    return
+                headers.add_vary_header("Accept-Encoding")
+                if not accepts:
+                    await send(message)
+                    return
+                start = message
+                return
+            if start is None or message["type"] != "http.response.body":
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            await self._answer(start, b"".join(chunks), where, send)
+
+        await self.app(scope, receive, compressing)
+
+    async def _answer(self, start: Message, body: bytes, where: str, send: Send) -> None:
+        headers = MutableHeaders(raw=start["headers"])
+        if len(body) >= self.minimum_size and start["status"] not in (204, 304):
+            etag = headers.get("etag")
+            # An ETag names one representation of one URL: the key is both.
+            key = f"{where} {etag}" if etag and not etag.startswith("W/") else None
+            body = await self._compressed(key, body)
+            headers["Content-Encoding"] = "gzip"
+            headers["Content-Length"] = str(len(body))
+        await send(start)
+        await send({"type": "http.response.body", "body": body})
+
+    async def _compressed(self, key: str | None, body: bytes) -> bytes:
+        if key is not None and key in self._kept:
+            self._kept.move_to_end(key)
+            return self._kept[key]
+        if len(body) > _OFF_LOOP:
+            packed = await anyio.to_thread.run_sync(self._compress, body)
+        else:
+            packed = self._compress(body)
+        if key is not None and len(packed) <= self.kept_bytes:
+            self._kept[key] = packed
+            self._size += len(packed)
+            while self._size > self.kept_bytes:
+                _, dropped = self._kept.popitem(last=False)
+                self._size -= len(dropped)
+        return packed
+
+    def _compress(self, body: bytes) -> bytes:
+        return gzip.compress(body, compresslevel=self.level, mtime=0)

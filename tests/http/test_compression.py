@@ -1,0 +1,92 @@
+"""The one gzip path, over a real Starlette app and httpx."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import AsyncIterator
+
+import httpx
+import orjson
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from lenslet_http.compression import Compression
+
+pytestmark = pytest.mark.anyio
+
+BIG = orjson.dumps({"items": [{"name": f"{n:05d}.jpg", "w": 640} for n in range(2000)]})
+
+
+def app() -> tuple[Compression, list[int]]:
+    made: list[int] = []
+
+    async def page(request: Request) -> Response:
+        made.append(1)
+        tag = request.query_params.get("tag", "b1")
+        return Response(BIG, media_type="application/json", headers={"ETag": f'"{tag}"'})
+
+    async def small(request: Request) -> Response:
+        return Response(b'{"ok":true}', media_type="application/json")
+
+    async def image(request: Request) -> Response:
+        return Response(b"\xff\xd8" + b"x" * 5000, media_type="image/jpeg")
+
+    async def events(request: Request) -> Response:
+        async def stream() -> AsyncIterator[bytes]:
+            yield b"data: one\n\n"
+            yield b"data: two\n\n"
+
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
+    routes = [Route(p, f) for p, f in [("/page", page), ("/small", small), ("/image", image),
+                                        ("/events", events)]]  # fmt: skip
+    return Compression(Starlette(routes=routes)), made
+
+
+async def fetch(asgi: Compression, url: str, gzip_ok: bool = True) -> httpx.Response:
+    headers = {"Accept-Encoding": "gzip" if gzip_ok else "identity"}
+    transport = httpx.ASGITransport(app=asgi)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        return await client.get(url, headers=headers)
+
+
+async def test_json_is_gzipped_for_clients_that_accept_it() -> None:
+    asgi, _ = app()
+    answer = await fetch(asgi, "/page")
+    assert answer.headers["content-encoding"] == "gzip"
+    assert "Accept-Encoding" in answer.headers["vary"]
+    assert int(answer.headers["content-length"]) < len(BIG) // 4
+    assert answer.content == BIG  # httpx decodes it: the same bytes
+    plain = await fetch(asgi, "/page", gzip_ok=False)
+    assert "content-encoding" not in plain.headers
+    assert "Accept-Encoding" in plain.headers["vary"]  # a cache must keep both apart
+    assert plain.content == BIG
+
+
+async def test_a_representation_is_compressed_once() -> None:
+    asgi, made = app()
+    first = await fetch(asgi, "/page")
+    second = await fetch(asgi, "/page")
+    assert first.content == second.content == BIG
+    assert len(made) == 2  # the route answered twice ...
+    assert len(asgi._kept) == 1  # ... and its bytes were compressed once
+    await fetch(asgi, "/page?tag=b2")  # another build: compressed anew, kept beside
+    assert len(asgi._kept) == 2
+    kept = next(iter(asgi._kept.values()))
+    assert gzip.decompress(kept) == BIG
+
+
+async def test_small_answers_images_and_streams_pass_through() -> None:
+    asgi, _ = app()
+    small = await fetch(asgi, "/small")
+    assert "content-encoding" not in small.headers
+    assert small.json() == {"ok": True}
+    image = await fetch(asgi, "/image")
+    assert "content-encoding" not in image.headers
+    assert image.content.startswith(b"\xff\xd8")
+    events = await fetch(asgi, "/events")
+    assert "content-encoding" not in events.headers
+    assert events.text == "data: one\n\ndata: two\n\n"
