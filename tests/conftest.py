@@ -71,7 +71,7 @@ class S3:
     def __init__(self, endpoint: str, bucket: str) -> None:
         self.endpoint = endpoint
         self.bucket = bucket
-        self.settings = Settings(cpu_concurrency=2, io_concurrency=8, s3_endpoint_url=endpoint)
+        self.settings = Settings(cpu_concurrency=2, io_concurrency=8).with_s3(endpoint_url=endpoint)
 
     def url(self, prefix: str = "gallery") -> str:
         return f"s3://{self.bucket}/{prefix}".rstrip("/")

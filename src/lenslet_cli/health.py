@@ -14,14 +14,10 @@ from .typer_app import (
     EXIT_OK,
     EXIT_SKIPPED,
     EXIT_USAGE,
-    EndpointUrl,
-    PointerRoots,
-    Profile,
-    Region,
+    Root,
     app,
     errors_to_exit,
-    settings_from,
-    storage_settings,
+    takes_root,
 )
 
 #: Paths printed per kind of problem (``--json`` has them all).
@@ -29,16 +25,13 @@ SHOWN = 20
 
 
 @app.command()
+@takes_root
 def health(
-    root: Annotated[str, typer.Argument(help="The gallery root: a folder or a storage URL.")],
+    root: Root,
     refresh: Annotated[
         bool, typer.Option("--refresh", help="Index ROOT first, so the counts are current.")
     ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the JSON document.")] = False,
-    endpoint_url: EndpointUrl = None,
-    region: Region = None,
-    profile: Profile = None,
-    pointer_root: PointerRoots = None,
 ) -> None:
     """Print ROOT's health: counts of images, folders, missing thumbnails, orphan sidecars and
     thumbnails, skipped files with reasons, broken pointers and the last index run. Exits 1
@@ -46,11 +39,8 @@ def health(
     with errors_to_exit():
 
         async def run() -> dict[str, Any] | None:
-            shared = storage_settings(endpoint_url, region, profile, pointer_root)
-            settings = (
-                settings_from(**shared) if refresh else settings_from(readonly=True, **shared)
-            )
-            async with Lenslet(root, settings) as lens:
+            settings = root.settings() if refresh else root.settings(readonly=True)
+            async with Lenslet(root.url, settings) as lens:
                 if not refresh:
                     return await lens.stored_health()
                 await lens.index(thumbnails=False)
@@ -59,7 +49,7 @@ def health(
         document = anyio.run(run)
     if document is None:
         typer.echo(
-            f"lenslet: {root} has no _health.json yet: run `lenslet index {root}` "
+            f"lenslet: {root.url} has no _health.json yet: run `lenslet index {root.url}` "
             "(or `lenslet health --refresh`)",
             err=True,
         )

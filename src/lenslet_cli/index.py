@@ -19,21 +19,18 @@ from .typer_app import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_SKIPPED,
-    EndpointUrl,
-    PointerRoots,
-    Profile,
-    Region,
+    Root,
     WatchInterval,
     app,
     errors_to_exit,
-    settings_from,
-    storage_settings,
+    takes_root,
 )
 
 
 @app.command()
+@takes_root
 def index(
-    root: Annotated[str, typer.Argument(help="The gallery root: a folder or a storage URL.")],
+    root: Root,
     path: Annotated[str, typer.Option(help="Only this folder (logical, under the root).")] = "",
     recursive: Annotated[
         bool, typer.Option("--recursive/--no-recursive", help="Also index sub-folders.")
@@ -80,22 +77,17 @@ def index(
         ),
     ] = False,
     watch_interval: WatchInterval = None,
-    endpoint_url: EndpointUrl = None,
-    region: Region = None,
-    profile: Profile = None,
-    pointer_root: PointerRoots = None,
 ) -> None:
     """Write every folder's manifest, the missing thumbnails, the search rollup and the health
     file under ROOT, and report the files that were skipped."""
     with errors_to_exit():
-        settings = settings_from(
+        settings = root.settings(
             page_size=page_size,
             max_pixels=max_pixels,
             io_concurrency=io_concurrency,
             thumbnails=thumbs,
             thumb_cache=thumb_cache,
             watch_interval=watch_interval,
-            **storage_settings(endpoint_url, region, profile, pointer_root),
         )
         show = not json_output if progress is None else progress
 
@@ -106,9 +98,9 @@ def index(
                 _print_report(report)
 
         if watch:
-            _index_and_watch(root, settings, path, recursive, show, json_output, tell)
+            _index_and_watch(root.url, settings, path, recursive, show, json_output, tell)
         else:
-            report = _run_index(root, settings, path, recursive, show)
+            report = _run_index(root.url, settings, path, recursive, show)
             tell(report)
     raise typer.Exit(EXIT_OK if watch else _exit_code(report))
 

@@ -12,38 +12,28 @@ from lenslet_core import Hit, Lenslet
 
 from .typer_app import (
     EXIT_OK,
-    EndpointUrl,
-    PointerRoots,
-    Profile,
-    Region,
+    Root,
     app,
     errors_to_exit,
-    settings_from,
-    storage_settings,
+    takes_root,
 )
 
 
 @app.command()
+@takes_root
 def search(
-    root: Annotated[str, typer.Argument(help="The gallery root: a folder or a storage URL.")],
+    root: Root,
     query: Annotated[str, typer.Argument(help="Text to find in names, tags and notes.")],
     limit: Annotated[int, typer.Option(min=1, help="At most this many results.")] = 50,
     path: Annotated[str, typer.Option(help="Only under this folder (logical).")] = "",
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    endpoint_url: EndpointUrl = None,
-    region: Region = None,
-    profile: Profile = None,
-    pointer_root: PointerRoots = None,
 ) -> None:
     """Find images whose name, tags or notes contain QUERY (any case): exact tag matches
     first, then by path. Reads ROOT's _rollup.json (written by `lenslet index`)."""
     with errors_to_exit():
 
         async def run() -> tuple[list[Hit], bool]:
-            settings = settings_from(
-                readonly=True, **storage_settings(endpoint_url, region, profile, pointer_root)
-            )
-            async with Lenslet(root, settings) as lens:
+            async with Lenslet(root.url, root.settings(readonly=True)) as lens:
                 found = await lens.find(query, limit=limit, path=path)
                 return found, await lens.indexed()
 
@@ -60,5 +50,7 @@ def search(
         if not found:
             typer.echo(f"nothing matches {query!r}", err=True)
         if not indexed:
-            typer.echo(f"{root} has no _rollup.json yet: run `lenslet index {root}`", err=True)
+            typer.echo(
+                f"{root.url} has no _rollup.json yet: run `lenslet index {root.url}`", err=True
+            )
     raise typer.Exit(EXIT_OK)

@@ -12,21 +12,18 @@ from lenslet_core import Lenslet
 from .typer_app import (
     EXIT_OK,
     EXIT_USAGE,
-    EndpointUrl,
-    PointerRoots,
-    Profile,
-    Region,
+    Root,
     WatchInterval,
     app,
     errors_to_exit,
-    settings_from,
-    storage_settings,
+    takes_root,
 )
 
 
 @app.command()
+@takes_root
 def serve(
-    root: Annotated[str, typer.Argument(help="The gallery root: a folder or a storage URL.")],
+    root: Root,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 7070,
     token: Annotated[
@@ -57,10 +54,6 @@ def serve(
         str | None,
         typer.Option(help="Where thumbnails go when an image's folder is read-only."),
     ] = None,
-    endpoint_url: EndpointUrl = None,
-    region: Region = None,
-    profile: Profile = None,
-    pointer_root: PointerRoots = None,
 ) -> None:
     """Serve ROOT over HTTP: folders, items, thumbnails, originals, search and health."""
     try:
@@ -75,19 +68,16 @@ def serve(
         )
         raise typer.Exit(EXIT_USAGE) from exc
     with errors_to_exit():
-        settings = settings_from(
-            readonly=read_only,
-            thumb_cache=thumb_cache,
-            watch_interval=watch_interval,
-            **storage_settings(endpoint_url, region, profile, pointer_root),
+        settings = root.settings(
+            readonly=read_only, thumb_cache=thumb_cache, watch_interval=watch_interval
         )
         # The root is checked before the server starts: a root that cannot be used is one
         # clear line and exit code, not a traceback from the server's start-up.
-        anyio.run(Lenslet(root, settings).check)
-        local = "://" not in root or root.startswith("file://")
-        watching = (local if watch is None else watch) and not read_only
+        lens = Lenslet(root.url, settings)
+        anyio.run(lens.check)
+        watching = (lens.local if watch is None else watch) and not read_only
         web = create_app(
-            root,
+            root.url,
             settings,
             token=token,
             cors_origins=cors or (),
@@ -96,7 +86,7 @@ def serve(
             ui=ui,
         )
         shown = f"http://{host}:{port}/" + ("" if ui else " (no page: --no-ui)")
-        typer.echo(f"lenslet: serving {root} at {shown} (Ctrl-C stops)", err=True)
+        typer.echo(f"lenslet: serving {root.url} at {shown} (Ctrl-C stops)", err=True)
         # Open pages hold an event stream (/events) that never ends by itself: Ctrl-C closes
         # them after a moment instead of waiting for every browser to go.
         uvicorn.run(

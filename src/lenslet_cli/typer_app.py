@@ -8,8 +8,12 @@ interrupted.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
 import traceback
-from collections.abc import Iterator
+import typing
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
@@ -74,57 +78,103 @@ def errors_to_exit() -> Iterator[None]:
         raise typer.Exit(EXIT_FAILED) from exc
 
 
-#: Options every command takes for ``s3://`` roots (credentials: the standard AWS chain).
-EndpointUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--endpoint-url",
-        help="S3-compatible endpoint for s3:// roots, e.g. http://127.0.0.1:9000.",
-        rich_help_panel="S3",
-    ),
-]
-Region = Annotated[
-    str | None, typer.Option("--region", help="S3 region of the bucket.", rich_help_panel="S3")
-]
-Profile = Annotated[
-    str | None,
-    typer.Option("--profile", help="AWS profile for the credentials.", rich_help_panel="S3"),
-]
-
-
 WatchInterval = Annotated[
     float | None,
     typer.Option(min=0.1, help="Seconds between two listings of an S3 root (default 30)."),
 ]
-PointerRoots = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--pointer-root",
-        help="A local folder pointer folders may target (repeatable; others are refused).",
-    ),
-]
+
+#: The root argument and the storage options every command takes (credentials for s3://
+#: roots: the standard AWS chain), declared once; :func:`takes_root` adds them to a command.
+_ROOT_PARAMETERS = {
+    "root": Annotated[
+        str, typer.Argument(help="The gallery root: a folder or a storage URL (s3://bucket/…).")
+    ],
+    "endpoint_url": Annotated[
+        str | None,
+        typer.Option(
+            "--endpoint-url",
+            help="S3-compatible endpoint for s3:// roots, e.g. http://127.0.0.1:9000.",
+            rich_help_panel="Storage",
+        ),
+    ],
+    "region": Annotated[
+        str | None,
+        typer.Option("--region", help="S3 region of the bucket.", rich_help_panel="Storage"),
+    ],
+    "profile": Annotated[
+        str | None,
+        typer.Option(
+            "--profile", help="AWS profile for the credentials.", rich_help_panel="Storage"
+        ),
+    ],
+    "pointer_root": Annotated[
+        list[str] | None,
+        typer.Option(
+            "--pointer-root",
+            help="A local folder pointer folders may target (repeatable; others are refused).",
+            rich_help_panel="Storage",
+        ),
+    ],
+}
 
 
-def storage_settings(
-    endpoint_url: str | None,
-    region: str | None,
-    profile: str | None,
-    pointer_roots: list[str] | None = None,
-) -> dict[str, Any]:
-    """The storage options every command shares, as settings fields (for
-    :func:`settings_from`): S3's, and the local folders pointers may target."""
-    return {
-        "s3_endpoint_url": endpoint_url,
-        "s3_region": region,
-        "s3_profile": profile,
-        "pointer_roots": tuple(pointer_roots) if pointer_roots else None,
+@dataclasses.dataclass(frozen=True)
+class Root:
+    """A command's gallery root with its storage options."""
+
+    url: str
+    endpoint_url: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    pointer_roots: tuple[str, ...] = ()
+
+    def settings(self, **changes: Any) -> Settings:
+        """Settings for this root from the command's options (``None``: not given, keep the
+        default)."""
+        given = {k: v for k, v in changes.items() if v is not None}
+        if self.pointer_roots:
+            given["pointer_roots"] = self.pointer_roots
+        return Settings(**given).with_s3(
+            endpoint_url=self.endpoint_url, region=self.region, profile=self.profile
+        )
+
+
+def takes_root(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command the shared ROOT argument (first) and storage options (last), passed to
+    it as one ``root: Root``."""
+    hints = typing.get_type_hints(command, include_extras=True)
+    own = [
+        p.replace(annotation=hints[p.name])
+        for p in inspect.signature(command).parameters.values()
+        if p.name != "root"
+    ]
+    keyword = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    first = inspect.Parameter("root", keyword, annotation=_ROOT_PARAMETERS["root"])
+    shared = [
+        inspect.Parameter(name, keyword, default=None, annotation=annotation)
+        for name, annotation in _ROOT_PARAMETERS.items()
+        if name != "root"
+    ]
+
+    @functools.wraps(command)
+    def run(**given: Any) -> Any:
+        pointer_roots = given.pop("pointer_root") or ()
+        root = Root(
+            given.pop("root"),
+            given.pop("endpoint_url"),
+            given.pop("region"),
+            given.pop("profile"),
+            tuple(pointer_roots),
+        )
+        return command(root=root, **given)
+
+    parameters = [first, *own, *shared]
+    run.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    run.__annotations__ = {
+        **{p.name: hints[p.name] for p in own},
+        **{name: annotation for name, annotation in _ROOT_PARAMETERS.items()},
     }
-
-
-def settings_from(**changes: Any) -> Settings:
-    """Settings from the options given (``None``: not given, keep the default)."""
-    given = {k: v for k, v in changes.items() if v is not None}
-    return Settings(**given)
+    return run
 
 
 __all__ = [
@@ -133,13 +183,9 @@ __all__ = [
     "EXIT_OK",
     "EXIT_SKIPPED",
     "EXIT_USAGE",
-    "EndpointUrl",
-    "PointerRoots",
-    "Profile",
-    "Region",
+    "Root",
     "WatchInterval",
     "app",
     "errors_to_exit",
-    "storage_settings",
-    "settings_from",
+    "takes_root",
 ]

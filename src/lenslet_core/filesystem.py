@@ -25,7 +25,7 @@ from .errors import LensletError, PreconditionFailed, StorageError
 from .hashing import content_etag
 from .local import TEMP_ABANDONED
 
-__all__ = ["FilesystemBackend", "entry_of", "filesystem_of"]
+__all__ = ["FilesystemBackend", "entry_of", "filesystem_of", "protocol_of"]
 
 #: Concurrent requests to a backend reached over the network (object stores, memory).
 REMOTE_IO_CONCURRENCY = 16
@@ -42,6 +42,12 @@ def filesystem_of(url: str, options: Mapping[str, Any]) -> tuple[Any, str]:
     except ValueError as exc:
         raise StorageError(f"cannot open storage {url!r}: {exc}") from exc
     return fs, str(root)
+
+
+def protocol_of(url: str) -> str:
+    """The fsspec protocol a URL or path names (``"file"`` for a plain path)."""
+    protocol, _ = fsspec.core.split_protocol(url)
+    return protocol or "file"
 
 
 class FilesystemBackend:

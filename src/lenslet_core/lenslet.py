@@ -35,25 +35,10 @@ from .mounts import Mounts
 from .pointers import Pointer
 from .rollup import RollupItem
 from .settings import Settings
-from .storage import Observer, Storage
+from .storage import Observer, Storage, options_for
 from .watch import Wave, watch_gallery
 
 __all__ = ["Lenslet"]
-
-
-def _s3_options(
-    settings: Settings, *, endpoint_url: str | None = None, region: str | None = None
-) -> dict[str, Any]:
-    """s3fs options from the settings (a pointer's target may name its own endpoint and
-    region)."""
-    return s3.storage_options(
-        endpoint_url=endpoint_url or settings.s3_endpoint_url,
-        region=region or settings.s3_region,
-        profile=settings.s3_profile,
-        connect_timeout=settings.s3_connect_timeout,
-        read_timeout=settings.s3_read_timeout,
-        attempts=settings.s3_attempts,
-    )
 
 
 class Lenslet:
@@ -82,7 +67,7 @@ class Lenslet:
                 )
             storage = root
         else:
-            options = _s3_options(settings) if root.startswith(("s3://", "s3a://")) else {}
+            options = options_for(root, settings.storage_options)
             storage = Storage.open(
                 root,
                 io_concurrency=settings.io_concurrency,
@@ -100,13 +85,11 @@ class Lenslet:
         self._gallery = Gallery(mounts, settings, engine)
 
     def _open_target(self, pointer: Pointer, url: str, readonly: bool) -> Storage:
-        """The storage a pointer folder opens (S3 with the settings' endpoint and profile,
-        and the pointer's region)."""
-        options = None
+        """The storage a pointer folder opens: with the settings' options for its protocol
+        (on S3, at the endpoint and region its config names, if any)."""
+        options = options_for(url, self._settings.storage_options)
         if pointer.type == "s3":
-            options = _s3_options(
-                self._settings, endpoint_url=pointer.endpoint, region=pointer.region
-            )
+            options = s3.for_target(options, endpoint_url=pointer.endpoint, region=pointer.region)
         return Storage.open(
             url,
             io_concurrency=self._settings.io_concurrency,
@@ -145,6 +128,11 @@ class Lenslet:
     @property
     def settings(self) -> Settings:
         return self._settings
+
+    @property
+    def local(self) -> bool:
+        """Whether the root is a folder on local disk (its changes come as events)."""
+        return self._gallery.storage.local_root is not None
 
     @property
     def readonly(self) -> bool:

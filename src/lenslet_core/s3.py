@@ -30,13 +30,15 @@ __all__ = [
     "check_bucket_name",
     "error_code",
     "s3_error",
+    "for_target",
     "storage_options",
+    "with_defaults",
 ]
 
 T = TypeVar("T")
 
 #: Attempts botocore makes on throttling (SlowDown, 503), 5xx answers and connection errors,
-#: with backoff (the default of the s3_attempts setting).
+#: with backoff.
 RETRY_ATTEMPTS = 3
 _PRECONDITION = ("PreconditionFailed", "ConditionalRequestConflict")
 
@@ -46,32 +48,54 @@ def storage_options(
     endpoint_url: str | None = None,
     region: str | None = None,
     profile: str | None = None,
-    connect_timeout: float = 3.0,
-    read_timeout: float = 30.0,
-    attempts: int = RETRY_ATTEMPTS,
 ) -> dict[str, Any]:
-    """s3fs options for a root: an S3-compatible endpoint (else the standard
-    ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` environment, which botocore reads), a
-    region and an AWS profile; the credentials come from the standard chain (environment,
-    config files, instance role). Timeouts and ``attempts`` bound how long a request to an
-    endpoint that is down takes to fail."""
-    options: dict[str, Any] = {
-        "config_kwargs": {
-            "connect_timeout": connect_timeout,
-            "read_timeout": read_timeout,
-            "retries": {"max_attempts": attempts, "mode": "standard"},
-        },
-    }
-    client: dict[str, Any] = {}
+    """s3fs options in the words of the CLI: an S3-compatible endpoint (else the standard
+    ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` environment, which botocore reads), a region
+    and an AWS profile; the credentials come from the standard chain (environment, config
+    files, instance role)."""
+    options: dict[str, Any] = {}
     if endpoint_url:
         options["endpoint_url"] = endpoint_url
     if region:
-        client["region_name"] = region
-    if client:
-        options["client_kwargs"] = client
+        options["client_kwargs"] = {"region_name": region}
     if profile:
         options["profile"] = profile
     return options
+
+
+#: What lenslet sets unless told otherwise: timeouts and attempts that make a request to an
+#: endpoint that is down fail within seconds, not minutes (botocore's standard retries back
+#: off on throttling and 5xx answers).
+DEFAULTS: dict[str, Any] = {
+    "config_kwargs": {
+        "connect_timeout": 3.0,
+        "read_timeout": 30.0,
+        "retries": {"max_attempts": RETRY_ATTEMPTS, "mode": "standard"},
+    },
+}
+
+
+def with_defaults(given: Mapping[str, Any]) -> dict[str, Any]:
+    """The options given, over :data:`DEFAULTS` (``config_kwargs`` and ``client_kwargs``
+    merged key by key)."""
+    merged: dict[str, Any] = {**DEFAULTS, **given}
+    for nested in ("config_kwargs", "client_kwargs"):
+        if nested in given and nested in DEFAULTS:
+            merged[nested] = {**DEFAULTS[nested], **given[nested]}
+    return merged
+
+
+def for_target(
+    options: Mapping[str, Any], *, endpoint_url: str | None, region: str | None
+) -> dict[str, Any]:
+    """A pointer target's options: the root's, with the endpoint and region the pointer's
+    config names (if any)."""
+    target = dict(options)
+    if endpoint_url:
+        target["endpoint_url"] = endpoint_url
+    if region:
+        target["client_kwargs"] = {**target.get("client_kwargs", {}), "region_name": region}
+    return target
 
 
 #: S3's rules for bucket names (3-63 lowercase letters, digits, dots and hyphens).

@@ -5,8 +5,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections.abc import Mapping
+from typing import Any
 
 from .errors import SettingsError
+from .s3 import storage_options
 
 __all__ = ["Settings"]
 
@@ -57,22 +60,17 @@ class Settings:
     pointer_roots: tuple[str, ...] = ()
     #: Seconds between two listings of a root that has no change events (S3) while watching.
     watch_interval: float = 30.0
-    #: S3 (``s3://bucket/prefix`` roots and pointer targets): an S3-compatible endpoint such as
-    #: ``http://127.0.0.1:9000``, the region, and an AWS profile. Credentials come from the
-    #: standard chain: environment, config files, instance role.
-    s3_endpoint_url: str | None = None
-    s3_region: str | None = None
-    s3_profile: str | None = None
-    #: Seconds to connect to the S3 endpoint and to wait for each read of an answer, and the
-    #: attempts per request (botocore's standard retries: throttling and 5xx back off): an
-    #: endpoint that is down fails a request within seconds, not minutes.
-    s3_connect_timeout: float = 3.0
-    s3_read_timeout: float = 30.0
-    s3_attempts: int = 3
+    #: Options of each storage protocol, as its fsspec filesystem takes them, for roots and
+    #: pointer targets of that protocol: ``{"s3": {"endpoint_url": "http://127.0.0.1:9000",
+    #: "client_kwargs": {"region_name": "eu-west-1"}, "profile": "photos"}}``. S3's timeouts
+    #: and retries have defaults that fail a request to an endpoint that is down within
+    #: seconds (``lenslet_core.s3.DEFAULTS``; override them under ``config_kwargs``).
+    #: Credentials come from the standard chain: environment, config files, instance role.
+    storage_options: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         names = ["page_size", "max_pixels", "max_file_bytes", "thumb_size", "queue_size"]
-        names.extend(["job_attempts", "s3_attempts"])
+        names.append("job_attempts")
         if self.io_concurrency is not None:
             names.append("io_concurrency")
         for name in names:
@@ -85,20 +83,20 @@ class Settings:
         ttl = self.manifest_ttl
         if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not 0 <= ttl < math.inf:
             raise SettingsError(f"setting manifest_ttl must be a number >= 0, not {ttl!r}")
-        for name in ("s3_connect_timeout", "s3_read_timeout"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise SettingsError(f"setting {name} must be seconds > 0, not {value!r}")
         every = self.watch_interval
         if isinstance(every, bool) or not isinstance(every, (int, float)) or not 0 < every < 1e6:
             raise SettingsError(f"setting watch_interval must be seconds > 0, not {every!r}")
         roots = self.pointer_roots
         if not isinstance(roots, tuple) or not all(isinstance(r, str) and r for r in roots):
             raise SettingsError(f"setting pointer_roots must be a tuple of paths, not {roots!r}")
-        for name in ("s3_endpoint_url", "s3_region", "s3_profile"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, str) or not value):
-                raise SettingsError(f"setting {name} must be a non-empty string, not {value!r}")
+        options = self.storage_options
+        if not isinstance(options, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, Mapping) for k, v in options.items()
+        ):
+            raise SettingsError(
+                "setting storage_options must map protocols to options, e.g. "
+                f'{{"s3": {{"endpoint_url": ...}}}}, not {options!r}'
+            )
         if not isinstance(self.writer, str) or not self.writer:
             raise SettingsError(f"setting writer must be a non-empty string, not {self.writer!r}")
         for flag in ("readonly", "thumbnails"):
@@ -111,6 +109,23 @@ class Settings:
         cache = self.thumb_cache
         if cache is not None and (not isinstance(cache, str) or not cache):
             raise SettingsError(f"setting thumb_cache must be a path or URL, not {cache!r}")
+
+    def with_s3(
+        self,
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        profile: str | None = None,
+    ) -> Settings:
+        """A copy whose S3 options also name an endpoint, a region or a profile (those
+        given)."""
+        given = storage_options(endpoint_url=endpoint_url, region=region, profile=profile)
+        if not given:
+            return self
+        current = dict(self.storage_options.get("s3", {}))
+        if "client_kwargs" in given and "client_kwargs" in current:
+            given["client_kwargs"] = {**current["client_kwargs"], **given["client_kwargs"]}
+        return self.replace(storage_options={**self.storage_options, "s3": {**current, **given}})
 
     def replace(self, **changes: object) -> Settings:
         """A copy with some fields changed (and checked again)."""

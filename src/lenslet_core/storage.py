@@ -21,15 +21,23 @@ from typing import Any, Protocol, TypeVar
 import anyio
 import anyio.to_thread
 
-from . import paths
+from . import paths, s3
 from .backend import Backend, BackendFactory, Entry, os_error
 from .errors import LensletError, ReadOnly
-from .filesystem import FilesystemBackend, filesystem_of
+from .filesystem import FilesystemBackend, filesystem_of, protocol_of
 from .hashing import content_etag
 from .local import LocalBackend
-from .s3 import S3Backend
 
-__all__ = ["Entry", "Observer", "Storage", "Store", "backend_for", "register_backend", "translate"]
+__all__ = [
+    "Entry",
+    "Observer",
+    "Storage",
+    "Store",
+    "options_for",
+    "backend_for",
+    "register_backend",
+    "translate",
+]
 
 T = TypeVar("T")
 
@@ -46,15 +54,39 @@ Observer = Callable[[str, str], None]
 _BACKENDS: dict[str, BackendFactory] = {
     "file": LocalBackend.for_filesystem,
     "local": LocalBackend.for_filesystem,
-    "s3": S3Backend,
-    "s3a": S3Backend,
+    "s3": s3.S3Backend,
+    "s3a": s3.S3Backend,
 }
 
 
-def register_backend(protocol: str, factory: BackendFactory) -> None:
+#: The options each protocol's filesystem is opened with unless told otherwise.
+_DEFAULTS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
+    "s3": s3.with_defaults,
+    "s3a": s3.with_defaults,
+}
+
+
+def register_backend(
+    protocol: str,
+    factory: BackendFactory,
+    *,
+    defaults: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None,
+) -> None:
     """Use ``factory(fs, root)`` for roots of an fsspec ``protocol`` (e.g. a GCS backend for
-    ``"gs"``); it replaces the one registered before."""
+    ``"gs"``), replacing the one registered before; ``defaults`` adds the options its
+    filesystem is opened with unless told otherwise."""
     _BACKENDS[protocol] = factory
+    if defaults is not None:
+        _DEFAULTS[protocol] = defaults
+
+
+def options_for(url: str, by_protocol: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The options a root or pointer target at ``url`` opens with: those the settings give
+    its protocol (``storage_options``), over its backend's defaults."""
+    protocol = protocol_of(url)
+    given = by_protocol.get(protocol) or {}
+    defaults = _DEFAULTS.get(protocol)
+    return defaults(given) if defaults is not None else dict(given)
 
 
 def backend_for(fs: Any, root: str) -> Backend:

@@ -176,7 +176,7 @@ async def test_an_unreachable_endpoint_says_so(s3: S3) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # nothing listens there
-    settings = Settings(s3_endpoint_url=f"http://127.0.0.1:{port}")
+    settings = Settings().with_s3(endpoint_url=f"http://127.0.0.1:{port}")
     options = {"skip_instance_cache": True, "config_kwargs": {"retries": {"max_attempts": 1}}}
     with pytest.raises(StorageError, match="cannot reach the S3 endpoint"):
         async with Lenslet(s3.url(), settings, storage_options=options):

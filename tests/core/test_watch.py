@@ -299,9 +299,10 @@ async def test_a_pointer_targets_outage_does_not_stop_the_gallerys_watch(
         orjson.dumps({"kind": "pointer", "target": target}),
     )
     write(gallery / "here" / "a.jpg", jpeg_bytes(32, 24))
+    one_attempt = {"config_kwargs": {"retries": {"max_attempts": 1}}}
     settings = Settings(
-        cpu_concurrency=2, s3_endpoint_url=proxy.url, watch_interval=0.3, s3_attempts=1
-    )
+        cpu_concurrency=2, watch_interval=0.3, storage_options={"s3": one_attempt}
+    ).with_s3(endpoint_url=proxy.url)
     try:
         async with Lenslet(str(gallery), settings) as lens:
             await lens.index()
