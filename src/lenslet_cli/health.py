@@ -10,15 +10,7 @@ import typer
 
 from lenslet_core import Lenslet
 
-from .typer_app import (
-    EXIT_OK,
-    EXIT_SKIPPED,
-    EXIT_USAGE,
-    Root,
-    app,
-    errors_to_exit,
-    takes_root,
-)
+from .typer_app import Exit, Root, app, errors_to_exit, takes_root
 
 #: Paths printed per kind of problem (``--json`` has them all).
 SHOWN = 20
@@ -53,12 +45,12 @@ def health(
             "(or `lenslet health --refresh`)",
             err=True,
         )
-        raise typer.Exit(EXIT_USAGE)
+        raise typer.Exit(Exit.USAGE)
     if json_output:
         typer.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
     else:
         _print(document)
-    raise typer.Exit(EXIT_OK if document["ok"] else EXIT_SKIPPED)
+    raise typer.Exit(Exit.OK if document["ok"] else Exit.SKIPPED)
 
 
 def _print(document: dict[str, Any]) -> None:

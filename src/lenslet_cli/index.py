@@ -15,16 +15,7 @@ import typer
 
 from lenslet_core import IndexProgress, IndexReport, Lenslet, Settings, Wave
 
-from .typer_app import (
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_SKIPPED,
-    Root,
-    WatchInterval,
-    app,
-    errors_to_exit,
-    takes_root,
-)
+from .typer_app import Exit, Root, WatchInterval, app, errors_to_exit, takes_root
 
 
 @app.command()
@@ -102,17 +93,17 @@ def index(
         else:
             report = _run_index(root.url, settings, path, recursive, show)
             tell(report)
-    raise typer.Exit(EXIT_OK if watch else _exit_code(report))
+    raise typer.Exit(Exit.OK if watch else _exit_code(report))
 
 
 def _exit_code(report: IndexReport) -> int:
     """0 clean, 1 some files skipped; 3 when the storage refused the run as a whole (not one
     folder could be read: an outage is a failure, not "some files were skipped")."""
     if report.ok:
-        return EXIT_OK
+        return Exit.OK
     if report.folders == 0 and any(s.error is not None for s in report.skipped):
-        return EXIT_FAILED
-    return EXIT_SKIPPED
+        return Exit.FAILED
+    return Exit.SKIPPED
 
 
 def _index_and_watch(

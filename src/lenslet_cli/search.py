@@ -10,13 +10,7 @@ import typer
 
 from lenslet_core import Hit, Lenslet
 
-from .typer_app import (
-    EXIT_OK,
-    Root,
-    app,
-    errors_to_exit,
-    takes_root,
-)
+from .typer_app import Exit, Root, app, errors_to_exit, takes_root
 
 
 @app.command()
@@ -53,4 +47,4 @@ def search(
             typer.echo(
                 f"{root.url} has no _rollup.json yet: run `lenslet index {root.url}`", err=True
             )
-    raise typer.Exit(EXIT_OK)
+    raise typer.Exit(Exit.OK)

@@ -9,15 +9,7 @@ import typer
 
 from lenslet_core import Lenslet
 
-from .typer_app import (
-    EXIT_OK,
-    EXIT_USAGE,
-    Root,
-    WatchInterval,
-    app,
-    errors_to_exit,
-    takes_root,
-)
+from .typer_app import Exit, Root, WatchInterval, app, errors_to_exit, takes_root
 
 
 @app.command()
@@ -66,7 +58,7 @@ def serve(
             "pip install 'lenslet-core[http]'",
             err=True,
         )
-        raise typer.Exit(EXIT_USAGE) from exc
+        raise typer.Exit(Exit.USAGE) from exc
     with errors_to_exit():
         settings = root.settings(
             readonly=read_only, thumb_cache=thumb_cache, watch_interval=watch_interval
@@ -92,4 +84,4 @@ def serve(
         uvicorn.run(
             web, host=host, port=port, log_level="info", ws="none", timeout_graceful_shutdown=2
         )
-    raise typer.Exit(EXIT_OK)
+    raise typer.Exit(Exit.OK)

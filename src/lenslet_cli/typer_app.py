@@ -9,6 +9,7 @@ interrupted.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import functools
 import inspect
 import traceback
@@ -36,13 +37,21 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-EXIT_OK, EXIT_SKIPPED, EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+class Exit(enum.IntEnum):
+    """The exit codes (see the module docstring)."""
+
+    OK = 0
+    SKIPPED = 1
+    USAGE = 2
+    FAILED = 3
+    INTERRUPTED = 130
 
 
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"lenslet {__version__}")
-        raise typer.Exit(EXIT_OK)
+        raise typer.Exit(Exit.OK)
 
 
 @app.callback()
@@ -61,21 +70,21 @@ def errors_to_exit() -> Iterator[None]:
         yield
     except (SettingsError, InvalidPath) as exc:
         typer.echo(f"lenslet: {exc.message}", err=True)
-        raise typer.Exit(EXIT_USAGE) from exc
+        raise typer.Exit(Exit.USAGE) from exc
     except NotFound as exc:
         typer.echo(f"lenslet: {exc.message}", err=True)
-        raise typer.Exit(EXIT_USAGE) from exc
+        raise typer.Exit(Exit.USAGE) from exc
     except LensletError as exc:
         typer.echo(f"lenslet: {exc.message} [{exc.code}]", err=True)
-        raise typer.Exit(EXIT_FAILED) from exc
+        raise typer.Exit(Exit.FAILED) from exc
     except KeyboardInterrupt as exc:
         typer.echo("lenslet: interrupted; every file written so far is complete", err=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from exc
+        raise typer.Exit(Exit.INTERRUPTED) from exc
     except Exception as exc:
         # A bug, not bad input: say so with its traceback, but never as "some files skipped".
         traceback.print_exc()
         typer.echo(f"lenslet: unexpected error: {exc!r} (please report it)", err=True)
-        raise typer.Exit(EXIT_FAILED) from exc
+        raise typer.Exit(Exit.FAILED) from exc
 
 
 WatchInterval = Annotated[
@@ -178,11 +187,7 @@ def takes_root(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 __all__ = [
-    "EXIT_FAILED",
-    "EXIT_INTERRUPTED",
-    "EXIT_OK",
-    "EXIT_SKIPPED",
-    "EXIT_USAGE",
+    "Exit",
     "Root",
     "WatchInterval",
     "app",

@@ -21,11 +21,13 @@ from .errors import (
     LensletError,
     NotFound,
     PermissionDenied,
+    PreconditionFailed,
     ReadOnly,
     StorageError,
 )
+from .hashing import content_etag
 
-__all__ = ["Backend", "Entry", "EntryKind", "os_error"]
+__all__ = ["Backend", "Entry", "EntryKind", "check_version", "os_error"]
 
 EntryKind = Literal["file", "dir", "other"]
 
@@ -139,6 +141,21 @@ class Backend(Protocol):
 
 #: Makes a backend for an fsspec filesystem and a root on it (the registry's values).
 BackendFactory = Callable[[object, str], Backend]
+
+
+def check_version(path: str, read: Callable[[], bytes], expected: str | None) -> None:
+    """The check of a conditional write made under a lock (the backend's): the file as
+    ``read`` gives it has the validator ``expected`` (``None``: there is no file), else
+    :class:`PreconditionFailed`."""
+    try:
+        current: str | None = content_etag(read())
+    except FileNotFoundError:
+        current = None
+    if current != expected:
+        raise PreconditionFailed(
+            f"{path!r} changed since it was read (expected {expected}, found {current})",
+            path=path,
+        )
 
 
 def os_error(exc: Exception, path: str) -> LensletError | None:

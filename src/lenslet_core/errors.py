@@ -94,10 +94,6 @@ class LensletError(Exception):
     def __str__(self) -> str:
         return self.message
 
-    def to_dict(self) -> dict[str, dict[str, str]]:
-        """The JSON error body every adapter sends: ``{"error": {"code", "message"}}``."""
-        return {"error": {"code": self.code, "message": self.message}}
-
 
 class SettingsError(LensletError, ValueError):
     """Settings that cannot work; raised at startup, never later."""
@@ -133,8 +129,8 @@ class TooLarge(LensletError):
     code = "too_large"
     status = 413
 
-    def __init__(self, message: str, *, limit: int = 0) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, path: str | None = None, limit: int = 0) -> None:
+        super().__init__(message, path=path)
         self.limit = limit
 
     @classmethod
@@ -148,9 +144,13 @@ class RangeNotSatisfiable(LensletError):
     code = "range_not_satisfiable"
     status = 416
 
-    def __init__(self, size: int, *, path: str | None = None) -> None:
-        super().__init__(f"no such byte range (the file has {size:,} bytes)", path=path)
+    def __init__(self, message: str, *, path: str | None = None, size: int = 0) -> None:
+        super().__init__(message, path=path)
         self.size = size
+
+    @classmethod
+    def past(cls, size: int, *, path: str | None = None) -> RangeNotSatisfiable:
+        return cls(f"no such byte range (the file has {size:,} bytes)", path=path, size=size)
 
 
 class Unauthorized(LensletError):
@@ -166,8 +166,8 @@ class MethodNotAllowed(LensletError):
     code = "method_not_allowed"
     status = 405
 
-    def __init__(self, message: str, *, allowed: str = "") -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, path: str | None = None, allowed: str = "") -> None:
+        super().__init__(message, path=path)
         self.allowed = allowed
 
 

@@ -20,8 +20,8 @@ from typing import Any
 import fsspec
 from fsspec.implementations.memory import MemoryFileSystem
 
-from .backend import Entry
-from .errors import LensletError, PreconditionFailed, StorageError
+from .backend import Entry, check_version
+from .errors import LensletError, StorageError
 from .hashing import content_etag
 from .local import TEMP_ABANDONED
 
@@ -144,15 +144,7 @@ class FilesystemBackend:
 
     def write_if(self, path: str, data: bytes, expected: str | None) -> str:
         with self._exclusive(path):
-            try:
-                current: str | None = content_etag(self.read(path))
-            except FileNotFoundError:
-                current = None
-            if current != expected:
-                raise PreconditionFailed(
-                    f"{path!r} changed since it was read (expected {expected}, found {current})",
-                    path=path,
-                )
+            check_version(path, lambda: self.read(path), expected)
             self.write(path, data, False)
         return content_etag(data)
 

@@ -10,6 +10,7 @@ import math
 import time
 from collections.abc import Mapping
 
+from . import paths
 from .errors import InvalidPath, MalformedDocument, NotFound, PermissionDenied
 from .imaging import Imaging
 from .indexing import index_tree
@@ -197,7 +198,6 @@ class FolderPages:
 
     def invalidate(self, folder: str, *, below: bool = False) -> None:
         """Forget cached pages of ``folder`` (and, with ``below``, of every folder under it)."""
-        prefix = folder + "/"
         for key in list(self._pages):
-            if key[0] == folder or (below and (not folder or key[0].startswith(prefix))):
+            if key[0] == folder or (below and paths.within(key[0], folder)):
                 del self._pages[key]

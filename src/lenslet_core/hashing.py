@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from blake3 import blake3
 
-__all__ = ["content_etag", "hash_bytes", "hash_chunks"]
+__all__ = ["content_etag", "hash_bytes"]
 
 PREFIX = "blake3:"
 
@@ -14,14 +12,6 @@ PREFIX = "blake3:"
 def hash_bytes(data: bytes | memoryview) -> str:
     """The content hash of an image as stored in manifests and sidecars."""
     return PREFIX + blake3(data).hexdigest()
-
-
-def hash_chunks(chunks: Iterable[bytes]) -> str:
-    """The same hash as :func:`hash_bytes`, fed chunk by chunk (for files not held in memory)."""
-    hasher = blake3()
-    for chunk in chunks:
-        hasher.update(chunk)
-    return PREFIX + hasher.hexdigest()
 
 
 def content_etag(data: bytes) -> str:

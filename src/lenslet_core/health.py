@@ -124,15 +124,11 @@ class Health:
         skipped files replace the earlier ones of the folders it covered. ``run`` (its
         summary) becomes the last index run, unless ``None``."""
         seen = set(seen)
-        prefix = under + "/" if under else ""
-        shelters = [f + "/" if f else "" for f in keep_below]
 
         def covered(folder: str) -> bool:
-            if any(folder + "/" == s or folder.startswith(s) for s in shelters):
+            if any(paths.within(folder, shelter) for shelter in keep_below):
                 return False  # a folder the run could not read keeps what was known of it
-            if recursive:
-                return folder == under or folder.startswith(prefix) or not under
-            return folder == under
+            return paths.within(folder, under) if recursive else folder == under
 
         for folder in list(self._folders):
             if covered(folder) and folder not in seen:
@@ -147,12 +143,11 @@ class Health:
 
     def forget(self, under: str) -> None:
         """Drop the counts and problems of a folder that is gone, and of those below it."""
-        prefix = under + "/"
         for folder in list(self._folders):
-            if folder == under or folder.startswith(prefix):
+            if paths.within(folder, under):
                 del self._folders[folder]
         for path in list(self._skipped):
-            if path == under or path.startswith(prefix):
+            if paths.within(path, under):
                 del self._skipped[path]
 
     def to_json(self, jobs: dict[str, Any] | None = None) -> dict[str, Any]:

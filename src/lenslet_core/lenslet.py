@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from types import TracebackType
 from typing import Any
 
 import anyio
@@ -104,14 +103,9 @@ class Lenslet:
         await self._gallery.jobs.__aenter__()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: Any) -> None:
         try:
-            await self._gallery.jobs.__aexit__(exc_type, exc, tb)
+            await self._gallery.jobs.__aexit__(*exc_info)
         finally:
             self._gallery.folders.clear()
 

@@ -19,8 +19,8 @@ import time
 from collections.abc import Iterator
 
 from . import paths
-from .backend import Entry, EntryKind, reason
-from .errors import AlreadyExists, InvalidPath, LensletError, NotFound, PreconditionFailed
+from .backend import Entry, EntryKind, check_version, reason
+from .errors import AlreadyExists, InvalidPath, LensletError, NotFound
 from .hashing import content_etag
 
 __all__ = ["LocalBackend"]
@@ -153,15 +153,7 @@ class LocalBackend:
     def write_if(self, path: str, data: bytes, expected: str | None) -> str:
         full = self._full(path, write=True)
         with _exclusive(full):
-            try:
-                current: str | None = content_etag(self.read(path))
-            except FileNotFoundError:
-                current = None
-            if current != expected:
-                raise PreconditionFailed(
-                    f"{path!r} changed since it was read (expected {expected}, found {current})",
-                    path=path,
-                )
+            check_version(path, lambda: self.read(path), expected)
             _atomic_write(full, data)
         return content_etag(data)
 

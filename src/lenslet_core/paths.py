@@ -133,6 +133,12 @@ def has_control(name: str) -> bool:
     return any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in name)
 
 
+def within(path: str, folder: str) -> bool:
+    """Whether a logical ``path`` is ``folder`` itself or lies below it (everything lies
+    within the root, ``""``)."""
+    return not folder or path == folder or path.startswith(folder + "/")
+
+
 def join(folder: str, name: str) -> str:
     """Join a normalized folder path and a single name."""
     return f"{folder}/{name}" if folder else name

@@ -31,10 +31,10 @@ from blake3 import blake3
 
 from . import paths
 from .codec import VERSION, dumps, format_time, loads, parse_time
-from .errors import DocumentError, LensletError, MalformedDocument, NotFound, PreconditionFailed
+from .errors import DocumentError, LensletError, MalformedDocument, NotFound
 from .manifest import ItemEntry
 from .sidecar import Sidecar, read_sidecar
-from .storage import Entry, Store
+from .storage import Entry, Store, retry_on_conflict
 
 __all__ = ["Rollup", "RollupItem", "decode_rollup", "encode_rollup"]
 
@@ -225,10 +225,6 @@ class Rollup:
         """Whether there are changes not yet saved."""
         return bool(self._pending) or self._signed != self._signed_saved
 
-    def items(self) -> list[RollupItem]:
-        """Every image, sorted by path."""
-        return _sorted(self.parts())
-
     def parts(self) -> list[list[RollupItem]]:
         """Every image, folder by folder, unsorted: a snapshot cheap enough for the event loop
         (sort it in a worker thread)."""
@@ -408,12 +404,10 @@ class Rollup:
         ``keep`` nor below a folder of ``keep_below``: folders a recursive index run no longer
         found (as opposed to folders it could not read)."""
         kept = set(keep)
-        shelters = [f + "/" if f else "" for f in keep_below]
-        prefix = under + "/" if under else ""
         for folder in set(self._folders) | set(self._signatures):
-            if folder in kept or not (folder == under or folder.startswith(prefix)):
+            if folder in kept or not paths.within(folder, under):
                 continue
-            if any(folder + "/" == s or folder.startswith(s) for s in shelters):
+            if any(paths.within(folder, shelter) for shelter in keep_below):
                 continue
             for name in list(self._folders.get(folder, {})):
                 self.remove(paths.join(folder, name))
@@ -438,7 +432,8 @@ class Rollup:
                 self.basis = basis
             if not self.dirty and self._etag is not None:
                 return False
-            for _ in range(_SAVE_ATTEMPTS):
+
+            async def attempt() -> bool:
                 pending = dict(self._pending)
                 parts = self.parts()
                 signatures, signed = dict(self._signatures), self._signed
@@ -446,23 +441,21 @@ class Rollup:
                     datetime.datetime.fromtimestamp(self.basis or 0, datetime.timezone.utc)
                 )
                 data = await anyio.to_thread.run_sync(_encode, parts, when, signatures)
-                try:
-                    self._etag = await self.storage.write_if(
-                        paths.ROLLUP_NAME, data, expected=self._etag
-                    )
-                except PreconditionFailed:
-                    basis = self.basis
-                    await self.load()
-                    if basis is not None and (self.basis is None or basis < self.basis):
-                        self.basis = basis  # the older basis is the safe one
-                    continue
+                self._etag = await self.storage.write_if(
+                    paths.ROLLUP_NAME, data, expected=self._etag
+                )
                 self._seen = await self._stat()
                 self._signed_saved = signed
                 for path, item in pending.items():
                     if self._pending.get(path, ...) is item:
                         del self._pending[path]
                 return True
-            raise PreconditionFailed(
-                f"{paths.ROLLUP_NAME} kept changing under other writers; not saved this time",
-                path=paths.ROLLUP_NAME,
-            )
+
+            async def read_theirs(attempt: int) -> None:
+                # Another process saved first: its file, with this one's pending changes on top.
+                basis = self.basis
+                await self.load()
+                if basis is not None and (self.basis is None or basis < self.basis):
+                    self.basis = basis  # the older basis is the safe one
+
+            return await retry_on_conflict(paths.ROLLUP_NAME, _SAVE_ATTEMPTS, attempt, read_theirs)

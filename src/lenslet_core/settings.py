@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from collections.abc import Mapping
 from typing import Any
 
 from .errors import SettingsError
+from .local import usable_cores
 from .s3 import storage_options
 
 __all__ = ["Settings"]
-
-
-def _default_cpu() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,7 +28,7 @@ class Settings:
     #: local disk, 16 on remote storage; raise it for a NAS mount with high latency.
     io_concurrency: int | None = None
     #: Concurrent CPU-bound calls (probing, hashing, thumbnails); defaults to the usable cores.
-    cpu_concurrency: int = dataclasses.field(default_factory=_default_cpu)
+    cpu_concurrency: int = dataclasses.field(default_factory=usable_cores)
     #: Seconds a manifest cached in memory is served without asking storage whether it changed.
     manifest_ttl: float = 2.0
     #: Written into ``updatedBy`` when a writer does not name itself.

@@ -34,10 +34,9 @@ from .errors import (
     InvalidPath,
     MalformedDocument,
     NotFound,
-    PreconditionFailed,
     UnsupportedVersion,
 )
-from .storage import Store
+from .storage import Store, retry_on_conflict
 
 __all__ = [
     "ABSENT_ETAG",
@@ -342,18 +341,15 @@ async def update_sidecar(
         )
     wanted = normalize_etag(if_match)
     target = paths.sidecar_name(image)
-    for attempt in range(MAX_ATTEMPTS):
+
+    async def attempt() -> Written:
         stored = await read_sidecar(storage, image)
         result = decide(stored, edit, wanted, now=utcnow(), author=author, writer=writer)
-        try:
-            etag = await storage.write_if(
-                target, result.encode(), expected=stored[1] if stored else None
-            )
-        except PreconditionFailed:
-            await _back_off(attempt)
-            continue
+        expected = stored[1] if stored else None
+        etag = await storage.write_if(target, result.encode(), expected=expected)
         return Written(result, etag, stored[0] if stored else None)
-    raise PreconditionFailed(f"{target!r} kept changing; gave up after {MAX_ATTEMPTS} tries")
+
+    return await retry_on_conflict(target, MAX_ATTEMPTS, attempt, _back_off)
 
 
 async def refresh_basics(storage: Store, image: str, exif: Exif, digest: str) -> bool:
@@ -362,7 +358,8 @@ async def refresh_basics(storage: Store, image: str, exif: Exif, digest: str) ->
     (no normalisation of the clients' fields by a background job). Returns whether it wrote."""
     target = paths.sidecar_name(image)
     wanted = exif.to_json()
-    for attempt in range(MAX_ATTEMPTS):
+
+    async def attempt() -> bool:
         try:
             data, etag = await storage.read_versioned(target)
         except NotFound:
@@ -373,10 +370,7 @@ async def refresh_basics(storage: Store, image: str, exif: Exif, digest: str) ->
             return False
         document.update(exif=wanted, hash=digest)
         document.setdefault("v", VERSION)
-        try:
-            await storage.write_if(target, dumps(document), expected=etag)
-        except PreconditionFailed:
-            await _back_off(attempt)
-            continue
+        await storage.write_if(target, dumps(document), expected=etag)
         return True
-    raise PreconditionFailed(f"{target!r} kept changing; gave up after {MAX_ATTEMPTS} tries")
+
+    return await retry_on_conflict(target, MAX_ATTEMPTS, attempt, _back_off)

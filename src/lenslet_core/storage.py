@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 import anyio
@@ -23,7 +23,7 @@ import anyio.to_thread
 
 from . import paths, s3
 from .backend import Backend, BackendFactory, Entry, os_error
-from .errors import LensletError, ReadOnly
+from .errors import LensletError, PreconditionFailed, ReadOnly
 from .filesystem import FilesystemBackend, filesystem_of, protocol_of
 from .hashing import content_etag
 from .local import LocalBackend
@@ -434,6 +434,24 @@ class Storage:
     def writable(self, path: str) -> bool:
         """Whether writes to ``path`` are allowed (without asking storage)."""
         return not self.readonly
+
+
+async def retry_on_conflict(
+    what: str,
+    attempts: int,
+    attempt: Callable[[], Awaitable[T]],
+    conflict: Callable[[int], Awaitable[None]],
+) -> T:
+    """Run ``attempt`` (read, decide, conditional write) until no other writer got there
+    first: after each :class:`PreconditionFailed`, ``conflict`` (told the attempt's number:
+    back off, read again) and once more, at most ``attempts`` times; then give up with
+    :class:`PreconditionFailed` naming ``what``."""
+    for number in range(attempts):
+        try:
+            return await attempt()
+        except PreconditionFailed:
+            await conflict(number)
+    raise PreconditionFailed(f"{what!r} kept changing; gave up after {attempts} tries", path=what)
 
 
 @contextlib.contextmanager

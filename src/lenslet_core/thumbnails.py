@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
-from typing import Literal
 
 from . import paths
 from .errors import LensletError, NotFound, PermissionDenied, ReadOnly
@@ -19,8 +18,6 @@ from .hashing import hash_bytes
 from .storage import Entry, Storage, Store
 
 __all__ = ["ThumbnailStore", "thumbnails_in"]
-
-Place = Literal["beside", "cache"]
 
 
 class ThumbnailStore:
@@ -50,14 +47,14 @@ class ThumbnailStore:
                 raise
         return await self.cache.read(name)
 
-    async def write(self, image: str, data: bytes) -> Place:
+    async def write(self, image: str, data: bytes) -> None:
         """Keep a thumbnail (atomically): beside the image if its folder takes writes, else in
         the cache. Raises what the write raised when neither can take it."""
         name = paths.thumbnail_name(image)
         if not self.storage.readonly:
             try:
                 await self.storage.write(name, data)
-                return "beside"
+                return
             except (ReadOnly, PermissionDenied):
                 if self.cache is None:
                     raise
@@ -68,7 +65,6 @@ class ThumbnailStore:
                 path=image,
             )
         await self.cache.write(name, data, parents=True)
-        return "cache"
 
     async def delete(self, image: str) -> None:
         """Delete the thumbnail of ``image``, beside it and in the cache (none there is fine)."""

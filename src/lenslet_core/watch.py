@@ -87,7 +87,6 @@ def plan_wave(root: str, changes: Iterable[tuple[str, str]], under: str = "") ->
     below the local folder ``root`` into a :class:`Wave`, keeping folders under ``under``.
     Blocking (it looks at what an added path is): run it off the event loop."""
     wave = Wave()
-    prefix = under + "/" if under else ""
     for kind, full in changes:
         relative = os.path.relpath(full, root).replace(os.sep, "/")
         if relative == "." or relative.startswith("../"):
@@ -99,7 +98,7 @@ def plan_wave(root: str, changes: Iterable[tuple[str, str]], under: str = "") ->
         folder, name = paths.split(logical)
         if not _counts(name) or any(paths.is_hidden(part) for part in folder.split("/")):
             continue
-        if under and logical != under and not logical.startswith(prefix):
+        if under and not paths.within(logical, under):
             continue
         wave.changes += 1
         if logical != under:
@@ -110,13 +109,9 @@ def plan_wave(root: str, changes: Iterable[tuple[str, str]], under: str = "") ->
             wave.removed.add(logical)
     # A new folder is indexed with everything below it (its parent for its sub-folder list).
     new = wave.new_folders
-    wave.new_folders = {f for f in new if not any(f != o and _below(f, o) for o in new)}
-    wave.folders -= {f for f in wave.folders for top in wave.new_folders if _below(f, top)}
+    wave.new_folders = {f for f in new if not any(f != o and paths.within(f, o) for o in new)}
+    wave.folders -= {f for f in wave.folders for top in wave.new_folders if paths.within(f, top)}
     return wave
-
-
-def _below(folder: str, ancestor: str) -> bool:
-    return folder == ancestor or folder.startswith(ancestor + "/")
 
 
 async def watch_changes(
@@ -164,20 +159,20 @@ def diff_snapshots(before: Snapshot, after: Snapshot, under: str = "") -> Wave:
         folder, name = paths.split(logical)
         if not _counts(name) or any(paths.is_hidden(part) for part in folder.split("/")):
             continue
-        if under and not _below(folder, under):
+        if under and not paths.within(folder, under):
             continue
         wave.changes += 1
         wave.folders.add(folder)
     had, has = _folders_of(before), _folders_of(after)
     for new in has - had:
-        if not any(_below(new, other) and new != other for other in has - had):
+        if not any(paths.within(new, other) and new != other for other in has - had):
             wave.new_folders.add(new)
-    wave.removed = {f for f in had - has if not under or _below(f, under)}
-    wave.new_folders = {f for f in wave.new_folders if not under or _below(f, under)}
+    wave.removed = {f for f in had - has if not under or paths.within(f, under)}
+    wave.new_folders = {f for f in wave.new_folders if not under or paths.within(f, under)}
     for folder in wave.new_folders | wave.removed:
         if folder != under:
             wave.folders.add(paths.parent(folder))
-    wave.folders -= {f for f in wave.folders for top in wave.new_folders if _below(f, top)}
+    wave.folders -= {f for f in wave.folders for top in wave.new_folders if paths.within(f, top)}
     wave.folders -= wave.removed
     return wave
 
@@ -298,7 +293,7 @@ async def watch_gallery(
         watched: set[tuple[str, str]] = set()
         while not stop.is_set():
             for prefix, target in gallery.storage.mounted():
-                inside = not folder or prefix == folder or prefix.startswith(folder + "/")
+                inside = paths.within(prefix, folder)
                 if (prefix, target.url) not in watched and inside:
                     watched.add((prefix, target.url))
                     tg.start_soon(watch_target, target, prefix)

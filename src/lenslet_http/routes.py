@@ -160,13 +160,7 @@ async def get_item(request: Request) -> Response:
 
 async def put_item(request: Request) -> Response:
     """``PUT /item?path=``: write a sidecar by the rules of design.md."""
-    body = await limited(request, MAX_SIDECAR_BYTES, "a sidecar").body()
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidDocument(f"the body is not valid JSON: {exc}") from exc
-    if not isinstance(document, dict):
-        raise InvalidDocument("the body must be a JSON object (the whole sidecar)")
+    document = await _json_object(request, "a sidecar", InvalidDocument)
     if_match = request.headers.get("if-match")
     item = await _lens(request).update_item(
         _path(request),
@@ -240,7 +234,7 @@ async def file(request: Request) -> Response:
         return Response(status_code=304, headers=headers)
     wanted = parse_range(request.headers.get("range"), original.size)
     if wanted is False:
-        raise RangeNotSatisfiable(original.size, path=original.path)
+        raise RangeNotSatisfiable.past(original.size, path=original.path)
     start, end = wanted if isinstance(wanted, tuple) else (0, original.size)
     status = 206 if isinstance(wanted, tuple) else 200
     if status == 206:
@@ -337,17 +331,24 @@ async def delete(request: Request) -> Response:
     return ORJSONResponse({"ok": True, "deleted": deleted})
 
 
+async def _json_object(
+    request: Request, what: str, error: type[InvalidDocument | InvalidParameter]
+) -> dict[str, Any]:
+    """A small JSON object body (at most a sidecar's size); ``error`` when it is not one."""
+    body = await limited(request, MAX_SIDECAR_BYTES, what).body()
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise error(f"{what} is not valid JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise error(f"{what} must be a JSON object")
+    return document
+
+
 async def _fields(request: Request) -> dict[str, Any]:
     """A small body as fields: JSON, or a form (URL-encoded or multipart)."""
     if request.headers.get("content-type", "").startswith("application/json"):
-        body = await limited(request, MAX_SIDECAR_BYTES).body()
-        try:
-            document = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidParameter(f"the body is not valid JSON: {exc}") from exc
-        if not isinstance(document, dict):
-            raise InvalidParameter("the body must be a JSON object")
-        return document
+        return await _json_object(request, "the body", InvalidParameter)
     async with limited(request, MAX_SIDECAR_BYTES).form(max_files=0, max_fields=16) as form:
         return {key: value for key, value in form.items() if isinstance(value, str)}
 

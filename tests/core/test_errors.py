@@ -11,14 +11,18 @@ from lenslet_core import errors
 from lenslet_core.errors import (
     AlreadyExists,
     CorruptImage,
+    CrossSiteRefused,
     DocumentError,
     ImageError,
     ImageTooLarge,
+    InternalError,
     InvalidDocument,
+    InvalidParameter,
     InvalidPath,
     JobFailed,
     LensletError,
     MalformedDocument,
+    MethodNotAllowed,
     NotFound,
     PermissionDenied,
     PointerBroken,
@@ -27,9 +31,13 @@ from lenslet_core.errors import (
     PointerRefused,
     PreconditionFailed,
     QueueFull,
+    RangeNotSatisfiable,
     ReadOnly,
     SettingsError,
     StorageError,
+    ThumbnailPending,
+    TooLarge,
+    Unauthorized,
     UnsupportedImage,
     UnsupportedVersion,
 )
@@ -60,6 +68,14 @@ TREE: list[tuple[type[LensletError], type[Exception], type[Exception] | None, st
     (QueueFull, LensletError, None, "queue_full", 503),
     (AlreadyExists, LensletError, FileExistsError, "already_exists", 409),
     (JobFailed, LensletError, None, "job_failed", 500),
+    (InvalidParameter, LensletError, ValueError, "invalid_parameter", 400),
+    (TooLarge, LensletError, None, "too_large", 413),
+    (RangeNotSatisfiable, LensletError, None, "range_not_satisfiable", 416),
+    (Unauthorized, LensletError, None, "unauthorized", 401),
+    (MethodNotAllowed, LensletError, None, "method_not_allowed", 405),
+    (CrossSiteRefused, PermissionDenied, PermissionError, "csrf", 403),
+    (ThumbnailPending, QueueFull, None, "thumbnail_pending", 503),
+    (InternalError, LensletError, None, "internal_error", 500),
 ]
 
 ALL_ERRORS = [
@@ -124,9 +140,9 @@ def test_the_docstring_tree_names_every_class_with_its_code_and_status(
 
 
 @pytest.mark.parametrize("cls", ALL_ERRORS, ids=lambda cls: cls.__name__)
-def test_to_dict_is_the_json_error_body(cls: type[LensletError]) -> None:
+def test_every_error_takes_a_message_and_a_path(cls: type[LensletError]) -> None:
     exc = cls("what went wrong", path="trips/a.jpg")
-    assert exc.to_dict() == {"error": {"code": cls.code, "message": "what went wrong"}}
+    assert exc.path == "trips/a.jpg"
     assert str(exc) == "what went wrong"
     assert exc.message == "what went wrong"
     assert exc.path == "trips/a.jpg"

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
 import re
 
 from blake3 import blake3
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lenslet_core.hashing import content_etag, hash_bytes, hash_chunks
+from lenslet_core.hashing import content_etag, hash_bytes
 
 
 def test_known_value() -> None:
@@ -29,28 +28,6 @@ def test_hash_bytes_is_prefixed_blake3(data: bytes) -> None:
 @given(st.binary(max_size=1024))
 def test_memoryview_hashes_like_bytes(data: bytes) -> None:
     assert hash_bytes(memoryview(data)) == hash_bytes(data)
-
-
-@given(st.lists(st.binary(max_size=300), max_size=20))
-def test_chunks_hash_like_their_concatenation(chunks: list[bytes]) -> None:
-    assert hash_chunks(chunks) == hash_bytes(b"".join(chunks))
-
-
-@given(st.binary(max_size=5000), st.data())
-def test_any_chunking_of_the_same_bytes_gives_the_same_hash(
-    data: bytes, draw: st.DataObject
-) -> None:
-    cuts = sorted(draw.draw(st.lists(st.integers(0, len(data)), max_size=10)))
-    bounds = [0, *cuts, len(data)]
-    chunks = [data[a:b] for a, b in itertools.pairwise(bounds)]
-    assert hash_chunks(chunks) == hash_bytes(data)
-    assert hash_chunks(iter(chunks)) == hash_bytes(data)
-
-
-def test_chunks_larger_than_blake3_blocks() -> None:
-    data = bytes(range(256)) * 4096  # 1 MiB, many blake3 chunks
-    pieces = (data[i : i + 65537] for i in range(0, len(data), 65537))
-    assert hash_chunks(pieces) == hash_bytes(data)
 
 
 @given(st.binary(max_size=2048))

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from lenslet_core import InvalidPath
+from lenslet_core import InvalidPath, paths
 from lenslet_core.paths import (
     MAX_PATH_LENGTH,
     image_of,
@@ -409,3 +409,10 @@ def test_image_of_names_the_image_of_its_sidecar_and_thumbnail(stem: str, ext: s
 )
 def test_image_of_other_names_is_none(name: str) -> None:
     assert image_of(name) is None
+
+
+@given(st.lists(st.sampled_from(["a", "b", "ab", "a.b"]), max_size=4),
+       st.lists(st.sampled_from(["a", "b", "ab", "a.b"]), max_size=4))  # fmt: skip
+def test_within_is_the_folder_itself_or_below_it(path: list[str], folder: list[str]) -> None:
+    """``within`` agrees with comparing segments: a folder is a prefix of the path's."""
+    assert paths.within("/".join(path), "/".join(folder)) == (path[: len(folder)] == folder)
