@@ -8,7 +8,6 @@ lenslet throughput / baseline throughput (1.0 = as fast as the bare loop).
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -54,10 +53,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             if base is not None and name != "baseline":
                 line += f"  ratio {base[0] / median:6.2f}x of baseline time"
             terminalreporter.write_line(line)
-
-
-def cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
 
 
 @pytest.fixture(scope="session")

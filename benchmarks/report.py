@@ -26,8 +26,6 @@ import os
 import platform
 import re
 import shutil
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,8 +36,8 @@ from typing import Any
 
 import httpx
 
+from benchmarks.harness import NaiveScan, free_port, p50_p95, run_cli, timed, wait_until_serving
 from benchmarks.scale import make_tree
-from benchmarks.test_search_latency import NaiveScan
 from lenslet_core.rollup import decode_rollup
 from lenslet_core.search import SearchIndex
 
@@ -48,26 +46,6 @@ FULL = [10_000, 50_000, 100_000, 500_000]
 RESULTS = Path(__file__).parent / "results" / "scale.json"
 S3_RESULTS = RESULTS.with_name("s3.json")
 DOCS = Path(__file__).parent.parent / "docs"
-
-
-def run_cli(*args: str) -> tuple[float, int, str]:
-    """Run ``lenslet ARGS``; (seconds, peak RSS in bytes, stdout)."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lenslet_cli", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    proc.stdout.close()
-    seconds = time.perf_counter() - started
-    if proc.returncode not in (0, 1):
-        raise RuntimeError(f"lenslet {' '.join(args)} exited {proc.returncode}")
-    return seconds, usage.ru_maxrss * 1024, out
 
 
 def scandir_walk(root: Path) -> int:
@@ -83,27 +61,6 @@ def scandir_walk(root: Path) -> int:
     return seen
 
 
-def timed(call: Callable[[], object], repeat: int) -> list[float]:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return times
-
-
-def p50_p95(times: list[float]) -> tuple[float, float]:
-    ordered = sorted(times)
-    return statistics.median(ordered), ordered[int(len(ordered) * 0.95) - 1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def rss(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -113,19 +70,6 @@ def rss(pid: int) -> int:
 
 def open_files(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def wait_until_serving(http: httpx.Client, seconds: float = 120) -> None:
-    """Wait for a ``lenslet serve`` that was just started to answer ``/health``."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            http.get("/health")
-            return
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 def served_shares(metrics: str) -> dict[str, float]:

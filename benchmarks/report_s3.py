@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks.report import free_port, p50_p95, run_cli, timed, wait_until_serving
+from benchmarks.harness import free_port, p50_p95, run_cli, timed, wait_until_serving
 from benchmarks.scale import make_tree
 
 BUCKET = "scale"

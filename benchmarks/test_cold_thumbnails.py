@@ -23,7 +23,8 @@ import pyvips
 from tests.imagegen import jpeg_bytes, write
 from tests.servers import serving
 
-from benchmarks.conftest import cores, images, record
+from benchmarks.conftest import images, record
+from benchmarks.harness import cores
 
 #: Images asked for, and distinct ones among them (the rest are hard links: same work each).
 COUNT = int(os.environ.get("LENSLET_COLD_THUMBS", "200"))

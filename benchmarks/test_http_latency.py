@@ -13,8 +13,8 @@ import pytest
 from tests.imagegen import jpeg_bytes, write
 
 from benchmarks.conftest import LATENCIES, RESULTS
+from benchmarks.harness import synthetic
 from benchmarks.http_server import running
-from benchmarks.test_search_latency import synthetic
 from lenslet_core import Settings
 from lenslet_core.manifest import ItemEntry, paginate
 from lenslet_core.paths import index_name

@@ -6,12 +6,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pyvips
 from blake3 import blake3
 
-from benchmarks.conftest import clear_manifests, cores, images, record
-from lenslet_core import Lenslet, Settings
+from benchmarks.conftest import clear_manifests, images, record
+from benchmarks.harness import cores, index_once
 
 
 def bare_probe_and_hash(path: Path) -> tuple[int, int, str]:
@@ -36,16 +35,6 @@ def test_baseline_bare_loop(benchmark: Any, corpus: Path) -> None:
     benchmark.group = "probe+hash"
     benchmark.pedantic(run, rounds=10, warmup_rounds=1)
     record(benchmark, "probe+hash", "baseline", len(files))
-
-
-def index_once(root: Path) -> int:
-    async def run() -> int:
-        async with Lenslet(str(root), Settings(cpu_concurrency=cores())) as lens:
-            report = await lens.index(thumbnails=False)  # probe and hash only, as the baseline
-        assert report.ok, report.skipped
-        return report.analyzed
-
-    return anyio.run(run)
 
 
 def test_lenslet_index_first_run(benchmark: Any, corpus: Path) -> None:

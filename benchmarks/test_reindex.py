@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.conftest import clear_manifests, images, record
-from benchmarks.test_index_throughput import index_once
+from benchmarks.harness import index_once
 
 
 def test_baseline_first_run(benchmark: Any, corpus: Path) -> None:

@@ -3,44 +3,18 @@ the best naive scan (fields lowered once, then one substring test per field and 
 
 from __future__ import annotations
 
-import random
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from benchmarks.conftest import LATENCIES
+from benchmarks.harness import NaiveScan, synthetic
 from lenslet_core import RollupItem
 from lenslet_core.search import SearchIndex
 
-WORDS = [
-    "beach",
-    "sunset",
-    "family",
-    "dog",
-    "cat",
-    "mountain",
-    "city",
-    "night",
-    "portrait",
-    "wedding",
-    "travel",
-    "food",
-    "car",
-    "snow",
-    "forest",
-    "river",
-    "party",
-    "birthday",
-    "garden",
-    "flower",
-    "lake",
-    "bridge",
-    "market",
-    "train",
-]
 #: Queries as a gallery's users type them: a tag, part of a tag, a file name, words from
 #: notes, rare and absent text, and a few under a folder.
 QUERIES: list[tuple[str, str]] = [
@@ -57,44 +31,6 @@ QUERIES: list[tuple[str, str]] = [
     ("flow", "2012/album150"),
     ("train", ""),
 ]
-
-
-def synthetic(count: int, seed: int = 7) -> list[RollupItem]:
-    """A photo library: years of albums of ~700 consecutive camera files each, a third of them
-    without notes, up to three tags each."""
-    rng = random.Random(seed)
-    items = []
-    for n in range(count):
-        name = f"IMG_{n:06d}.jpg"
-        tags = tuple(rng.sample(WORDS, rng.randint(0, 3)))
-        notes = " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 5)))
-        folder = f"{2010 + n // 50_000}/album{n // 700:03d}"
-        items.append(RollupItem(f"{folder}/{name}", name, tags, notes if n % 3 else ""))
-    return sorted(items, key=lambda i: i.path)
-
-
-class NaiveScan:
-    """The baseline: every item, every field, every query, with nothing but lowering done
-    ahead of time. Same results and order as :class:`SearchIndex`."""
-
-    def __init__(self, items: Sequence[RollupItem]) -> None:
-        self.items = items
-        self.rows = [
-            (i.path, i.name.lower(), [t.lower() for t in i.tags], i.notes.lower()) for i in items
-        ]
-
-    def search(self, query: str, *, limit: int = 100, path: str = "") -> list[RollupItem]:
-        q = query.lower()
-        prefix = path + "/" if path else ""
-        exact, other = [], []
-        for item, (p, name, tags, notes) in zip(self.items, self.rows, strict=True):
-            if prefix and not p.startswith(prefix):
-                continue
-            if q in tags:
-                exact.append(item)
-            elif q in name or q in notes or any(q in t for t in tags):
-                other.append(item)
-        return (exact + other)[:limit]
 
 
 def latencies(search: Callable[..., list[RollupItem]], rounds: int) -> list[float]:

@@ -12,7 +12,8 @@ import pytest
 import pyvips
 from tests.imagegen import jpeg_bytes, png_bytes, webp_bytes, write
 
-from benchmarks.conftest import cores, images, record
+from benchmarks.conftest import images, record
+from benchmarks.harness import cores
 from lenslet_core import Lenslet, Settings
 
 #: name -> (maker, suffix, width, height, how many)

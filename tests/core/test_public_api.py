@@ -248,3 +248,58 @@ class Collector:
         "rollup",
         "storage",
     ]
+
+
+def _module_imports(package_dir: Path, package: str) -> dict[str, set[str]]:
+    """Each module of a package and the modules of the same package it imports (anywhere in
+    it: at the top, in a function, under TYPE_CHECKING)."""
+    graph: dict[str, set[str]] = {}
+    for source in sorted(package_dir.glob("*.py")):
+        name = source.stem
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                if node.level == 1:
+                    module = node.module or ""
+                    targets = [module] if module else [a.name for a in node.names]
+                elif node.module and node.module.startswith(package + "."):
+                    targets = [node.module.split(".")[1]]
+                elif node.module == package:
+                    targets = [a.name for a in node.names]
+                else:
+                    continue
+                found.update(t.split(".")[0] for t in targets)
+            elif isinstance(node, ast.Import):
+                found.update(
+                    a.name.split(".")[1] for a in node.names if a.name.startswith(package + ".")
+                )
+        graph[name] = {t for t in found if (package_dir / f"{t}.py").exists() and t != name}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    found: list[list[str]] = []
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                found.append([*trail[trail.index(nxt) :], nxt])
+            elif nxt not in state:
+                visit(nxt, [*trail, nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    return found
+
+
+@pytest.mark.parametrize("package", ["lenslet_core", "lenslet_http", "lenslet_cli", "benchmarks"])
+def test_no_import_cycle(package: str) -> None:
+    folder = SRC / package if package != "benchmarks" else SRC.parent / "benchmarks"
+    graph = _module_imports(folder, package)
+    assert len(graph) > 3
+    assert _cycles(graph) == []
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]  # it sees one
