@@ -133,7 +133,9 @@ def _index_and_watch(
 
     async def run() -> None:
         async with Lenslet(root, settings) as lens, anyio.create_task_group() as tg:
-            tg.start_soon(functools.partial(lens.watch, path, on_wave=tell_wave))
+            listening = anyio.Event()
+            tg.start_soon(functools.partial(lens.watch, path, on_wave=tell_wave, ready=listening))
+            await listening.wait()  # what changes from here on is seen
             progress = _plain_progress() if show else None
             report = await lens.index(path, recursive=recursive, on_progress=progress)
             tell(report)

@@ -303,13 +303,14 @@ class Lenslet:
         stop: anyio.Event | None = None,
         on_wave: Callable[[Wave], Awaitable[None] | None] | None = None,
         debounce_ms: int = 1600,
+        ready: anyio.Event | None = None,
     ) -> None:
         """Keep ``path`` (and below) indexed until ``stop`` is set: new, changed and deleted
         images and sidecars reach the manifests, thumbnails, rollup and health within seconds.
         Each wave of changes runs as index jobs (one per folder); ``on_wave`` is told of each
         wave once its folders are done. A local root reports changes as they happen; any other
         (S3) is listed whole every ``watch_interval`` seconds and compared with the last
-        listing."""
+        listing. ``ready`` is set once the root is watched: a change made after it is seen."""
         await watch_gallery(
-            self._gallery, path, stop=stop, on_wave=on_wave, debounce_ms=debounce_ms
+            self._gallery, path, stop=stop, on_wave=on_wave, debounce_ms=debounce_ms, ready=ready
         )

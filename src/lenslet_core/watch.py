@@ -39,6 +39,8 @@ __all__ = [
 
 log = logging.getLogger("lenslet")
 
+#: The longest a local watch waits without changes before it hears from its watcher.
+_READY_WITHIN_MS = 1000
 #: Seconds between two looks for pointer folders followed since watching began.
 _POINTERS_CHECKED_EVERY = 2.0
 
@@ -122,9 +124,11 @@ async def watch_changes(
     stop: anyio.Event | None = None,
     debounce_ms: int = 1600,
     step_ms: int = 300,
+    ready: anyio.Event | None = None,
 ) -> None:
     """Watch the local folder ``root`` until ``stop`` is set, handing each wave of changes to
-    ``on_wave`` (waves that arrive while it runs are gathered into the next one)."""
+    ``on_wave`` (waves that arrive while it runs are gathered into the next one). ``ready``
+    is set once the watcher listens: a change made after that is seen."""
     try:
         import watchfiles
     except ImportError as exc:
@@ -140,9 +144,21 @@ async def watch_changes(
         watchfiles.Change.modified: "modified",
         watchfiles.Change.deleted: "deleted",
     }
+    # An empty batch each second without changes: the first one (or the first change) says
+    # the watcher runs, which it does from before its first wait.
     async for batch in watchfiles.awatch(
-        root, watch_filter=keep, debounce=debounce_ms, step=step_ms, stop_event=stop
+        root,
+        watch_filter=keep,
+        debounce=debounce_ms,
+        step=step_ms,
+        stop_event=stop,
+        rust_timeout=_READY_WITHIN_MS,
+        yield_on_timeout=True,
     ):
+        if ready is not None:
+            ready.set()
+        if not batch:
+            continue
         changes = [(names[change], full) for change, full in batch]
         wave = await anyio.to_thread.run_sync(plan_wave, root, changes, under)
         if wave:
@@ -195,12 +211,15 @@ async def poll_changes(
     under: str = "",
     stop: anyio.Event | None = None,
     interval: float = 30.0,
+    ready: anyio.Event | None = None,
 ) -> None:
     """Take a ``snapshot`` of the files every ``interval`` seconds until ``stop`` is set, and
     hand ``on_wave`` what changed between two. The first snapshot is the baseline (an index run
-    covers what was there before)."""
+    covers what was there before); ``ready`` is set once it is taken."""
     stop = stop or anyio.Event()
     before = await snapshot()
+    if ready is not None:
+        ready.set()
     while True:
         with anyio.move_on_after(interval):
             await stop.wait()
@@ -220,6 +239,7 @@ async def watch_gallery(
     stop: anyio.Event | None,
     on_wave: Callable[[Wave], Awaitable[None] | None] | None,
     debounce_ms: int,
+    ready: anyio.Event | None = None,
 ) -> None:
     """Keep ``path`` (and below) of a gallery indexed until ``stop`` is set: each wave of
     changes runs as index jobs (one per folder), and ``on_wave`` is told of each wave once its
@@ -261,19 +281,24 @@ async def watch_gallery(
         """Watch one root: the gallery's (``prefix`` "") or a pointer's target mounted at
         ``prefix``: a local one by its events, any other by listing it on an interval."""
         under = folder if not prefix else ""
+        listening = ready if not prefix else None
 
         async def placed(wave: Wave) -> None:
             await handle(wave.mounted_at(prefix) if prefix else wave)
 
         local = storage.local_root if prefix else root
         if local is not None:
-            await watch_changes(local, placed, under=under, stop=stop, debounce_ms=debounce_ms)
+            await watch_changes(
+                local, placed, under=under, stop=stop, debounce_ms=debounce_ms, ready=listening
+            )
             return
 
         async def snapshot() -> Snapshot:
             return await storage.files(under)
 
-        await poll_changes(snapshot, placed, under=under, stop=stop, interval=every)
+        await poll_changes(
+            snapshot, placed, under=under, stop=stop, interval=every, ready=listening
+        )
 
     async def watch_target(target: Storage, prefix: str) -> None:
         """A pointer target's watch: its trouble (an outage of its S3) is logged and the

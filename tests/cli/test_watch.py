@@ -41,8 +41,7 @@ def test_watch_picks_up_a_new_image_and_stops_cleanly_on_ctrl_c(gallery: Path) -
     )
     try:
         assert proc.stderr is not None
-        _read_until(proc.stderr, b"watching")
-        time.sleep(0.5)  # the watcher thread starts just after it says so
+        _read_until(proc.stderr, b"watching")  # said once the watcher listens
         write(gallery / "a" / "second.jpg", jpeg_bytes(seed=2))
         _read_until(proc.stderr, b"watch: ")
         proc.send_signal(signal.SIGINT)

@@ -168,8 +168,11 @@ async def test_watch_indexes_new_changed_and_deleted_images(gallery: Path, waves
     async with Lenslet(str(gallery), Settings(cpu_concurrency=2)) as lens:
         await lens.index()
         async with anyio.create_task_group() as tg:
-            tg.start_soon(lambda: lens.watch(stop=stop, on_wave=waves, debounce_ms=300))
-            await anyio.sleep(0.5)  # the watcher starts in its own thread; no event says so
+            ready = anyio.Event()
+            tg.start_soon(
+                lambda: lens.watch(stop=stop, on_wave=waves, debounce_ms=300, ready=ready)
+            )
+            await ready.wait()
             write(gallery / "a" / "new.jpg", jpeg_bytes(120, 80, seed=2))
             await waves.until(lambda: "new.jpg" in _items(gallery / "a"))
             assert (gallery / "a" / "new.jpg.thumbnail").exists()
@@ -206,8 +209,11 @@ async def test_a_burst_of_files_is_a_few_waves(gallery: Path, waves: Waves) -> N
     async with Lenslet(str(gallery), Settings(thumbnails=False)) as lens:
         await lens.index()
         async with anyio.create_task_group() as tg:
-            tg.start_soon(lambda: lens.watch(stop=stop, on_wave=waves, debounce_ms=1000))
-            await anyio.sleep(0.5)
+            ready = anyio.Event()
+            tg.start_soon(
+                lambda: lens.watch(stop=stop, on_wave=waves, debounce_ms=1000, ready=ready)
+            )
+            await ready.wait()
             for n in range(300):
                 (gallery / "burst" / f"{n:03d}.jpg").write_bytes(data)
             await waves.until(lambda: len(_items(gallery / "burst")) == 300)
@@ -224,8 +230,9 @@ async def test_a_root_without_events_is_watched_by_listing(
     async with Lenslet("memory://gallery", Settings(watch_interval=0.05)) as lens:
         await lens.index()
         async with anyio.create_task_group() as tg:
-            tg.start_soon(lambda: lens.watch(stop=stop, on_wave=waves))
-            await anyio.sleep(0.2)
+            ready = anyio.Event()
+            tg.start_soon(lambda: lens.watch(stop=stop, on_wave=waves, ready=ready))
+            await ready.wait()
             memory_fs.pipe_file("/gallery/a/y.jpg", jpeg_bytes(seed=2))
             await waves.until(lambda: any("a" in w.folders for w in waves.seen))
             stop.set()
@@ -237,8 +244,11 @@ async def test_a_new_pointer_folder_does_not_stop_the_watch(gallery: Path, waves
     async with Lenslet(str(gallery), Settings(thumbnails=False)) as lens:
         await lens.index()
         async with anyio.create_task_group() as tg:
-            tg.start_soon(lambda: lens.watch(stop=stop, on_wave=waves, debounce_ms=300))
-            await anyio.sleep(0.5)
+            ready = anyio.Event()
+            tg.start_soon(
+                lambda: lens.watch(stop=stop, on_wave=waves, debounce_ms=300, ready=ready)
+            )
+            await ready.wait()
             write(gallery / "p" / ".lenscat.folder.json", b'{"version": 1, "kind": "pointer"}')
             await waves.until(lambda: any("p" in w.new_folders for w in waves.seen))
             write(gallery / "after.jpg", jpeg_bytes())
@@ -308,8 +318,9 @@ async def test_a_pointer_targets_outage_does_not_stop_the_gallerys_watch(
             await lens.index()
             stop = anyio.Event()
             async with anyio.create_task_group() as tg:
-                tg.start_soon(lambda: lens.watch(stop=stop, debounce_ms=200))
-                await anyio.sleep(0.5)
+                ready = anyio.Event()
+                tg.start_soon(lambda: lens.watch(stop=stop, debounce_ms=200, ready=ready))
+                await ready.wait()
                 proxy.stop()  # the pointer's S3 is down
                 await anyio.sleep(1.0)  # its poll fails, more than once
                 await _until_listed(lens, "here", ["a.jpg", "b.jpg"], gallery / "here" / "b.jpg")
