@@ -15,24 +15,35 @@ import collections
 import contextlib
 import dataclasses
 import time
+from collections.abc import Mapping
+from typing import Any
 
 import anyio
 
-from . import paths
+from . import paths, s3
 from .changes import ChangeFeed
-from .errors import DocumentError, ImageTooLarge, LensletError, NotFound, QueueFull
+from .errors import (
+    DocumentError,
+    ImageTooLarge,
+    LensletError,
+    NotFound,
+    QueueFull,
+    SettingsError,
+)
 from .folders import FolderPages
 from .health import Health, Status, read_health
 from .imaging import Imaging, ThumbSpec
 from .jobs import Engine, EngineStats, Job, Kind
 from .keyedlock import KeyedLock
+from .local_engine import LocalEngine
 from .manifest import ItemEntry
 from .mounts import Mounts
+from .pointers import Pointer
 from .rollup import Rollup
 from .search import GallerySearch
 from .settings import Settings
 from .sidecar import Exif
-from .storage import Entry
+from .storage import Entry, Observer, Storage, options_for
 from .thumbnails import ThumbnailStore
 from .timings import SLA_BUCKETS, Timings, TimingSnapshot
 
@@ -85,6 +96,60 @@ class Gallery:
         self.sidecars_written: dict[str, float] = {}
         self._state_lock = anyio.Lock()
         self._state_loaded = False
+
+    @classmethod
+    def open(
+        cls,
+        root: str | Storage,
+        settings: Settings,
+        *,
+        observer: Observer | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+        engine: Engine | None = None,
+    ) -> Gallery:
+        """A gallery over a root given as a path, a URL (opened with the settings' options
+        for its protocol, under ``storage_options``) or a ready storage, its pointer folders
+        mounted; ``engine`` runs its background work (default: in this process)."""
+        if isinstance(root, Storage):
+            if settings.readonly and not root.readonly:
+                raise SettingsError(
+                    "the settings say read-only but the storage given is writable: "
+                    "open it with Storage(..., readonly=True)"
+                )
+            storage = root
+        else:
+            options = options_for(root, settings.storage_options)
+            storage = Storage.open(
+                root,
+                io_concurrency=settings.io_concurrency,
+                readonly=settings.readonly,
+                observer=observer,
+                storage_options={**options, **(storage_options or {})},
+            )
+
+        def open_target(pointer: Pointer, url: str, readonly: bool) -> Storage:
+            """A pointer's target: with the settings' options for its protocol (on S3, at the
+            endpoint and region its config names, if any)."""
+            options = options_for(url, settings.storage_options)
+            if pointer.type == "s3":
+                options = s3.for_target(
+                    options, endpoint_url=pointer.endpoint, region=pointer.region
+                )
+            return Storage.open(
+                url,
+                io_concurrency=settings.io_concurrency,
+                readonly=readonly,
+                observer=storage.observer,
+                storage_options=options,
+            )
+
+        mounts = Mounts(storage, open_target, allowed=settings.pointer_roots)
+        engine = engine or LocalEngine(
+            workers=max(2, settings.cpu_concurrency * 2),
+            queue_size=settings.queue_size,
+            attempts=settings.job_attempts,
+        )
+        return cls(mounts, settings, engine)
 
     @property
     def rollup(self) -> Rollup:

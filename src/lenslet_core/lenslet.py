@@ -21,20 +21,16 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from . import images as changes
-from . import items, paths, s3, work
-from .errors import SettingsError
+from . import items, paths, work
 from .gallery import Gallery, Stats
 from .health import Status, read_health
 from .indexing import IndexProgress, IndexReport
 from .items import Hit, Item, Original, Pending, Thumbnail
 from .jobs import Engine
-from .local_engine import LocalEngine
 from .manifest import ItemEntry, Manifest
-from .mounts import Mounts
-from .pointers import Pointer
 from .rollup import RollupItem
 from .settings import Settings
-from .storage import Observer, Storage, options_for
+from .storage import Observer, Storage
 from .watch import Wave, watch_gallery
 
 __all__ = ["Lenslet"]
@@ -58,43 +54,8 @@ class Lenslet:
         engine: Engine | None = None,
     ) -> None:
         self._settings = settings = settings or Settings()
-        if isinstance(root, Storage):
-            if settings.readonly and not root.readonly:
-                raise SettingsError(
-                    "the settings say read-only but the storage given is writable: "
-                    "open it with Storage(..., readonly=True)"
-                )
-            storage = root
-        else:
-            options = options_for(root, settings.storage_options)
-            storage = Storage.open(
-                root,
-                io_concurrency=settings.io_concurrency,
-                readonly=settings.readonly,
-                observer=observer,
-                storage_options={**options, **(storage_options or {})},
-            )
-        self._observer = storage.observer
-        mounts = Mounts(storage, self._open_target, allowed=settings.pointer_roots)
-        engine = engine or LocalEngine(
-            workers=max(2, settings.cpu_concurrency * 2),
-            queue_size=settings.queue_size,
-            attempts=settings.job_attempts,
-        )
-        self._gallery = Gallery(mounts, settings, engine)
-
-    def _open_target(self, pointer: Pointer, url: str, readonly: bool) -> Storage:
-        """The storage a pointer folder opens: with the settings' options for its protocol
-        (on S3, at the endpoint and region its config names, if any)."""
-        options = options_for(url, self._settings.storage_options)
-        if pointer.type == "s3":
-            options = s3.for_target(options, endpoint_url=pointer.endpoint, region=pointer.region)
-        return Storage.open(
-            url,
-            io_concurrency=self._settings.io_concurrency,
-            readonly=readonly,
-            observer=self._observer,
-            storage_options=options,
+        self._gallery = Gallery.open(
+            root, settings, observer=observer, storage_options=storage_options, engine=engine
         )
 
     async def __aenter__(self) -> Lenslet:
