@@ -90,6 +90,12 @@ class RollupItem:
         return cls(str(data["path"]), str(data["name"]), tuple(tags), notes, stamp)
 
 
+#: Bumped when a rollup item gains a field: a rollup written before is taken as it is for
+#: searching, but without its shortcuts (sidecar stamps, folder signatures, basis), so the next
+#: index run reads every sidecar again and fills the new field in.
+ITEM_FIELDS = 1
+
+
 def encode_rollup(
     items: Iterable[RollupItem],
     generated_at: str,
@@ -100,6 +106,7 @@ def encode_rollup(
     sidecars, see :meth:`Rollup.update_folder`)."""
     document: dict[str, Any] = {
         "v": VERSION,
+        "itemFields": ITEM_FIELDS,
         "generatedAt": generated_at,
         "items": [item.to_stored_json() for item in items],
     }
@@ -122,6 +129,9 @@ def decode_rollup(
             if isinstance(folders, dict)
             else {}
         )
+        if document.get("itemFields", 1) != ITEM_FIELDS:  # written before an item field
+            items = [dataclasses.replace(item, stamp=None) for item in items]
+            return items, "", {}
         return items, str(document.get("generatedAt", "")), signatures
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise MalformedDocument(f"{what} does not have the rollup shape: {exc}") from exc

@@ -14,7 +14,7 @@ from fsspec.implementations.memory import MemoryFileSystem
 
 from lenslet_core import ItemEntry, Lenslet, RollupItem, Settings, Storage
 from lenslet_core.local import LocalBackend
-from lenslet_core.rollup import Rollup
+from lenslet_core.rollup import ITEM_FIELDS, Rollup, decode_rollup, encode_rollup
 from tests.conftest import Requests
 from tests.imagegen import jpeg_bytes, make_tree, png_bytes, write
 
@@ -465,3 +465,16 @@ async def test_a_folder_the_run_cannot_read_keeps_its_images(gallery: Path) -> N
         assert [(s.path, s.code) for s in report.skipped] == [("a", "unsupported_version")]
         assert [i.path for i in await lens.search("kept")] == ["a/x.jpg"]
     assert rollup_items(gallery)["a/x.jpg"] == (["kept"], "")
+
+
+def test_a_rollup_from_before_an_item_field_is_read_without_its_shortcuts() -> None:
+    item = RollupItem("a/x.jpg", "x.jpg", ("sea",), "", stamp=(10, 1.5))
+    current = encode_rollup([item], "2026-01-01T00:00:00.000Z", {"a": "sig"})
+    assert decode_rollup(current) == ([item], "2026-01-01T00:00:00.000Z", {"a": "sig"})
+    assert decode_rollup(current)[0][0].stamp == (10, 1.5)
+    document = orjson.loads(current)
+    document["itemFields"] = ITEM_FIELDS - 1  # as a lenslet before the newest field wrote it
+    items, basis, signatures = decode_rollup(orjson.dumps(document))
+    assert [(i.path, i.tags) for i in items] == [("a/x.jpg", ("sea",))]  # still searchable
+    assert items[0].stamp is None  # ... but its sidecars are all read again
+    assert (basis, signatures) == ("", {})
