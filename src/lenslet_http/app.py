@@ -209,4 +209,5 @@ def create_app(
     app.state.thumb_wait = thumb_wait
     app.state.uploads = anyio.Semaphore(MAX_UPLOADS)
     app.state.pages = EncodedPages()
+    app.state.openapi = None  # described from the route table on first request
     return app

@@ -26,6 +26,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lenslet_core import Lenslet, TimingSnapshot
 
+from .openapi import Answer, Operation, operation
+
 __all__ = ["Metrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -98,6 +100,12 @@ class Metrics:
         self.registry.register(_FacadeCollector(lens))
         self.routes: frozenset[str] = frozenset()
 
+    @operation(
+        Operation(
+            "Prometheus metrics: pages served and rebuilt, thumbnails, the job queue, latency",
+            {200: Answer("The text exposition format", None, "text/plain")},
+        )
+    )
     async def endpoint(self, request: Request) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE)
 

@@ -27,7 +27,7 @@ from lenslet_core import (
     __version__,
 )
 
-from .openapi import openapi
+from .openapi import Answer, Operation, Param, describe, operation
 from .responses import (
     ORJSONResponse,
     etag_matches,
@@ -56,6 +56,38 @@ HTTP_WRITER = "web"
 CHUNK = 1024 * 1024
 #: Caching of thumbnails: their URL names an image, their ETag its content.
 THUMB_CACHE = "public, max-age=86400, stale-while-revalidate=604800"
+
+
+FOLDER = Param(
+    "path", {"type": "string"}, "A folder: '/trips/2025', 'trips/2025', '' or '/' (the root).",
+    example="",
+)  # fmt: skip
+IMAGE = Param(
+    "path", {"type": "string", "minLength": 1},
+    "An image: 'trips/2025/beach.jpg' (a leading '/' is the same).", required=True,
+)  # fmt: skip
+PAGE = Param(
+    "page", {"type": "integer", "minimum": 0, "maximum": 1_000_000},
+    "A page, from 0; without it, the whole folder.",
+)  # fmt: skip
+WAIT = Param(
+    "wait", {"type": "number", "minimum": 0, "maximum": MAX_WAIT},
+    "Seconds to wait for a thumbnail being made before a 202 (asks for the 202 protocol).",
+)  # fmt: skip
+PREFER = Param(
+    "Prefer", {"type": "string"}, "respond-async (and wait=N): answer 202 while it is made.",
+    where="header",
+)  # fmt: skip
+IF_NONE_MATCH = Param(
+    "If-None-Match", {"type": "string"}, "An ETag read before: 304 when unchanged.",
+    where="header",
+)  # fmt: skip
+IF_MATCH = Param(
+    "If-Match", {"type": "string"}, "The ETag read: the named fields are written as sent.",
+    where="header",
+)  # fmt: skip
+USER = Param("X-Lenslet-User", {"type": "string"}, "Who writes (updatedBy).", where="header")
+RANGE = Param("Range", {"type": "string"}, "One byte range: bytes=START-END.", where="header")
 
 
 def _lens(request: Request) -> Lenslet:
@@ -127,6 +159,18 @@ class EncodedPages:
         return body
 
 
+@operation(
+    Operation(
+        "A folder's manifest: the whole folder, or one page of it",
+        {
+            200: Answer("The manifest", "Manifest", headers=("ETag",)),
+            304: Answer("Unchanged since the ETag sent (If-None-Match)", None, headers=("ETag",)),
+            404: Answer("No such folder, or no such page"),
+            508: Answer("A pointer folder on the way loops"),
+        },
+        (FOLDER, PAGE, IF_NONE_MATCH),
+    )
+)
 async def folders(request: Request) -> Response:
     """``GET /folders?path=&page=``: the whole folder, or with ``page`` one page of it."""
     lens = _lens(request)
@@ -146,6 +190,18 @@ async def folders(request: Request) -> Response:
     return Response(body, media_type="application/json", headers=headers)
 
 
+@operation(
+    Operation(
+        "An image's sidecar (or its EXIF basics when it has none)",
+        {
+            200: Answer("The sidecar", "Sidecar", headers=("ETag",)),
+            304: Answer("Unchanged since the ETag sent", None, headers=("ETag",)),
+            404: Answer("No such image"),
+            422: Answer("The sidecar on storage is not readable JSON"),
+        },
+        (IMAGE, IF_NONE_MATCH),
+    )
+)
 async def get_item(request: Request) -> Response:
     """``GET /item?path=``: the sidecar, with the EXIF basics when it has none."""
     if not _path(request).strip("/"):
@@ -158,6 +214,22 @@ async def get_item(request: Request) -> Response:
     return ORJSONResponse(item.to_json(), headers=headers)
 
 
+@operation(
+    Operation(
+        "Write an image's sidecar by the write rules (If-Match: the ETag read)",
+        {
+            200: Answer(
+                "What was stored, as the next GET answers it", "Sidecar", headers=("ETag",)
+            ),
+            403: Answer("The root or the pointer folder is read-only"),
+            404: Answer("No such image"),
+            412: Answer("The sidecar kept changing under other writers"),
+            413: Answer("The body is larger than a sidecar may be"),
+        },
+        (IMAGE, IF_MATCH, USER),
+        body={"application/json": {"schema": {"$ref": "#/components/schemas/SidecarEdit"}}},
+    )
+)
 async def put_item(request: Request) -> Response:
     """``PUT /item?path=``: write a sidecar by the rules of design.md."""
     document = await _json_object(request, "a sidecar", InvalidDocument)
@@ -192,6 +264,28 @@ def _asks_async(request: Request) -> float | None:
     return min(wait, MAX_WAIT) if math.isfinite(wait) and wait >= 0 else DEFAULT_WAIT
 
 
+@operation(
+    Operation(
+        "An image's WebP thumbnail (made on request when missing)",
+        {
+            200: Answer("The WebP", None, "image/webp", ("ETag",)),
+            202: Answer(
+                "Still being made (the client asked for 202): poll Location",
+                "Pending",
+                headers=("Retry-After", "Location"),
+            ),
+            304: Answer("Unchanged since the ETag sent", None, headers=("ETag",)),
+            404: Answer("No such image"),
+            413: Answer("The image is above the size limits"),
+            415: Answer("Not a JPEG, PNG or WebP"),
+            422: Answer("The image is damaged"),
+            503: Answer(
+                "Not made in time, or the queue is full: ask again later", headers=("Retry-After",)
+            ),
+        },
+        (IMAGE, WAIT, PREFER, IF_NONE_MATCH),
+    )
+)
 async def thumb(request: Request) -> Response:
     """``GET /thumb?path=&wait=``: the WebP. One still being made is awaited (up to the app's
     ``thumb_wait``; then 503, never cached); a client that asks for the 202 protocol gets
@@ -221,6 +315,19 @@ async def thumb(request: Request) -> Response:
 _NOT_YET = {"Cache-Control": "no-store"}
 
 
+@operation(
+    Operation(
+        "The original image, whole or one byte range",
+        {
+            200: Answer("The image", None, "image/*", ("ETag",)),
+            206: Answer("The byte range asked for", None, "image/*", ("ETag", "Content-Range")),
+            304: Answer("Unchanged since the ETag sent", None, headers=("ETag",)),
+            404: Answer("No such image"),
+            416: Answer("The range starts past the end", headers=("Content-Range",)),
+        },
+        (IMAGE, RANGE, IF_NONE_MATCH),
+    )
+)
 async def file(request: Request) -> Response:
     """``GET /file?path=``: the original image, whole or one byte range."""
     lens = _lens(request)
@@ -255,6 +362,21 @@ async def file(request: Request) -> Response:
     )
 
 
+@operation(
+    Operation(
+        "Images by name, tag or note (exact tags first, then by path)",
+        {200: Answer("The hits, shaped like folder items", "Hits")},
+        (
+            Param("q", {"type": "string"}, "Text to find, any case.", example="sea"),
+            Param(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": 1000},
+                "At most this many hits (default 100).",
+            ),
+            FOLDER,
+        ),
+    )
+)
 async def search(request: Request) -> Response:
     """``GET /search?q=&limit=&path=``: images by name, tag or note."""
     limit = _int(request, "limit", 100, 1, 1000)
@@ -264,6 +386,16 @@ async def search(request: Request) -> Response:
     return ORJSONResponse({"items": [hit.to_json() for hit in hits]})
 
 
+@operation(
+    Operation(
+        "This server, its job queue, the storage and _health.json",
+        {
+            200: Answer("The storage answered", "Health"),
+            503: Answer("The storage did not answer", "Health"),
+        },
+        secured=False,
+    )
+)
 async def health(request: Request) -> Response:
     """``GET /health``: this process, its job queue, the storage, and ``_health.json``
     (:meth:`Lenslet.status`). With a bearer token set, a request without it gets only
@@ -276,6 +408,32 @@ async def health(request: Request) -> Response:
     return ORJSONResponse(body, status_code=code)
 
 
+@operation(
+    Operation(
+        "Upload an image (multipart: dest, file, overwrite)",
+        {
+            201: Answer("Stored", "Done"),
+            403: Answer("The root or the pointer folder is read-only"),
+            409: Answer("An image is there already (and overwrite is not set)"),
+            413: Answer("The upload is above the size limit"),
+            415: Answer("Not a JPEG, PNG or WebP"),
+            422: Answer("The image is damaged"),
+        },
+        body={
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "dest": {"type": "string", "description": "A folder, or the image's path."},
+                        "file": {"type": "string", "format": "binary"},
+                        "overwrite": {"type": "string", "enum": ["true", "false"]},
+                    },
+                }
+            }
+        },
+    )
+)
 async def upload(request: Request) -> Response:
     """``POST /file`` (multipart: ``dest``, ``file``, optional ``overwrite``): add an image.
     ``dest`` is the folder (the file keeps its name) or the new image's full path."""
@@ -308,6 +466,33 @@ def _flag(value: object) -> bool:
     return value is True
 
 
+@operation(
+    Operation(
+        "Move an image with its sidecar and thumbnail (src, dest, overwrite)",
+        {
+            200: Answer("Moved", "Done"),
+            403: Answer("The root or the pointer folder is read-only"),
+            404: Answer("No such image"),
+            409: Answer("An image is at dest already (and overwrite is not set)"),
+        },
+        body={
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["src", "dest"],
+                    "properties": {
+                        "src": {"type": "string"},
+                        "dest": {
+                            "type": "string",
+                            "description": "A folder, or the new image path.",
+                        },
+                        "overwrite": {"type": "boolean"},
+                    },
+                }
+            }
+        },
+    )
+)
 async def move(request: Request) -> Response:
     """``POST /move`` (form or JSON: ``src``, ``dest``, optional ``overwrite``): move an image
     with its sidecar and thumbnail; ``dest`` is a folder or a new image path. An image already
@@ -320,6 +505,24 @@ async def move(request: Request) -> Response:
     return ORJSONResponse({"ok": True, "path": path})
 
 
+@operation(
+    Operation(
+        "Delete images with their sidecars and thumbnails",
+        {
+            200: Answer("Those deleted (images not there are skipped)", "Deleted"),
+            403: Answer("The root or the pointer folder is read-only"),
+        },
+        body={
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["paths"],
+                    "properties": {"paths": {"type": "array", "items": {"type": "string"}}},
+                }
+            }
+        },
+    )
+)
 async def delete(request: Request) -> Response:
     """``POST /delete`` (JSON ``{"paths": [...]}``): delete images with their sidecars and
     thumbnails."""
@@ -357,6 +560,12 @@ async def _fields(request: Request) -> dict[str, Any]:
 EVENTS_KEEPALIVE = 15.0
 
 
+@operation(
+    Operation(
+        "Server-sent events: 'folders' events with the folders changed",
+        {200: Answer("The stream (it does not end)", None, "text/event-stream")},
+    )
+)
 async def events(request: Request) -> Response:
     """``GET /events``: server-sent events, one ``folders`` event per set of folders changed
     (``{"folders": [...]}``), for pages that show them."""
@@ -378,9 +587,13 @@ async def events(request: Request) -> Response:
     return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
 
 
+@operation(Operation("This description", {200: Answer("OpenAPI 3.1", None)}, secured=False))
 async def openapi_json(request: Request) -> Response:
-    """``GET /openapi.json``: the description of this API."""
-    return ORJSONResponse(openapi(__version__))
+    """``GET /openapi.json``: the description of this API, from its route table."""
+    document = request.app.state.openapi
+    if document is None:
+        document = request.app.state.openapi = describe(request.app.routes, __version__)
+    return ORJSONResponse(document)
 
 
 def _route(path: str, **endpoints: Callable[[Request], Awaitable[Response]]) -> Route:
@@ -391,6 +604,7 @@ def _route(path: str, **endpoints: Callable[[Request], Awaitable[Response]]) -> 
         return await endpoints[method](request)
 
     endpoint.__doc__ = " ".join(e.__doc__ or "" for e in endpoints.values())
+    endpoint.methods = endpoints  # type: ignore[attr-defined]  # read by the description
     return Route(path, endpoint, methods=list(endpoints), name=path.strip("/") or "root")
 
 
