@@ -8,7 +8,7 @@ from . import errors
 from .errors import *  # noqa: F403 (the whole error tree, errors.__all__)
 from .gallery import Stats
 from .health import Status
-from .indexing import IndexProgress, IndexReport
+from .index_report import IndexProgress, IndexReport
 from .items import Hit, Item, Original, Pending, Thumbnail
 from .jobs import Engine, EngineStats, Job, JobHandle, Kind
 from .lenslet import Lenslet

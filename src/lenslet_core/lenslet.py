@@ -24,7 +24,7 @@ from . import images as changes
 from . import items, paths, work
 from .gallery import Gallery, Stats
 from .health import Status, read_health
-from .indexing import IndexProgress, IndexReport
+from .index_report import IndexProgress, IndexReport
 from .items import Hit, Item, Original, Pending, Thumbnail
 from .jobs import Engine
 from .manifest import ItemEntry, Manifest

@@ -23,7 +23,8 @@ from . import paths
 from .errors import LensletError, NotFound, PermissionDenied, ReadOnly
 from .gallery import Gallery
 from .health import folder_health
-from .indexing import IndexProgress, IndexReport, index_tree
+from .index_report import IndexProgress, IndexReport
+from .indexing import index_tree
 from .jobs import Engine, Job, Kind
 from .manifest import ItemEntry, Skipped
 from .storage import Entry
