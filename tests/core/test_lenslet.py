@@ -7,15 +7,10 @@ import pytest
 
 from lenslet_core import (
     InvalidPath,
-    Job,
     Lenslet,
-    LocalEngine,
     NotFound,
-    Pending,
-    QueueFull,
     Settings,
 )
-from lenslet_core.work import KINDS
 from tests.conftest import Requests
 from tests.imagegen import jpeg_bytes, png_bytes, write
 
@@ -286,18 +281,3 @@ async def test_upload_then_move_at_once_leaves_no_orphan_thumbnail(gallery: Path
     assert left == sorted(f"kept{n}.jpg.thumbnail" for n in range(12))
     done = {p.name for p in (gallery / "done").iterdir()}
     assert {f"new{n}.jpg" for n in range(12)} <= done
-
-
-async def test_the_job_engine_is_passed_in_and_runs_the_kinds_of_lenslet(gallery: Path) -> None:
-    write(gallery / "a.jpg", jpeg_bytes())
-    engine = LocalEngine(workers=3)
-    async with Lenslet(str(gallery), Settings(thumbnails=False), engine=engine) as lens:
-        assert engine.kinds == tuple(sorted(KINDS, key=lambda k: k.priority))  # every one
-        assert [k.name for k in engine.kinds][:2] == ["thumbnail", "index"]  # by priority
-        thumbnail = await lens.thumbnail("a.jpg", wait=10)
-        assert not isinstance(thumbnail, Pending)
-        assert thumbnail.data[8:12] == b"WEBP"
-        assert engine.stats().done >= 1  # made by the engine given, not one of its own
-    assert (gallery / "a.jpg.thumbnail").exists()
-    with pytest.raises(QueueFull, match="not running"):  # closed with the gallery
-        await engine.submit(Job("index", str(gallery)))

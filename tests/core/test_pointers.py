@@ -21,9 +21,7 @@ from lenslet_core import (
     PointerRefused,
     ReadOnly,
     Settings,
-    Storage,
 )
-from lenslet_core.mounts import Mounts
 from lenslet_core.pointers import Pointer
 from tests.conftest import S3
 from tests.imagegen import jpeg_bytes, write
@@ -297,30 +295,6 @@ async def test_a_move_into_an_unseen_read_only_pointer_is_refused(
             await lens.move("inbox/x.jpg", "archive/x.jpg")
     assert (gallery / "inbox" / "x.jpg").exists()
     assert sorted(p.name for p in (gallery / "archive").iterdir()) == [".lenscat.folder.json"]
-
-
-async def test_concurrent_first_looks_at_a_pointer_all_follow_it(
-    gallery: Path, target: Path
-) -> None:
-    import anyio
-
-    local_pointer(gallery / "p", target)
-
-    def opener(pointer: Pointer, url: str, readonly: bool) -> Storage:
-        return Storage.open(url, readonly=readonly)
-
-    mounts = Mounts(Storage.open(str(gallery)), opener, allowed=[str(target)])
-    listed: list[list[str]] = []
-
-    async def look(delay: float) -> None:
-        await anyio.sleep(delay)
-        listed.append(sorted(e.name for e in await mounts.list("p")))
-
-    async with anyio.create_task_group() as tg:
-        for n in range(8):
-            tg.start_soon(look, n * 0.001)
-    assert listed == [[".lenscat.folder.json", "sub", "x.jpg"]] * 8
-    assert [folder for folder, _ in mounts.mounted()] == ["p"]
 
 
 async def test_a_broken_pointer_is_followed_afresh_once_its_error_is_old(
