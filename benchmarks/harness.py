@@ -19,6 +19,7 @@ import httpx
 
 from lenslet_core import Lenslet, RollupItem, Settings
 from lenslet_core.local import usable_cores
+from lenslet_core.search import fold
 
 WORDS = [
     "beach",
@@ -122,27 +123,34 @@ def synthetic(count: int, seed: int = 7) -> list[RollupItem]:
 
 
 class NaiveScan:
-    """The baseline: every item, every field, every query, with nothing but lowering done
-    ahead of time. Same results and order as :class:`SearchIndex`."""
+    """The baseline: every item, every field, every query, with nothing but lowering (and the
+    folders' folding) done ahead of time. Same results and order as :class:`SearchIndex`."""
 
     def __init__(self, items: Sequence[RollupItem]) -> None:
         self.items = items
-        self.rows = [
-            (i.path, i.name.lower(), [t.lower() for t in i.tags], i.notes.lower()) for i in items
-        ]
+        folded: dict[str, str] = {}
+        self.rows = []
+        for i in items:
+            folder = i.path.rsplit("/", 1)[0] if "/" in i.path else ""
+            if folder not in folded:
+                folded[folder] = fold(folder)
+            tags = [t.lower() for t in i.tags]
+            self.rows.append((i.path, i.name.lower(), tags, i.notes.lower(), folded[folder]))
 
     def search(self, query: str, *, limit: int = 100, path: str = "") -> list[RollupItem]:
-        q = query.lower()
+        q, folded = query.lower(), fold(query)
         prefix = path + "/" if path else ""
-        exact, other = [], []
-        for item, (p, name, tags, notes) in zip(self.items, self.rows, strict=True):
+        exact, other, by_folder = [], [], []
+        for item, (p, name, tags, notes, folder) in zip(self.items, self.rows, strict=True):
             if prefix and not p.startswith(prefix):
                 continue
             if q in tags:
                 exact.append(item)
             elif q in name or q in notes or any(q in t for t in tags):
                 other.append(item)
-        return (exact + other)[:limit]
+            elif folded in folder:
+                by_folder.append(item)
+        return (exact + other + by_folder)[:limit]
 
 
 def index_once(root: Path) -> int:

@@ -30,6 +30,8 @@ QUERIES: list[tuple[str, str]] = [
     ("e", ""),
     ("flow", "2012/album150"),
     ("train", ""),
+    ("album093", ""),  # found by its folder alone
+    ("ALBUM1", "2012"),
 ]
 
 

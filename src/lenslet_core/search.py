@@ -1,16 +1,20 @@
 """Search over the rollup, in memory: case-insensitive substring match on an image's name, tags
-and notes, optionally under a folder, best first.
+and notes, and case- and accent-insensitive on the path of its folder (``lake`` finds
+``Day 1 – Lake/…``, ``montreal`` finds ``Fête à Montréal/…``), optionally under a folder, best
+first.
 
-Order: images with a tag equal to the query come first, then every other match; each group in
-path order. :func:`naive_search` states that contract as a plain loop (the reference the tests
-and benchmarks compare against); :class:`SearchIndex` gives the same results without touching
-every item:
+Order: images with a tag equal to the query come first, then those whose name, tags or notes
+match, then those found by their folder alone; each group in path order. :func:`naive_search`
+states that contract as a plain loop (the reference the tests and benchmarks compare against);
+:class:`SearchIndex` gives the same results without touching every item:
 
 - names and notes are lowered into one text in path order, so a query is a few C-level
   ``bytes.find`` calls over a few MB, stopping once ``limit`` hits are found;
 - tags repeat a lot, so each distinct one is matched once (the same way) and its images come
   from a posting list (tag → image numbers, sorted);
-- a folder prefix is a contiguous range of the path-sorted images.
+- a folder prefix is a contiguous range of the path-sorted images;
+- folders are few next to images: their folded paths are one more text, each with a posting
+  list of its images.
 
 :class:`GallerySearch` keeps one root's search current: it serves searches from the rollup in
 memory, folds edits in as they happen, builds a new index off the event loop when the rollup
@@ -23,6 +27,7 @@ import bisect
 import heapq
 import itertools
 import time
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import anyio
@@ -31,7 +36,7 @@ import anyio.to_thread
 from . import paths
 from .rollup import Rollup, RollupItem
 
-__all__ = ["GallerySearch", "LiveSearch", "SearchIndex", "naive_search"]
+__all__ = ["GallerySearch", "LiveSearch", "SearchIndex", "fold", "naive_search", "rank"]
 
 #: Results when the caller gives no limit.
 DEFAULT_LIMIT = 100
@@ -45,6 +50,17 @@ SAVE_EVERY = 1.0
 OVERLAY_MAX = 20_000
 
 
+def fold(text: str) -> str:
+    """Text as folder matching compares it: case-folded, accents dropped (``Montréal`` and
+    ``MONTREAL`` fold alike)."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _folder(path: str) -> str:
+    return path.rsplit("/", 1)[0] if "/" in path else ""
+
+
 def _prefix(path: str) -> str:
     folder = paths.normalize(path)
     return folder + "/" if folder else ""
@@ -56,10 +72,11 @@ def naive_search(
     """The search contract as a plain scan of ``items`` (which must be sorted by path)."""
     if limit < 1:
         return []
-    q = query.lower()
+    q, folded = query.lower(), fold(query)
     prefix = _prefix(path)
     exact: list[RollupItem] = []
     other: list[RollupItem] = []
+    by_folder: list[RollupItem] = []
     for item in items:
         if not item.path.startswith(prefix):
             continue
@@ -68,7 +85,21 @@ def naive_search(
             exact.append(item)
         elif q in item.name.lower() or any(q in t for t in tags) or q in item.notes.lower():
             other.append(item)
-    return (exact + other)[:limit]
+        elif folded in fold(_folder(item.path)):
+            by_folder.append(item)
+    return (exact + other + by_folder)[:limit]
+
+
+def rank(item: RollupItem, query: str) -> tuple[int, str]:
+    """Where an image that matches ``query`` stands in the results (see the module
+    docstring): its group, then its path."""
+    q = query.lower()
+    tags = [t.lower() for t in item.tags]
+    if q in tags:
+        return 0, item.path
+    if q in item.name.lower() or any(q in t for t in tags) or q in item.notes.lower():
+        return 1, item.path
+    return 2, item.path
 
 
 class _Texts:
@@ -169,6 +200,12 @@ class SearchIndex:
         self._tag_postings = tags
         self._tag_lists = list(tags.values())
         self._tags = _Texts(tags)
+        # Each folder's images (by number), and the folders' paths folded into one text.
+        folders: dict[str, list[int]] = {}
+        for number, item in enumerate(self.items):
+            folders.setdefault(_folder(item.path), []).append(number)
+        self._folder_lists = list(folders.values())
+        self._folders = _Texts(fold(folder) for folder in folders)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -198,6 +235,15 @@ class SearchIndex:
                 break
             if number not in chosen:
                 found.append(number)
+        if len(found) < limit:
+            chosen.update(found)
+            folded = fold(query)
+            lists = [_within(self._folder_lists[n], lo, hi) for n in self._folders.matching(folded)]
+            for number in heapq.merge(*lists):
+                if len(found) >= limit:
+                    break
+                if number not in chosen:
+                    found.append(number)
         return [self.items[n] for n in found]
 
     def _plain_match(self, number: int, q: str) -> bool:
@@ -242,12 +288,7 @@ class LiveSearch:
         base = [item for item in wider if item.path not in overlay]
         changed = sorted((i for i in overlay.values() if i is not None), key=lambda i: i.path)
         extra = naive_search(changed, query, limit=limit, path=path)
-        q = query.lower()
-
-        def rank(item: RollupItem) -> tuple[bool, str]:
-            return (q not in [t.lower() for t in item.tags], item.path)
-
-        return sorted(base + extra, key=rank)[:limit]
+        return sorted(base + extra, key=lambda item: rank(item, query))[:limit]
 
 
 def _within(numbers: Sequence[int], lo: int, hi: int) -> Sequence[int]:

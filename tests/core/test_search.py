@@ -143,7 +143,47 @@ def test_names_tags_and_notes_are_matched_as_substrings() -> None:
     assert [i.path for i in index.search("dusk")] == ["a/b/x.jpg"]  # notes
     assert [i.path for i in index.search("side")] == ["a/b/y.jpg"]  # tag
     assert [i.path for i in index.search(".webp")] == ["other.webp"]  # name
-    assert index.search("a/b") == []  # the path is not matched, only the name
+    assert index.search("a/b/x") == []  # the image's own path is not matched, only its name
+    # ... and its folder's: images whose folder path holds "a/b" (a/bc too: a substring)
+    found = [i.path for i in index.search("a/b")]
+    assert found == [i.path for i in by_path(ITEMS) if "a/b" in i.path.rsplit("/", 1)[0]]
+    assert "a/bc/sea.jpg" in found
+
+
+FOLDERS = [
+    RollupItem("Day 1 – Lake/IMG_001.jpg", "IMG_001.jpg"),
+    RollupItem("Day 1 – Lake/sub/IMG_002.jpg", "IMG_002.jpg"),
+    RollupItem("Fête à Montréal/IMG_003.jpg", "IMG_003.jpg", ("party",)),
+    RollupItem("旅行/東京/IMG_004.jpg", "IMG_004.jpg"),
+    RollupItem("other/lake-view.jpg", "lake-view.jpg"),
+    RollupItem("other/IMG_005.jpg", "IMG_005.jpg", ("lake",)),
+]
+
+
+@pytest.mark.parametrize("engine", ["index", "naive", "live"])
+def test_folders_are_found_by_any_part_of_their_path_any_case_any_accent(engine: str) -> None:
+    def search(query: str) -> list[str]:
+        if engine == "naive":
+            return [i.path for i in naive_search(by_path(FOLDERS), query)]
+        if engine == "live":
+            live = LiveSearch()
+            live.replace(SearchIndex(FOLDERS[:3]))
+            live.change({i.path: i for i in FOLDERS[3:]})  # half of it edited since the build
+            return [i.path for i in live.search(query)]
+        return [i.path for i in SearchIndex(FOLDERS).search(query)]
+
+    # an exact tag first, then names, then the images of folders named so (with sub-folders)
+    assert search("lake") == [
+        "other/IMG_005.jpg",
+        "other/lake-view.jpg",
+        "Day 1 – Lake/IMG_001.jpg",
+        "Day 1 – Lake/sub/IMG_002.jpg",
+    ]
+    assert search("montreal") == ["Fête à Montréal/IMG_003.jpg"]
+    assert search("FÊTE À") == ["Fête à Montréal/IMG_003.jpg"]
+    assert search("東京") == ["旅行/東京/IMG_004.jpg"]
+    assert search("旅行/東") == ["旅行/東京/IMG_004.jpg"]
+    assert search("day 1 – lake/sub") == ["Day 1 – Lake/sub/IMG_002.jpg"]
 
 
 def test_an_empty_query_matches_every_image_like_naive_search() -> None:
