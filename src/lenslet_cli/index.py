@@ -226,19 +226,35 @@ def _plain_progress(every: float = 2.0) -> Callable[[IndexProgress], None]:
     return on_progress
 
 
+def _count(count: int, thing: str) -> str:
+    """``1 file``, ``2 files``."""
+    return f"{count:,} {thing}" if count == 1 else f"{count:,} {thing}s"
+
+
+def _files(count: int) -> str:
+    return _count(count, "file")
+
+
 def _print_report(report: IndexReport) -> None:
     typer.echo(
-        f"indexed {report.items} images in {report.folders} folders of {report.root} "
+        f"indexed {_count(report.items, 'image')} in {_count(report.folders, 'folder')} of "
+        f"{report.root} "
         f"in {report.seconds:.2f}s ({report.items_per_second:.1f} items/s): "
         f"{report.analyzed} read, {report.reused} unchanged, "
-        f"{report.manifests_written} manifests written, "
-        f"{report.thumbnails_made} thumbnails made"
+        f"{_count(report.manifests_written, 'manifest')} written, "
+        f"{_count(report.thumbnails_made, 'thumbnail')} made"
     )
     if report.thumbnails.startswith("off:"):
         typer.echo(f"thumbnails {report.thumbnails}")
     if report.sidecars_refreshed:
-        typer.echo(f"updated EXIF basics in {report.sidecars_refreshed} sidecars")
+        typer.echo(f"updated EXIF basics in {_count(report.sidecars_refreshed, 'sidecar')}")
+    if report.unsupported:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(report.unsupported.items()))
+        total = sum(report.unsupported.values())
+        typer.echo(
+            f"not shown: {_files(total)} lenslet cannot show ({kinds}); it shows JPEG, PNG and WebP"
+        )
     if report.skipped:
-        typer.echo(f"skipped {len(report.skipped)} files:")
+        typer.echo(f"skipped {_files(len(report.skipped))}:")
         for skipped in report.skipped:
             typer.echo(f"  {skipped.path}: {skipped.reason} [{skipped.code}]")

@@ -16,14 +16,21 @@ import orjson
 from blake3 import blake3
 
 from . import paths
-from .errors import DocumentError, ImageTooLarge, LensletError, NotFound
-from .imaging import Analysis, Imaging
+from .errors import DocumentError, ImageTooLarge, LensletError, NotFound, UnsupportedImage
+from .imaging import Analysis, Imaging, unsupported_type
 from .manifest import DirEntry, DirKind, ItemEntry, Manifest, Skipped, star_of
 from .sidecar import read_sidecar
 from .storage import Entry, Store
 from .thumbnails import ThumbnailStore, thumbnails_in
 
-__all__ = ["FolderBuild", "build_folder", "folder_kind", "listing_signature", "settled"]
+__all__ = [
+    "FolderBuild",
+    "build_folder",
+    "folder_kind",
+    "listing_signature",
+    "settled",
+    "unsupported",
+]
 
 #: Images read and analyzed per worker-thread hop: enough to keep a core busy between two
 #: round trips to the event loop, few enough to spread a folder over every core.
@@ -66,6 +73,21 @@ class FolderBuild:
     def skipped(self) -> list[Skipped]:
         rejected = [Skipped(paths.join(self.path, r.name), r.reason, r.code) for r in self.rejected]
         return rejected + self.problems
+
+
+def unsupported(entries: Sequence[Entry], skipped: Iterable[Skipped]) -> dict[str, int]:
+    """The image files of a folder lenslet cannot show, counted by type: by extension where
+    the name says (``IMG_0001.HEIC``), by content where a name that looks supported hides
+    another format (a HEIC named ``.jpg``)."""
+    found: dict[str, int] = {}
+    for entry in entries:
+        kind = unsupported_type(entry.name) if entry.kind == "file" else None
+        if kind is not None and not paths.is_hidden(entry.name):
+            found[kind] = found.get(kind, 0) + 1
+    for problem in skipped:
+        if problem.code == "unsupported_image" and problem.type:
+            found[problem.type] = found.get(problem.type, 0) + 1
+    return found
 
 
 def folder_kind(entries: Sequence[Entry]) -> DirKind:
@@ -166,8 +188,8 @@ async def build_folder(
         replaced = known is not None and not _unchanged(known, entry)
         return made is None or made < entry.mtime or replaced
 
-    def skip(entry: Entry, reason: str, code: str, w: int = 0, h: int = 0) -> None:
-        rejected = Skipped(entry.name, reason, code, entry.size, entry.mtime, w, h)
+    def skip(entry: Entry, reason: str, code: str, w: int = 0, h: int = 0, kind: str = "") -> None:
+        rejected = Skipped(entry.name, reason, code, entry.size, entry.mtime, w, h, kind)
         build.rejected.append(rejected)
 
     for entry in entries:
@@ -221,6 +243,8 @@ async def build_folder(
                 skip(entry, "vanished while indexing", "not_found")
             elif isinstance(result, ImageTooLarge):
                 skip(entry, result.message, result.code, result.width, result.height)
+            elif isinstance(result, UnsupportedImage):
+                skip(entry, result.message, result.code, kind=result.media_type or "")
             elif isinstance(result, LensletError):
                 skip(entry, result.message, result.code)
             else:

@@ -271,10 +271,17 @@ class ImageError(LensletError):
 
 
 class UnsupportedImage(ImageError):
-    """Not a JPEG, PNG or WebP by content, whatever its name says."""
+    """Not a JPEG, PNG or WebP by content, whatever its name says; ``media_type`` is what it
+    is instead, when its content tells (``image/heic``, ``image/gif``, …)."""
 
     code = "unsupported_image"
     status = 415
+
+    def __init__(
+        self, message: str, *, path: str | None = None, media_type: str | None = None
+    ) -> None:
+        super().__init__(message, path=path)
+        self.media_type = media_type
 
 
 class CorruptImage(ImageError):

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from . import paths
+from .build import unsupported
 from .codec import VERSION, dumps, format_time, loads, utcnow
 from .errors import NotFound
 from .manifest import ItemEntry, Skipped
@@ -63,13 +64,19 @@ class FolderHealth:
     orphan_thumbnails: tuple[str, ...]
     #: The key of the manifest build these counts were taken from (``""``: unknown).
     manifest: str = ""
+    #: Image files lenslet cannot show, by type (``(("image/heic", 12),)``).
+    unsupported: tuple[tuple[str, int], ...] = ()
 
 
 def folder_health(
-    folder: str, entries: Sequence[Entry], items: Sequence[ItemEntry], manifest: str = ""
+    folder: str,
+    entries: Sequence[Entry],
+    items: Sequence[ItemEntry],
+    manifest: str = "",
+    skipped: Sequence[Skipped] = (),
 ) -> FolderHealth:
-    """Count a folder from its listing and its new manifest entries (``manifest``: the key
-    of that manifest's build, its listing signature and build id)."""
+    """Count a folder from its listing and its new manifest (``manifest``: the key of that
+    manifest's build, its listing signature and build id; ``skipped``: the files it skipped)."""
     files = {e.name for e in entries if e.kind == "file"}
     sidecars: list[str] = []
     thumbs: list[str] = []
@@ -79,7 +86,8 @@ def folder_health(
             found = thumbs if name.endswith(paths.THUMBNAIL_SUFFIX) else sidecars
             found.append(paths.join(folder, name))
     missing = sum(1 for item in items if not item.hasThumb)
-    return FolderHealth(len(items), missing, tuple(sidecars), tuple(thumbs), manifest)
+    others = tuple(sorted(unsupported(entries, skipped).items()))
+    return FolderHealth(len(items), missing, tuple(sidecars), tuple(thumbs), manifest, others)
 
 
 class Health:
@@ -158,6 +166,10 @@ class Health:
         orphan_thumbs = sorted(p for f in folders.values() for p in f.orphan_thumbnails)
         skipped = sorted(self._skipped.values(), key=lambda s: s.path)
         failures = int((jobs or {}).get("failed", 0))
+        others: dict[str, int] = {}
+        for folder in folders.values():
+            for kind, count in folder.unsupported:
+                others[kind] = others.get(kind, 0) + count
         counts = {
             "items": sum(f.items for f in folders.values()),
             "folders": len(folders),
@@ -167,6 +179,7 @@ class Health:
             "skipped": len(skipped),
             "brokenPointers": len(self.broken_pointers),
             "failedJobs": failures,
+            "unsupported": sum(others.values()),
         }
         problems = ("orphanSidecars", "orphanThumbnails", "skipped", "brokenPointers", "failedJobs")
         return {
@@ -177,6 +190,8 @@ class Health:
             "orphanSidecars": orphan_sidecars,
             "orphanThumbnails": orphan_thumbs,
             "skipped": [s.to_json() for s in skipped],
+            # Not problems: files lenslet does not show (JPEG, PNG, WebP only), said so.
+            "unsupported": dict(sorted(others.items())),
             "pointers": {"broken": self.broken_pointers},
             "lastIndex": self.last_index,
             "jobs": jobs,
@@ -201,7 +216,9 @@ class Health:
                     int(counts.get("missingThumbnails", 0)),
                     tuple(sidecars.get(path, ())),
                     tuple(thumbs.get(path, ())),
-                    str(counts.get("manifest") or ""),
+                    # Written before unsupported files were counted: counted again.
+                    str(counts.get("manifest") or "") if "unsupported" in counts else "",
+                    _counts_of(counts.get("unsupported")),
                 )
         for problem in document.get("skipped") or ():
             if isinstance(problem, dict):
@@ -224,7 +241,15 @@ def _folder_json(counts: FolderHealth) -> dict[str, Any]:
     }
     if counts.manifest:
         document["manifest"] = counts.manifest
+    document["unsupported"] = dict(counts.unsupported)
     return document
+
+
+def _counts_of(value: object) -> tuple[tuple[str, int], ...]:
+    """Counts by type as stored (what is not is dropped: counted again by the next run)."""
+    if not isinstance(value, dict):
+        return ()
+    return tuple(sorted((str(k), v) for k, v in value.items() if isinstance(v, int)))
 
 
 async def read_health(storage: Store) -> dict[str, Any] | None:

@@ -23,6 +23,8 @@ from .errors import CorruptImage, ImageTooLarge, UnsupportedImage
 from .hashing import hash_bytes
 
 __all__ = [
+    "UNSUPPORTED_EXTENSIONS",
+    "unsupported_type",
     "Analysis",
     "Imaging",
     "Probe",
@@ -90,8 +92,55 @@ class Analysis:
     thumbnail: bytes | None = dataclasses.field(default=None, repr=False)
 
 
+#: Image files lenslet cannot show, by extension (lower case), with their type: counted and
+#: reported by index runs and health, never read.
+UNSUPPORTED_EXTENSIONS = {
+    ".gif": "image/gif",
+    ".tif": "image/tiff",
+    ".tiff": "image/tiff",
+    ".heic": "image/heic",
+    ".heif": "image/heif",
+    ".avif": "image/avif",
+    ".bmp": "image/bmp",
+    ".dng": "image/x-adobe-dng",
+    ".cr2": "image/x-canon-cr2",
+    ".cr3": "image/x-canon-cr3",
+    ".nef": "image/x-nikon-nef",
+    ".arw": "image/x-sony-arw",
+    ".orf": "image/x-olympus-orf",
+    ".rw2": "image/x-panasonic-rw2",
+    ".raf": "image/x-fuji-raf",
+}
+#: ISO-BMFF brands (the ``ftyp`` box) of image formats lenslet cannot show.
+_BRANDS = {
+    b"heic": "image/heic", b"heix": "image/heic", b"heim": "image/heic", b"heis": "image/heic",
+    b"mif1": "image/heif", b"msf1": "image/heif", b"avif": "image/avif", b"avis": "image/avif",
+    b"crx ": "image/x-canon-cr3",
+}  # fmt: skip
+
+
+def unsupported_type(name: str) -> str | None:
+    """The type of an image file lenslet cannot show, by its name's extension."""
+    dot = name.rfind(".")
+    return UNSUPPORTED_EXTENSIONS.get(name[dot:].lower()) if dot > 0 else None
+
+
+def _other_type(data: bytes) -> str | None:
+    """What an image that is not JPEG, PNG or WebP is, by its magic bytes (``None``: unknown)."""
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return "image/tiff"  # RAW formats that are TIFF inside (DNG, CR2, NEF, ARW) too
+    if data[4:8] == b"ftyp":
+        return _BRANDS.get(data[8:12])
+    if data[:2] == b"BM":
+        return "image/bmp"
+    return None
+
+
 def sniff_mime(data: bytes) -> str:
-    """The mime type by magic bytes, or :class:`UnsupportedImage`."""
+    """The mime type by magic bytes, or :class:`UnsupportedImage` (with what it is, when its
+    content tells)."""
     if data[:3] == b"\xff\xd8\xff":
         return "image/jpeg"
     if data[:8] == b"\x89PNG\r\n\x1a\n":
@@ -100,7 +149,9 @@ def sniff_mime(data: bytes) -> str:
         return "image/webp"
     if not data:
         raise UnsupportedImage("empty file")
-    raise UnsupportedImage("not a JPEG, PNG or WebP image (by content)")
+    other = _other_type(data)
+    what = f" but {other}" if other else ""
+    raise UnsupportedImage(f"not a JPEG, PNG or WebP image (by content{what})", media_type=other)
 
 
 def check_complete(mime: str, data: bytes) -> None:

@@ -47,6 +47,8 @@ class IndexReport:
     #: (its mtime, or the previous listing's time if the mtime is older, as after ``cp -p``).
     arrivals: list[float] = dataclasses.field(default_factory=list, repr=False)
     skipped: list[Skipped] = dataclasses.field(default_factory=list)
+    #: Image files lenslet cannot show (not JPEG, PNG or WebP), counted by type.
+    unsupported: dict[str, int] = dataclasses.field(default_factory=dict)
     #: Each folder's current manifest pages, when the run was asked to keep them (even where
     #: they could not be written, e.g. on a read-only root).
     pages: dict[str, list[Manifest]] = dataclasses.field(default_factory=dict, repr=False)
@@ -69,6 +71,7 @@ class IndexReport:
             "items": self.items,
             "itemsPerSecond": round(self.items_per_second, 1),
             "skipped": len(self.skipped),
+            "unsupported": sum(self.unsupported.values()),
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -90,4 +93,5 @@ class IndexReport:
             "movesFinished": self.moves_finished,
             "itemsPerSecond": round(self.items_per_second, 1),
             "skipped": [s.to_json() for s in self.skipped],
+            "unsupported": dict(sorted(self.unsupported.items())),
         }

@@ -23,6 +23,7 @@ from .build import (
     folder_kind,
     listing_signature,
     settled,
+    unsupported,
 )
 from .codec import format_time, parse_time, utcnow
 from .companions import finish_moves
@@ -47,10 +48,12 @@ from .thumbnails import ThumbnailStore
 
 __all__ = ["FolderCallback", "IndexProgress", "IndexReport", "index_tree"]
 
-#: Told a folder's path, its listing, its items, when it was listed (epoch seconds) and the
+#: Told a folder's path, its listing, its items, when it was listed (epoch seconds), the
 #: key of its manifest's build (its listing signature and build id, see :func:`_build_key`;
-#: the same key, the same items) once an index run is done with it.
-FolderCallback = Callable[[str, Sequence[Entry], Sequence[ItemEntry], float, str], Awaitable[None]]
+#: the same key, the same items) and the files it skipped, once an index run is done with it.
+FolderCallback = Callable[
+    [str, Sequence[Entry], Sequence[ItemEntry], float, str, Sequence[Skipped]], Awaitable[None]
+]
 
 #: Folders processed at once; images in flight are bounded separately.
 FOLDER_CONCURRENCY = 8
@@ -136,12 +139,16 @@ async def index_tree(
                 thumbs,
                 make_thumbs,
             )
+            if pages is not None:
+                for kind, count in unsupported(folder.entries, pages[0].skipped).items():
+                    report.unsupported[kind] = report.unsupported.get(kind, 0) + count
             if on_folder is not None and pages is not None:
                 items = [i for p in pages for i in p.items]
                 # The listing as it is now (sidecars this run refreshed have new stamps).
                 await on_folder(
-                    folder.path, folder.entries, items, folder.listed_at, _build_key(pages[0])
-                )
+                    folder.path, folder.entries, items, folder.listed_at, _build_key(pages[0]),
+                    pages[0].skipped,
+                )  # fmt: skip
             if keep_pages and pages is not None:
                 report.pages[folder.path] = pages
             progress.folders_done += 1

@@ -157,6 +157,8 @@ class Skipped:
     mtime: float = 0.0
     w: int = 0
     h: int = 0
+    #: What an image lenslet cannot show is instead, when its content tells (``image/heic``).
+    type: str = ""
     error: LensletError | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
@@ -169,7 +171,7 @@ class Skipped:
 
     def to_stored_json(self) -> dict[str, Any]:
         """As a manifest keeps it (and clients see it there)."""
-        return {
+        document: dict[str, Any] = {
             "name": self.path,
             "reason": self.reason,
             "code": self.code,
@@ -178,6 +180,9 @@ class Skipped:
             "w": self.w,
             "h": self.h,
         }
+        if self.type:
+            document["type"] = self.type
+        return document
 
     @classmethod
     def from_stored_json(cls, data: Mapping[str, Any]) -> Skipped:
@@ -189,6 +194,7 @@ class Skipped:
             float(data.get("mtime", 0.0)),
             int(data.get("w", 0)),
             int(data.get("h", 0)),
+            str(data.get("type") or ""),
         )
 
 

@@ -136,11 +136,13 @@ async def index(
         items: Sequence[ItemEntry],
         listed_at: float,
         manifest: str,
+        skipped: Sequence[Skipped],
     ) -> None:
         seen.append(done)
         await gallery.rollup.update_folder(done, entries, items, listed_at, manifest)
         if not gallery.health.counted(done, manifest):
-            gallery.health.set_folder(done, folder_health(done, entries, items, manifest))
+            counts = folder_health(done, entries, items, manifest, skipped)
+            gallery.health.set_folder(done, counts)
 
     started = time.time()
     # One build of a folder's manifest at a time (a watch's job, a rebuild for a reader):

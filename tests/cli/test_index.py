@@ -32,7 +32,7 @@ def test_skipped_files_exit_one_and_are_listed(gallery: Path) -> None:
     write(gallery / "fake.jpg", b"plain text")
     result = runner.invoke(app, ["index", str(gallery)])
     assert result.exit_code == 1
-    assert "skipped 1 files:" in result.stdout
+    assert "skipped 1 file:" in result.stdout
     assert "fake.jpg: not a JPEG, PNG or WebP image (by content) [unsupported_image]" in (
         result.stdout
     )

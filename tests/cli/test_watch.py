@@ -52,7 +52,7 @@ def test_watch_picks_up_a_new_image_and_stops_cleanly_on_ctrl_c(gallery: Path) -
             proc.communicate()
     assert proc.returncode == 0, err
     assert b"stopped watching" in err
-    assert b"indexed 1 images" in out
+    assert b"indexed 1 image " in out
     items = orjson.loads((gallery / "a" / "_index.json").read_bytes())["items"]
     assert [i["name"] for i in items] == ["first.jpg", "second.jpg"]
     assert (gallery / "a" / "second.jpg.thumbnail").exists()

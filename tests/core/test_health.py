@@ -56,6 +56,7 @@ async def test_problems_are_counted_and_listed(gallery: Path) -> None:
         "skipped": 1,
         "brokenPointers": 0,
         "failedJobs": 0,
+        "unsupported": 0,
     }
     assert document["orphanSidecars"] == ["a/gone.jpg.json"]
     assert document["orphanThumbnails"] == ["a/gone.png.thumbnail"]
@@ -248,3 +249,31 @@ async def test_a_jpeg_with_damaged_pixels_is_listed_and_a_quirky_one_indexes(gal
     assert [(s["path"], s["code"]) for s in document["skipped"]] == [
         ("cam/damaged.jpg", "corrupt_image")
     ]
+
+
+async def test_files_lenslet_cannot_show_are_counted_by_type(gallery: Path) -> None:
+    write(gallery / "phone" / "IMG_0001.jpg", jpeg_bytes())
+    for n in range(3):
+        write(gallery / "phone" / f"IMG_{n + 2:04d}.HEIC", b"\x00\x00\x00\x18ftypheic" + b"x" * 64)
+    write(gallery / "phone" / "anim.gif", b"GIF89a" + b"\x00" * 32)
+    write(gallery / "phone" / "raw" / "DSC_1.NEF", b"MM\x00*" + b"\x00" * 32)
+    # named like a JPEG, a HEIC by content: refused, and said what it is
+    write(gallery / "phone" / "renamed.jpg", b"\x00\x00\x00\x18ftypheic" + b"x" * 64)
+    write(gallery / "phone" / "notes.txt", b"not an image at all")
+    async with Lenslet(str(gallery)) as lens:
+        report = await lens.index()
+    assert report.unsupported == {"image/heic": 4, "image/gif": 1, "image/x-nikon-nef": 1}
+    assert report.summary()["unsupported"] == 6
+    assert report.to_json()["unsupported"] == {
+        "image/gif": 1, "image/heic": 4, "image/x-nikon-nef": 1,
+    }  # fmt: skip
+    [refused] = [s for s in report.skipped if s.path == "phone/renamed.jpg"]
+    assert "image/heic" in refused.reason
+    health = orjson.loads((gallery / "_health.json").read_bytes())
+    assert health["unsupported"] == {"image/gif": 1, "image/heic": 4, "image/x-nikon-nef": 1}
+    assert health["counts"]["unsupported"] == 6
+    async with Lenslet(str(gallery)) as lens:  # an unchanged run says so again
+        again = await lens.index()
+        kept = await lens.health_report()
+    assert again.unsupported == report.unsupported
+    assert kept["unsupported"] == health["unsupported"]
