@@ -53,6 +53,14 @@ def health(
     raise typer.Exit(Exit.OK if document["ok"] else Exit.SKIPPED)
 
 
+def _failure(failure: dict[str, Any]) -> str:
+    """A failed job as a line: what it was for, and why it failed."""
+    error = failure.get("error") or {}
+    where = failure.get("path") or "/"
+    why = f"{error.get('message', '?')} [{error.get('code', '?')}]"
+    return f"{failure.get('kind', 'job')} {where}: {why}"
+
+
 def _print(document: dict[str, Any]) -> None:
     counts = document["counts"]
     typer.echo("ok" if document["ok"] else "PROBLEMS FOUND")
@@ -76,8 +84,15 @@ def _print(document: dict[str, Any]) -> None:
         ),
         ("orphan sidecars (no image)", document["orphanSidecars"]),
         ("orphan thumbnails (no image)", document["orphanThumbnails"]),
-        ("broken pointers", [str(p) for p in document["pointers"]["broken"]]),
-        ("failed jobs", [str(f) for f in jobs.get("recentFailures", [])]),
+        (
+            "broken pointers",
+            [f"{p['path']}: {p['reason']} [{p['code']}]" for p in document["pointers"]["broken"]],
+        ),
+        ("failed jobs", [_failure(f) for f in jobs.get("recentFailures", [])]),
+        (
+            "not shown (lenslet shows JPEG, PNG and WebP)",
+            [f"{n} {kind}" for kind, n in sorted((document.get("unsupported") or {}).items())],
+        ),
     )
     for title, lines in sections:
         if not lines:

@@ -41,10 +41,12 @@ def search(
             tags = f"  [{', '.join(item.tags)}]" if item.tags else ""
             notes = f"  {item.notes}" if item.notes else ""
             typer.echo(f"{item.path}{tags}{notes}")
-        if not found:
+        if not found and indexed:
             typer.echo(f"nothing matches {query!r}", err=True)
-        if not indexed:
-            typer.echo(
-                f"{root.url} has no _rollup.json yet: run `lenslet index {root.url}`", err=True
-            )
+    if not indexed:
+        typer.echo(
+            f"lenslet: {root.url} has no _rollup.json yet: run `lenslet index {root.url}`",
+            err=True,
+        )
+        raise typer.Exit(Exit.USAGE)  # as `lenslet health` on a root never indexed
     raise typer.Exit(Exit.OK)

@@ -164,7 +164,9 @@ async def index(
     unread = [("" if s.path == "/" else s.path) for s in report.skipped if s.error]
     if recursive:
         gallery.rollup.prune(folder, seen, keep_below=unread)
-    summary = report.summary() if save else None
+    # A run that found nothing to do says nothing about speed: the last real run's figures stay.
+    worked = report.analyzed or report.manifests_written or gallery.health.last_index is None
+    summary = report.summary() if save and worked else None
     gallery.health.finish_run(folder, recursive, seen, report.skipped, summary, keep_below=unread)
     if save and not gallery.storage.readonly:
         # A run over the whole tree has read every sidecar changed since the old basis.

@@ -90,3 +90,20 @@ def test_a_missing_root_is_a_usage_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["health", str(tmp_path / "missing")])
     assert result.exit_code == 2
     assert "not a folder" in result.stderr
+
+
+def test_health_prints_problems_as_lines_not_dicts(gallery: Path, tmp_path: Path) -> None:
+    write(gallery / "ok.jpg", jpeg_bytes())
+    write(gallery / "IMG_1.HEIC", b"\x00\x00\x00\x18ftypheic" + b"x" * 32)
+    missing = tmp_path / "nowhere"
+    config = {"version": 1, "kind": "pointer", "target": {"type": "local", "path": str(missing)}}
+    write(gallery / "p" / ".lenscat.folder.json", orjson.dumps(config))
+    runner.invoke(app, ["index", str(gallery), "--pointer-root", str(tmp_path)])
+    result = runner.invoke(app, ["health", str(gallery), "--pointer-root", str(tmp_path)])
+    assert result.exit_code == 1, result.output
+    lines = result.stdout.splitlines()
+    pointer = lines[lines.index("broken pointers: 1") + 1]
+    assert pointer.startswith("  p: ")
+    assert pointer.endswith("[pointer_broken]")
+    assert "{" not in result.stdout  # no Python dict printed
+    assert "  1 image/heic" in lines

@@ -95,7 +95,7 @@ def test_nothing_matches(gallery: Path) -> None:
 def test_a_root_without_a_rollup_has_no_results(gallery: Path) -> None:
     write(gallery / "x.jpg", jpeg_bytes())
     result = runner.invoke(app, ["search", str(gallery), "x", "--json"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 2, result.output  # never indexed: a usage error, as for health
     assert orjson.loads(result.stdout) == {"query": "x", "items": []}
     assert sorted(p.name for p in gallery.iterdir()) == ["x.jpg"]  # read-only: nothing written
 
@@ -104,3 +104,12 @@ def test_a_missing_root_is_a_usage_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["search", str(tmp_path / "missing"), "x"])
     assert result.exit_code == 2
     assert "not a folder" in result.stderr
+
+
+def test_search_on_a_root_never_indexed_exits_2_and_says_what_to_do(gallery: Path) -> None:
+    write(gallery / "a.jpg", jpeg_bytes())
+    result = runner.invoke(app, ["search", str(gallery), "sea"])
+    assert result.exit_code == 2, result.output
+    assert "has no _rollup.json yet" in result.stderr
+    assert f"lenslet index {gallery}" in result.stderr
+    assert "nothing matches" not in result.stderr  # the one message that helps

@@ -277,3 +277,17 @@ async def test_files_lenslet_cannot_show_are_counted_by_type(gallery: Path) -> N
         kept = await lens.health_report()
     assert again.unsupported == report.unsupported
     assert kept["unsupported"] == health["unsupported"]
+
+
+async def test_a_run_that_found_nothing_to_do_keeps_the_last_runs_figures(gallery: Path) -> None:
+    write(gallery / "a.jpg", jpeg_bytes())
+    async with Lenslet(str(gallery)) as lens:
+        await lens.index()
+        first = stored(gallery)["lastIndex"]
+        await lens.index()  # unchanged: reads and writes nothing
+        assert stored(gallery)["lastIndex"] == first  # no meaningless rate over nothing
+        write(gallery / "b.jpg", jpeg_bytes(seed=2))
+        await lens.index()
+    changed = stored(gallery)["lastIndex"]
+    assert changed["startedAt"] > first["startedAt"]
+    assert changed["items"] == 2
