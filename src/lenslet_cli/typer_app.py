@@ -8,6 +8,7 @@ interrupted.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import enum
 import functools
@@ -148,19 +149,39 @@ class Root:
         )
 
 
+def _from_env(name: str, annotation: Any) -> Any:
+    """An option's annotation with its environment variable, ``LENSLET_<OPTION>`` (shown in
+    ``--help``), unless it names one of its own."""
+    metadata = getattr(annotation, "__metadata__", ())
+    options = [m for m in metadata if isinstance(m, typer.models.OptionInfo)]
+    if not options:
+        return annotation
+    option = copy.copy(options[0])
+    # In the Annotated style a flag's spelling is the option's first argument (its "default").
+    spelled = [option.default, *(option.param_decls or ())]
+    flags = [d for d in spelled if isinstance(d, str) and d.startswith("--")]
+    if flags:  # named as the option is spelled: --json is LENSLET_JSON, --read-only ..._READ_ONLY
+        name = flags[0].split("/")[0][2:].replace("-", "_")
+    option.envvar = option.envvar or f"LENSLET_{name.upper()}"
+    option.show_envvar = True
+    rest = [m for m in metadata if m is not options[0]]
+    parts = (typing.get_args(annotation)[0], option, *rest)
+    return Annotated[parts]
+
+
 def takes_root(command: Callable[..., Any]) -> Callable[..., Any]:
     """Give a command the shared ROOT argument (first) and storage options (last), passed to
-    it as one ``root: Root``."""
+    it as one ``root: Root``; every option can also be set by ``LENSLET_<OPTION>``."""
     hints = typing.get_type_hints(command, include_extras=True)
     own = [
-        p.replace(annotation=hints[p.name])
+        p.replace(annotation=_from_env(p.name, hints[p.name]))
         for p in inspect.signature(command).parameters.values()
         if p.name != "root"
     ]
     keyword = inspect.Parameter.POSITIONAL_OR_KEYWORD
     first = inspect.Parameter("root", keyword, annotation=_ROOT_PARAMETERS["root"])
     shared = [
-        inspect.Parameter(name, keyword, default=None, annotation=annotation)
+        inspect.Parameter(name, keyword, default=None, annotation=_from_env(name, annotation))
         for name, annotation in _ROOT_PARAMETERS.items()
         if name != "root"
     ]
@@ -179,10 +200,7 @@ def takes_root(command: Callable[..., Any]) -> Callable[..., Any]:
 
     parameters = [first, *own, *shared]
     run.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
-    run.__annotations__ = {
-        **{p.name: hints[p.name] for p in own},
-        **{name: annotation for name, annotation in _ROOT_PARAMETERS.items()},
-    }
+    run.__annotations__ = {p.name: p.annotation for p in parameters}
     return run
 
 
