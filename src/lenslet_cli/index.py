@@ -68,9 +68,16 @@ def index(
         ),
     ] = False,
     watch_interval: WatchInterval = None,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes", help="Go on with a root that holds the whole system (/, /home, your home)."
+        ),
+    ] = False,
 ) -> None:
     """Write every folder's manifest, the missing thumbnails, the search rollup and the health
     file under ROOT, and report the files that were skipped."""
+    root.check_scope(yes)
     with errors_to_exit():
         settings = root.settings(
             page_size=page_size,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import socket
 from typing import Annotated
 
 import anyio
@@ -42,6 +45,12 @@ def serve(
         ),
     ] = None,
     watch_interval: WatchInterval = None,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes", help="Go on with a root that holds the whole system (/, /home, your home)."
+        ),
+    ] = False,
     thumb_cache: Annotated[
         str | None,
         typer.Option(help="Where thumbnails go when an image's folder is read-only."),
@@ -59,6 +68,7 @@ def serve(
             err=True,
         )
         raise typer.Exit(Exit.USAGE) from exc
+    root.check_scope(yes)
     with errors_to_exit():
         settings = root.settings(
             readonly=read_only, thumb_cache=thumb_cache, watch_interval=watch_interval
@@ -77,11 +87,41 @@ def serve(
             watch=watching,
             ui=ui,
         )
-        shown = f"http://{host}:{port}/" + ("" if ui else " (no page: --no-ui)")
+        listening = _listen(host, port)
+        bound = listening.getsockname()[1]
+        shown = f"http://{_url_host(host)}:{bound}/" + ("" if ui else " (no page: --no-ui)")
         typer.echo(f"lenslet: serving {root.url} at {shown} (Ctrl-C stops)", err=True)
         # Open pages hold an event stream (/events) that never ends by itself: Ctrl-C closes
         # them after a moment instead of waiting for every browser to go.
-        uvicorn.run(
-            web, host=host, port=port, log_level="info", ws="none", timeout_graceful_shutdown=2
-        )
+        config = uvicorn.Config(web, log_level="info", ws="none", timeout_graceful_shutdown=2)
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: uvicorn has shut down cleanly
+            uvicorn.Server(config).run(sockets=[listening])
     raise typer.Exit(Exit.OK)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything says "serving"; a port in use, a host that
+    is not this machine's or a port that needs privileges is one line and exit 2."""
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        return socket.create_server((host, port), family=_family(host), backlog=2048)
+    except socket.gaierror as exc:
+        typer.echo(f"lenslet: cannot listen on {host!r}: not an address of this machine "
+                   f"({exc.strerror})", err=True)  # fmt: skip
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            why = "is in use (another server?): choose another with --port"
+        elif exc.errno in (errno.EACCES, errno.EPERM):
+            why = "needs privileges: choose one above 1023 with --port"
+        else:
+            why = f"cannot be listened on: {exc.strerror or exc}"
+        typer.echo(f"lenslet: port {port} on {host} {why}", err=True)
+    raise typer.Exit(Exit.USAGE)
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

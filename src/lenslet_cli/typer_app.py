@@ -13,6 +13,7 @@ import dataclasses
 import enum
 import functools
 import inspect
+import os
 import traceback
 import typing
 from collections.abc import Callable, Iterator
@@ -69,6 +70,8 @@ def errors_to_exit() -> Iterator[None]:
     """The one place the CLI turns lenslet's errors (and Ctrl-C) into a message and exit code."""
     try:
         yield
+    except typer.Exit:
+        raise  # a command's own exit, with its code
     except (SettingsError, InvalidPath) as exc:
         typer.echo(f"lenslet: {exc.message}", err=True)
         raise typer.Exit(Exit.USAGE) from exc
@@ -128,6 +131,13 @@ _ROOT_PARAMETERS = {
 }
 
 
+#: Local roots that hold the whole system or many people's files.
+_WHOLE_SYSTEM = frozenset(
+    ["/", "/home", "/Users", "/usr", "/var", "/etc", "/opt", "/mnt", "/media", "/Volumes",
+     "/System", os.path.expanduser("~")]
+)  # fmt: skip
+
+
 @dataclasses.dataclass(frozen=True)
 class Root:
     """A command's gallery root with its storage options."""
@@ -137,6 +147,20 @@ class Root:
     region: str | None = None
     profile: str | None = None
     pointer_roots: tuple[str, ...] = ()
+
+    def check_scope(self, yes: bool) -> None:
+        """Refuse (exit 2, unless ``yes``) a local root that holds the whole system or many
+        people's files (``/``, ``/home``, …): a typo should not walk the whole disk."""
+        if "://" in self.url and not self.url.startswith("file://"):
+            return
+        real = os.path.realpath(self.url.removeprefix("file://") or "/")
+        if real in _WHOLE_SYSTEM and not yes:
+            typer.echo(
+                f"lenslet: {self.url} holds the whole system ({real}): indexing it walks every "
+                "file there. Give the folder of your photos, or add --yes to go on.",
+                err=True,
+            )
+            raise typer.Exit(Exit.USAGE)
 
     def settings(self, **changes: Any) -> Settings:
         """Settings for this root from the command's options (``None``: not given, keep the

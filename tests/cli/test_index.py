@@ -171,3 +171,12 @@ def test_json_summary_of_a_root_whose_name_is_not_utf8(tmp_path: Path) -> None:
     summary = orjson.loads(result.stdout)
     assert summary["root"].endswith("Fotos-\ufffdt\ufffd")
     assert summary["items"] == 1
+
+
+def test_a_root_that_holds_the_whole_system_needs_yes() -> None:
+    result = runner.invoke(app, ["index", "/", "--no-thumbs"])
+    assert result.exit_code == 2, result.output
+    assert "holds the whole system" in result.stderr
+    assert "--yes" in result.stderr
+    served = runner.invoke(app, ["serve", "/home", "--no-index"])
+    assert served.exit_code == 2, served.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ import httpx
 
 from tests.conftest import S3
 from tests.imagegen import jpeg_bytes, png_bytes, write
-from tests.servers import serving
+from tests.servers import lenslet, serving
 
 
 def test_serve_answers_indexes_and_stops_cleanly(gallery: Path) -> None:
@@ -117,3 +118,24 @@ def test_ten_clients_sending_huge_bodies_do_not_swell_the_server(gallery: Path) 
         assert all(a == 413 or isinstance(a, str) for a in answers), answers
         assert httpx.get(f"{url}/health", timeout=10).status_code == 200
         assert not (gallery / "x.jpg.json").exists()
+
+
+def test_a_port_in_use_is_one_clear_line_and_exit_2(gallery: Path) -> None:
+    write(gallery / "a.jpg", jpeg_bytes())
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = lenslet("serve", str(gallery), "--port", str(port), "--no-index")
+    assert result.returncode == 2, result.stderr
+    assert f"port {port} on 127.0.0.1 is in use" in result.stderr
+    assert "serving" not in result.stderr  # nothing said it was serving
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_host_that_is_not_this_machines_is_exit_2(gallery: Path) -> None:
+    result = lenslet("serve", str(gallery), "--host", "no-such-host.invalid", "--no-index")
+    assert result.returncode == 2, result.stderr
+    assert "cannot listen on 'no-such-host.invalid'" in result.stderr
+    assert "serving" not in result.stderr
