@@ -1,4 +1,5 @@
-"""Real lenslet processes for tests: ``lenslet serve`` servers and CLI runs."""
+"""Real lenslet processes and servers for tests: ``lenslet serve`` servers, CLI runs, and any
+ASGI app under a real uvicorn in a thread."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
+import uvicorn
 
 
 def lenslet(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -60,3 +64,25 @@ def serving(*args: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
             proc.communicate()
         elif proc.stderr is not None and not proc.stderr.closed:
             proc.stderr.close()  # a test that killed or stopped it itself
+
+
+@contextlib.contextmanager
+def serving_app(app: Any) -> Iterator[str]:
+    """A real uvicorn server for ``app`` on a free loopback port, lifespan and all."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(app, lifespan="on", log_level="warning", ws="none", http="h11")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive(), "the server stopped while starting"
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(20)
+        sock.close()

@@ -8,5 +8,6 @@ lives here. Installed with ``lenslet-core[http]``.
 """
 
 from .app import create_app
+from .lifespan import background
 
-__all__ = ["create_app"]
+__all__ = ["background", "create_app"]

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib.resources
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import anyio
 from starlette.applications import Starlette
@@ -32,6 +31,7 @@ from lenslet_core import (
 
 from .auth import BearerToken
 from .compression import Compression
+from .lifespan import WarnNotStarted, background
 from .metrics import Metrics
 from .responses import error_answer
 from .routes import MAX_UPLOADS, MAX_WAIT, EncodedPages, routes
@@ -84,22 +84,6 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return error_answer(InternalError("lenslet failed; the server log has the cause"))
 
 
-async def _index_in_background(lens: Lenslet) -> None:
-    try:
-        report = await lens.index()
-    except LensletError as exc:
-        log.error("indexing %s at start-up failed: %s", lens.url, exc.message)
-        return
-    log.info("indexed %d images in %d folders at start-up", report.items, report.folders)
-
-
-async def _watch_in_background(lens: Lenslet) -> None:
-    try:
-        await lens.watch()
-    except LensletError as exc:  # not a local root, watchfiles missing: serve without it
-        log.warning("not watching %s for changes: %s", lens.url, exc.message)
-
-
 class _Wrap:
     """Middleware from a function that wraps an ASGI app."""
 
@@ -125,17 +109,18 @@ def create_app(
     """The HTTP surface of a gallery root as a Starlette app.
 
     Given a root (a path or URL), the app's lifespan opens and closes its :class:`Lenslet`
-    (job engine included). Given a :class:`Lenslet`, the app uses it as it is: enter it in the
-    host's own lifespan (a mounted sub-app's lifespan does not run)::
+    (job engine included); given a :class:`Lenslet`, the app uses it as it is (enter it
+    yourself). Mounted under a host, the app's own lifespan does not run: run
+    :func:`lenslet_http.background` in the host's lifespan (see :mod:`lenslet_http.lifespan`)::
 
-        lens = Lenslet("/photos")
+        gallery = create_app("/photos", watch=True)
 
         @contextlib.asynccontextmanager
         async def lifespan(app):
-            async with lens:
+            async with background(gallery):
                 yield
 
-        host = Starlette(routes=[Mount("/gallery", create_app(lens))], lifespan=lifespan)
+        host = Starlette(routes=[Mount("/gallery", gallery)], lifespan=lifespan)
 
     ``token`` requires a bearer token on every request (``open_health``: but ``/health``);
     ``cors_origins`` allows browsers from those origins; ``index_on_start`` indexes the root in
@@ -149,23 +134,6 @@ def create_app(
         raise SettingsError(f"thumb_wait must be between 0 and 300 seconds, not {thumb_wait!r}")
     lens = root if isinstance(root, Lenslet) else Lenslet(root, settings)
     owned = not isinstance(root, Lenslet)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with contextlib.AsyncExitStack() as stack:
-            if owned:
-                await stack.enter_async_context(lens)
-            tg = await stack.enter_async_context(anyio.create_task_group())
-            if index_on_start:
-                tg.start_soon(_index_in_background, lens)
-            if watch:
-                tg.start_soon(_watch_in_background, lens)
-            yield
-            tg.cancel_scope.cancel()  # an unfinished start-up index stops with the server
-            if owned:
-                # A server stops promptly: queued work is abandoned, not finished (every file
-                # is written atomically, so none is left half-written).
-                await lens.stop_work()
 
     # Level 5: most of level 9's saving on JSON at a fraction of its time per request.
     middleware = [Middleware(Compression, minimum_size=1024, level=5)]
@@ -198,7 +166,7 @@ def create_app(
     app = Starlette(
         routes=[*routes, Route("/metrics", metrics.endpoint, methods=["GET"]), *page],
         middleware=middleware,
-        lifespan=lifespan,
+        lifespan=background,
         exception_handlers={
             LensletError: _lenslet_error,
             HTTPException: _http_error,
@@ -206,6 +174,11 @@ def create_app(
         },
     )
     app.state.lens = lens
+    app.state.owned = owned
+    app.state.index_on_start = index_on_start
+    app.state.watch = watch
+    app.state.started = False
+    app.add_middleware(WarnNotStarted, owner=app)
     app.state.thumb_wait = thumb_wait
     app.state.uploads = anyio.Semaphore(MAX_UPLOADS)
     app.state.pages = EncodedPages()

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import socket
-import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -14,7 +12,6 @@ import httpx
 import orjson
 import pytest
 import pyvips
-import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
@@ -23,6 +20,7 @@ from lenslet_core.codec import parse_time
 from lenslet_http import create_app
 from tests.conftest import Requests
 from tests.imagegen import jpeg_bytes, png_bytes, write
+from tests.servers import serving_app
 
 pytestmark = pytest.mark.anyio
 
@@ -342,30 +340,8 @@ async def test_a_bearer_token_guards_everything_but_health(tree: Path) -> None:
         assert "gallery" in (await http.get("/health")).json()
 
 
-@contextlib.contextmanager
-def serving(app: Starlette) -> Iterator[str]:
-    """A real uvicorn server for ``app`` on a free loopback port, lifespan and all."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, lifespan="on", log_level="warning", ws="none", http="h11")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive(), "the server stopped while starting"
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(20)
-        sock.close()
-
-
 def test_the_app_opens_its_own_lenslet_in_its_lifespan(tree: Path) -> None:
-    with serving(create_app(str(tree), SETTINGS)) as url, httpx.Client(base_url=url) as http:
+    with serving_app(create_app(str(tree), SETTINGS)) as url, httpx.Client(base_url=url) as http:
         response = http.get("/folders", params={"path": "trips/2025"})
         assert response.status_code == 200
         assert len(response.json()["items"]) == 2
@@ -385,7 +361,7 @@ def test_mounted_under_a_prefix_with_the_hosts_lifespan(tree: Path) -> None:
             yield
 
     host = Starlette(routes=[Mount("/gallery", create_app(lens))], lifespan=lifespan)
-    with serving(host) as url, httpx.Client(base_url=url) as http:
+    with serving_app(host) as url, httpx.Client(base_url=url) as http:
         response = http.get("/gallery/folders", params={"path": "/"})
         assert response.status_code == 200
         assert [i["path"] for i in response.json()["items"]] == ["top.jpg"]
@@ -395,7 +371,7 @@ def test_mounted_under_a_prefix_with_the_hosts_lifespan(tree: Path) -> None:
 
 def test_a_watching_app_lists_a_copied_in_image_and_times_it(tree: Path) -> None:
     app = create_app(str(tree), SETTINGS, watch=True)
-    with serving(app) as url, httpx.Client(base_url=url) as http:
+    with serving_app(app) as url, httpx.Client(base_url=url) as http:
         before = http.get("/folders", params={"path": "trips/2025"}).json()  # manifest written
         assert len(before["items"]) == 2
         time.sleep(0.3)  # the watcher is up before the copy below
