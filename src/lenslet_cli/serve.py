@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import enum
 import errno
 import socket
 from typing import Annotated
@@ -12,7 +13,21 @@ import typer
 
 from lenslet_core import Lenslet
 
+from .logs import log_config
 from .typer_app import Exit, Root, WatchInterval, app, errors_to_exit, takes_root
+
+
+class Level(str, enum.Enum):
+    critical = "critical"
+    error = "error"
+    warning = "warning"
+    info = "info"
+    debug = "debug"
+
+
+class Form(str, enum.Enum):
+    text = "text"
+    json = "json"
 
 
 @app.command()
@@ -55,6 +70,42 @@ def serve(
         str | None,
         typer.Option(help="Where thumbnails go when an image's folder is read-only."),
     ] = None,
+    log_level: Annotated[
+        Level,
+        typer.Option(help="The least a log line must be to be written.", rich_help_panel="Logs"),
+    ] = Level.info,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log/--no-access-log", help="A line per request.", rich_help_panel="Logs"
+        ),
+    ] = True,
+    log_format: Annotated[
+        Form,
+        typer.Option(help="Lines as text, or one JSON object each.", rich_help_panel="Logs"),
+    ] = Form.text,
+    root_path: Annotated[
+        str,
+        typer.Option(
+            help="The path prefix a reverse proxy serves lenslet under (e.g. /gallery).",
+            rich_help_panel="Behind a proxy",
+        ),
+    ] = "",
+    proxy_headers: Annotated[
+        bool,
+        typer.Option(
+            "--proxy-headers/--no-proxy-headers",
+            help="Take the client's address and scheme from X-Forwarded-For/-Proto.",
+            rich_help_panel="Behind a proxy",
+        ),
+    ] = True,
+    forwarded_allow_ips: Annotated[
+        str,
+        typer.Option(
+            help="The proxies whose X-Forwarded-* headers are trusted (comma-separated, or *).",
+            rich_help_panel="Behind a proxy",
+        ),
+    ] = "127.0.0.1",
 ) -> None:
     """Serve ROOT over HTTP: folders, items, thumbnails, originals, search and health."""
     try:
@@ -93,7 +144,17 @@ def serve(
         typer.echo(f"lenslet: serving {root.url} at {shown} (Ctrl-C stops)", err=True)
         # Open pages hold an event stream (/events) that never ends by itself: Ctrl-C closes
         # them after a moment instead of waiting for every browser to go.
-        config = uvicorn.Config(web, log_level="info", ws="none", timeout_graceful_shutdown=2)
+        config = uvicorn.Config(
+            web,
+            log_config=log_config(log_level.value, log_format.value),
+            log_level=log_level.value,
+            access_log=access_log,
+            root_path=root_path.rstrip("/"),
+            proxy_headers=proxy_headers,
+            forwarded_allow_ips=forwarded_allow_ips,
+            ws="none",
+            timeout_graceful_shutdown=2,
+        )
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: uvicorn has shut down cleanly
             uvicorn.Server(config).run(sockets=[listening])
     raise typer.Exit(Exit.OK)

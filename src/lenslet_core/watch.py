@@ -265,6 +265,8 @@ async def watch_gallery(
         handles = [await gallery.jobs.submit(gallery.job(INDEX, f)) for f in sorted(wave.folders)]
         for handle in handles:
             await handle.wait()
+        log.info("watch: %d changes, %d folders indexed, %d new, %d gone", wave.changes,
+                 len(wave.folders), len(wave.new_folders), len(wave.removed))  # fmt: skip
         gallery.feed.publish(wave.folders | wave.new_folders | wave.removed)
         if wave.new_folders or wave.removed:
             await gallery.submit_quietly(ROLLUP)

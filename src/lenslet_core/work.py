@@ -15,6 +15,7 @@ Adding a kind is a value and a handler here.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -30,6 +31,11 @@ from .manifest import ItemEntry, Skipped
 from .storage import Entry
 
 __all__ = ["HEALTH", "INDEX", "KINDS", "ROLLUP", "THUMBNAIL", "changed", "index", "register"]
+
+log = logging.getLogger("lenslet.index")
+
+#: Seconds between two progress lines of a long index run in the log.
+PROGRESS_EVERY = 5.0
 
 THUMBNAIL = Kind("thumbnail", priority=0, joins_running=True, dedicated_workers=1)
 INDEX = Kind("index", priority=1)
@@ -129,6 +135,21 @@ async def index(
     make = settings.thumbnails if thumbnails is None else thumbnails
     await gallery.load_state()
     seen: list[str] = []
+    # A run asked for is told at info (start, progress every few seconds, end); a folder's
+    # refresh by a job, which happens all the time, at debug.
+    level = logging.INFO if save else logging.DEBUG
+    where = f"{gallery.storage.url} {folder or '/'}"
+    log.log(level, "indexing %s", where)
+    told = time.monotonic()
+
+    def progress(now: IndexProgress) -> None:
+        nonlocal told
+        if on_progress is not None:
+            on_progress(now)
+        if time.monotonic() - told >= PROGRESS_EVERY:
+            told = time.monotonic()
+            done = (now.folders_done, now.folders_total, now.images_done, now.images_total)
+            log.log(level, "indexing %s: %d of %d folders, %d of %d images", where, *done)
 
     async def on_folder(
         done: str,
@@ -154,11 +175,14 @@ async def index(
             settings,
             folder,
             recursive=recursive,
-            on_progress=on_progress,
+            on_progress=progress,
             thumbs=gallery.thumbs,
             make_thumbs=make,
             on_folder=on_folder,
         )
+    log.log(level, "indexed %s: %d images in %d folders (%d read, %d unchanged, %d skipped) in "
+            "%.1f s", where, report.items, report.folders, report.analyzed, report.reused,
+            len(report.skipped), report.seconds)  # fmt: skip
     gallery.folders.invalidate(folder, below=recursive)
     # Folders the run could not read are kept as they were, with what is below them.
     unread = [("" if s.path == "/" else s.path) for s in report.skipped if s.error]

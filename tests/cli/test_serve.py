@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 
 from tests.conftest import S3
 from tests.imagegen import jpeg_bytes, png_bytes, write
@@ -139,3 +140,34 @@ def test_a_host_that_is_not_this_machines_is_exit_2(gallery: Path) -> None:
     assert result.returncode == 2, result.stderr
     assert "cannot listen on 'no-such-host.invalid'" in result.stderr
     assert "serving" not in result.stderr
+
+
+def test_json_log_lines_for_a_log_collector_and_no_access_log(gallery: Path) -> None:
+    write(gallery / "a" / "x.jpg", jpeg_bytes())
+    with serving(str(gallery), "--log-format", "json", "--no-access-log") as (proc, url):
+        deadline = time.monotonic() + 20
+        while not (gallery / "_rollup.json").exists():  # the start-up index
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        httpx.get(f"{url}/folders", params={"path": "a"})
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    lines = [orjson.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
+    messages = [line["message"] for line in lines]
+    assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    assert any(m.startswith("indexed ") and "1 images" in m for m in messages), messages
+    assert any(line["logger"].startswith("uvicorn") for line in lines)
+    assert not any("GET /folders" in m for m in messages)  # --no-access-log
+
+
+def test_behind_a_proxy_the_links_carry_its_prefix(gallery: Path) -> None:
+    write(gallery / "big.jpg", jpeg_bytes(2400, 1800))
+    with serving(str(gallery), "--no-index", "--root-path", "/gallery/") as (_, url):
+        # the proxy strips /gallery before passing the request on
+        answer = httpx.get(
+            f"{url}/thumb", params={"path": "big.jpg"}, headers={"Prefer": "respond-async, wait=0"}
+        )
+        assert answer.status_code == 202  # not made within no wait at all: the 202 says where
+        assert answer.headers["location"].startswith("/gallery/thumb?path=")
+        document = httpx.get(f"{url}/openapi.json").json()
+        assert "/thumb" in document["paths"]
