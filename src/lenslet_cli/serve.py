@@ -70,6 +70,15 @@ def serve(
         str | None,
         typer.Option(help="Where thumbnails go when an image's folder is read-only."),
     ] = None,
+    presign: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=7 * 24 * 3600,
+            help="On S3: answer /file and /thumb with a redirect to a presigned URL good for "
+            "this many seconds (originals never stream through the server).",
+        ),
+    ] = None,
     log_level: Annotated[
         Level,
         typer.Option(help="The least a log line must be to be written.", rich_help_panel="Logs"),
@@ -137,6 +146,7 @@ def serve(
             index_on_start=index,
             watch=watching,
             ui=ui,
+            presign=presign,
         )
         listening = _listen(host, port)
         bound = listening.getsockname()[1]

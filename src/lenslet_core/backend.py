@@ -134,6 +134,10 @@ class Backend(Protocol):
     def delete(self, path: str, missing_ok: bool) -> None:
         """Delete a file (``FileNotFoundError`` when missing and not ``missing_ok``)."""
 
+    def sign(self, path: str, seconds: int) -> str | None:
+        """A URL that reads the file for ``seconds`` without lenslet (an object store's
+        presigned GET); ``None`` where the backend has none (local disk)."""
+
     def error(self, exc: Exception, path: str) -> LensletError | None:
         """This backend's own error table: lenslet's error for ``exc``, or ``None`` to leave
         it to the common one (:func:`os_error`)."""

@@ -72,6 +72,9 @@ class FilesystemBackend:
     def error(self, exc: Exception, path: str) -> LensletError | None:
         return None
 
+    def sign(self, path: str, seconds: int) -> str | None:
+        return None
+
     def full(self, path: str) -> str:
         """The filesystem's path of a logical one."""
         return f"{self.root}/{path}" if path else self.root

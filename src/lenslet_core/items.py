@@ -189,6 +189,21 @@ async def original(gallery: Gallery, image: str) -> Original:
     return Original(image, entry.size, entry.mtime, sniff_mime(head))
 
 
+async def link(gallery: Gallery, image: str, *, seconds: int, thumbnail: bool) -> str | None:
+    """A URL that serves an image (or its thumbnail, once it is made) for ``seconds`` without
+    lenslet — an S3 presigned GET — or ``None`` where the storage has none (local disk) or
+    the thumbnail is not made yet (it is then made and served the usual way)."""
+    await gallery.image_file(image)  # a missing image is a 404, never a link
+    if not thumbnail:
+        return await gallery.storage.sign(image, seconds)
+    kept = paths.thumbnail_name(image)
+    try:
+        await gallery.storage.info(kept)
+    except NotFound:
+        return None
+    return await gallery.storage.sign(kept, seconds)
+
+
 async def thumbnail(gallery: Gallery, image: str, *, wait: float) -> Thumbnail | Pending:
     """An image's thumbnail. A missing one is made by a job at the highest priority and
     awaited up to ``wait`` seconds; :class:`Pending` when the queue is too busy for that."""

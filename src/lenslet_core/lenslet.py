@@ -159,6 +159,12 @@ class Lenslet:
         whole or in ranges with :meth:`read_original`."""
         return await items.original(self._gallery, paths.item_path(path))
 
+    async def link(self, path: str, *, seconds: int, thumbnail: bool = False) -> str | None:
+        """A URL that serves an image (``thumbnail``: its thumbnail) for ``seconds`` without
+        lenslet (an S3 presigned GET); ``None`` where there is none."""
+        image = paths.item_path(path)
+        return await items.link(self._gallery, image, seconds=seconds, thumbnail=thumbnail)
+
     async def read_original(self, path: str, start: int, end: int) -> bytes:
         """Bytes ``[start, end)`` of an image file."""
         return await self._gallery.storage.read_range(paths.item_path(path), start, end)

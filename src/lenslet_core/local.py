@@ -63,6 +63,9 @@ class LocalBackend:
     def error(self, exc: Exception, path: str) -> LensletError | None:
         return None  # the common OSError table says it all
 
+    def sign(self, path: str, seconds: int) -> str | None:
+        return None  # files on local disk are served by lenslet itself
+
     # -- reading ---------------------------------------------------------------------------------
 
     def check_root(self) -> None:

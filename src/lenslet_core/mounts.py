@@ -183,6 +183,12 @@ class Mounts:
             results.extend(await route[0].read_each_into([route[1]], consume, limiter=limiter))
         return results
 
+    async def sign(self, path: str, seconds: int) -> str | None:
+        target, inner, _ = await self.route(path)
+        if target is not self:
+            return await target.sign(inner, seconds)
+        return await self.storage.sign(path, seconds)
+
     async def read_versioned(self, path: str) -> tuple[bytes, str]:
         target, inner, _ = await self.route(path)
         if target is not self:

@@ -199,6 +199,11 @@ class S3Backend(FilesystemBackend):
     def error(self, exc: Exception, path: str) -> LensletError | None:
         return s3_error(exc, path, self.where)
 
+    def sign(self, path: str, seconds: int) -> str | None:
+        """A presigned GET of the object, good for ``seconds`` (signed here, no request)."""
+        url: str = self.fs.sign(self.full(path), expiration=seconds)
+        return url
+
     def _wait(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Run one of s3fs's coroutines on its event loop thread, from a worker thread."""
         return asyncio.run_coroutine_threadsafe(coroutine, self.fs.loop).result()

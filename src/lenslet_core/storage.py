@@ -139,6 +139,7 @@ class Store(Protocol):
     async def move(self, source: str, target: str) -> None: ...
     async def delete(self, path: str, *, missing_ok: bool = True) -> None: ...
     def check_writable(self, path: str) -> None: ...
+    async def sign(self, path: str, seconds: int) -> str | None: ...
     async def ensure_writable(self, path: str) -> None: ...
     def writable(self, path: str) -> bool: ...
 
@@ -421,6 +422,11 @@ class Storage:
             for index, path in enumerate(paths):
                 tg.start_soon(fetch, index, path)
         return datas
+
+    async def sign(self, path: str, seconds: int) -> str | None:
+        """A URL that reads the file for ``seconds`` without lenslet (S3: a presigned GET),
+        or ``None`` where the backend has none."""
+        return await self._run("info", path, self.backend.sign, path, seconds)
 
     def check_writable(self, path: str) -> None:
         """Raise :class:`ReadOnly` when this root refuses writes."""

@@ -105,6 +105,7 @@ def create_app(
     watch: bool = False,
     thumb_wait: float = MAX_WAIT,
     ui: bool = True,
+    presign: int | None = None,
 ) -> Starlette:
     """The HTTP surface of a gallery root as a Starlette app.
 
@@ -128,8 +129,12 @@ def create_app(
     (images copied in appear in their folder, with thumbnails, within seconds);
     ``thumb_wait`` is how long a plain ``GET /thumb`` (an ``<img>``) waits for a thumbnail
     being made before its 503 (clients that send ``Prefer: respond-async`` get a 202 sooner);
-    ``ui`` serves lenslet's own gallery page at ``/`` (its files under ``/ui/``).
+    ``ui`` serves lenslet's own gallery page at ``/`` (its files under ``/ui/``);
+    ``presign`` (seconds) answers ``GET /file`` and ``GET /thumb`` of an S3 root with a
+    redirect to a presigned URL, so large originals never stream through the server.
     """
+    if presign is not None and not 1 <= presign <= 7 * 24 * 3600:
+        raise SettingsError(f"presign must be 1 s to 7 days (S3's limit), not {presign!r}")
     if not 0 <= thumb_wait <= 300:
         raise SettingsError(f"thumb_wait must be between 0 and 300 seconds, not {thumb_wait!r}")
     lens = root if isinstance(root, Lenslet) else Lenslet(root, settings)
@@ -180,6 +185,7 @@ def create_app(
     app.state.started = False
     app.add_middleware(WarnNotStarted, owner=app)
     app.state.thumb_wait = thumb_wait
+    app.state.presign = presign
     app.state.uploads = anyio.Semaphore(MAX_UPLOADS)
     app.state.pages = EncodedPages()
     app.state.openapi = None  # described from the route table on first request

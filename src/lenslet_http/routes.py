@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 import anyio
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from lenslet_core import (
@@ -275,6 +275,9 @@ def _asks_async(request: Request) -> float | None:
                 headers=("Retry-After", "Location"),
             ),
             304: Answer("Unchanged since the ETag sent", None, headers=("ETag",)),
+            307: Answer(
+                "With presign: the thumbnail at a presigned URL", None, headers=("Location",)
+            ),
             404: Answer("No such image"),
             413: Answer("The image is above the size limits"),
             415: Answer("Not a JPEG, PNG or WebP"),
@@ -292,6 +295,9 @@ async def thumb(request: Request) -> Response:
     ``202 Accepted`` with ``Retry-After`` and ``Location`` after its own, shorter wait."""
     asked = _asks_async(request)
     path = _path(request)
+    elsewhere = await _presigned(request, thumbnail=True)
+    if elsewhere is not None:
+        return elsewhere
     wait = request.app.state.thumb_wait if asked is None else asked
     result = await _lens(request).thumbnail(path, wait=wait)
     if isinstance(result, Pending):
@@ -311,6 +317,20 @@ async def thumb(request: Request) -> Response:
     return Response(result.data, media_type=result.media_type, headers=headers)
 
 
+async def _presigned(request: Request, *, thumbnail: bool) -> Response | None:
+    """With ``presign``, a redirect to a URL that serves the file without this server (an S3
+    presigned GET); ``None`` to serve it here."""
+    seconds = request.app.state.presign
+    if seconds is None:
+        return None
+    url = await _lens(request).link(_path(request), seconds=seconds, thumbnail=thumbnail)
+    if url is None:
+        return None
+    # Kept by the browser for well under the link's life, and by nobody else.
+    keep = {"Cache-Control": f"private, max-age={max(0, min(seconds // 2, 3600))}"}
+    return RedirectResponse(url, status_code=307, headers=keep)
+
+
 #: Headers of an answer that is not the thumbnail (yet): nobody may keep it.
 _NOT_YET = {"Cache-Control": "no-store"}
 
@@ -321,6 +341,7 @@ _NOT_YET = {"Cache-Control": "no-store"}
         {
             200: Answer("The image", None, "image/*", ("ETag",)),
             206: Answer("The byte range asked for", None, "image/*", ("ETag", "Content-Range")),
+            307: Answer("With presign: the image at a presigned URL", None, headers=("Location",)),
             304: Answer("Unchanged since the ETag sent", None, headers=("ETag",)),
             404: Answer("No such image"),
             416: Answer("The range starts past the end", headers=("Content-Range",)),
@@ -330,6 +351,9 @@ _NOT_YET = {"Cache-Control": "no-store"}
 )
 async def file(request: Request) -> Response:
     """``GET /file?path=``: the original image, whole or one byte range."""
+    elsewhere = await _presigned(request, thumbnail=False)
+    if elsewhere is not None:
+        return elsewhere
     lens = _lens(request)
     original = await lens.original(_path(request))
     headers = {
