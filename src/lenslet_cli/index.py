@@ -125,7 +125,14 @@ def _index_and_watch(
     """Watch first, then index (so that nothing changed during the first pass is missed),
     then index waves of changes until Ctrl-C, one line per wave."""
 
+    live = sys.stderr.isatty() and not json_output
+    status: Any = None  # on a terminal: one live line, redrawn at each wave
+    waves = changes = 0
+
     def tell_wave(wave: Wave) -> None:
+        nonlocal waves, changes
+        waves, changes = waves + 1, changes + wave.changes
+        folders = len(wave.folders) + len(wave.new_folders)
         if json_output:
             document = {
                 "changes": wave.changes,
@@ -134,11 +141,20 @@ def _index_and_watch(
                 "removed": sorted(wave.removed),
             }
             typer.echo(orjson.dumps(document).decode())
+        elif status is not None:
+            status.update(
+                f"watching {root}: {_count(waves, 'wave')}, {_count(changes, 'change')} so far; "
+                f"the last at {time.strftime('%H:%M:%S')}: {_count(wave.changes, 'change')}, "
+                f"{_count(folders, 'folder')} indexed (Ctrl-C stops)"
+            )
         else:
-            folders = len(wave.folders) + len(wave.new_folders)
-            typer.echo(f"watch: {wave.changes} changes, {folders} folders indexed", err=True)
+            typer.echo(
+                f"watch: {_count(wave.changes, 'change')}, {_count(folders, 'folder')} indexed",
+                err=True,
+            )
 
     async def run() -> None:
+        nonlocal status
         async with Lenslet(root, settings) as lens, anyio.create_task_group() as tg:
             listening = anyio.Event()
             tg.start_soon(functools.partial(lens.watch, path, on_wave=tell_wave, ready=listening))
@@ -147,10 +163,17 @@ def _index_and_watch(
             report = await lens.index(path, recursive=recursive, on_progress=progress)
             tell(report)
             typer.echo(f"watching {root} for changes (Ctrl-C stops)", err=True)
+            if live:
+                from rich.console import Console
+
+                status = Console(stderr=True).status(f"watching {root}: no change yet")
+                status.start()
 
     try:
         anyio.run(run)
     except KeyboardInterrupt:
+        if status is not None:
+            status.stop()
         typer.echo("stopped watching", err=True)
 
 

@@ -125,6 +125,7 @@ async def index_tree(
     async def one(folder: _Folder) -> None:
         async with folder_slots:
             progress.current = folder.path
+            tell()
             known = (fallback or {}).get(folder.path, [])
             pages = await _index_folder(
                 storage,
@@ -206,6 +207,7 @@ async def _walk(
             return
         to_index.append(folder)
         progress.folders_total += 1
+        progress.current = folder  # the label follows the walk ...
         tell()
         for entry in entries:
             if paths.is_hidden(entry.name) or entry.kind != "dir":
@@ -300,6 +302,7 @@ async def _index_folder(
         nonlocal seen
         seen += 1
         progress.images_done += 1
+        progress.current = folder.path  # ... and the folder whose images are being read
         tell()
 
     build = await build_folder(

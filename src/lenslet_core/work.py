@@ -18,7 +18,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 
 from . import paths
 from .errors import LensletError, NotFound, PermissionDenied, ReadOnly
@@ -106,6 +106,20 @@ async def _index_job(gallery: Gallery, folder: str) -> IndexReport | None:
     return report
 
 
+@contextlib.asynccontextmanager
+async def _logged_failure(level: int, where: str) -> AsyncIterator[None]:
+    """An index run that fails says so in the log (a folder gone is not news: at debug)."""
+    try:
+        yield
+    except NotFound as exc:
+        log.log(min(level, logging.DEBUG), "indexing %s: %s", where, exc.message)
+        raise
+    except LensletError as exc:
+        log.log(max(level, logging.WARNING), "indexing %s failed: %s [%s]", where, exc.message,
+                exc.code)  # fmt: skip
+        raise
+
+
 async def changed(gallery: Gallery, folders: Iterable[str]) -> None:
     """Folders whose images changed: their manifests rebuilt now (no image but the new ones
     is read), so the next listing shows the change; thumbnails, rollup and health follow in
@@ -168,7 +182,10 @@ async def index(
     started = time.time()
     # One build of a folder's manifest at a time (a watch's job, a rebuild for a reader):
     # the later build has the later listing, and it is the one that lands.
-    async with gallery.rebuilds(folder) if not recursive else contextlib.nullcontext():
+    async with (
+        gallery.rebuilds(folder) if not recursive else contextlib.nullcontext(),
+        _logged_failure(level, where),
+    ):
         report = await index_tree(
             gallery.storage,
             gallery.imaging,

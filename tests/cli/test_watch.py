@@ -57,3 +57,31 @@ def test_watch_picks_up_a_new_image_and_stops_cleanly_on_ctrl_c(gallery: Path) -
     assert [i["name"] for i in items] == ["first.jpg", "second.jpg"]
     assert (gallery / "a" / "second.jpg.thumbnail").exists()
     assert not [p for p in gallery.rglob("*") if p.name.endswith(".lenslet-tmp")]
+
+
+def test_on_a_terminal_the_watch_is_one_live_status_line(gallery: Path) -> None:
+    import pty
+
+    write(gallery / "a" / "first.jpg", jpeg_bytes(seed=1))
+    terminal, side = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lenslet_cli", "index", str(gallery), "--watch", "--no-progress"],
+        stdout=subprocess.DEVNULL,
+        stderr=side,
+        env={**os.environ, "COLUMNS": "160", "TERM": "xterm"},
+    )
+    os.close(side)
+    try:
+        with os.fdopen(terminal, "rb", buffering=0) as screen:
+            _read_until(screen, b"no change yet")  # the live line, once it listens
+            write(gallery / "a" / "second.jpg", jpeg_bytes(seed=2))
+            seen = _read_until(screen, b"1 wave, ")
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
+    assert b"watch: " not in seen  # not a line per wave: the one line is redrawn
+    assert b"\x1b[" in seen  # drawn with terminal control sequences

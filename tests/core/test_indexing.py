@@ -418,3 +418,14 @@ async def test_lowering_max_pixels_never_reads_the_refused_image_again(
             report = await lens.index()
         assert [s.code for s in report.skipped] == ["image_too_large"]
         assert requests.count("read", ".jpg") == 0
+
+
+async def test_progress_names_the_folder_being_worked_on(gallery: Path) -> None:
+    for folder in ("a", "b/c", "d"):
+        write(gallery / folder / "x.jpg", jpeg_bytes())
+    seen: list[str] = []
+    async with Lenslet(str(gallery), Settings(thumbnails=False)) as lens:
+        await lens.index(on_progress=lambda p: seen.append(p.current))
+    # every folder is named while it is walked and while its images are read
+    assert {"a", "b/c", "d"} <= set(seen)
+    assert seen[-1] in {"a", "b/c", "d"}  # the last news is of a folder, not the root

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 
-from lenslet_core import Job, Lenslet, LocalEngine, Pending, QueueFull, Settings
+from lenslet_core import Job, Lenslet, LocalEngine, NotFound, Pending, QueueFull, Settings
 from lenslet_core.work import KINDS
 from tests.imagegen import jpeg_bytes, write
 
@@ -39,3 +40,20 @@ async def test_an_index_job_queues_its_follow_ups(gallery: Path) -> None:
     assert (gallery / "a" / "_index.json").exists()
     assert (gallery / "_rollup.json").exists()
     assert (gallery / "_health.json").exists()
+
+
+async def test_index_runs_log_their_start_and_end_and_failures(
+    gallery: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write(gallery / "a" / "x.jpg", jpeg_bytes())
+    with caplog.at_level(logging.DEBUG, logger="lenslet.index"):
+        async with Lenslet(str(gallery), Settings(thumbnails=False)) as lens:
+            await lens.index()
+            with pytest.raises(NotFound):
+                await lens.index("nowhere")
+    runs = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "lenslet.index"]
+    started = [m for level, m in runs if level == logging.INFO and m.startswith("indexing ")]
+    ended = [m for level, m in runs if level == logging.INFO and m.startswith("indexed ")]
+    assert started
+    assert any("1 images in 2 folders" in m for m in ended), ended
+    assert any("nowhere" in m for _, m in runs)  # the failed run is in the log too
