@@ -37,13 +37,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(*args: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def serving(
+    *args: str, stdout: int = subprocess.DEVNULL
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """``lenslet serve ARGS --port P`` as a process, once it answers ``/health``; killed if a
-    test leaves it running."""
+    test leaves it running (``stdout``: where its request log goes)."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "lenslet_cli", "serve", *args, "--port", str(port)],
-        stdout=subprocess.DEVNULL,
+        stdout=stdout,
         stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"

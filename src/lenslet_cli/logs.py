@@ -37,21 +37,29 @@ class JsonLines(logging.Formatter):
 
 
 def log_config(level: str, form: LogFormat) -> dict[str, Any]:
-    """A ``logging.config.dictConfig`` for uvicorn's loggers and lenslet's, on stderr."""
+    """A ``logging.config.dictConfig`` for uvicorn's loggers and lenslet's."""
     formatter: dict[str, Any] = (
         {"()": JsonLines}
         if form == "json"
         else {"format": "%(levelname)s:     %(name)s: %(message)s"}
     )
-    handler = {"class": "logging.StreamHandler", "formatter": "lines", "stream": "ext://sys.stderr"}
-    loggers = {
-        name: {"handlers": ["stderr"], "level": level.upper(), "propagate": False}
-        for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "lenslet")
-    }
+
+    def handler(stream: str) -> dict[str, Any]:
+        return {"class": "logging.StreamHandler", "formatter": "lines", "stream": stream}
+
+    def logger(to: str) -> dict[str, Any]:
+        return {"handlers": [to], "level": level.upper(), "propagate": False}
+
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"lines": formatter},
-        "handlers": {"stderr": handler},
-        "loggers": loggers,
+        # as uvicorn's own: the request log on stdout, everything else on stderr
+        "handlers": {"stderr": handler("ext://sys.stderr"), "stdout": handler("ext://sys.stdout")},
+        "loggers": {
+            "uvicorn": logger("stderr"),
+            "uvicorn.error": logger("stderr"),
+            "uvicorn.access": logger("stdout"),
+            "lenslet": logger("stderr"),
+        },
     }

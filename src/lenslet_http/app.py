@@ -31,10 +31,12 @@ from lenslet_core import (
 
 from .auth import BearerToken
 from .compression import Compression
+from .images import MAX_UPLOADS
 from .lifespan import WarnNotStarted, background
 from .metrics import Metrics
+from .params import MAX_WAIT
 from .responses import error_answer
-from .routes import MAX_UPLOADS, MAX_WAIT, EncodedPages, routes
+from .routes import EncodedPages, routes
 
 __all__ = ["create_app"]
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import collections
-import math
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 from urllib.parse import urlencode
 
 import anyio
@@ -16,22 +14,36 @@ from starlette.routing import Route
 
 from lenslet_core import (
     InvalidDocument,
-    InvalidParameter,
-    Lenslet,
     Manifest,
     NotFound,
     Pending,
     RangeNotSatisfiable,
     ThumbnailPending,
-    TooLarge,
     __version__,
 )
 
+from .images import delete, move, upload
 from .openapi import Answer, Operation, Param, describe, operation
+from .params import (
+    FOLDER,
+    HTTP_WRITER,
+    IF_MATCH,
+    IF_NONE_MATCH,
+    IMAGE,
+    PAGE,
+    PREFER,
+    RANGE,
+    USER,
+    WAIT,
+    asks_async,
+    int_param,
+    json_object,
+    lens_of,
+    path_of,
+)
 from .responses import (
     ORJSONResponse,
     etag_matches,
-    limited,
     parse_range,
     plain_etag,
     quoted,
@@ -39,90 +51,10 @@ from .responses import (
 
 __all__ = ["EncodedPages", "routes"]
 
-#: Longest a ``/thumb`` request waits for a thumbnail being made, whatever it asks for (and
-#: how long a plain request, an ``<img>``, waits before its 503).
-MAX_WAIT = 10.0
-#: Default wait of a client that takes the 202 protocol.
-DEFAULT_WAIT = 0.8
-#: Largest sidecar body accepted by ``PUT /item``.
-MAX_SIDECAR_BYTES = 1024 * 1024
-#: What a multipart upload may carry besides the image (boundaries, headers, dest).
-_FORM_OVERHEAD = 64 * 1024
-#: Uploads read at once (each is held in memory while its content is checked).
-MAX_UPLOADS = 4
-#: ``updatedBy`` of an HTTP write whose body and ``X-Lenslet-User`` header name nobody.
-HTTP_WRITER = "web"
 #: Bytes read per step when streaming an original.
 CHUNK = 1024 * 1024
 #: Caching of thumbnails: their URL names an image, their ETag its content.
 THUMB_CACHE = "public, max-age=86400, stale-while-revalidate=604800"
-
-
-FOLDER = Param(
-    "path", {"type": "string"}, "A folder: '/trips/2025', 'trips/2025', '' or '/' (the root).",
-    example="",
-)  # fmt: skip
-IMAGE = Param(
-    "path", {"type": "string", "minLength": 1},
-    "An image: 'trips/2025/beach.jpg' (a leading '/' is the same).", required=True,
-)  # fmt: skip
-PAGE = Param(
-    "page", {"type": "integer", "minimum": 0, "maximum": 1_000_000},
-    "A page, from 0; without it, the whole folder.",
-)  # fmt: skip
-WAIT = Param(
-    "wait", {"type": "number", "minimum": 0, "maximum": MAX_WAIT},
-    "Seconds to wait for a thumbnail being made before a 202 (asks for the 202 protocol).",
-)  # fmt: skip
-PREFER = Param(
-    "Prefer", {"type": "string"}, "respond-async (and wait=N): answer 202 while it is made.",
-    where="header",
-)  # fmt: skip
-IF_NONE_MATCH = Param(
-    "If-None-Match", {"type": "string"}, "An ETag read before: 304 when unchanged.",
-    where="header",
-)  # fmt: skip
-IF_MATCH = Param(
-    "If-Match", {"type": "string"}, "The ETag read: the named fields are written as sent.",
-    where="header",
-)  # fmt: skip
-USER = Param("X-Lenslet-User", {"type": "string"}, "Who writes (updatedBy).", where="header")
-RANGE = Param("Range", {"type": "string"}, "One byte range: bytes=START-END.", where="header")
-
-
-def _lens(request: Request) -> Lenslet:
-    lens: Lenslet = request.app.state.lens
-    return lens
-
-
-def _path(request: Request) -> str:
-    return request.query_params.get("path", "")
-
-
-def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidParameter(f"{name} must be an integer, not {raw!r}") from None
-    if not low <= value <= high:
-        raise InvalidParameter(f"{name} must be between {low} and {high}, not {value}")
-    return value
-
-
-def _float(request: Request, name: str, default: float, high: float) -> float:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InvalidParameter(f"{name} must be a number of seconds, not {raw!r}") from None
-    if not value >= 0:  # NaN too
-        raise InvalidParameter(f"{name} must be >= 0, not {raw!r}")
-    return min(value, high)
 
 
 #: Encoded folder answers kept, by (folder, build, page; -1 the whole folder): a build never
@@ -173,14 +105,14 @@ class EncodedPages:
 )
 async def folders(request: Request) -> Response:
     """``GET /folders?path=&page=``: the whole folder, or with ``page`` one page of it."""
-    lens = _lens(request)
+    lens = lens_of(request)
     if "page" in request.query_params:
-        page = _int(request, "page", 0, 0, 1_000_000)
-        manifest = await lens.folder(_path(request), page)
+        page = int_param(request, "page", 0, 0, 1_000_000)
+        manifest = await lens.folder(path_of(request), page)
         etag = f"{manifest.build}-{manifest.page}"
     else:
         page = -1
-        manifest = await lens.whole_folder(_path(request))
+        manifest = await lens.whole_folder(path_of(request))
         etag = f"{manifest.build}-all"
     headers = {"ETag": quoted(etag), "Cache-Control": "no-cache"}
     if etag_matches(request, etag):
@@ -204,10 +136,10 @@ async def folders(request: Request) -> Response:
 )
 async def get_item(request: Request) -> Response:
     """``GET /item?path=``: the sidecar, with the EXIF basics when it has none."""
-    if not _path(request).strip("/"):
+    if not path_of(request).strip("/"):
         # Clients ask before anything is selected: no image there, like any missing one.
         raise NotFound("no image is named: path is empty", path="")
-    item = await _lens(request).item(_path(request))
+    item = await lens_of(request).item(path_of(request))
     headers = {"ETag": quoted(item.etag), "Cache-Control": "no-cache"}
     if etag_matches(request, item.etag):
         return Response(status_code=304, headers=headers)
@@ -232,36 +164,16 @@ async def get_item(request: Request) -> Response:
 )
 async def put_item(request: Request) -> Response:
     """``PUT /item?path=``: write a sidecar by the rules of design.md."""
-    document = await _json_object(request, "a sidecar", InvalidDocument)
+    document = await json_object(request, "a sidecar", InvalidDocument)
     if_match = request.headers.get("if-match")
-    item = await _lens(request).update_item(
-        _path(request),
+    item = await lens_of(request).update_item(
+        path_of(request),
         document,
         if_match=plain_etag(if_match) if if_match else None,
         updated_by=request.headers.get("x-lenslet-user") or None,
         writer=HTTP_WRITER,
     )
     return ORJSONResponse(item.to_json(), headers={"ETag": quoted(item.etag)})
-
-
-def _asks_async(request: Request) -> float | None:
-    """The wait of a client that takes the 202 protocol — ``Prefer: respond-async`` (RFC 7240,
-    with its ``wait=N`` preference) or a ``wait`` parameter — or ``None`` for any other."""
-    preferences = {
-        name.strip().lower(): value.strip()
-        for name, _, value in (
-            part.partition("=") for part in request.headers.get("prefer", "").split(",")
-        )
-    }
-    if "wait" in request.query_params:
-        return _float(request, "wait", DEFAULT_WAIT, MAX_WAIT)
-    if "respond-async" not in preferences:
-        return None
-    try:
-        wait = float(preferences.get("wait") or DEFAULT_WAIT)
-    except ValueError:
-        wait = DEFAULT_WAIT
-    return min(wait, MAX_WAIT) if math.isfinite(wait) and wait >= 0 else DEFAULT_WAIT
 
 
 @operation(
@@ -293,13 +205,13 @@ async def thumb(request: Request) -> Response:
     """``GET /thumb?path=&wait=``: the WebP. One still being made is awaited (up to the app's
     ``thumb_wait``; then 503, never cached); a client that asks for the 202 protocol gets
     ``202 Accepted`` with ``Retry-After`` and ``Location`` after its own, shorter wait."""
-    asked = _asks_async(request)
-    path = _path(request)
+    asked = asks_async(request)
+    path = path_of(request)
     elsewhere = await _presigned(request, thumbnail=True)
     if elsewhere is not None:
         return elsewhere
     wait = request.app.state.thumb_wait if asked is None else asked
-    result = await _lens(request).thumbnail(path, wait=wait)
+    result = await lens_of(request).thumbnail(path, wait=wait)
     if isinstance(result, Pending):
         retry = max(1, round(result.retry_after))
         if asked is None:
@@ -323,7 +235,7 @@ async def _presigned(request: Request, *, thumbnail: bool) -> Response | None:
     seconds = request.app.state.presign
     if seconds is None:
         return None
-    url = await _lens(request).link(_path(request), seconds=seconds, thumbnail=thumbnail)
+    url = await lens_of(request).link(path_of(request), seconds=seconds, thumbnail=thumbnail)
     if url is None:
         return None
     # Kept by the browser for well under the link's life, and by nobody else.
@@ -354,8 +266,8 @@ async def file(request: Request) -> Response:
     elsewhere = await _presigned(request, thumbnail=False)
     if elsewhere is not None:
         return elsewhere
-    lens = _lens(request)
-    original = await lens.original(_path(request))
+    lens = lens_of(request)
+    original = await lens.original(path_of(request))
     headers = {
         "ETag": quoted(original.etag),
         "Accept-Ranges": "bytes",
@@ -403,9 +315,9 @@ async def file(request: Request) -> Response:
 )
 async def search(request: Request) -> Response:
     """``GET /search?q=&limit=&path=``: images by name, tag or note."""
-    limit = _int(request, "limit", 100, 1, 1000)
-    hits = await _lens(request).find(
-        request.query_params.get("q", ""), limit=limit, path=_path(request)
+    limit = int_param(request, "limit", 100, 1, 1000)
+    hits = await lens_of(request).find(
+        request.query_params.get("q", ""), limit=limit, path=path_of(request)
     )
     return ORJSONResponse({"items": [hit.to_json() for hit in hits]})
 
@@ -424,160 +336,12 @@ async def health(request: Request) -> Response:
     """``GET /health``: this process, its job queue, the storage, and ``_health.json``
     (:meth:`Lenslet.status`). With a bearer token set, a request without it gets only
     ``{ok, version}``."""
-    status = await _lens(request).status()
+    status = await lens_of(request).status()
     code = 200 if status.reachable else 503
     if not getattr(request.state, "authorized", True):
         return ORJSONResponse({"ok": status.ok, "version": __version__}, status_code=code)
     body = {"version": __version__, **status.to_json()}
     return ORJSONResponse(body, status_code=code)
-
-
-@operation(
-    Operation(
-        "Upload an image (multipart: dest, file, overwrite)",
-        {
-            201: Answer("Stored", "Done"),
-            403: Answer("The root or the pointer folder is read-only"),
-            409: Answer("An image is there already (and overwrite is not set)"),
-            413: Answer("The upload is above the size limit"),
-            415: Answer("Not a JPEG, PNG or WebP"),
-            422: Answer("The image is damaged"),
-        },
-        body={
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "dest": {"type": "string", "description": "A folder, or the image's path."},
-                        "file": {"type": "string", "format": "binary"},
-                        "overwrite": {"type": "string", "enum": ["true", "false"]},
-                    },
-                }
-            }
-        },
-    )
-)
-async def upload(request: Request) -> Response:
-    """``POST /file`` (multipart: ``dest``, ``file``, optional ``overwrite``): add an image.
-    ``dest`` is the folder (the file keeps its name) or the new image's full path."""
-    lens = _lens(request)
-    limit = lens.settings.max_file_bytes
-    # Uploads take turns past a few at once: each is held in memory while it is checked and
-    # written.
-    async with request.app.state.uploads:
-        body = limited(request, limit + _FORM_OVERHEAD, "an upload")
-        async with body.form(max_files=1, max_fields=8) as form:
-            sent = form.get("file")
-            dest = form.get("dest", "")
-            overwrite = _flag(form.get("overwrite"))
-            if sent is None or isinstance(sent, str):
-                raise InvalidParameter("the form needs a 'file' part with the image")
-            if not isinstance(dest, str):
-                raise InvalidParameter("'dest' must be text: a folder or an image path")
-            if (sent.size or 0) > limit:
-                raise TooLarge.over(limit, "an image")
-            data = await sent.read()
-            name = sent.filename or ""
-        path = await lens.upload(dest, name, data, overwrite=overwrite)
-    return ORJSONResponse({"ok": True, "path": path}, status_code=201)
-
-
-def _flag(value: object) -> bool:
-    """A yes/no field of a form (text) or a JSON body (a boolean)."""
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return value is True
-
-
-@operation(
-    Operation(
-        "Move an image with its sidecar and thumbnail (src, dest, overwrite)",
-        {
-            200: Answer("Moved", "Done"),
-            403: Answer("The root or the pointer folder is read-only"),
-            404: Answer("No such image"),
-            409: Answer("An image is at dest already (and overwrite is not set)"),
-        },
-        body={
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["src", "dest"],
-                    "properties": {
-                        "src": {"type": "string"},
-                        "dest": {
-                            "type": "string",
-                            "description": "A folder, or the new image path.",
-                        },
-                        "overwrite": {"type": "boolean"},
-                    },
-                }
-            }
-        },
-    )
-)
-async def move(request: Request) -> Response:
-    """``POST /move`` (form or JSON: ``src``, ``dest``, optional ``overwrite``): move an image
-    with its sidecar and thumbnail; ``dest`` is a folder or a new image path. An image already
-    at ``dest`` gives 409 unless ``overwrite`` is true."""
-    fields = await _fields(request)
-    source, target = fields.get("src"), fields.get("dest")
-    if not isinstance(source, str) or not isinstance(target, str):
-        raise InvalidParameter("'src' and 'dest' are both needed")
-    path = await _lens(request).move(source, target, overwrite=_flag(fields.get("overwrite")))
-    return ORJSONResponse({"ok": True, "path": path})
-
-
-@operation(
-    Operation(
-        "Delete images with their sidecars and thumbnails",
-        {
-            200: Answer("Those deleted (images not there are skipped)", "Deleted"),
-            403: Answer("The root or the pointer folder is read-only"),
-        },
-        body={
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["paths"],
-                    "properties": {"paths": {"type": "array", "items": {"type": "string"}}},
-                }
-            }
-        },
-    )
-)
-async def delete(request: Request) -> Response:
-    """``POST /delete`` (JSON ``{"paths": [...]}``): delete images with their sidecars and
-    thumbnails."""
-    fields = await _fields(request)
-    wanted = fields.get("paths")
-    if not isinstance(wanted, list) or not all(isinstance(p, str) for p in wanted):
-        raise InvalidParameter('the body must be {"paths": ["a.jpg", ...]}')
-    deleted = await _lens(request).delete(wanted)
-    return ORJSONResponse({"ok": True, "deleted": deleted})
-
-
-async def _json_object(
-    request: Request, what: str, error: type[InvalidDocument | InvalidParameter]
-) -> dict[str, Any]:
-    """A small JSON object body (at most a sidecar's size); ``error`` when it is not one."""
-    body = await limited(request, MAX_SIDECAR_BYTES, what).body()
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise error(f"{what} is not valid JSON: {exc}") from exc
-    if not isinstance(document, dict):
-        raise error(f"{what} must be a JSON object")
-    return document
-
-
-async def _fields(request: Request) -> dict[str, Any]:
-    """A small body as fields: JSON, or a form (URL-encoded or multipart)."""
-    if request.headers.get("content-type", "").startswith("application/json"):
-        return await _json_object(request, "the body", InvalidParameter)
-    async with limited(request, MAX_SIDECAR_BYTES).form(max_files=0, max_fields=16) as form:
-        return {key: value for key, value in form.items() if isinstance(value, str)}
 
 
 #: Seconds between two comments on an idle event stream (proxies close silent connections).
@@ -593,7 +357,7 @@ EVENTS_KEEPALIVE = 15.0
 async def events(request: Request) -> Response:
     """``GET /events``: server-sent events, one ``folders`` event per set of folders changed
     (``{"folders": [...]}``), for pages that show them."""
-    lens = _lens(request)
+    lens = lens_of(request)
 
     async def stream() -> AsyncIterator[bytes]:
         yield b": lenslet\n\n"

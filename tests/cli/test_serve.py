@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -142,22 +144,34 @@ def test_a_host_that_is_not_this_machines_is_exit_2(gallery: Path) -> None:
     assert "serving" not in result.stderr
 
 
-def test_json_log_lines_for_a_log_collector_and_no_access_log(gallery: Path) -> None:
-    write(gallery / "a" / "x.jpg", jpeg_bytes())
-    with serving(str(gallery), "--log-format", "json", "--no-access-log") as (proc, url):
+def _served_logs(gallery: Path, *args: str) -> tuple[list[dict[str, Any]], bytes]:
+    """Serve ``gallery`` until its start-up index is done and one folder is asked for; its
+    log lines on stderr (JSON) and what it wrote on stdout (the request log)."""
+    with serving(str(gallery), "--log-format", "json", *args, stdout=subprocess.PIPE) as (
+        proc,
+        url,
+    ):
         deadline = time.monotonic() + 20
         while not (gallery / "_rollup.json").exists():  # the start-up index
             assert time.monotonic() < deadline
             time.sleep(0.05)
         httpx.get(f"{url}/folders", params={"path": "a"})
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    lines = [orjson.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
+        out, err = proc.communicate(timeout=30)
+    return [orjson.loads(line) for line in err.decode().splitlines() if line.startswith("{")], out
+
+
+def test_json_log_lines_for_a_log_collector_and_a_request_log(gallery: Path) -> None:
+    write(gallery / "a" / "x.jpg", jpeg_bytes())
+    lines, requests = _served_logs(gallery)
     messages = [line["message"] for line in lines]
     assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
     assert any(m.startswith("indexed ") and "1 images" in m for m in messages), messages
     assert any(line["logger"].startswith("uvicorn") for line in lines)
-    assert not any("GET /folders" in m for m in messages)  # --no-access-log
+    logged = [orjson.loads(line) for line in requests.decode().splitlines()]
+    assert any("GET /folders" in line["message"] for line in logged)  # one JSON line too
+    _, quiet = _served_logs(gallery, "--no-access-log")
+    assert b"GET /folders" not in quiet
 
 
 def test_behind_a_proxy_the_links_carry_its_prefix(gallery: Path) -> None:
