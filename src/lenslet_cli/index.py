@@ -15,7 +15,7 @@ import typer
 
 from lenslet_core import IndexProgress, IndexReport, Lenslet, Settings, Wave
 
-from .typer_app import Exit, Root, WatchInterval, app, errors_to_exit, takes_root
+from .typer_app import Exit, Root, WatchInterval, Yes, app, errors_to_exit, takes_root
 
 
 @app.command()
@@ -68,12 +68,7 @@ def index(
         ),
     ] = False,
     watch_interval: WatchInterval = None,
-    yes: Annotated[
-        bool,
-        typer.Option(
-            "--yes", help="Go on with a root that holds the whole system (/, /home, your home)."
-        ),
-    ] = False,
+    yes: Yes = False,
 ) -> None:
     """Write every folder's manifest, the missing thumbnails, the search rollup and the health
     file under ROOT, and report the files that were skipped."""

@@ -14,7 +14,7 @@ import typer
 from lenslet_core import Lenslet
 
 from .logs import log_config
-from .typer_app import Exit, Root, WatchInterval, app, errors_to_exit, takes_root
+from .typer_app import Exit, Root, WatchInterval, Yes, app, errors_to_exit, takes_root
 
 
 class Level(str, enum.Enum):
@@ -60,12 +60,7 @@ def serve(
         ),
     ] = None,
     watch_interval: WatchInterval = None,
-    yes: Annotated[
-        bool,
-        typer.Option(
-            "--yes", help="Go on with a root that holds the whole system (/, /home, your home)."
-        ),
-    ] = False,
+    yes: Yes = False,
     thumb_cache: Annotated[
         str | None,
         typer.Option(help="Where thumbnails go when an image's folder is read-only."),

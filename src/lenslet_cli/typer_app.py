@@ -95,6 +95,13 @@ WatchInterval = Annotated[
     float | None,
     typer.Option(min=0.1, help="Seconds between two listings of an S3 root (default 30)."),
 ]
+#: For the commands that walk a root: go on with one that holds the whole system.
+Yes = Annotated[
+    bool,
+    typer.Option(
+        "--yes", help="Go on with a root that holds the whole system (/, /home, your home)."
+    ),
+]
 
 #: The root argument and the storage options every command takes (credentials for s3://
 #: roots: the standard AWS chain), declared once; :func:`takes_root` adds them to a command.
@@ -232,6 +239,7 @@ __all__ = [
     "Exit",
     "Root",
     "WatchInterval",
+    "Yes",
     "app",
     "errors_to_exit",
     "takes_root",
