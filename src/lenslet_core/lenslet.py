@@ -53,9 +53,12 @@ class Lenslet:
         storage_options: Mapping[str, Any] | None = None,
         engine: Engine | None = None,
     ) -> None:
-        self._settings = settings = settings or Settings()
         self._gallery = Gallery.open(
-            root, settings, observer=observer, storage_options=storage_options, engine=engine
+            root,
+            settings or Settings(),
+            observer=observer,
+            storage_options=storage_options,
+            engine=engine,
         )
 
     async def __aenter__(self) -> Lenslet:
@@ -82,7 +85,7 @@ class Lenslet:
 
     @property
     def settings(self) -> Settings:
-        return self._settings
+        return self._gallery.settings
 
     @property
     def local(self) -> bool:
@@ -144,7 +147,7 @@ class Lenslet:
         body's author (one not just echoed back), else ``updated_by`` (who the request says
         writes), else an echoed one, else ``writer`` (default: the settings' ``writer``)."""
         image = paths.item_path(path)
-        writer = writer or self._settings.writer
+        writer = writer or self._gallery.settings.writer
         return await items.update_item(
             self._gallery, image, body, if_match=if_match, updated_by=updated_by, writer=writer
         )
@@ -215,7 +218,7 @@ class Lenslet:
         ``path``: exact tag matches first, then by path. Served from the rollup in memory,
         which is read again when another process has saved a newer one."""
         await self._gallery.load_state()
-        ttl = self._settings.manifest_ttl
+        ttl = self._gallery.settings.manifest_ttl
         return await self._gallery.search.search(query, limit=limit, path=path, ttl=ttl)
 
     async def find(self, query: str, *, limit: int = 100, path: str = "") -> list[Hit]:

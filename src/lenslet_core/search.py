@@ -74,32 +74,35 @@ def naive_search(
         return []
     q, folded = query.lower(), fold(query)
     prefix = _prefix(path)
-    exact: list[RollupItem] = []
-    other: list[RollupItem] = []
-    by_folder: list[RollupItem] = []
+    groups: tuple[list[RollupItem], ...] = ([], [], [])
     for item in items:
-        if not item.path.startswith(prefix):
-            continue
-        tags = [t.lower() for t in item.tags]
-        if q in tags:
-            exact.append(item)
-        elif q in item.name.lower() or any(q in t for t in tags) or q in item.notes.lower():
-            other.append(item)
-        elif folded in fold(_folder(item.path)):
-            by_folder.append(item)
-    return (exact + other + by_folder)[:limit]
+        if item.path.startswith(prefix):
+            group = _group(item, q, folded)
+            if group is not None:
+                groups[group].append(item)
+    return [item for group in groups for item in group][:limit]
+
+
+def _group(item: RollupItem, q: str, folded: str | None) -> int | None:
+    """Which group of the results an image is in for the lowered query ``q``: 0 an exact tag,
+    1 its name, a tag or its notes, 2 its folder (``folded``: the query folded; ``None``: the
+    image is known to match) — ``None`` when it does not match."""
+    tags = [t.lower() for t in item.tags]
+    if q in tags:
+        return 0
+    if q in item.name.lower() or any(q in t for t in tags) or q in item.notes.lower():
+        return 1
+    if folded is None or folded in fold(_folder(item.path)):
+        return 2
+    return None
 
 
 def rank(item: RollupItem, query: str) -> tuple[int, str]:
     """Where an image that matches ``query`` stands in the results (see the module
     docstring): its group, then its path."""
-    q = query.lower()
-    tags = [t.lower() for t in item.tags]
-    if q in tags:
-        return 0, item.path
-    if q in item.name.lower() or any(q in t for t in tags) or q in item.notes.lower():
-        return 1, item.path
-    return 2, item.path
+    group = _group(item, query.lower(), None)
+    assert group is not None  # without a folded query every image is taken for a match
+    return group, item.path
 
 
 class _Texts:

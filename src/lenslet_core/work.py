@@ -107,16 +107,15 @@ async def _index_job(gallery: Gallery, folder: str) -> IndexReport | None:
 
 
 @contextlib.asynccontextmanager
-async def _logged_failure(level: int, where: str) -> AsyncIterator[None]:
+async def _logged_failure(where: str) -> AsyncIterator[None]:
     """An index run that fails says so in the log (a folder gone is not news: at debug)."""
     try:
         yield
     except NotFound as exc:
-        log.log(min(level, logging.DEBUG), "indexing %s: %s", where, exc.message)
+        log.debug("indexing %s: %s", where, exc.message)
         raise
     except LensletError as exc:
-        log.log(max(level, logging.WARNING), "indexing %s failed: %s [%s]", where, exc.message,
-                exc.code)  # fmt: skip
+        log.warning("indexing %s failed: %s [%s]", where, exc.message, exc.code)
         raise
 
 
@@ -184,7 +183,7 @@ async def index(
     # the later build has the later listing, and it is the one that lands.
     async with (
         gallery.rebuilds(folder) if not recursive else contextlib.nullcontext(),
-        _logged_failure(level, where),
+        _logged_failure(where),
     ):
         report = await index_tree(
             gallery.storage,
