@@ -13,9 +13,19 @@ import anyio
 import orjson
 import typer
 
-from lenslet_core import IndexProgress, IndexReport, Lenslet, Settings, Wave
+from lenslet_core import Engine, IndexProgress, IndexReport, Lenslet, Settings, Wave
 
-from .typer_app import Exit, Root, WatchInterval, Yes, app, errors_to_exit, takes_root
+from .typer_app import (
+    Exit,
+    Root,
+    Scheduler,
+    WatchInterval,
+    Yes,
+    app,
+    engine_for,
+    errors_to_exit,
+    takes_root,
+)
 
 
 @app.command()
@@ -69,9 +79,11 @@ def index(
     ] = False,
     watch_interval: WatchInterval = None,
     yes: Yes = False,
+    scheduler: Scheduler = None,
 ) -> None:
     """Write every folder's manifest, the missing thumbnails, the search rollup and the health
-    file under ROOT, and report the files that were skipped."""
+    file under ROOT, and report the files that were skipped. With --scheduler, each folder is
+    a job on the cluster's workers; the rollup and health are written here."""
     root.check_scope(yes)
     with errors_to_exit():
         settings = root.settings(
@@ -90,10 +102,11 @@ def index(
             else:
                 _print_report(report)
 
+        engine = engine_for(scheduler)
         if watch:
-            _index_and_watch(root.url, settings, path, recursive, show, json_output, tell)
+            _index_and_watch(root.url, settings, engine, path, recursive, show, json_output, tell)
         else:
-            report = _run_index(root.url, settings, path, recursive, show)
+            report = _run_index(root.url, settings, engine, path, recursive, show)
             tell(report)
     raise typer.Exit(Exit.OK if watch else _exit_code(report))
 
@@ -111,6 +124,7 @@ def _exit_code(report: IndexReport) -> int:
 def _index_and_watch(
     root: str,
     settings: Settings,
+    engine: Engine | None,
     path: str,
     recursive: bool,
     show: bool,
@@ -150,7 +164,8 @@ def _index_and_watch(
 
     async def run() -> None:
         nonlocal status
-        async with Lenslet(root, settings) as lens, anyio.create_task_group() as tg:
+        lenslet = Lenslet(root, settings, engine=engine)
+        async with lenslet as lens, anyio.create_task_group() as tg:
             listening = anyio.Event()
             tg.start_soon(functools.partial(lens.watch, path, on_wave=tell_wave, ready=listening))
             await listening.wait()  # what changes from here on is seen
@@ -173,10 +188,10 @@ def _index_and_watch(
 
 
 def _run_index(
-    root: str, settings: Settings, path: str, recursive: bool, show: bool
+    root: str, settings: Settings, engine: Engine | None, path: str, recursive: bool, show: bool
 ) -> IndexReport:
     async def run(on_progress: Callable[[IndexProgress], None] | None) -> IndexReport:
-        async with Lenslet(root, settings) as lens:
+        async with Lenslet(root, settings, engine=engine) as lens:
             return await lens.index(path, recursive=recursive, on_progress=on_progress)
 
     if not show:

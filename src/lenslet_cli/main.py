@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from . import health, index, search, serve  # noqa: F401  (each registers its command)
+from . import health, index, search, serve, worker  # noqa: F401  (each registers its command)
 from .typer_app import app
 
 __all__ = ["app", "main"]

@@ -14,7 +14,17 @@ import typer
 from lenslet_core import Lenslet
 
 from .logs import log_config
-from .typer_app import Exit, Root, WatchInterval, Yes, app, errors_to_exit, takes_root
+from .typer_app import (
+    Exit,
+    Root,
+    Scheduler,
+    WatchInterval,
+    Yes,
+    app,
+    engine_for,
+    errors_to_exit,
+    takes_root,
+)
 
 
 class Level(str, enum.Enum):
@@ -110,8 +120,10 @@ def serve(
             rich_help_panel="Behind a proxy",
         ),
     ] = "127.0.0.1",
+    scheduler: Scheduler = None,
 ) -> None:
-    """Serve ROOT over HTTP: folders, items, thumbnails, originals, search and health."""
+    """Serve ROOT over HTTP: folders, items, thumbnails, originals, search and health. With
+    --scheduler, thumbnails made on request and the watch's index jobs run on the cluster."""
     try:
         import uvicorn
 
@@ -132,6 +144,9 @@ def serve(
         # clear line and exit code, not a traceback from the server's start-up.
         lens = Lenslet(root.url, settings)
         anyio.run(lens.check)
+        engine = engine_for(scheduler)
+        if engine is not None:
+            anyio.run(engine.check)  # a scheduler that does not answer: exit 3, not a server
         watching = (lens.local if watch is None else watch) and not read_only
         web = create_app(
             root.url,
@@ -142,6 +157,7 @@ def serve(
             watch=watching,
             ui=ui,
             presign=presign,
+            engine=engine,
         )
         listening = _listen(host, port)
         bound = listening.getsockname()[1]

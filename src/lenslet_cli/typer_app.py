@@ -22,6 +22,9 @@ from typing import Annotated, Any
 
 import typer
 
+if typing.TYPE_CHECKING:
+    from lenslet_core import DaskEngine
+
 from lenslet_core import (
     InvalidPath,
     LensletError,
@@ -102,6 +105,33 @@ Yes = Annotated[
         "--yes", help="Go on with a root that holds the whole system (/, /home, your home)."
     ),
 ]
+
+#: For the commands whose background work can run on a cluster.
+Scheduler = Annotated[
+    str | None,
+    typer.Option(
+        help="Run the background work on the Dask cluster whose scheduler is at this address "
+        "(tcp://HOST:8786), by its `lenslet worker`s; see docs/scale-out.md.",
+        rich_help_panel="Cluster",
+    ),
+]
+
+
+def engine_for(scheduler: str | None) -> DaskEngine | None:
+    """The job engine ``--scheduler`` asks for (``None``: in-process; Dask is not imported)."""
+    if scheduler is None:
+        return None
+    try:
+        from lenslet_core import DaskEngine
+    except ImportError as exc:
+        typer.echo(
+            f"lenslet: --scheduler needs the dask extra ({exc.name} is missing): "
+            "pip install 'lenslet-core[dask]'",
+            err=True,
+        )
+        raise typer.Exit(Exit.USAGE) from exc
+    return DaskEngine(scheduler)
+
 
 #: The root argument and the storage options every command takes (credentials for s3://
 #: roots: the standard AWS chain), declared once; :func:`takes_root` adds them to a command.
@@ -238,9 +268,11 @@ def takes_root(command: Callable[..., Any]) -> Callable[..., Any]:
 __all__ = [
     "Exit",
     "Root",
+    "Scheduler",
     "WatchInterval",
     "Yes",
     "app",
+    "engine_for",
     "errors_to_exit",
     "takes_root",
 ]

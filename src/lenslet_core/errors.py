@@ -36,6 +36,7 @@ Foreign errors (OSError, fsspec, pyvips, orjson) are translated where they enter
     ├── QueueFull                       queue_full             503
     │   └── ThumbnailPending            thumbnail_pending      503
     ├── JobFailed                       job_failed             500
+    ├── EngineUnavailable               engine_unavailable     503
     └── InternalError                   internal_error         500
 
 The request errors (a bad parameter, a body too large, a byte range past the end, a missing
@@ -72,6 +73,7 @@ __all__ = [
     "PreconditionFailed",
     "QueueFull",
     "JobFailed",
+    "EngineUnavailable",
     "ReadOnly",
     "SettingsError",
     "StorageError",
@@ -338,6 +340,14 @@ class JobFailed(LensletError):
 
     code = "job_failed"
     status = 500
+
+
+class EngineUnavailable(LensletError):
+    """A distributed job engine cannot be used: its scheduler does not answer (at start-up; a
+    server that loses it later runs its jobs in-process instead)."""
+
+    code = "engine_unavailable"
+    status = 503
 
 
 class InternalError(LensletError):

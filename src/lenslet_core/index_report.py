@@ -6,9 +6,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .manifest import Manifest, Skipped
+from .backend import Entry
+from .manifest import ItemEntry, Manifest, Skipped
 
-__all__ = ["IndexProgress", "IndexReport"]
+__all__ = ["FolderOutcome", "IndexProgress", "IndexReport"]
 
 
 @dataclasses.dataclass
@@ -61,6 +62,17 @@ class IndexReport:
     def items_per_second(self) -> float:
         return self.items / self.seconds if self.seconds > 0 else 0.0
 
+    def add(self, other: IndexReport) -> None:
+        """Count a run over other folders (one folder indexed by a job) into this one."""
+        for name in ("folders", "items", "analyzed", "reused", "manifests_written",
+                     "sidecars_refreshed", "thumbnails_made", "temp_files_removed",
+                     "moves_finished"):  # fmt: skip
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.arrivals.extend(other.arrivals)
+        self.skipped.extend(other.skipped)
+        for kind, count in other.unsupported.items():
+            self.unsupported[kind] = self.unsupported.get(kind, 0) + count
+
     def summary(self) -> dict[str, Any]:
         """The run in a few numbers (what health keeps of it)."""
         return {
@@ -95,3 +107,20 @@ class IndexReport:
             "skipped": [s.to_json() for s in self.skipped],
             "unsupported": dict(sorted(self.unsupported.items())),
         }
+
+
+@dataclasses.dataclass
+class FolderOutcome:
+    """One folder indexed by a job, as the run that sent the job needs it back: the job's
+    report, and what the folder's rollup and health are made from (its listing, its current
+    items, the listing's time, its manifest's build key and the files it skipped; none of it
+    when the folder could not be ``indexed``, as its report then says). Plain data: it
+    crosses processes."""
+
+    report: IndexReport
+    entries: list[Entry]
+    items: list[ItemEntry]
+    listed_at: float
+    manifest: str
+    skipped: list[Skipped]
+    indexed: bool = True

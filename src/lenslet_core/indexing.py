@@ -27,9 +27,9 @@ from .build import (
 )
 from .codec import format_time, parse_time, utcnow
 from .companions import finish_moves
-from .errors import LensletError, MalformedDocument, PointerError
+from .errors import LensletError, MalformedDocument, NotFound, PointerError
 from .imaging import Imaging
-from .index_report import IndexProgress, IndexReport
+from .index_report import FolderOutcome, IndexProgress, IndexReport
 from .manifest import (
     DirKind,
     ItemEntry,
@@ -46,7 +46,14 @@ from .sidecar import Exif, refresh_basics
 from .storage import Entry, Store
 from .thumbnails import ThumbnailStore
 
-__all__ = ["FolderCallback", "IndexProgress", "IndexReport", "index_tree"]
+__all__ = [
+    "Delegate",
+    "FolderCallback",
+    "IndexProgress",
+    "IndexReport",
+    "index_folder",
+    "index_tree",
+]
 
 #: Told a folder's path, its listing, its items, when it was listed (epoch seconds), the
 #: key of its manifest's build (its listing signature and build id, see :func:`_build_key`;
@@ -54,6 +61,13 @@ __all__ = ["FolderCallback", "IndexProgress", "IndexReport", "index_tree"]
 FolderCallback = Callable[
     [str, Sequence[Entry], Sequence[ItemEntry], float, str, Sequence[Skipped]], Awaitable[None]
 ]
+
+#: Indexes one folder somewhere else (a job on a cluster) and gives back what it did.
+Delegate = Callable[[str], Awaitable[FolderOutcome]]
+
+#: Folders sent to a delegate at once: enough to keep a cluster's workers busy (its scheduler
+#: queues them by priority), few enough that their results are not held all at once.
+DELEGATED_FOLDERS = 512
 
 #: Folders processed at once; images in flight are bounded separately.
 FOLDER_CONCURRENCY = 8
@@ -89,6 +103,7 @@ async def index_tree(
     thumbs: ThumbnailStore | None = None,
     make_thumbs: bool = True,
     on_folder: FolderCallback | None = None,
+    delegate: Delegate | None = None,
 ) -> IndexReport:
     """Index ``path`` (and, when ``recursive``, every folder below it, through pointer folders
     into their targets; a pointer that cannot be followed is skipped and reported).
@@ -120,7 +135,28 @@ async def index_tree(
     # Batches of images in flight across all folders: enough to keep every core busy and, on
     # remote storage, about io_concurrency reads going at once; each holds its images' bytes.
     slots = anyio.Semaphore(max(settings.cpu_concurrency, storage.io_concurrency // READ_BATCH))
-    folder_slots = anyio.Semaphore(FOLDER_CONCURRENCY)
+    folder_slots = anyio.Semaphore(FOLDER_CONCURRENCY if delegate is None else DELEGATED_FOLDERS)
+
+    async def sent(folder: _Folder, delegate: Delegate) -> None:
+        async with folder_slots:
+            try:
+                outcome = await delegate(folder.path)
+            except NotFound:
+                outcome = None  # gone since the walk: the next run forgets it
+            except LensletError as exc:
+                report.skipped.append(Skipped(folder.path or "/", exc.message, exc.code, error=exc))
+                outcome = None
+            if outcome is not None:
+                report.add(outcome.report)
+                if on_folder is not None and outcome.indexed:
+                    await on_folder(
+                        folder.path, outcome.entries, outcome.items, outcome.listed_at,
+                        outcome.manifest, outcome.skipped,
+                    )  # fmt: skip
+            progress.folders_done += 1
+            progress.images_done += folder.images
+            progress.current = folder.path
+            tell()
 
     async def one(folder: _Folder) -> None:
         async with folder_slots:
@@ -157,11 +193,51 @@ async def index_tree(
 
     async with anyio.create_task_group() as tg:
         for folder in folders:
-            tg.start_soon(one, folder)
+            if delegate is None:
+                tg.start_soon(one, folder)
+            else:
+                tg.start_soon(sent, folder, delegate)
     report.skipped.sort(key=lambda s: s.path)
     report.seconds = time.perf_counter() - started
     report.finished_at = format_time(utcnow())
     return report
+
+
+async def index_folder(
+    storage: Store,
+    imaging: Imaging,
+    settings: Settings,
+    folder: str,
+    *,
+    thumbs: ThumbnailStore | None = None,
+) -> FolderOutcome:
+    """Index one folder (not those below it) as a job does for a run that walked elsewhere:
+    its manifest and missing thumbnails (as the settings say), and what the run needs back."""
+    told: list[tuple[list[Entry], list[ItemEntry], float, str, list[Skipped]]] = []
+
+    async def keep(
+        done: str,
+        entries: Sequence[Entry],
+        items: Sequence[ItemEntry],
+        listed_at: float,
+        manifest: str,
+        skipped: Sequence[Skipped],
+    ) -> None:
+        told.append(([*entries], [*items], listed_at, manifest, [*skipped]))
+
+    report = await index_tree(
+        storage,
+        imaging,
+        settings,
+        folder,
+        recursive=False,
+        thumbs=thumbs,
+        make_thumbs=settings.thumbnails,
+        on_folder=keep,
+    )
+    if not told:  # the folder's manifest could not be read: the report says why
+        return FolderOutcome(report, [], [], time.time(), "", [], indexed=False)
+    return FolderOutcome(report, *told[0])
 
 
 async def _walk(

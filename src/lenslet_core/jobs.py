@@ -15,13 +15,16 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import anyio
 import anyio.abc
 
 from .errors import LensletError, QueueFull
 from .timings import TimingSnapshot
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 __all__ = ["Engine", "EngineStats", "Handler", "Job", "JobHandle", "JobState", "Kind"]
 
@@ -33,12 +36,15 @@ class Kind:
     """A kind of job as an engine schedules it: ``priority`` (lower runs first);
     ``joins_running``: a running job serves a new request for the same path (a thumbnail made
     from the image as it is; other kinds run again, as their job may have read what has since
-    changed); ``dedicated_workers`` take only this kind."""
+    changed); ``dedicated_workers`` take only this kind; ``local``: it works on the state of
+    the process that submits it (its rollup, its health in memory), so an engine that runs
+    jobs on other machines runs these in that process all the same."""
 
     name: str
     priority: int
     joins_running: bool = False
     dedicated_workers: int = 0
+    local: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,6 +135,8 @@ class EngineStats:
     peak: int = 0
     #: The kinds registered, highest priority first.
     kinds: tuple[str, ...] = ()
+    #: A distributed engine's cluster: its scheduler, whether it answers, its workers.
+    cluster: dict[str, Any] | None = None
 
     @property
     def depth(self) -> int:
@@ -144,11 +152,21 @@ class EngineStats:
             "failed": self.failed,
             "retried": self.retried,
             "recentFailures": self.recent_failures,
+            **({"cluster": self.cluster} if self.cluster is not None else {}),
         }
 
 
 class Engine(Protocol):
     """What lenslet needs of a job engine; a distributed one implements the same."""
+
+    @property
+    def remote(self) -> bool:
+        """Whether jobs run in other processes now: an index run then sends each folder as a
+        job of its own instead of indexing it here."""
+
+    def bind(self, root: str, settings: Settings) -> None:
+        """The gallery this engine runs jobs for (before it is entered): an engine that runs
+        jobs elsewhere sends both with each job, so its workers open the same gallery."""
 
     def register(self, kind: Kind, handler: Handler) -> None:
         """Run jobs of ``kind`` with ``handler`` (before the engine is entered)."""

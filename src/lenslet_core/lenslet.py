@@ -22,11 +22,12 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from . import images as changes
 from . import items, paths, work
+from .errors import InvalidParameter
 from .gallery import Gallery, Stats
 from .health import Status, read_health
 from .index_report import IndexProgress, IndexReport
 from .items import Hit, Item, Original, Pending, Thumbnail
-from .jobs import Engine
+from .jobs import Engine, Job
 from .manifest import ItemEntry, Manifest
 from .rollup import RollupItem
 from .settings import Settings
@@ -63,6 +64,7 @@ class Lenslet:
 
     async def __aenter__(self) -> Lenslet:
         await self.check()  # fail now, clearly, when the root is not usable
+        self._gallery.jobs.bind(self.url, self._gallery.settings)
         work.register(self._gallery.jobs, self._gallery)
         await self._gallery.jobs.__aenter__()
         return self
@@ -113,6 +115,16 @@ class Lenslet:
         (every file is written atomically, so none is left half-written). A server stopping
         calls this before leaving the context, which would otherwise finish the queue."""
         await self._gallery.jobs.close(finish=False)
+
+    async def run_job(self, job: Job) -> Any:
+        """Run one job of this gallery's background work through its engine and return what
+        it gives (raising its error): a worker of a distributed engine runs the jobs sent to
+        it so, each in the one open gallery of its root."""
+        if job.root != self.url:
+            raise InvalidParameter(f"a job for {job.root!r} sent to the gallery at {self.url!r}")
+        handle = await self._gallery.jobs.submit(job)
+        await handle.wait()
+        return handle.result()
 
     # -- folders -----------------------------------------------------------------------------
 

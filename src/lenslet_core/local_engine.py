@@ -33,6 +33,7 @@ import anyio.abc
 
 from .errors import JobFailed, LensletError, QueueFull, StorageError
 from .jobs import EngineStats, Handler, Job, JobHandle, Kind
+from .settings import Settings
 from .timings import Timings, TimingSnapshot
 
 __all__ = ["LocalEngine"]
@@ -99,6 +100,14 @@ class LocalEngine:
         self._kinds[kind.name] = kind
         self._handlers[kind.name] = handler
         self._waits[kind.name] = Timings()
+
+    @property
+    def remote(self) -> bool:
+        """Never: every job runs here."""
+        return False
+
+    def bind(self, root: str, settings: Settings) -> None:
+        """Nothing to keep: the handlers registered hold their gallery."""
 
     @property
     def kinds(self) -> tuple[Kind, ...]:

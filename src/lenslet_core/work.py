@@ -4,8 +4,13 @@
   of its own); then the folder's manifest catches up (``index``);
 - ``index``: one folder's manifest, with its missing thumbnails; then ``rollup`` and
   ``health``;
-- ``rollup``: write ``_rollup.json`` (coalesced to one write a second);
+- ``folder``: one folder of an index run that walked the tree elsewhere (a run on a cluster):
+  its manifest and missing thumbnails, handed back to the run, which keeps rollup and health;
+- ``rollup``: write this process's ``_rollup.json`` changes (coalesced to one write a second);
 - ``health``: write ``_health.json``.
+
+``rollup`` and ``health`` work on the state of the process that asks for them, so they run
+there (``Kind.local``); the others are plain functions of the root and may run on any worker.
 
 A kind is a value an engine schedules by (:class:`~lenslet_core.jobs.Kind`); :func:`register`
 gives an engine each kind with its handler over one open :class:`~lenslet_core.gallery.Gallery`.
@@ -24,13 +29,23 @@ from . import paths
 from .errors import LensletError, NotFound, PermissionDenied, ReadOnly
 from .gallery import Gallery
 from .health import folder_health
-from .index_report import IndexProgress, IndexReport
-from .indexing import index_tree
+from .index_report import FolderOutcome, IndexProgress, IndexReport
+from .indexing import index_folder, index_tree
 from .jobs import Engine, Job, Kind
 from .manifest import ItemEntry, Skipped
 from .storage import Entry
 
-__all__ = ["HEALTH", "INDEX", "KINDS", "ROLLUP", "THUMBNAIL", "changed", "index", "register"]
+__all__ = [
+    "FOLDER",
+    "HEALTH",
+    "INDEX",
+    "KINDS",
+    "ROLLUP",
+    "THUMBNAIL",
+    "changed",
+    "index",
+    "register",
+]
 
 log = logging.getLogger("lenslet.index")
 
@@ -39,9 +54,10 @@ PROGRESS_EVERY = 5.0
 
 THUMBNAIL = Kind("thumbnail", priority=0, joins_running=True, dedicated_workers=1)
 INDEX = Kind("index", priority=1)
-ROLLUP = Kind("rollup", priority=2)
-HEALTH = Kind("health", priority=3)
-KINDS = (THUMBNAIL, INDEX, ROLLUP, HEALTH)
+FOLDER = Kind("folder", priority=2)
+ROLLUP = Kind("rollup", priority=3, local=True)
+HEALTH = Kind("health", priority=4, local=True)
+KINDS = (THUMBNAIL, INDEX, FOLDER, ROLLUP, HEALTH)
 
 
 def register(engine: Engine, gallery: Gallery) -> None:
@@ -53,6 +69,9 @@ def register(engine: Engine, gallery: Gallery) -> None:
     async def index_folder(job: Job) -> IndexReport | None:
         return await _index_job(gallery, job.path)
 
+    async def folder(job: Job) -> FolderOutcome:
+        return await _folder_job(gallery, job.path)
+
     async def rollup(job: Job) -> bool:
         return await gallery.search.save_soon()
 
@@ -61,6 +80,7 @@ def register(engine: Engine, gallery: Gallery) -> None:
 
     engine.register(THUMBNAIL, thumbnail)
     engine.register(INDEX, index_folder)
+    engine.register(FOLDER, folder)
     engine.register(ROLLUP, rollup)
     engine.register(HEALTH, health)
 
@@ -104,6 +124,15 @@ async def _index_job(gallery: Gallery, folder: str) -> IndexReport | None:
         await gallery.submit_quietly(ROLLUP)
         await gallery.submit_quietly(HEALTH)
     return report
+
+
+async def _folder_job(gallery: Gallery, folder: str) -> FolderOutcome:
+    async with gallery.rebuilds(folder):
+        outcome = await index_folder(
+            gallery.storage, gallery.imaging, gallery.settings, folder, thumbs=gallery.thumbs
+        )
+    gallery.folders.invalidate(folder)
+    return outcome
 
 
 @contextlib.asynccontextmanager
@@ -178,6 +207,15 @@ async def index(
             counts = folder_health(done, entries, items, manifest, skipped)
             gallery.health.set_folder(done, counts)
 
+    async def delegate(folder: str) -> FolderOutcome:
+        handle = await gallery.jobs.submit(gallery.job(FOLDER, folder))
+        await handle.wait()
+        outcome: FolderOutcome = handle.result()
+        return outcome
+
+    # On a cluster, each folder of a run over a tree is a job (with the thumbnails the
+    # settings ask for); rollup and health are kept here, as for a run done here.
+    sends = recursive and gallery.jobs.remote and make == settings.thumbnails
     started = time.time()
     # One build of a folder's manifest at a time (a watch's job, a rebuild for a reader):
     # the later build has the later listing, and it is the one that lands.
@@ -195,6 +233,7 @@ async def index(
             thumbs=gallery.thumbs,
             make_thumbs=make,
             on_folder=on_folder,
+            delegate=delegate if sends else None,
         )
     log.log(level, "indexed %s: %d images in %d folders (%d read, %d unchanged, %d skipped) in "
             "%.1f s", where, report.items, report.folders, report.analyzed, report.reused,

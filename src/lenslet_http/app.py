@@ -18,6 +18,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lenslet_core import (
+    Engine,
     InternalError,
     InvalidParameter,
     Lenslet,
@@ -108,6 +109,7 @@ def create_app(
     thumb_wait: float = MAX_WAIT,
     ui: bool = True,
     presign: int | None = None,
+    engine: Engine | None = None,
 ) -> Starlette:
     """The HTTP surface of a gallery root as a Starlette app.
 
@@ -133,13 +135,17 @@ def create_app(
     being made before its 503 (clients that send ``Prefer: respond-async`` get a 202 sooner);
     ``ui`` serves lenslet's own gallery page at ``/`` (its files under ``/ui/``);
     ``presign`` (seconds) answers ``GET /file`` and ``GET /thumb`` of an S3 root with a
-    redirect to a presigned URL, so large originals never stream through the server.
+    redirect to a presigned URL, so large originals never stream through the server;
+    ``engine`` runs the background work of a gallery the app opens (default: in-process; a
+    :class:`~lenslet_core.dask_engine.DaskEngine` sends it to a cluster).
     """
     if presign is not None and not 1 <= presign <= 7 * 24 * 3600:
         raise SettingsError(f"presign must be 1 s to 7 days (S3's limit), not {presign!r}")
     if not 0 <= thumb_wait <= 300:
         raise SettingsError(f"thumb_wait must be between 0 and 300 seconds, not {thumb_wait!r}")
-    lens = root if isinstance(root, Lenslet) else Lenslet(root, settings)
+    if isinstance(root, Lenslet) and engine is not None:
+        raise SettingsError("give the engine to the Lenslet you pass, not to create_app")
+    lens = root if isinstance(root, Lenslet) else Lenslet(root, settings, engine=engine)
     owned = not isinstance(root, Lenslet)
 
     # Level 5: most of level 9's saving on JSON at a fraction of its time per request.

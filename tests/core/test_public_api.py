@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import inspect
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -122,7 +124,17 @@ def test_adapters_import_only_exported_names(package: str) -> None:
         if module == "lenslet_core"
         for name in names
     }
-    assert sorted((f, n) for f, n in used if n not in lenslet_core.__all__) == []
+    public = {*lenslet_core.__all__, *lenslet_core.WITH_DASK}
+    assert sorted((f, n) for f, n in used if n not in public) == []
+
+
+def test_the_names_that_need_dask_are_imported_only_when_used() -> None:
+    code = (
+        "import sys, lenslet_core; assert 'distributed' not in sys.modules; "
+        "lenslet_core.DaskEngine, lenslet_core.LensletPlugin; "
+        "assert 'distributed' in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_core_imports_no_adapter_or_web_framework() -> None:

@@ -1,0 +1,112 @@
+"""The worker side of the Dask engine: what runs in a ``lenslet worker`` (or any Dask worker
+with lenslet installed).
+
+A task of lenslet's is :func:`run` with a job and its gallery's settings. :class:`LensletPlugin`
+keeps one open :class:`~lenslet_core.Lenslet` per (root, settings) on the worker's event loop,
+so a worker reads a root's state once and runs every job of it with lenslet's own handlers
+(and their follow-up work, in that gallery's in-process engine). A gallery on a worker does as
+much CPU work at once as the worker has threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from typing import Any
+
+import orjson
+from distributed import Worker, WorkerPlugin, get_worker
+
+from .jobs import Job
+from .lenslet import Lenslet
+from .settings import Settings
+
+__all__ = ["PLUGIN", "LensletPlugin", "run"]
+
+log = logging.getLogger("lenslet.worker")
+
+#: The plugin's name on a worker.
+PLUGIN = "lenslet"
+
+#: Seconds a closing worker gives its galleries to finish their follow-up work.
+CLOSE_WITHIN = 30.0
+
+
+class LensletPlugin(WorkerPlugin):
+    """The galleries a worker has open, one per (root, settings), each entered in one task of
+    the worker's event loop that lives as long as the worker."""
+
+    name = PLUGIN
+
+    def __init__(self) -> None:
+        self._open: dict[str, Lenslet] = {}
+        self._requests: asyncio.Queue[tuple[str, Settings, asyncio.Future[Lenslet]] | None]
+        self._host: asyncio.Task[None] | None = None
+        self._threads = 1
+
+    async def setup(self, worker: Worker) -> None:
+        self._threads = max(1, worker.state.nthreads)
+        self._requests = asyncio.Queue()
+        self._host = asyncio.get_running_loop().create_task(self._keep())
+
+    async def teardown(self, worker: Worker) -> None:
+        if self._host is None:
+            return
+        await self._requests.put(None)
+        try:
+            await asyncio.wait_for(self._host, CLOSE_WITHIN)
+        except asyncio.TimeoutError:
+            log.warning("lenslet's galleries did not close within %.0f s", CLOSE_WITHIN)
+
+    async def gallery(self, root: str, settings: Settings) -> Lenslet:
+        """The open gallery of ``root`` with ``settings`` (opened on first need)."""
+        settings = settings.replace(cpu_concurrency=self._threads)
+        key = _key(root, settings)
+        lens = self._open.get(key)
+        if lens is not None:
+            return lens
+        reply: asyncio.Future[Lenslet] = asyncio.get_running_loop().create_future()
+        await self._requests.put((root, settings, reply))
+        return await reply
+
+    async def _keep(self) -> None:
+        """Open galleries as they are asked for, and close them all when the worker closes."""
+        async with contextlib.AsyncExitStack() as stack:
+            while (request := await self._requests.get()) is not None:
+                root, settings, reply = request
+                key = _key(root, settings)
+                try:
+                    if key not in self._open:
+                        lens = Lenslet(root, settings)
+                        await stack.enter_async_context(lens)
+                        self._open[key] = lens
+                        log.info("opened the gallery at %s", lens.url)
+                except Exception as exc:
+                    if not reply.done():
+                        reply.set_exception(exc)
+                    continue
+                if not reply.done():
+                    reply.set_result(self._open[key])
+
+
+def _key(root: str, settings: Settings) -> str:
+    fields = dataclasses.asdict(settings)
+    return root + "\0" + orjson.dumps(fields, option=orjson.OPT_SORT_KEYS, default=repr).decode()
+
+
+_adding = asyncio.Lock()
+
+
+async def run(job: Job, settings: Settings) -> Any:
+    """Run ``job`` in this worker's open gallery of its root: the task every job of the Dask
+    engine is. A plain ``dask worker`` gets the plugin at its first job."""
+    worker = get_worker()
+    async with _adding:
+        if not isinstance(worker.plugins.get(PLUGIN), LensletPlugin):
+            await worker.plugin_add(LensletPlugin(), name=PLUGIN)
+    plugin = worker.plugins[PLUGIN]
+    assert isinstance(plugin, LensletPlugin)
+    lens = await plugin.gallery(job.root, settings)
+    return await lens.run_job(job)
