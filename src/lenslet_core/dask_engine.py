@@ -256,7 +256,7 @@ class DaskEngine:
         return found
 
     def stats(self) -> EngineStats:
-        local = self._local_engine().stats()
+        local = self._local.stats() if self._local is not None else EngineStats({}, 0, 0, 0, 0, [])
         queued = dict(local.queued)
         running = local.running
         for key, handle in self._handles.items():

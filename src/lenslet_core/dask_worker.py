@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from typing import Any
 
 import orjson
@@ -27,7 +28,8 @@ __all__ = ["PLUGIN", "LensletPlugin", "run"]
 
 log = logging.getLogger("lenslet.worker")
 
-#: The plugin's name on a worker.
+#: The plugin's name on a worker, and the topic of the scheduler's event log where each job a
+#: worker starts is told (``client.get_events("lenslet")``: what ran where, and when).
 PLUGIN = "lenslet"
 
 #: Seconds a closing worker gives its galleries to finish their follow-up work.
@@ -109,4 +111,5 @@ async def run(job: Job, settings: Settings) -> Any:
     plugin = worker.plugins[PLUGIN]
     assert isinstance(plugin, LensletPlugin)
     lens = await plugin.gallery(job.root, settings)
+    worker.log_event(PLUGIN, {**job.to_json(), "worker": worker.address, "at": time.time()})
     return await lens.run_job(job)

@@ -63,6 +63,22 @@ class _FacadeCollector(Collector):
         yield CounterMetricFamily("lenslet_jobs_done", "Jobs done", value=jobs.done)
         yield CounterMetricFamily("lenslet_jobs_failed", "Jobs failed", value=jobs.failed)
         yield CounterMetricFamily("lenslet_jobs_retried", "Job retries", value=jobs.retried)
+        if jobs.cluster is not None:  # a distributed engine: its scheduler and workers
+            yield GaugeMetricFamily(
+                "lenslet_cluster_connected",
+                "Whether the cluster's scheduler answers (1) or not (0)",
+                value=int(bool(jobs.cluster.get("connected"))),
+            )
+            yield GaugeMetricFamily(
+                "lenslet_cluster_workers",
+                "Workers of the cluster",
+                value=int(jobs.cluster.get("workers", 0)),
+            )
+            yield CounterMetricFamily(
+                "lenslet_cluster_jobs_ran_here",
+                "Jobs the cluster lost on their way, run in this process instead",
+                value=int(jobs.cluster.get("ranHere", 0)),
+            )
         waits = HistogramMetricFamily(
             "lenslet_job_wait_seconds", "Time jobs waited in the queue, by kind", labels=["kind"]
         )
