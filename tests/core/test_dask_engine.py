@@ -311,3 +311,52 @@ def test_no_dask_import_without_a_scheduler(tmp_path: Path) -> None:
         "assert r.exit_code == 0, r.output; assert 'distributed' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ})
+
+
+def test_a_server_on_the_cluster_sends_its_watch_waves_there(
+    shared: Cluster, tmp_path: Path
+) -> None:
+    root = tmp_path / "gallery"
+    (root / "new").mkdir(parents=True)
+    with serving(str(root), "--scheduler", shared.address, "--no-ui", "--watch") as (_, url):
+        assert httpx.get(f"{url}/health").json()["jobs"]["cluster"]["workers"] == 2
+        time.sleep(1.5)  # the watcher is listening (it hears changes within a second)
+        (root / "new" / "arrived.jpg").write_bytes(jpeg_bytes(640, 480, seed=7))
+        deadline = time.monotonic() + 30
+        while True:
+            page = httpx.get(f"{url}/folders", params={"path": "/new"}).json()
+            if [i.get("hasThumb") for i in page["items"]] == [True]:
+                break
+            assert time.monotonic() < deadline, page
+            time.sleep(0.2)
+    ran = [(e["kind"], e["path"]) for e in shared.events() if e["root"] == str(root)]
+    assert ("index", "new") in ran
+    assert (root / "new" / "arrived.jpg.thumbnail").is_file()
+
+
+def test_task_keys_share_one_group_and_only_thumbnails_share_a_key() -> None:
+    from dask.utils import key_split
+
+    from lenslet_core.dask_engine import task_key
+    from lenslet_core.work import FOLDER, INDEX, THUMBNAIL
+
+    thumb = Job("thumbnail", "s3://b/p", "a/x.jpg")
+    assert task_key(thumb, THUMBNAIL, "1") == task_key(thumb, THUMBNAIL, "2")
+    folder = Job("folder", "s3://b/p", "a")
+    assert task_key(folder, FOLDER, "1") != task_key(folder, FOLDER, "2")
+    keys = [task_key(thumb, THUMBNAIL), task_key(folder, FOLDER, "1"), task_key(folder, INDEX, "3")]
+    assert {key_split(k) for k in keys} == {"lenslet"}  # one task group: strict priorities
+
+
+def test_a_gallery_runs_only_jobs_of_its_own_root(tmp_path: Path) -> None:
+    from lenslet_core import InvalidParameter
+
+    async def main() -> None:
+        async with Lenslet(str(tmp_path), Settings()) as lens:
+            with pytest.raises(InvalidParameter, match="sent to the gallery"):
+                await lens.run_job(Job("index", "/elsewhere", ""))
+            report = await lens.run_job(Job("folder", lens.url, ""))
+            assert report.indexed
+            assert report.report.folders == 1
+
+    anyio.run(main)

@@ -429,3 +429,21 @@ async def test_progress_names_the_folder_being_worked_on(gallery: Path) -> None:
     # every folder is named while it is walked and while its images are read
     assert {"a", "b/c", "d"} <= set(seen)
     assert seen[-1] in {"a", "b/c", "d"}  # the last news is of a folder, not the root
+
+
+def test_reports_of_folders_add_up() -> None:
+    from lenslet_core.index_report import IndexReport
+    from lenslet_core.manifest import Skipped
+
+    total = IndexReport(root="/r", path="")
+    one = IndexReport(root="/r", path="a", folders=1, items=3, analyzed=2, reused=1)
+    one.unsupported = {"image/heic": 2}
+    one.skipped = [Skipped("a/x.jpg", "corrupt", "corrupt_image")]
+    two = IndexReport(root="/r", path="b", folders=1, items=1, thumbnails_made=1)
+    two.unsupported = {"image/heic": 1, "image/gif": 1}
+    for part in (one, two):
+        total.add(part)
+    assert (total.folders, total.items, total.analyzed, total.reused) == (2, 4, 2, 1)
+    assert total.thumbnails_made == 1
+    assert total.unsupported == {"image/heic": 3, "image/gif": 1}
+    assert [s.path for s in total.skipped] == ["a/x.jpg"]
