@@ -118,7 +118,7 @@ def test_scheduler_overhead_per_task(two_workers: Cluster, tmp_path: Path) -> No
     from distributed import Client
 
     async def noop_rate(count: int) -> float:
-        client = Client(two_workers.address, asynchronous=True, set_as_default=False)  # type: ignore[no-untyped-call]
+        client = Client(two_workers.address, asynchronous=True, set_as_default=False)
         async with client:
             started = time.perf_counter()
             futures = client.map(_noop, range(count), pure=False)

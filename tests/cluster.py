@@ -83,7 +83,7 @@ class Cluster:
         """The jobs the workers started, in order, from the scheduler's event log."""
         from distributed import Client
 
-        with Client(self.address, timeout=10, set_as_default=False) as client:  # type: ignore[no-untyped-call]
+        with Client(self.address, timeout=10, set_as_default=False) as client:
             return [event for _, event in client.get_events("lenslet")]
 
 
