@@ -54,6 +54,8 @@ log = logging.getLogger("lenslet.jobs")
 #: The first part of every task key of lenslet's (its task group on the scheduler).
 PREFIX = "lenslet"
 
+NO_WORKERS = "the scheduler has no workers"
+
 
 def task_key(job: Job, kind: Kind, token: str = "") -> tuple[str, ...]:
     """The task key of ``job``: one per image for a kind that joins running jobs (the same
@@ -395,7 +397,14 @@ class DaskEngine:
         self._connected = True
         self._workers = len(workers)
         self._threads = sum(int(w.get("nthreads", 1)) for w in workers.values())
-        self._error = None if workers else "the scheduler has no workers"
+        if not workers and self._error != NO_WORKERS:
+            log.warning(
+                "the Dask scheduler at %s has no workers: jobs run here until one joins "
+                "(lenslet worker --scheduler %s)",
+                self.address,
+                self.address,
+            )
+        self._error = None if workers else NO_WORKERS
         self._running = {tuple(k) for keys in processing.values() for k in keys} & set(
             self._handles
         )

@@ -127,7 +127,11 @@ async def index_tree(
         if on_progress is not None:
             on_progress(progress)
 
-    folders = await _walk(storage, path, recursive, WALK_CONCURRENCY, report, progress, tell)
+    # A delegate reads each folder's manifest where it indexes it: the walk here only lists.
+    contents = delegate is None
+    folders = await _walk(
+        storage, path, recursive, WALK_CONCURRENCY, report, progress, tell, contents=contents
+    )
     for found in folders:
         found.images = sum(map(paths.is_image_name, [e.name for e in found.entries]))
     progress.images_total = sum(f.images for f in folders)
@@ -248,9 +252,12 @@ async def _walk(
     report: IndexReport,
     progress: IndexProgress,
     tell: Callable[[], None],
+    *,
+    contents: bool = True,
 ) -> list[_Folder]:
     """List ``start`` and the folders below it, each once; a folder's sub-folders are listed
-    for their kinds even when the walk does not go into them."""
+    for their kinds even when the walk does not go into them. ``contents``: with each folder's
+    manifest files read in the same pass."""
     listings: dict[str, list[Entry]] = {}
     listed_at: dict[str, float] = {}
     manifests: dict[str, dict[str, bytes | LensletError]] = {}
@@ -262,10 +269,12 @@ async def _walk(
         started = time.time()
         try:
             async with limiter:
-                if descend:
+                if descend and contents:
                     entries, manifests[folder] = await storage.list_with_contents(
                         folder, paths.is_manifest_name
                     )
+                elif descend:
+                    entries, manifests[folder] = await storage.list(folder), {}
                 else:
                     entries = await storage.list(folder)
         except LensletError as exc:
