@@ -49,8 +49,10 @@ def worker(
         )
         raise typer.Exit(Exit.USAGE) from exc
 
-    async def run() -> int:
-        options: dict[str, Any] = {"host": host} if host else {}
+    options: dict[str, Any] = {"host": host} if host else {}
+
+    async def start() -> Any:
+        """A worker registered with the scheduler, or ``None`` when it does not answer."""
         running = Worker(
             scheduler,
             nthreads=nthreads,
@@ -63,31 +65,49 @@ def worker(
         try:
             with anyio.fail_after(connect_timeout + 5):
                 await running
-        except (OSError, TimeoutError) as exc:
-            typer.echo(
-                f"lenslet: the Dask scheduler at {scheduler} does not answer "
-                f"({exc or 'timed out'}); "
-                "start it with `dask scheduler`",
-                err=True,
-            )
+        except (OSError, TimeoutError):
             await running.close()
-            return Exit.FAILED
+            return None
         typer.echo(
             f"lenslet: worker {running.address} of {scheduler} ready "
             f"({running.state.nthreads} threads)",
             err=True,
         )
+        return running
+
+    async def run() -> int:
+        stopping = anyio.Event()
+        running = await start()
+        if running is None:
+            typer.echo(
+                f"lenslet: the Dask scheduler at {scheduler} does not answer; start it with "
+                "`dask scheduler`",
+                err=True,
+            )
+            return Exit.FAILED
         async with anyio.create_task_group() as tg:
 
             async def stop_on_signal() -> None:
                 with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                     async for _ in signals:
                         typer.echo("lenslet: worker stopping", err=True)
-                        await running.close()
+                        stopping.set()
+                        if running is not None:
+                            await running.close()
                         return
 
             tg.start_soon(stop_on_signal)
-            await running.finished()
+            # A scheduler that goes away (restarted, its machine lost) is waited for: the
+            # worker joins it again once it answers, until Ctrl-C or SIGTERM.
+            while True:
+                if running is not None:
+                    await running.finished()
+                if stopping.is_set():
+                    break
+                if running is not None:
+                    typer.echo(f"lenslet: lost the scheduler at {scheduler}; waiting for it",
+                               err=True)  # fmt: skip
+                running = await start()
             tg.cancel_scope.cancel()
         return Exit.OK
 

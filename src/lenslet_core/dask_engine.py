@@ -141,13 +141,14 @@ class DaskEngine:
         client = await self._connect()
         await client.close(timeout=2)
 
-    async def _connect(self) -> Client:
+    async def _connect(self, within: float | None = None) -> Client:
+        timeout = self.connect_timeout if within is None else within
         try:
-            with anyio.fail_after(self.connect_timeout + 1):
+            with anyio.fail_after(timeout + 1):
                 return await Client(
                     self.address,
                     asynchronous=True,
-                    timeout=self.connect_timeout,
+                    timeout=timeout,
                     set_as_default=False,
                     name=f"lenslet-{self._client_id}",
                 )
@@ -375,19 +376,26 @@ class DaskEngine:
     async def _check(self) -> None:
         """Ask the scheduler how it is: its workers, and which of this engine's tasks run."""
         assert self._client is not None
-        assert self._client.scheduler is not None
         scheduler = self._client.scheduler
         try:
+            if self._client.status in ("closing", "closed") or scheduler is None:
+                # The client gave up reconnecting by itself: a new one, once the scheduler is
+                # back (its old tasks were lost with it and have run here).
+                self._client = await self._connect(within=max(self.heartbeat * 2, 1.0))
+                scheduler = self._client.scheduler
+                assert scheduler is not None
             with anyio.fail_after(max(self.heartbeat * 2, 1.0)):
                 identity = await scheduler.identity()
                 processing: Mapping[str, Any] = await scheduler.processing()
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, EngineUnavailable) as exc:
             if self._connected or self._error is None:
                 log.warning("the Dask scheduler at %s does not answer: jobs run here until it "
                             "is back", self.address)  # fmt: skip
                 self._since = time.time()
             self._connected = False
-            self._error = f"the scheduler does not answer ({exc or type(exc).__name__})"
+            self._workers = self._threads = 0
+            if not isinstance(exc, EngineUnavailable):  # that one keeps the last reason
+                self._error = f"the scheduler does not answer ({str(exc) or type(exc).__name__})"
             return
         workers = identity.get("workers", {})
         if not self._connected:

@@ -261,7 +261,7 @@ def test_a_scheduler_that_does_not_answer_stops_index_serve_and_worker_with_exit
         assert "Traceback" not in result.stderr
 
 
-def test_a_server_that_loses_its_scheduler_says_so_within_2_s_and_makes_thumbnails_itself(
+def test_a_server_that_loses_its_scheduler_says_so_within_2_s_makes_thumbnails_itself_and_rejoins(
     tmp_path: Path,
 ) -> None:
     root = tmp_path / "gallery"
@@ -290,6 +290,22 @@ def test_a_server_that_loses_its_scheduler_says_so_within_2_s_and_makes_thumbnai
             assert (root / "b.jpg.thumbnail").read_bytes() == second.content
             metrics = httpx.get(f"{url}/metrics").text
             assert "lenslet_cluster_connected 0.0" in metrics
+            assert "lenslet_cluster_workers 0.0" in metrics
+            time.sleep(6)  # past the 5 s in which Dask's client tries to reconnect by itself
+            assert httpx.get(f"{url}/health").json()["jobs"]["cluster"]["connected"] is False
+            # The scheduler back (restarted): the worker joins it again, and so does the server.
+            running.start_scheduler()
+            deadline = time.monotonic() + 30
+            while (cluster_now := httpx.get(f"{url}/health").json()["jobs"]["cluster"])[
+                "workers"
+            ] != 1:
+                assert time.monotonic() < deadline, cluster_now
+                time.sleep(0.2)
+            assert cluster_now["connected"] is True
+            (root / "a.jpg.thumbnail").unlink()
+            third = httpx.get(f"{url}/thumb", params={"path": "/a.jpg"}, timeout=30)
+            assert third.status_code == 200
+            assert [e["path"] for e in running.events() if e["kind"] == "thumbnail"] == ["a.jpg"]
 
 
 def test_entering_the_engine_without_a_scheduler_raises_engine_unavailable(tmp_path: Path) -> None:
@@ -360,3 +376,24 @@ def test_a_gallery_runs_only_jobs_of_its_own_root(tmp_path: Path) -> None:
             assert report.report.folders == 1
 
     anyio.run(main)
+
+
+def test_two_servers_and_the_workers_share_an_s3_root(shared: Cluster, s3: S3) -> None:
+    s3.put("gallery/trip/a.jpg", jpeg_bytes(1200, 900, seed=11))
+    s3.put("gallery/trip/b.png", png_bytes(800, 600, seed=12))
+    args = (s3.url(), "--endpoint-url", s3.endpoint, "--scheduler", shared.address, "--no-ui",
+            "--no-index", "--no-watch")  # fmt: skip
+    with serving(*args) as (_, one), serving(*args) as (_, two):
+        a = httpx.get(f"{one}/thumb", params={"path": "/trip/a.jpg"}, timeout=30)
+        b = httpx.get(f"{two}/thumb", params={"path": "/trip/b.png"}, timeout=30)
+        assert (a.status_code, b.status_code) == (200, 200)
+        # Each made by a worker and kept in the bucket: the other server serves it as stored.
+        assert httpx.get(f"{two}/thumb", params={"path": "/trip/a.jpg"}).content == a.content
+        assert httpx.get(f"{one}/thumb", params={"path": "/trip/b.png"}).content == b.content
+        tagged = httpx.put(f"{one}/item", params={"path": "/trip/a.jpg"}, json={"tags": ["sea"]})
+        assert tagged.status_code == 200, tagged.text
+        assert httpx.get(f"{two}/item", params={"path": "/trip/a.jpg"}).json()["tags"] == ["sea"]
+    assert s3.get("gallery/trip/a.jpg.thumbnail") == a.content
+    assert s3.get("gallery/trip/b.png.thumbnail") == b.content
+    made = [e for e in shared.events() if e["root"] == s3.url() and e["kind"] == "thumbnail"]
+    assert sorted(e["path"] for e in made) == ["trip/a.jpg", "trip/b.png"]
