@@ -422,4 +422,9 @@ class DaskEngine:
     async def _beat(self) -> None:
         while True:
             await anyio.sleep(self.heartbeat)
-            await self._check()
+            try:
+                await self._check()
+            except Exception as exc:  # a bug here must not stop the server's work
+                log.exception("checking the Dask scheduler at %s failed", self.address)
+                self._connected = False
+                self._error = f"checking the scheduler failed: {exc!r}"
