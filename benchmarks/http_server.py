@@ -1,5 +1,6 @@
 """A server for the HTTP benchmarks: lenslet's app, and beside it bare Starlette routes that
-answer the same bytes from memory (the baseline), in one uvicorn process.
+answer the same bytes from memory (the baseline), in one uvicorn process; and the gallery both
+HTTP benchmarks serve (a 1,000-image folder, an image with a sidecar, a 100,000-image rollup).
 
     python -m benchmarks.http_server ROOT PORT
 """
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import uvicorn
@@ -19,8 +21,13 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
+from tests.imagegen import jpeg_bytes, write
 
+from benchmarks.harness import synthetic
 from lenslet_core import Lenslet, Settings
+from lenslet_core.manifest import ItemEntry, paginate
+from lenslet_core.paths import index_name
+from lenslet_core.rollup import encode_rollup
 from lenslet_http import create_app
 
 #: path -> (body, media type), filled at start-up from lenslet's own answers
@@ -53,15 +60,65 @@ def build(root: str) -> Starlette:
     )
 
 
+#: name -> (lenslet's route, its query): each has a bare route /bare/NAME with its answer.
+CASES = [
+    ("folders", "/folders", {"path": "big"}),
+    ("item", "/item", {"path": "one/x.jpg"}),
+    ("thumb", "/thumb", {"path": "one/x.jpg"}),
+    ("search", "/search", {"q": "sunset", "limit": "50"}),
+]
+
+
+def make_gallery(root: Path) -> None:
+    """The benchmarks' gallery: a 1,000-item folder, an 800x600 image with a sidecar, and a
+    rollup of 100,000 images with their folders' manifests (no image files: search needs
+    none)."""
+    small = jpeg_bytes(64, 48)
+    for n in range(1000):
+        write(root / "big" / f"IMG_{n:04d}.jpg", small)
+    write(root / "one" / "x.jpg", jpeg_bytes(800, 600))
+    write(root / "one" / "x.jpg.json", b'{"tags": ["sea"], "notes": "benchmark"}')
+    items = synthetic(100_000)
+    (root / "_rollup.json").write_bytes(encode_rollup(items, "2026-01-01T00:00:00Z"))
+    albums: dict[str, list[ItemEntry]] = {}
+    for item in items:
+        folder, name = item.path.rsplit("/", 1)
+        entry = ItemEntry(name, "image/jpeg", 64, 48, 1234, 1.7e9, False, bool(item.tags), "")
+        albums.setdefault(folder, []).append(entry)
+    for folder, entries in albums.items():
+        for page in paginate(folder, entries, [], Settings().page_size):
+            write(
+                root / folder / index_name(page.page if page.page_count > 1 else None),
+                page.encode(),
+            )
+
+
+def warm(url: str) -> None:
+    """What a client does first (list, then thumbnails), and the bare routes' answers taken
+    from lenslet's own."""
+    with httpx.Client(base_url=url, timeout=60) as http:
+        http.get("/folders", params={"path": "big"})  # builds the manifest once
+        http.get("/folders", params={"path": "one"})  # a client lists before its thumbs
+        http.get("/thumb", params={"path": "one/x.jpg", "wait": "10"})
+        http.get("/search", params={"q": "warm"})
+        for name, route, params in CASES:
+            answer = http.get(route, params=params)
+            assert answer.status_code == 200, answer.text
+            media = answer.headers["content-type"]
+            http.put(f"/bare/{name}", content=answer.content, headers={"x-media": media})
+
+
 @contextlib.contextmanager
-def running(root: str) -> Iterator[str]:
+def running(root: str, *, cpu: int | None = None) -> Iterator[str]:
     """This server as a process of its own on a free loopback port, once it answers: its URL.
-    (Another process: the load generator and the server do not share one interpreter.)"""
+    (Another process: the load generator and the server do not share one interpreter;
+    ``cpu``: pinned to that core, so a load generator on another core does not share it.)"""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    pinned = ["taskset", "-c", str(cpu)] if cpu is not None else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.http_server", root, str(port)],
+        [*pinned, sys.executable, "-m", "benchmarks.http_server", root, str(port)],
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"

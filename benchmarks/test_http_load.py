@@ -1,0 +1,71 @@
+"""HTTP under real load: wrk (Debian's ``wrk``) against lenslet's read routes and, in the same
+run and the same server process, bare Starlette routes answering the same bytes from memory.
+The server is pinned to core 0 and wrk to core 1, so the load generator never shares the
+server's core and the server is what saturates.
+
+    apt-get install wrk
+    python -m pytest -q -p no:randomly --benchmark-enable benchmarks/test_http_load.py
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from urllib.parse import urlencode
+
+import pytest
+
+from benchmarks.conftest import NOTES
+from benchmarks.http_server import CASES, make_gallery, running, warm
+
+#: wrk's threads, seconds per run, and the connections each route is measured at.
+THREADS = 2
+SECONDS = 6
+CONNECTIONS = (8, 32)
+
+pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="needs wrk (apt-get)")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("load")
+    make_gallery(root)
+    with running(str(root), cpu=0) as url:
+        warm(url)
+        yield url
+
+
+def wrk(url: str, connections: int) -> tuple[float, float, float]:
+    """(requests/s, p50 ms, p99 ms) of one wrk run on core 1; fails on any non-2xx answer."""
+    out = subprocess.run(
+        ["taskset", "-c", "1", "wrk", f"-t{THREADS}", f"-c{connections}", f"-d{SECONDS}s",
+         "--latency", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout  # fmt: skip
+    assert "Non-2xx" not in out, out
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    return rate, _latency(out, "50%"), _latency(out, "99%")
+
+
+def _latency(out: str, cut: str) -> float:
+    value, unit = re.search(rf"{cut}\s+([\d.]+)(us|ms|s)\b", out).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+@pytest.mark.parametrize("connections", CONNECTIONS)
+@pytest.mark.parametrize(("name", "route", "params"), CASES, ids=[c[0] for c in CASES])
+def test_http_under_load(
+    server: str, name: str, route: str, params: dict[str, str], connections: int
+) -> None:
+    wrk(f"{server}/bare/{name}", connections)  # warm up both
+    bare = wrk(f"{server}/bare/{name}", connections)
+    ours = wrk(f"{server}{route}?{urlencode(params)}", connections)
+    NOTES.append(
+        f"wrk {name:>7} c={connections:<2}: lenslet {ours[0]:7,.0f} req/s (p50 {ours[1]:5.2f} "
+        f"p99 {ours[2]:6.2f} ms), bare route {bare[0]:7,.0f} req/s (p50 {bare[1]:5.2f} p99 "
+        f"{bare[2]:6.2f} ms): {ours[0] / bare[0]:.2f}x"
+    )
