@@ -33,11 +33,12 @@ class Cluster:
             env=self.env,
         )  # fmt: skip
 
-    def start_worker(self, nthreads: int = 1) -> str:
-        """One more ``lenslet worker``; returns its address once it is registered."""
+    def start_worker(self, nthreads: int = 1, *, prefix: tuple[str, ...] = ()) -> str:
+        """One more ``lenslet worker`` (``prefix``: a command it runs under); returns its
+        address once it is registered."""
         proc = subprocess.Popen(
-            [sys.executable, "-m", "lenslet_cli", "worker", "--scheduler", self.address,
-             "--nthreads", str(nthreads), "--host", "127.0.0.1"],
+            [*prefix, sys.executable, "-m", "lenslet_cli", "worker", "--scheduler",
+             self.address, "--nthreads", str(nthreads), "--host", "127.0.0.1"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             env=self.env,

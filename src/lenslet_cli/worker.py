@@ -65,7 +65,7 @@ def worker(
         try:
             with anyio.fail_after(connect_timeout + 5):
                 await running
-        except (OSError, TimeoutError):
+        except Exception:  # it could not join (Dask says why in its log)
             await running.close()
             return None
         typer.echo(
@@ -108,6 +108,9 @@ def worker(
                     typer.echo(f"lenslet: lost the scheduler at {scheduler}; waiting for it",
                                err=True)  # fmt: skip
                 running = await start()
+                if stopping.is_set() and running is not None:
+                    await running.close()  # stopped while it was joining again
+                    break
             tg.cancel_scope.cancel()
         return Exit.OK
 

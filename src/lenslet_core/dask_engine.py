@@ -56,13 +56,16 @@ PREFIX = "lenslet"
 
 NO_WORKERS = "the scheduler has no workers"
 
+#: Seconds the scheduler may be without workers before the tasks sent to it run here.
+WORKERLESS_GRACE = 3.0
 
-def task_key(job: Job, kind: Kind, token: str = "") -> tuple[str, ...]:
+
+def task_key(job: Job, kind: Kind, token: str = "", *, variant: str = "") -> tuple[str, ...]:
     """The task key of ``job``: one per image for a kind that joins running jobs (the same
-    key from every client, so the scheduler makes one task of them), else one per request
-    (``token``)."""
+    key from every client that makes the same ``variant`` of it — thumbnails of one size and
+    quality — so the scheduler makes one task of them), else one per request (``token``)."""
     if kind.joins_running:
-        return (PREFIX, job.kind, job.root, job.path)
+        return (PREFIX, job.kind, job.root, job.path, variant)
     return (PREFIX, job.kind, job.root, job.path, token)
 
 
@@ -84,8 +87,12 @@ class DaskEngine:
         self.heartbeat = heartbeat
         self._root: str | None = None
         self._settings: Settings | None = None
+        self._variant = ""
         self._local: LocalEngine | None = None
         self._kinds: dict[str, Kind] = {}
+        self._handlers: dict[str, Handler] = {}
+        #: Since when the scheduler has had no worker (``None``: it has some).
+        self._workerless: float | None = None
         self._client: Client | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._closing = False
@@ -123,6 +130,7 @@ class DaskEngine:
         if self._local is not None:
             raise RuntimeError("a DaskEngine runs the jobs of one gallery")
         self._root, self._settings = root, settings
+        self._variant = f"{settings.thumb_size}q{settings.thumb_quality}"
         self._local = LocalEngine(
             workers=max(2, settings.cpu_concurrency * 2),
             queue_size=settings.queue_size,
@@ -133,6 +141,7 @@ class DaskEngine:
         """Run ``kind``: on the cluster, with the workers' handler (the same code), or here
         with ``handler`` (a local kind, or the cluster unusable)."""
         self._kinds[kind.name] = kind
+        self._handlers[kind.name] = handler
         self._local_engine().register(kind, handler)
 
     async def check(self) -> None:
@@ -217,7 +226,8 @@ class DaskEngine:
             raise ValueError(f"this engine has no handler for {job.kind!r} jobs")
         if kind.local or not self.remote:
             return await self._local_engine().submit(job, wait_for_room=wait_for_room)
-        key = task_key(job, kind, f"{self._client_id}-{next(self._tokens)}")
+        token = f"{self._client_id}-{next(self._tokens)}"
+        key = task_key(job, kind, token, variant=self._variant)
         existing = self._handles.get(key)
         if existing is not None and not existing.done:
             return existing
@@ -343,6 +353,8 @@ class DaskEngine:
             self._pace = self._pace * 0.8 + (time.monotonic() - handle.submitted) * 0.2
             handle._end("done", result)
         finally:
+            if not handle.done:  # the engine stopped while this waited: nobody waits forever
+                handle._end("cancelled")
             self._forget(key, handle)
             future.release()
             self._tell()
@@ -353,16 +365,23 @@ class DaskEngine:
         self._failures.append(handle.to_json())
 
     async def _run_here(self, handle: JobHandle) -> None:
-        log.info("the cluster lost a %s job for %r: running it here", handle.job.kind,
-                 handle.job.path)  # fmt: skip
+        """Run a job the cluster lost with its handler, in this task: not through the
+        in-process queue, whose workers may all be jobs waiting for this one."""
+        job = handle.job
+        log.info("the cluster lost a %s job for %r: running it here", job.kind, job.path)
         self._ran_here += 1
         try:
-            local = await self._local_engine().submit(handle.job)
-        except QueueFull:
-            handle._end("cancelled")
-            return
-        await local.wait()
-        handle._end(local.state, local._result, local.error)
+            result = await self._handlers[job.kind](job)
+        except LensletError as exc:
+            self._fail(handle, exc)
+        except Exception as exc:
+            log.exception("%s job for %r raised", job.kind, job.path)
+            failure = JobFailed(f"{job.kind} job for {job.path!r} failed: {exc!r}")
+            failure.__cause__ = exc
+            self._fail(handle, failure)
+        else:
+            self._done += 1
+            handle._end("done", result)
 
     def _forget(self, key: tuple[str, ...], handle: JobHandle) -> None:
         if self._handles.get(key) is handle:
@@ -405,6 +424,16 @@ class DaskEngine:
         self._connected = True
         self._workers = len(workers)
         self._threads = sum(int(w.get("nthreads", 1)) for w in workers.values())
+        if workers:
+            self._workerless = None
+        elif self._workerless is None:
+            self._workerless = time.monotonic()
+        elif time.monotonic() - self._workerless > WORKERLESS_GRACE and self._futures:
+            # The tasks sent wait on the scheduler for a worker that may never come: they run
+            # here instead (cancelled there by this engine, not by anyone who asked for them).
+            lost = list(self._futures.values())
+            with anyio.move_on_after(2):
+                await self._client.cancel(lost)
         if not workers and self._error != NO_WORKERS:
             log.warning(
                 "the Dask scheduler at %s has no workers: jobs run here until one joins "

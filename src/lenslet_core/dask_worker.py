@@ -20,9 +20,12 @@ from typing import Any
 import orjson
 from distributed import Worker, WorkerPlugin, get_worker
 
-from .jobs import Job
+from .errors import LensletError, QueueFull, StorageError
+from .jobs import Job, JobHandle
 from .lenslet import Lenslet
+from .local_engine import LocalEngine
 from .settings import Settings
+from .work import HEALTH
 
 __all__ = ["PLUGIN", "LensletPlugin", "run"]
 
@@ -69,9 +72,16 @@ class LensletPlugin(WorkerPlugin):
         lens = self._open.get(key)
         if lens is not None:
             return lens
+        host = self._host
+        if host is None or host.done():
+            raise StorageError("this worker's galleries are closed (the worker is stopping)")
         reply: asyncio.Future[Lenslet] = asyncio.get_running_loop().create_future()
         await self._requests.put((root, settings, reply))
-        return await reply
+        waiting: set[asyncio.Future[Any]] = {reply, host}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if not reply.done():
+            raise StorageError("this worker's galleries are closed (the worker is stopping)")
+        return reply.result()
 
     async def _keep(self) -> None:
         """Open galleries as they are asked for, and close them all when the worker closes."""
@@ -81,16 +91,43 @@ class LensletPlugin(WorkerPlugin):
                 key = _key(root, settings)
                 try:
                     if key not in self._open:
-                        lens = Lenslet(root, settings)
+                        lens = Lenslet(root, settings, engine=_engine(settings))
                         await stack.enter_async_context(lens)
                         self._open[key] = lens
                         log.info("opened the gallery at %s", lens.url)
+                except LensletError as exc:
+                    # Not "not found": a root this worker cannot see must not read as a folder
+                    # that is gone (the sender would forget it).
+                    failure = StorageError(f"this worker cannot open {root}: {exc.message}")
+                    if not reply.done():
+                        reply.set_exception(failure)
+                    continue
                 except Exception as exc:
                     if not reply.done():
                         reply.set_exception(exc)
                     continue
                 if not reply.done():
                     reply.set_result(self._open[key])
+
+
+class _WorkerEngine(LocalEngine):
+    """A worker gallery's engine: the jobs sent to it and their follow-ups (a folder's manifest
+    after its thumbnail, the rollup's changes, merged on save), but no health: a worker knows
+    only the folders it worked on, and ``_health.json`` is written whole, by the servers and
+    index runs that keep the whole gallery's counts."""
+
+    async def submit(self, job: Job, *, wait_for_room: bool = True) -> JobHandle:
+        if job.kind == HEALTH.name:
+            raise QueueFull("a worker leaves health to the gallery's servers and index runs")
+        return await super().submit(job, wait_for_room=wait_for_room)
+
+
+def _engine(settings: Settings) -> LocalEngine:
+    return _WorkerEngine(
+        workers=max(2, settings.cpu_concurrency * 2),
+        queue_size=settings.queue_size,
+        attempts=settings.job_attempts,
+    )
 
 
 def _key(root: str, settings: Settings) -> str:

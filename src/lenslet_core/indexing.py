@@ -27,7 +27,7 @@ from .build import (
 )
 from .codec import format_time, parse_time, utcnow
 from .companions import finish_moves
-from .errors import LensletError, MalformedDocument, NotFound, PointerError
+from .errors import LensletError, MalformedDocument, NotFound, PointerError, StorageError
 from .imaging import Imaging
 from .index_report import FolderOutcome, IndexProgress, IndexReport
 from .manifest import (
@@ -144,12 +144,30 @@ async def index_tree(
     async def sent(folder: _Folder, delegate: Delegate) -> None:
         async with folder_slots:
             try:
-                outcome = await delegate(folder.path)
+                try:
+                    outcome = await delegate(folder.path)
+                except NotFound:
+                    outcome = None  # gone since the walk (if it is gone here too)
+                    await storage.list(folder.path)
+                    raise StorageError(
+                        f"a worker did not find {folder.path or '/'}, which is here: it does "
+                        "not see the same root"
+                    ) from None
             except NotFound:
-                outcome = None  # gone since the walk: the next run forgets it
+                pass  # gone here too: the next run forgets it
             except LensletError as exc:
-                report.skipped.append(Skipped(folder.path or "/", exc.message, exc.code, error=exc))
                 outcome = None
+                report.skipped.append(Skipped(folder.path or "/", exc.message, exc.code, error=exc))
+            if outcome is not None and outcome.indexed and folder.images and not outcome.entries:
+                # Listed with images here, empty there: the worker does not see this root (an
+                # empty mount point). Kept as it was, not forgotten.
+                unseen = StorageError(
+                    f"a worker found {folder.path or '/'} empty where this run listed "
+                    f"{folder.images} images: it does not see the same root"
+                )
+                outcome = None
+                where = folder.path or "/"
+                report.skipped.append(Skipped(where, unseen.message, unseen.code, error=unseen))
             if outcome is not None:
                 report.add(outcome.report)
                 if on_folder is not None and outcome.indexed:
@@ -239,6 +257,12 @@ async def index_folder(
         make_thumbs=settings.thumbnails,
         on_folder=keep,
     )
+    # Its sub-folders that cannot be used are the sending run's to report (its walk saw them).
+    listed = told[0][0] if told else []
+    unusable = {paths.join(folder, e.name) for e in listed if e.kind == "dir" and e.problem}
+    report.skipped = [
+        s for s in report.skipped if not (s.code == "unusable_entry" and s.path in unusable)
+    ]
     if not told:  # the folder's manifest could not be read: the report says why
         return FolderOutcome(report, [], [], time.time(), "", [], indexed=False)
     return FolderOutcome(report, *told[0])

@@ -9,8 +9,10 @@
 - ``rollup``: write this process's ``_rollup.json`` changes (coalesced to one write a second);
 - ``health``: write ``_health.json``.
 
-``rollup`` and ``health`` work on the state of the process that asks for them, so they run
-there (``Kind.local``); the others are plain functions of the root and may run on any worker.
+``index``, ``rollup`` and ``health`` keep the state of the process that asks for them (its
+rollup and health in memory), so they run there (``Kind.local``); on a cluster, an ``index``
+job sends its folder's work as a ``folder`` job and keeps the books itself. ``thumbnail`` and
+``folder`` are plain functions of the root and may run on any worker.
 
 A kind is a value an engine schedules by (:class:`~lenslet_core.jobs.Kind`); :func:`register`
 gives an engine each kind with its handler over one open :class:`~lenslet_core.gallery.Gallery`.
@@ -53,7 +55,7 @@ log = logging.getLogger("lenslet.index")
 PROGRESS_EVERY = 5.0
 
 THUMBNAIL = Kind("thumbnail", priority=0, joins_running=True, dedicated_workers=1)
-INDEX = Kind("index", priority=1)
+INDEX = Kind("index", priority=1, local=True)
 FOLDER = Kind("folder", priority=2)
 ROLLUP = Kind("rollup", priority=3, local=True)
 HEALTH = Kind("health", priority=4, local=True)
@@ -213,9 +215,9 @@ async def index(
         outcome: FolderOutcome = handle.result()
         return outcome
 
-    # On a cluster, each folder of a run over a tree is a job (with the thumbnails the
-    # settings ask for); rollup and health are kept here, as for a run done here.
-    sends = recursive and gallery.jobs.remote and make == settings.thumbnails
+    # On a cluster, each folder of the run is a job (with the thumbnails the settings ask
+    # for); rollup and health are kept here, as for a run done here.
+    sends = gallery.jobs.remote and make == settings.thumbnails
     started = time.time()
     # One build of a folder's manifest at a time (a watch's job, a rebuild for a reader):
     # the later build has the later listing, and it is the one that lands.

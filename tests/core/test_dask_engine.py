@@ -23,7 +23,7 @@ import pyvips
 from lenslet_core import DaskEngine, EngineUnavailable, Job, Lenslet, Settings
 from tests.cluster import Cluster, cluster
 from tests.conftest import S3
-from tests.imagegen import jpeg_bytes, png_bytes
+from tests.imagegen import jpeg_bytes, png_bytes, write
 from tests.servers import free_port, lenslet, serving
 
 pytestmark = pytest.mark.slow
@@ -346,7 +346,7 @@ def test_a_server_on_the_cluster_sends_its_watch_waves_there(
             assert time.monotonic() < deadline, page
             time.sleep(0.2)
     ran = [(e["kind"], e["path"]) for e in shared.events() if e["root"] == str(root)]
-    assert ("index", "new") in ran
+    assert ("folder", "new") in ran  # the wave's index job: its folder's work on a worker
     assert (root / "new" / "arrived.jpg.thumbnail").is_file()
 
 
@@ -397,3 +397,47 @@ def test_two_servers_and_the_workers_share_an_s3_root(shared: Cluster, s3: S3) -
     assert s3.get("gallery/trip/b.png.thumbnail") == b.content
     made = [e for e in shared.events() if e["root"] == s3.url() and e["kind"] == "thumbnail"]
     assert sorted(e["path"] for e in made) == ["trip/a.jpg", "trip/b.png"]
+
+
+def test_a_run_whose_last_worker_leaves_finishes_in_process(tmp_path: Path) -> None:
+    root = tmp_path / "gallery"
+    for f in range(4):
+        for i in range(4):
+            write(root / f"f{f}" / f"{i}.png", png_bytes(1600, 1200, seed=f * 4 + i))
+    with cluster(1) as running:
+        run = subprocess.Popen(
+            [sys.executable, "-m", "lenslet_cli", "index", str(root), "--no-progress",
+             "--scheduler", running.address],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not [e for e in running.events() if e["kind"] == "folder"]:
+            assert time.monotonic() < deadline, "no folder job started"
+            time.sleep(0.05)
+        running.kill_worker(next(iter(running.workers)))
+        out, err = run.communicate(timeout=60)  # not forever: what the cluster held runs here
+    assert run.returncode == 0, err
+    assert "16 images in 5 folders" in out
+    assert len(list(root.rglob("*.png.thumbnail"))) == 16
+    assert "no workers" in err
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root")
+def test_a_worker_that_does_not_see_the_root_loses_nothing(shared: Cluster, tmp_path: Path) -> None:
+    root = tmp_path / "gallery"
+    make_tree(root)
+    assert lenslet("index", str(root), "--no-progress").returncode == 1
+    rollup = json.loads((root / "_rollup.json").read_bytes())
+    with cluster(0) as blind:
+        # Its only worker sees an empty folder where the root is (a mount that is not there).
+        hide = ("unshare", "-m", "sh", "-c", f'mount -t tmpfs none {root} && exec "$@"', "-")
+        blind.start_worker(prefix=hide)
+        (root / "trip" / "new.jpg").write_bytes(jpeg_bytes(200, 100, seed=8))
+        done = lenslet("index", str(root), "--no-progress", "--scheduler", blind.address)
+    assert done.returncode == 3, done.stderr  # not one folder could be indexed: a failure
+    assert "does not see the same root" in done.stdout
+    kept = json.loads((root / "_rollup.json").read_bytes())
+    assert kept["items"] == rollup["items"]  # nothing forgotten
+    assert json.loads((root / "_health.json").read_bytes())["counts"]["items"] == 5
