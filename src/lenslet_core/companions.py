@@ -64,6 +64,8 @@ async def move_image(
     await storage.info(image)  # NotFound first, not half a move
     if image == target:
         return
+    thumbs.recent.forget(image)
+    thumbs.recent.forget(target)
     companions = _COMPANIONS
     if overwrite:
         await storage.ensure_writable(image)
@@ -146,6 +148,7 @@ async def delete_image(storage: Store, thumbs: ThumbnailStore, image: str) -> No
     short leaves at worst an orphan sidecar (health lists it), never an image without its
     tags."""
     await storage.info(image)
+    thumbs.recent.forget(image)
     await storage.delete(paths.thumbnail_name(image))
     if thumbs.cache is not None:
         with contextlib.suppress(LensletError):

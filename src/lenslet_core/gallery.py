@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -31,6 +32,7 @@ from .errors import (
     SettingsError,
 )
 from .folders import FolderPages
+from .fresh import Fresh
 from .health import Health, Status, read_health
 from .imaging import Imaging, ThumbSpec
 from .jobs import Engine, EngineStats, Job, Kind
@@ -47,7 +49,10 @@ from .storage import Entry, Observer, Storage, options_for
 from .thumbnails import ThumbnailStore
 from .timings import SLA_BUCKETS, Timings, TimingSnapshot
 
-__all__ = ["LISTED_RECENTLY", "Gallery", "Stats"]
+__all__ = ["LISTED_RECENTLY", "RECENT_BASICS", "Gallery", "Stats"]
+
+#: Images whose EXIF basics are kept in memory at most (a hundred bytes or so each).
+RECENT_BASICS = 10_000
 
 #: Seconds a folder page read from storage vouches for its images (to thumbnails: no stat
 #: each; to search results: their entries, with no manifest read each).
@@ -80,12 +85,19 @@ class Gallery:
             cpu_concurrency=settings.cpu_concurrency,
             thumb=ThumbSpec(settings.thumb_size, settings.thumb_quality),
         )
-        self.thumbs = ThumbnailStore.open(storage, settings.thumb_cache)
+        self.thumbs = ThumbnailStore.open(
+            storage, settings.thumb_cache, fresh_for=settings.manifest_ttl
+        )
         #: One build of a folder's manifest at a time (an index job, a rebuild for a reader).
         self.rebuilds = KeyedLock()
         self.folders = FolderPages(storage, self.imaging, settings, self.thumbs, self.rebuilds)
         #: One sidecar write (or move) of an image at a time.
         self.writes = KeyedLock()
+        #: Images' EXIF basics and hash lately read, with the size and mtime they were read
+        #: at: an item whose sidecar has none asks for them again and again.
+        self.recent_basics: Fresh[tuple[tuple[int, float], Exif, str]] = Fresh(
+            RECENT_BASICS, math.inf
+        )
         self.search = GallerySearch(Rollup(storage))
         self.health = Health()
         self.feed = ChangeFeed()
@@ -240,9 +252,10 @@ class Gallery:
             raise NotFound(f"{image!r} is not an image file", path=image)
         return entry
 
-    async def read_image(self, image: str, listed: ItemEntry | None = None) -> bytes:
+    async def read_image(self, image: str, listed: ItemEntry | Entry | None = None) -> bytes:
         """An image's bytes, if it is a file the settings let lenslet read whole (``listed``:
-        its entry in a folder page read lately, which saves asking storage for its size)."""
+        its entry in a folder page read lately or its storage entry, which saves asking
+        storage for its size)."""
         size = listed.size if listed is not None else (await self.image_file(image)).size
         if size > self.settings.max_file_bytes:
             raise ImageTooLarge(
@@ -252,7 +265,14 @@ class Gallery:
         return await self.storage.read(image)
 
     async def basics(self, image: str, listed: ItemEntry | None = None) -> tuple[Exif, str]:
-        """An image's EXIF basics and hash, from its bytes."""
-        result = await self.imaging.analyze(await self.read_image(image, listed))
+        """An image's EXIF basics and hash, from its bytes (read again only when its size or
+        mtime changed since they were last read here)."""
+        known: ItemEntry | Entry = listed or await self.image_file(image)
+        kept = self.recent_basics.get(image)
+        if kept is not None and kept[0] == (known.size, known.mtime):
+            return kept[1], kept[2]
+        result = await self.imaging.analyze(await self.read_image(image, known))
         info = result.probe
-        return Exif(info.width, info.height, info.created_at), result.hash
+        exif = Exif(info.width, info.height, info.created_at)
+        self.recent_basics.put(image, ((known.size, known.mtime), exif, result.hash))
+        return exif, result.hash

@@ -63,6 +63,7 @@ async def upload(
         await gallery.imaging.analyze(data)  # no folder is made for what is not an image
         await _make_folder_for(gallery, image)
     await create_image(gallery.storage, gallery.imaging, image, data, overwrite=overwrite)
+    gallery.thumbs.recent.forget(image)  # a replaced image's thumbnail is made again
     await changed(gallery, {paths.parent(image)})
     return image
 

@@ -207,6 +207,11 @@ async def link(gallery: Gallery, image: str, *, seconds: int, thumbnail: bool) -
 async def thumbnail(gallery: Gallery, image: str, *, wait: float) -> Thumbnail | Pending:
     """An image's thumbnail. A missing one is made by a job at the highest priority and
     awaited up to ``wait`` seconds; :class:`Pending` when the queue is too busy for that."""
+    recent = gallery.thumbs.recent.get(image)
+    if recent is not None:  # served lately, and fresh: no storage call at all
+        gallery.counts["thumbnails_served"] += 1
+        return Thumbnail(image, *recent)
+    since = gallery.thumbs.recent.epoch
     if gallery.listed(image) is None:
         # A missing image is a 404 (its thumbnail an orphan). A folder page read lately
         # already says the image is there: a client showing a folder's thumbnails costs one
@@ -218,13 +223,16 @@ async def thumbnail(gallery: Gallery, image: str, *, wait: float) -> Thumbnail |
         pass
     else:
         gallery.counts["thumbnails_served"] += 1
+        gallery.thumbs.recent.put(image, (found.data, found.etag), since=since)
         return found
     job = gallery.job(THUMBNAIL, image)
     handle = await gallery.jobs.submit(job, wait_for_room=False)
     if await handle.wait(wait):
         data: bytes = handle.result()
         gallery.counts["thumbnails_made"] += 1
-        return Thumbnail.of(image, data)
+        made = Thumbnail.of(image, data)
+        gallery.thumbs.recent.put(image, (made.data, made.etag), since=since)
+        return made
     gallery.counts["thumbnails_pending"] += 1
     return Pending(image, gallery.jobs.retry_after(job))
 

@@ -5,6 +5,9 @@ read-only root, a read-only mount or pointer, a bucket without write rights) it 
 named by the ``thumb_cache`` setting, under the same logical path, in a folder of its own per
 gallery root so that one cache can serve many roots. With no cache set, such thumbnails are not
 kept.
+
+Thumbnails served lately are also kept in memory (:mod:`fresh`, bounded by bytes), so a
+thumbnail many viewers ask for is answered without a storage call while it is fresh.
 """
 
 from __future__ import annotations
@@ -14,28 +17,47 @@ from collections.abc import Iterable
 
 from . import paths
 from .errors import LensletError, NotFound, PermissionDenied, ReadOnly
+from .fresh import Fresh
 from .hashing import hash_bytes
 from .storage import Entry, Storage, Store
 
-__all__ = ["ThumbnailStore", "thumbnails_in"]
+__all__ = ["RECENT_BYTES", "Recent", "ThumbnailStore", "recent_thumbnails", "thumbnails_in"]
+
+#: Bytes of thumbnails kept in memory at most (about 1,500 of 20 KB).
+RECENT_BYTES = 32 * 1024 * 1024
+
+#: A thumbnail served lately: its bytes and ETag.
+Recent = Fresh[tuple[bytes, str]]
+
+
+def recent_thumbnails(fresh_for: float, max_bytes: int = RECENT_BYTES) -> Recent:
+    """Thumbnails served lately, weighed by their bytes (see :mod:`fresh`)."""
+    return Fresh(max_bytes, fresh_for, lambda kept: len(kept[0]))
 
 
 class ThumbnailStore:
     """Reads and writes the thumbnails of one gallery root."""
 
-    def __init__(self, storage: Store, cache: Store | None = None) -> None:
+    def __init__(
+        self, storage: Store, cache: Store | None = None, recent: Recent | None = None
+    ) -> None:
         self.storage = storage
         self.cache = cache
+        self.recent = recent if recent is not None else recent_thumbnails(2.0)
 
     @classmethod
-    def open(cls, storage: Store, cache_url: str | None) -> ThumbnailStore:
-        """The store for ``storage``, with its cache under ``cache_url`` (created if missing)."""
+    def open(
+        cls, storage: Store, cache_url: str | None, *, fresh_for: float = 2.0
+    ) -> ThumbnailStore:
+        """The store for ``storage``, with its cache under ``cache_url`` (created if missing);
+        thumbnails served are kept in memory ``fresh_for`` seconds."""
+        recent = recent_thumbnails(fresh_for)
         if cache_url is None:
-            return cls(storage)
+            return cls(storage, recent=recent)
         # One folder per root: the root's URL, hashed (URLs hold characters no path should).
         key = hash_bytes(storage.url.encode()).split(":", 1)[1][:24]
         cache = Storage.open(f"{cache_url.rstrip('/')}/{key}", create=True)
-        return cls(storage, cache)
+        return cls(storage, cache, recent)
 
     async def read(self, image: str) -> bytes:
         """The thumbnail of ``image``, beside it or in the cache; :class:`NotFound` if neither."""
@@ -51,6 +73,7 @@ class ThumbnailStore:
         """Keep a thumbnail (atomically): beside the image if its folder takes writes, else in
         the cache. Raises what the write raised when neither can take it."""
         name = paths.thumbnail_name(image)
+        self.recent.forget(image)
         if not self.storage.readonly:
             try:
                 await self.storage.write(name, data)
@@ -69,6 +92,7 @@ class ThumbnailStore:
     async def delete(self, image: str) -> None:
         """Delete the thumbnail of ``image``, beside it and in the cache (none there is fine)."""
         name = paths.thumbnail_name(image)
+        self.recent.forget(image)
         if not self.storage.readonly:
             await self.storage.delete(name)
         if self.cache is not None:

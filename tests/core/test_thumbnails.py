@@ -10,7 +10,7 @@ import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
 from lenslet_core import NotFound, PermissionDenied, ReadOnly, Storage
-from lenslet_core.thumbnails import ThumbnailStore, thumbnails_in
+from lenslet_core.thumbnails import ThumbnailStore, recent_thumbnails, thumbnails_in
 from tests.imagegen import jpeg_bytes, write
 
 pytestmark = pytest.mark.anyio
@@ -205,3 +205,56 @@ async def test_thumbnails_in_a_listing(gallery: Path) -> None:
     found = thumbnails_in(await Storage.open(str(gallery)).list(""))
     assert list(found) == ["x.jpg.thumbnail"]
     assert found["x.jpg.thumbnail"] == pytest.approx((gallery / "x.jpg.thumbnail").stat().st_mtime)
+
+
+# -- thumbnails kept in memory ---------------------------------------------------------------------
+
+
+def test_recent_thumbnails_are_kept_fresh_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [100.0]
+    monkeypatch.setattr("lenslet_core.fresh.time.monotonic", lambda: now[0])
+    recent = recent_thumbnails(2.0, max_bytes=800)
+    for n in range(10):
+        recent.put(f"a/{n}.jpg", (bytes(100), f"e{n}"))
+    assert recent.weight == 800  # the two least recently used went
+    assert recent.get("a/0.jpg") is None
+    assert recent.get("a/1.jpg") is None
+    assert recent.get("a/2.jpg") == (bytes(100), "e2")
+    recent.put("a/big.jpg", (bytes(200), "big"))  # above an eighth of the bound: not kept
+    assert recent.get("a/big.jpg") is None
+    now[0] += 2.5
+    assert recent.get("a/3.jpg") is None  # read from storage again: another process may differ
+    recent.forget("a/4.jpg")
+    assert recent.get("a/4.jpg") is None
+    assert recent.weight == 600  # what is expired goes when asked for
+
+
+async def test_a_hot_thumbnail_follows_this_process_writes_at_once_and_others_after_the_ttl(
+    gallery: Path,
+) -> None:
+    from lenslet_core import Lenslet, Settings, Thumbnail
+
+    write(gallery / "a.jpg", jpeg_bytes(300, 200, seed=1))
+    write(gallery / "b.jpg", jpeg_bytes(300, 200, seed=2))
+    async with Lenslet(str(gallery), Settings(manifest_ttl=0.3)) as lens:
+        first = await lens.thumbnail("a.jpg", wait=10)
+        assert isinstance(first, Thumbnail)
+        again = await lens.thumbnail("a.jpg")
+        assert isinstance(again, Thumbnail)
+        assert again.etag == first.etag
+        # Another process replaces it: served from memory until the entry is older than the ttl.
+        (gallery / "a.jpg.thumbnail").write_bytes(b"RIFF\x00\x00\x00\x00WEBPother")
+        import anyio
+
+        await anyio.sleep(0.35)
+        changed = await lens.thumbnail("a.jpg")
+        assert isinstance(changed, Thumbnail)
+        assert changed.data.endswith(b"WEBPother")
+        # This process's move and delete: at once.
+        await lens.thumbnail("b.jpg", wait=10)
+        moved = await lens.move("b.jpg", "c.jpg")
+        with pytest.raises(NotFound):
+            await lens.thumbnail("b.jpg")
+        await lens.delete([moved])
+        with pytest.raises(NotFound):
+            await lens.thumbnail(moved)
