@@ -9,6 +9,7 @@ manifests in :mod:`manifest`, sidecars in :mod:`sidecar`, the rollup in :mod:`ro
 from __future__ import annotations
 
 import datetime
+import functools
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -78,9 +79,11 @@ def format_time(moment: datetime.datetime) -> str:
     )
 
 
+@functools.lru_cache(maxsize=65_536)
 def format_epoch(seconds: float) -> str | None:
     """Epoch seconds (a file's mtime) as :func:`format_time` writes them; ``None`` when they
-    are not a time at all."""
+    are not a time at all. Remembered for the last 65,536 times: a folder or search answer
+    formats the same images' times again and again."""
     try:
         return format_time(datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc))
     except (OverflowError, OSError, ValueError):

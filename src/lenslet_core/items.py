@@ -120,9 +120,12 @@ async def item(gallery: Gallery, image: str) -> Item:
         basics, digest = await gallery.basics(image, listed)
         return Item(image, Sidecar(exif=basics, hash=digest), ABSENT_ETAG, False)
     sidecar, etag = stored
+    # With its sidecar there, a page read a little longer ago still vouches that the image
+    # is there, and for what size and mtime (as it does for thumbnails): no stat for it.
+    present = listed or gallery.listed(image)
     if sidecar.exif is None:
-        sidecar = await with_basics(gallery, image, sidecar, listed)
-    elif listed is None:
+        sidecar = await with_basics(gallery, image, sidecar, present)
+    elif present is None:
         await gallery.image_file(image)  # an orphan sidecar is not an item
     return Item(image, sidecar, etag, True)
 
