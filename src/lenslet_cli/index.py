@@ -10,10 +10,19 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import anyio
+import anyio.to_thread
 import orjson
 import typer
 
-from lenslet_core import Engine, IndexProgress, IndexReport, Lenslet, Settings, Wave
+from lenslet_core import (
+    Engine,
+    IndexProgress,
+    IndexReport,
+    Lenslet,
+    Settings,
+    Wave,
+    release_memory,
+)
 
 from .typer_app import (
     Exit,
@@ -168,6 +177,7 @@ def _index_and_watch(
         async with lenslet as lens, anyio.create_task_group() as tg:
             listening = anyio.Event()
             tg.start_soon(functools.partial(lens.watch, path, on_wave=tell_wave, ready=listening))
+            tg.start_soon(_release_memory)  # what a wave's thumbnails held goes back
             await listening.wait()  # what changes from here on is seen
             progress = _plain_progress() if show else None
             report = await lens.index(path, recursive=recursive, on_progress=progress)
@@ -185,6 +195,13 @@ def _index_and_watch(
         if status is not None:
             status.stop()
         typer.echo("stopped watching", err=True)
+
+
+async def _release_memory(every: float = 10.0) -> None:
+    while True:
+        await anyio.sleep(every)
+        if not await anyio.to_thread.run_sync(release_memory):
+            return  # not glibc: nothing to give back
 
 
 def _run_index(

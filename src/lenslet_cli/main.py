@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 
+from lenslet_core import limit_memory_arenas
+
 from . import health, index, search, serve, worker  # noqa: F401  (each registers its command)
 from .typer_app import app
 
@@ -19,8 +21,11 @@ GC_THRESHOLD = (50_000, 20, 100)
 
 def main() -> None:
     """The console script's entry point."""
-    # The process is ours here (a library never changes this for its host).
+    # The process is ours here (a library never changes these for its host).
     gc.set_threshold(*GC_THRESHOLD)
+    # An arena per core, not eight: what a burst of thumbnails or uploads held goes back to
+    # the system afterwards (see lenslet_core.memory).
+    limit_memory_arenas()
     try:
         app()
     finally:

@@ -18,6 +18,7 @@ from .jobs import Engine, EngineStats, Job, JobHandle, Kind
 from .lenslet import Lenslet
 from .local_engine import LocalEngine
 from .manifest import DirEntry, ItemEntry, Manifest, Skipped
+from .memory import limit_memory_arenas, release_memory
 from .rollup import RollupItem
 from .settings import Settings
 from .sidecar import ABSENT_ETAG, Exif, Sidecar
@@ -81,4 +82,6 @@ __all__ = [
     "Storage",
     "Wave",
     "__version__",
+    "limit_memory_arenas",
+    "release_memory",
 ]

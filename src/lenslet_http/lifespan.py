@@ -25,10 +25,11 @@ import logging
 from collections.abc import AsyncIterator
 
 import anyio
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from lenslet_core import Lenslet, LensletError
+from lenslet_core import Lenslet, LensletError, release_memory
 
 __all__ = ["WarnNotStarted", "background"]
 
@@ -50,6 +51,7 @@ async def background(app: Starlette) -> AsyncIterator[None]:
             tg.start_soon(_index, lens)
         if app.state.watch:
             tg.start_soon(_watch, lens)
+        tg.start_soon(_release_memory)
         app.state.started = True
         try:
             yield
@@ -58,6 +60,19 @@ async def background(app: Starlette) -> AsyncIterator[None]:
             tg.cancel_scope.cancel()  # an unfinished start-up index stops with the server
             if owned:
                 await lens.stop_work()
+
+
+#: Seconds between two returns of freed memory to the system (see lenslet_core.memory).
+RELEASE_EVERY = 10.0
+
+
+async def _release_memory() -> None:
+    """A burst of uploads or thumbnails leaves the allocator holding its peak: give back what
+    is free, now and then (in a thread: it takes a few milliseconds)."""
+    while True:
+        await anyio.sleep(RELEASE_EVERY)
+        if not await anyio.to_thread.run_sync(release_memory):
+            return  # not glibc: nothing to do
 
 
 async def _index(lens: Lenslet) -> None:
