@@ -219,12 +219,14 @@ class DaskEngine:
     async def submit(self, job: Job, *, wait_for_room: bool = True) -> JobHandle:
         """Send ``job`` to the cluster (a local kind, or while the cluster cannot take it: to
         the in-process engine); a thumbnail already asked for joins that task."""
-        if self._closing or self._tg is None or self._client is None:
-            raise QueueFull("the job engine is not running (shutting down or not started)")
+        if self._tg is None or self._client is None:
+            raise QueueFull("the job engine is not running (not started, or stopped)")
         kind = self._kinds.get(job.kind)
         if kind is None:
             raise ValueError(f"this engine has no handler for {job.kind!r} jobs")
-        if kind.local or not self.remote:
+        if kind.local or self._closing or not self.remote:
+            # Closing, the in-process engine decides: follow-ups of work it finishes are
+            # still taken, new work is refused once it is done.
             return await self._local_engine().submit(job, wait_for_room=wait_for_room)
         token = f"{self._client_id}-{next(self._tokens)}"
         key = task_key(job, kind, token, variant=self._variant)

@@ -114,8 +114,8 @@ class FolderOutcome:
     """One folder indexed by a job, as the run that sent the job needs it back: the job's
     report, and what the folder's rollup and health are made from (its listing, its current
     items, the listing's time, its manifest's build key and the files it skipped; none of it
-    when the folder could not be ``indexed``, as its report then says). Plain data: it
-    crosses processes."""
+    when the folder could not be ``indexed``, as its report then says, or was ``gone``).
+    Plain data: it crosses processes."""
 
     report: IndexReport
     entries: list[Entry]
@@ -124,3 +124,4 @@ class FolderOutcome:
     manifest: str
     skipped: list[Skipped]
     indexed: bool = True
+    gone: bool = False

@@ -146,6 +146,8 @@ async def index_tree(
             try:
                 try:
                     outcome = await delegate(folder.path)
+                    if outcome.gone:
+                        raise NotFound(f"{folder.path!r} is gone", path=folder.path)
                 except NotFound:
                     outcome = None  # gone since the walk (if it is gone here too)
                     await storage.list(folder.path)

@@ -130,9 +130,13 @@ async def _index_job(gallery: Gallery, folder: str) -> IndexReport | None:
 
 async def _folder_job(gallery: Gallery, folder: str) -> FolderOutcome:
     async with gallery.rebuilds(folder):
-        outcome = await index_folder(
-            gallery.storage, gallery.imaging, gallery.settings, folder, thumbs=gallery.thumbs
-        )
+        try:
+            outcome = await index_folder(
+                gallery.storage, gallery.imaging, gallery.settings, folder, thumbs=gallery.thumbs
+            )
+        except NotFound:  # not a failure of the job: the run that sent it decides
+            report = IndexReport(root=gallery.storage.url, path=folder)
+            return FolderOutcome(report, [], [], time.time(), "", [], indexed=False, gone=True)
     gallery.folders.invalidate(folder)
     return outcome
 

@@ -441,3 +441,14 @@ def test_a_worker_that_does_not_see_the_root_loses_nothing(shared: Cluster, tmp_
     kept = json.loads((root / "_rollup.json").read_bytes())
     assert kept["items"] == rollup["items"]  # nothing forgotten
     assert json.loads((root / "_health.json").read_bytes())["counts"]["items"] == 5
+
+
+def test_a_folder_job_for_a_folder_that_is_gone_is_no_failure(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with Lenslet(str(tmp_path), Settings()) as lens:
+            outcome = await lens.run_job(Job("folder", lens.url, "gone"))
+            assert outcome.gone
+            assert not outcome.indexed
+            assert lens.stats().jobs.failed == 0  # health stays ok
+
+    anyio.run(main)
