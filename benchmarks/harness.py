@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import anyio
@@ -161,3 +162,23 @@ def index_once(root: Path) -> int:
         return report.analyzed
 
     return anyio.run(run)
+
+
+def clear_derived(root: Path) -> None:
+    """Back to images only: no manifests, thumbnails, rollup or health."""
+    for path in root.rglob("*"):
+        if path.is_file() and (path.name.startswith("_") or path.name.endswith(".thumbnail")):
+            path.unlink()
+
+
+def bare_thumbnails(files: Sequence[Path], out: Path) -> None:
+    """The baseline of every thumbnail benchmark: ``pyvips.Image.thumbnail`` → ``webpsave``
+    of each file, one thread per core, nothing around it."""
+    import pyvips
+
+    def one(path: Path) -> None:
+        thumb = pyvips.Image.thumbnail(str(path), 256, height=256, size="down")
+        thumb.webpsave(str(out / f"{path.name}.webp"), Q=70)
+
+    with ThreadPoolExecutor(max_workers=cores()) as pool:
+        list(pool.map(one, files))

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-import pyvips
 from tests.cluster import Cluster, cluster
 from tests.imagegen import jpeg_bytes, write
 
 from benchmarks.conftest import NOTES, RESULTS, images, record
-from benchmarks.harness import cores
+from benchmarks.harness import bare_thumbnails, clear_derived, cores
 from lenslet_core import DaskEngine, Engine, Lenslet, Settings
 
 #: name -> (width, height, images, folders)
@@ -55,12 +53,6 @@ def tree(
     return name, root
 
 
-def clear_derived(root: Path) -> None:
-    for path in root.rglob("*"):
-        if path.is_file() and (path.name.startswith("_") or path.name.endswith(".thumbnail")):
-            path.unlink()
-
-
 def index(root: Path, engine: Engine | None) -> int:
     async def run() -> int:
         async with Lenslet(str(root), Settings(cpu_concurrency=cores()), engine=engine) as lens:
@@ -77,13 +69,8 @@ def test_baseline_bare_thumbnail_loop(
     name, root = tree
     files = images(root)
 
-    def one(path: Path) -> None:
-        thumb = pyvips.Image.thumbnail(str(path), 256, height=256, size="down")
-        thumb.webpsave(str(tmp_path / f"{path.name}.webp"), Q=70)
-
     def run() -> None:
-        with ThreadPoolExecutor(max_workers=cores()) as pool:
-            list(pool.map(one, files))
+        bare_thumbnails(files, tmp_path)
 
     benchmark.group = f"scale {name}"
     benchmark.pedantic(run, rounds=4, warmup_rounds=1)

@@ -3,17 +3,15 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-import pyvips
 from tests.imagegen import jpeg_bytes, png_bytes, webp_bytes, write
 
 from benchmarks.conftest import images, record
-from benchmarks.harness import cores
+from benchmarks.harness import bare_thumbnails, clear_derived, cores
 from lenslet_core import Lenslet, Settings
 
 #: name -> (maker, suffix, width, height, how many)
@@ -37,26 +35,14 @@ def format_corpus(
     return name, root
 
 
-def clear_derived(root: Path) -> None:
-    """Back to images only: no manifests, thumbnails, rollup or health."""
-    for path in root.rglob("*"):
-        if path.is_file() and (path.name.startswith("_") or path.name.endswith(".thumbnail")):
-            path.unlink()
-
-
 def test_baseline_bare_thumbnail_loop(
     benchmark: Any, format_corpus: tuple[str, Path], tmp_path: Path
 ) -> None:
     name, root = format_corpus
     files = images(root)
 
-    def one(path: Path) -> None:
-        thumb = pyvips.Image.thumbnail(str(path), 256, height=256, size="down")
-        thumb.webpsave(str(tmp_path / f"{path.name}.webp"), Q=70)
-
     def run() -> None:
-        with ThreadPoolExecutor(max_workers=cores()) as pool:
-            list(pool.map(one, files))
+        bare_thumbnails(files, tmp_path)
 
     benchmark.group = f"thumbs {name}"
     benchmark.pedantic(run, rounds=5, warmup_rounds=1)

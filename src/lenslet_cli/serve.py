@@ -23,6 +23,7 @@ from .typer_app import (
     app,
     engine_for,
     errors_to_exit,
+    missing_extra,
     takes_root,
 )
 
@@ -129,12 +130,7 @@ def serve(
 
         from lenslet_http import create_app
     except ImportError as exc:
-        typer.echo(
-            f"lenslet: serving needs the http extra ({exc.name} is missing): "
-            "pip install 'lenslet-core[http]'",
-            err=True,
-        )
-        raise typer.Exit(Exit.USAGE) from exc
+        raise missing_extra(exc, "serving", "http") from exc
     root.check_scope(yes)
     with errors_to_exit():
         settings = root.settings(

@@ -117,6 +117,16 @@ Scheduler = Annotated[
 ]
 
 
+def missing_extra(exc: ImportError, what: str, extra: str) -> typer.Exit:
+    """Say which extra ``what`` needs (a module of it missing): exit 2, to raise."""
+    typer.echo(
+        f"lenslet: {what} needs the {extra} extra ({exc.name} is missing): "
+        f"pip install 'lenslet-core[{extra}]'",
+        err=True,
+    )
+    return typer.Exit(Exit.USAGE)
+
+
 def engine_for(scheduler: str | None) -> DaskEngine | None:
     """The job engine ``--scheduler`` asks for (``None``: in-process; Dask is not imported)."""
     if scheduler is None:
@@ -124,12 +134,7 @@ def engine_for(scheduler: str | None) -> DaskEngine | None:
     try:
         from lenslet_core import DaskEngine
     except ImportError as exc:
-        typer.echo(
-            f"lenslet: --scheduler needs the dask extra ({exc.name} is missing): "
-            "pip install 'lenslet-core[dask]'",
-            err=True,
-        )
-        raise typer.Exit(Exit.USAGE) from exc
+        raise missing_extra(exc, "--scheduler", "dask") from exc
     return DaskEngine(scheduler)
 
 
@@ -274,5 +279,6 @@ __all__ = [
     "app",
     "engine_for",
     "errors_to_exit",
+    "missing_extra",
     "takes_root",
 ]

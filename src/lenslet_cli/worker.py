@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import anyio
 import typer
 
-from .typer_app import Exit, app
+from .typer_app import Exit, app, missing_extra
 
 
 @app.command()
@@ -42,12 +42,7 @@ def worker(
 
         from lenslet_core import LensletPlugin
     except ImportError as exc:
-        typer.echo(
-            f"lenslet: the worker needs the dask extra ({exc.name} is missing): "
-            "pip install 'lenslet-core[dask]'",
-            err=True,
-        )
-        raise typer.Exit(Exit.USAGE) from exc
+        raise missing_extra(exc, "the worker", "dask") from exc
 
     options: dict[str, Any] = {"host": host} if host else {}
 

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,26 @@ def documents(files: dict[str, bytes], *, times: bool = True) -> dict[str, Any]:
                 skipped.pop("mtime", None)
         result[name] = doc
     return result
+
+
+def index_in_background(root: Path, running: Cluster) -> subprocess.Popen[str]:
+    """``lenslet index ROOT --scheduler`` as a process of its own, not waited for."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "lenslet_cli", "index", str(root), "--no-progress",
+         "--scheduler", running.address],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+
+
+def first_started(running: Cluster, which: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """The first job a worker started that ``which`` picks, once there is one."""
+    deadline = time.monotonic() + 60
+    while not (started := [e for e in running.events() if which(e)]):
+        assert time.monotonic() < deadline, "no such job started"
+        time.sleep(0.05)
+    return started[0]
 
 
 def local_files(root: Path) -> dict[str, bytes]:
@@ -211,20 +231,8 @@ def test_a_worker_killed_mid_task_leaves_its_folder_to_another_and_no_partial_fi
     for i in range(8):  # PNG: no shrink-on-load, so the folder's job lasts a while
         (root / "big" / f"{i}.png").write_bytes(png_bytes(2400, 1600, seed=i))
     with cluster(2) as running:
-        run = subprocess.Popen(
-            [sys.executable, "-m", "lenslet_cli", "index", str(root), "--no-progress",
-             "--scheduler", running.address],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + 60
-        victim = None
-        while victim is None and time.monotonic() < deadline:
-            started = [e for e in running.events() if e["path"] == "big"]
-            victim = started[0]["worker"] if started else None
-            time.sleep(0.05)
-        assert victim is not None, "the folder's job never started"
+        run = index_in_background(root, running)
+        victim = first_started(running, lambda e: e["path"] == "big")["worker"]
         time.sleep(0.2)  # mid-task: some thumbnails written, others being made
         running.kill_worker(victim)
         out, err = run.communicate(timeout=120)
@@ -405,17 +413,8 @@ def test_a_run_whose_last_worker_leaves_finishes_in_process(tmp_path: Path) -> N
         for i in range(4):
             write(root / f"f{f}" / f"{i}.png", png_bytes(1600, 1200, seed=f * 4 + i))
     with cluster(1) as running:
-        run = subprocess.Popen(
-            [sys.executable, "-m", "lenslet_cli", "index", str(root), "--no-progress",
-             "--scheduler", running.address],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while not [e for e in running.events() if e["kind"] == "folder"]:
-            assert time.monotonic() < deadline, "no folder job started"
-            time.sleep(0.05)
+        run = index_in_background(root, running)
+        first_started(running, lambda e: e["kind"] == "folder")
         running.kill_worker(next(iter(running.workers)))
         out, err = run.communicate(timeout=60)  # not forever: what the cluster held runs here
     assert run.returncode == 0, err
