@@ -46,14 +46,7 @@ from .sidecar import Exif, refresh_basics
 from .storage import Entry, Store
 from .thumbnails import ThumbnailStore
 
-__all__ = [
-    "Delegate",
-    "FolderCallback",
-    "IndexProgress",
-    "IndexReport",
-    "index_folder",
-    "index_tree",
-]
+__all__ = ["Delegate", "FolderCallback", "IndexProgress", "IndexReport", "index_tree"]
 
 #: Told a folder's path, its listing, its items, when it was listed (epoch seconds), the
 #: key of its manifest's build (its listing signature and build id, see :func:`_build_key`;
@@ -225,49 +218,6 @@ async def index_tree(
     report.seconds = time.perf_counter() - started
     report.finished_at = format_time(utcnow())
     return report
-
-
-async def index_folder(
-    storage: Store,
-    imaging: Imaging,
-    settings: Settings,
-    folder: str,
-    *,
-    thumbs: ThumbnailStore | None = None,
-) -> FolderOutcome:
-    """Index one folder (not those below it) as a job does for a run that walked elsewhere:
-    its manifest and missing thumbnails (as the settings say), and what the run needs back."""
-    told: list[tuple[list[Entry], list[ItemEntry], float, str, list[Skipped]]] = []
-
-    async def keep(
-        done: str,
-        entries: Sequence[Entry],
-        items: Sequence[ItemEntry],
-        listed_at: float,
-        manifest: str,
-        skipped: Sequence[Skipped],
-    ) -> None:
-        told.append(([*entries], [*items], listed_at, manifest, [*skipped]))
-
-    report = await index_tree(
-        storage,
-        imaging,
-        settings,
-        folder,
-        recursive=False,
-        thumbs=thumbs,
-        make_thumbs=settings.thumbnails,
-        on_folder=keep,
-    )
-    # Its sub-folders that cannot be used are the sending run's to report (its walk saw them).
-    listed = told[0][0] if told else []
-    unusable = {paths.join(folder, e.name) for e in listed if e.kind == "dir" and e.problem}
-    report.skipped = [
-        s for s in report.skipped if not (s.code == "unusable_entry" and s.path in unusable)
-    ]
-    if not told:  # the folder's manifest could not be read: the report says why
-        return FolderOutcome(report, [], [], time.time(), "", [], indexed=False)
-    return FolderOutcome(report, *told[0])
 
 
 async def _walk(

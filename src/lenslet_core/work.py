@@ -29,10 +29,11 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 
 from . import paths
 from .errors import LensletError, NotFound, PermissionDenied, ReadOnly
+from .folder_job import index_folder
 from .gallery import Gallery
 from .health import folder_health
 from .index_report import FolderOutcome, IndexProgress, IndexReport
-from .indexing import index_folder, index_tree
+from .indexing import index_tree
 from .jobs import Engine, Job, Kind
 from .manifest import ItemEntry, Skipped
 from .storage import Entry
