@@ -65,7 +65,7 @@ def worker(
             return None
         typer.echo(
             f"lenslet: worker {running.address} of {scheduler} ready "
-            f"({running.state.nthreads} threads)",
+            f"({running.state.nthreads} thread{'' if running.state.nthreads == 1 else 's'})",
             err=True,
         )
         return running
