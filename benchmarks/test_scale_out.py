@@ -25,7 +25,7 @@ from benchmarks.harness import bare_thumbnails, clear_derived, cores
 from lenslet_core import DaskEngine, Engine, Lenslet, Settings
 
 #: name -> (width, height, images, folders)
-FORMATS = {"jpeg 12MP": (4000, 3000, 16, 8), "jpeg 800x600": (800, 600, 160, 8)}
+FORMATS = {"jpeg 12MP": (4000, 3000, 32, 16), "jpeg 800x600": (800, 600, 480, 16)}
 
 
 @pytest.fixture(scope="module")

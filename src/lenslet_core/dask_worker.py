@@ -21,6 +21,7 @@ import orjson
 from distributed import Worker, WorkerPlugin, get_worker
 
 from .errors import LensletError, QueueFull, StorageError
+from .imaging import limit_libvips_threads
 from .jobs import Job, JobHandle
 from .lenslet import Lenslet
 from .local_engine import LocalEngine
@@ -53,6 +54,9 @@ class LensletPlugin(WorkerPlugin):
 
     async def setup(self, worker: Worker) -> None:
         self._threads = max(1, worker.state.nthreads)
+        # A worker of N threads uses N cores: libvips' own threads too (its default is every
+        # core of the machine, which would crowd the other workers on it).
+        limit_libvips_threads(self._threads)
         self._requests = asyncio.Queue()
         self._host = asyncio.get_running_loop().create_task(self._keep())
 

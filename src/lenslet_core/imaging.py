@@ -62,6 +62,13 @@ def configure_libvips() -> Any:
     return pyvips
 
 
+def limit_libvips_threads(count: int) -> None:
+    """Let each libvips operation use at most ``count`` threads of its own (process-wide; by
+    default libvips uses as many as there are cores): a process given ``count`` cores, such
+    as a cluster worker of ``count`` threads, then uses no more."""
+    configure_libvips().concurrency_set(max(1, count))
+
+
 @dataclasses.dataclass(frozen=True)
 class Probe:
     """What a header says: mime type by content, displayed size, EXIF capture time, and
