@@ -399,7 +399,10 @@ class Rollup:
                 tg.start_soon(read, item, entry)
         old = self._folders.get(folder, {})  # as it is now, after the reads
         for name in old.keys() - fresh.keys():
-            self.remove(paths.join(folder, name))
+            path = paths.join(folder, name)
+            if self._edited.get(path, 0.0) > listed_at:
+                continue  # put here after the listing was taken (moved in, tagged): kept
+            self.remove(path)
         for name, found in fresh.items():
             path = paths.join(folder, name)
             if self._edited.get(path, 0.0) > listed_at and name in old:

@@ -454,6 +454,26 @@ async def test_a_folder_listed_before_an_edit_does_not_undo_it(gallery: Path) ->
     assert [i.tags for i in everything(rollup)] == [()]
 
 
+async def test_a_folder_listed_before_an_image_was_moved_in_does_not_drop_it(
+    gallery: Path,
+) -> None:
+    write(gallery / "trash" / "old.jpg", jpeg_bytes())
+    async with Lenslet(str(gallery), FAST) as lens:
+        await lens.index()
+    rollup = Rollup(Storage.open(str(gallery)))
+    await rollup.load()
+    listed_at = time.time() - 5  # a listing of trash/ taken before the move
+    entries = await rollup.storage.list("trash")
+    manifest = orjson.loads((gallery / "trash" / "_index.json").read_bytes())
+    items = [ItemEntry.from_json(i) for i in manifest["items"]]
+    rollup.edit(RollupItem("trash/moved.jpg", "moved.jpg", ("kept",)))  # moved in, tags and all
+    await rollup.update_folder("trash", entries, items, listed_at)
+    assert sorted(i.path for i in everything(rollup)) == ["trash/moved.jpg", "trash/old.jpg"]
+    # A listing taken after the move, without it (it moved on): believed.
+    await rollup.update_folder("trash", entries, items, time.time() + 1)
+    assert [i.path for i in everything(rollup)] == ["trash/old.jpg"]
+
+
 async def test_a_folder_the_run_cannot_read_keeps_its_images(gallery: Path) -> None:
     write(gallery / "a" / "x.jpg", jpeg_bytes())
     sidecar(gallery, "a/x.jpg", ["kept"])
