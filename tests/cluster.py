@@ -23,6 +23,8 @@ class Cluster:
         self.env = env
         self.scheduler: subprocess.Popen[bytes] | None = None
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
+        #: What reads each worker's log once it has joined (so its pipe never fills).
+        self._drains: list[subprocess.Popen[bytes]] = []
 
     def start_scheduler(self) -> None:
         self.scheduler = subprocess.Popen(
@@ -60,8 +62,6 @@ class Cluster:
         proc.kill()
         raise AssertionError(f"the worker did not start: {proc.stderr.read().decode()}")
 
-    _drains: list[subprocess.Popen[bytes]]
-
     def kill_worker(self, address: str) -> None:
         proc = self.workers.pop(address)
         proc.kill()
@@ -92,7 +92,6 @@ class Cluster:
 def cluster(workers: int = 2, *, env: dict[str, str] | None = None) -> Iterator[Cluster]:
     """A scheduler and ``workers`` one-thread ``lenslet worker``s on loopback."""
     running = Cluster({**os.environ, **(env or {})})
-    running._drains = []
     try:
         running.start_scheduler()
         for _ in range(workers):

@@ -76,11 +76,6 @@ class Fresh(Generic[V]):
         self._epoch += 1
         self._drop(key)
 
-    def clear(self) -> None:
-        self._epoch += 1
-        self._kept.clear()
-        self._weight = 0
-
     def _drop(self, key: str) -> None:
         kept = self._kept.pop(key, None)
         if kept is not None:
