@@ -38,6 +38,9 @@ READ_BATCH = 8
 #: The same when thumbnails are made: each image is then milliseconds of work, so the hop
 #: costs little and small batches keep the cores evenly loaded to the end.
 THUMB_BATCH = 2
+#: An image file this large is a batch of its own: its thumbnail is tens of milliseconds of
+#: work, against a hop's tenth of one, and a pair of them would leave a core idle at the end.
+ALONE_BYTES = 1 << 20
 #: Reasons that stay true while a file's size and mtime do not change.
 #: (Not ``image_too_large``: that verdict depends on settings that may change between runs.)
 PERMANENT_CODES = frozenset({"unsupported_image", "corrupt_image"})
@@ -275,15 +278,35 @@ async def build_folder(
     with_thumb = [e for e in to_read if thumb_due(e)]
     without = [e for e in to_read if not thumb_due(e)]
     async with anyio.create_task_group() as tg:
-        for group, thumbed in ((with_thumb, True), (without, False)):
-            size = THUMB_BATCH if thumbed else READ_BATCH
-            for start in range(0, len(group), size):
-                tg.start_soon(analyze, group[start : start + size], thumbed)
+        for batch in _batches(with_thumb, THUMB_BATCH, alone=ALONE_BYTES):
+            tg.start_soon(analyze, batch, True)
+        for batch in _batches(without, READ_BATCH):
+            tg.start_soon(analyze, batch, False)
     build.items.sort(key=lambda i: i.name)
     await _take_stars(storage, folder, build.items, entries, previous)
     build.dirs.sort(key=lambda d: d.name)
     build.rejected.sort(key=lambda s: s.name)
     return build
+
+
+def _batches(
+    entries: Sequence[Entry], size: int, *, alone: float = float("inf")
+) -> list[list[Entry]]:
+    """``entries`` in batches of ``size``, a file of ``alone`` bytes or more in a batch of its
+    own; the larger files first, so that the last batches of a folder are the short ones."""
+    batches: list[list[Entry]] = []
+    small: list[Entry] = []
+    for entry in sorted(entries, key=lambda e: e.size, reverse=True):
+        if entry.size >= alone:
+            batches.append([entry])
+            continue
+        small.append(entry)
+        if len(small) == size:
+            batches.append(small)
+            small = []
+    if small:
+        batches.append(small)
+    return batches
 
 
 async def _take_stars(

@@ -21,6 +21,7 @@ import anyio.to_thread
 
 from .errors import CorruptImage, ImageTooLarge, UnsupportedImage
 from .hashing import hash_bytes
+from .png import read_png
 
 __all__ = [
     "UNSUPPORTED_EXTENSIONS",
@@ -167,7 +168,7 @@ def check_complete(mime: str, data: bytes) -> None:
     if mime == "image/jpeg":
         _check_jpeg(data)
     elif mime == "image/png":
-        _check_png(data)
+        read_png(data)
     elif mime == "image/webp":
         size = struct.unpack_from("<I", data, 4)[0] if len(data) >= 12 else 0
         if len(data) < size + 8:
@@ -214,16 +215,6 @@ def _check_jpeg(data: bytes) -> None:
         raise CorruptImage("truncated JPEG (no end-of-image marker)")
 
 
-def _check_png(data: bytes) -> None:
-    pos, end = 8, len(data)
-    while pos + 8 <= end:
-        length = struct.unpack_from(">I", data, pos)[0]
-        if data[pos + 4 : pos + 8] == b"IEND":
-            return
-        pos += 12 + length
-    raise CorruptImage("truncated PNG (no IEND chunk)")
-
-
 _EXIF_TIME = re.compile(r"^\s*(\d{4}):(\d{2}):(\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
 _EXIF_OFFSET = re.compile(r"^\s*([+-])(\d{2}):(\d{2})")
 
@@ -252,11 +243,24 @@ def exif_datetime(value: str | None, offset: str | None = None) -> str | None:
 
 def probe(data: bytes, *, max_pixels: int) -> Probe:
     """Read what the header says about ``data``, refusing unsupported, corrupt and huge images."""
+    return _probe(data, max_pixels)[0]
+
+
+def _probe(data: bytes, max_pixels: int) -> tuple[Probe, Any]:
+    """:func:`probe`, and the image libvips opened to read the header (``None`` when it was
+    read without libvips), which a PNG's thumbnail is then made from."""
     mime = sniff_mime(data)
+    png = mime == "image/png"
+    if png and (header := read_png(data)) is not None:
+        # Its chunks tell all a probe needs (no EXIF): libvips is not asked.
+        _check_pixels(header.width, header.height, max_pixels)
+        return Probe(mime, header.width, header.height, None, header.profile), None
     check_complete(mime, data)
     pyvips = configure_libvips()
     try:
-        image = pyvips.Image.new_from_buffer(data, "", access="sequential")
+        # fail_on goes to the loader, for the pixels of a PNG thumbnailed from this image.
+        options = {"fail_on": "error"} if png else {}
+        image = pyvips.Image.new_from_buffer(data, "", access="sequential", **options)
         width, height = image.width, image.height
         orientation = _field(image, "orientation")
         taken = _field(image, "exif-ifd2-DateTimeOriginal")
@@ -264,18 +268,22 @@ def probe(data: bytes, *, max_pixels: int) -> Probe:
         profile = image.get_typeof("icc-profile-data") != 0
     except pyvips.Error as exc:
         raise _corrupt(mime, exc) from exc
+    _check_pixels(width, height, max_pixels)
+    if isinstance(orientation, int) and 5 <= orientation <= 8:
+        width, height = height, width
+    created = exif_datetime(
+        taken if isinstance(taken, str) else None, offset if isinstance(offset, str) else None
+    )
+    return Probe(mime, width, height, created, profile), image if png else None
+
+
+def _check_pixels(width: int, height: int, max_pixels: int) -> None:
     if width * height > max_pixels:
         raise ImageTooLarge(
             f"{width} x {height} is {width * height:,} pixels, above max_pixels {max_pixels:,}",
             width=width,
             height=height,
         )
-    if isinstance(orientation, int) and 5 <= orientation <= 8:
-        width, height = height, width
-    created = exif_datetime(
-        taken if isinstance(taken, str) else None, offset if isinstance(offset, str) else None
-    )
-    return Probe(mime, width, height, created, profile)
 
 
 def _corrupt(mime: str, exc: Exception) -> CorruptImage:
@@ -291,7 +299,8 @@ def thumbnail(data: bytes, *, max_pixels: int, spec: ThumbSpec = ThumbSpec()) ->
     """A WebP thumbnail of an image's bytes: long edge at most ``spec.size`` (never upscaled),
     EXIF orientation applied, sRGB, alpha kept, no metadata, the first frame of an animation.
     Refuses what :func:`probe` refuses, before any pixel is decoded."""
-    return _thumbnail(probe(data, max_pixels=max_pixels), data, spec)
+    info, opened = _probe(data, max_pixels)
+    return _thumbnail(info, data, spec, opened)
 
 
 #: libjpeg's warnings that mean the pixels are damaged (a scan cut short, entropy data that
@@ -308,8 +317,13 @@ _JPEG_DAMAGE = (
 )
 
 
-def _thumbnail(info: Probe, data: bytes, spec: ThumbSpec) -> bytes:
+def _thumbnail(info: Probe, data: bytes, spec: ThumbSpec, opened: Any = None) -> bytes:
     pyvips = configure_libvips()
+    if info.mime == "image/png":
+        try:
+            return _make_png_thumbnail(pyvips, info, data, spec, opened)
+        except pyvips.Error as exc:
+            raise _corrupt(info.mime, exc) from exc
     try:
         # A JPEG is decoded failing on its warnings first: that is where damage shows.
         return _make_thumbnail(pyvips, info, data, spec, "warning" if _is_jpeg(info) else "error")
@@ -340,6 +354,21 @@ def _make_thumbnail(pyvips: Any, info: Probe, data: bytes, spec: ThumbSpec, fail
         option_string=f"fail_on={fail_on}",
         **colour,
     )
+    return _encode(image, spec)
+
+
+def _make_png_thumbnail(
+    pyvips: Any, info: Probe, data: bytes, spec: ThumbSpec, opened: Any
+) -> bytes:
+    # A PNG has no shrink-on-load, so the image the probe opened is shrunk as it is (opening it
+    # again, as thumbnail_buffer does, cost a tenth of the time of a 1080p thumbnail).
+    if opened is None:
+        opened = pyvips.Image.new_from_buffer(data, "", access="sequential", fail_on="error")
+    colour = {"output_profile": "srgb"} if info.profile else {}
+    return _encode(opened.thumbnail_image(spec.size, height=spec.size, size="down", **colour), spec)
+
+
+def _encode(image: Any, spec: ThumbSpec) -> bytes:
     if image.interpretation != "srgb" or image.format != "uchar":
         # 16-bit, grey, or without a profile: what is left is the move to 8-bit sRGB
         # (alpha, if any, is carried along).
@@ -353,8 +382,8 @@ def _make_thumbnail(pyvips: Any, info: Probe, data: bytes, spec: ThumbSpec, fail
 def analyze(data: bytes, *, max_pixels: int, thumb: ThumbSpec | None = None) -> Analysis:
     """Probe and hash one image's bytes, and make its thumbnail when ``thumb`` says how:
     everything indexing needs from one read."""
-    info = probe(data, max_pixels=max_pixels)
-    small = _thumbnail(info, data, thumb) if thumb is not None else None
+    info, opened = _probe(data, max_pixels)
+    small = _thumbnail(info, data, thumb, opened) if thumb is not None else None
     return Analysis(info, hash_bytes(data), len(data), small)
 
 

@@ -60,14 +60,15 @@ class ThumbnailStore:
         return cls(storage, cache, recent)
 
     async def read(self, image: str) -> bytes:
-        """The thumbnail of ``image``, beside it or in the cache; :class:`NotFound` if neither."""
+        """The thumbnail of ``image``, beside it or in the cache; :class:`NotFound` if neither,
+        or if what is there is not a whole WebP (cut short by a power cut: made again)."""
         name = paths.thumbnail_name(image)
         try:
-            return await self.storage.read(name)
+            return _whole(name, await self.storage.read(name))
         except NotFound:
             if self.cache is None:
                 raise
-        return await self.cache.read(name)
+        return _whole(name, await self.cache.read(name))
 
     async def write(self, image: str, data: bytes) -> None:
         """Keep a thumbnail (atomically): beside the image if its folder takes writes, else in
@@ -124,6 +125,15 @@ class ThumbnailStore:
     def keeps_all(self) -> bool:
         """Whether every thumbnail made can be kept somewhere."""
         return not self.storage.readonly or self.cache is not None
+
+
+def _whole(name: str, data: bytes) -> bytes:
+    """``data`` if it is a whole WebP file (its RIFF header's size is all there), else
+    :class:`NotFound`."""
+    size = int.from_bytes(data[4:8], "little") + 8 if len(data) >= 12 else 0
+    if data[:4] != b"RIFF" or data[8:12] != b"WEBP" or len(data) < size:
+        raise NotFound(f"the thumbnail {name!r} is not a whole WebP file", path=name)
+    return data
 
 
 def _is_thumbnail(name: str) -> bool:

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lenslet_core import Lenslet, Manifest, Settings
-from lenslet_core.build import folder_kind, listing_signature
+from lenslet_core.build import _batches, folder_kind, listing_signature
 from lenslet_core.storage import Entry
 from tests.conftest import Requests
 from tests.imagegen import jpeg_bytes, png_bytes, webp_bytes, write
@@ -379,3 +379,14 @@ async def test_a_manifest_deleted_under_a_server_is_written_again(gallery: Path)
         (gallery / "a" / "_index.json").unlink()
         assert [i.name for i in (await lens.folder("a")).items] == ["x.jpg"]
     assert manifest(gallery / "a")["itemCount"] == 1
+
+
+@given(st.lists(st.integers(0, 3 << 20), max_size=40), st.integers(1, 8))
+def test_batches_hold_every_image_once_and_large_ones_alone(sizes: list[int], size: int) -> None:
+    entries = [Entry(f"i{n}.png", "file", bytes_) for n, bytes_ in enumerate(sizes)]
+    batches = _batches(entries, size, alone=1 << 20)
+    assert sorted(e.name for b in batches for e in b) == sorted(e.name for e in entries)
+    assert all(0 < len(b) <= size for b in batches)
+    assert all(len(b) == 1 for b in batches if any(e.size >= 1 << 20 for e in b))
+    order = [e.size for b in batches for e in b]
+    assert order == sorted(order, reverse=True)  # the long ones first, the short ones last

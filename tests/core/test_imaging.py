@@ -266,6 +266,24 @@ def test_thumbnail_orientation_turns_the_pixels_not_only_the_size() -> None:
     assert thumb.crop(0, 110, 100, 90).avg() > 235
 
 
+@pytest.mark.parametrize("exif", [True, False], ids=["libvips-header", "chunk-header"])
+def test_png_thumbnail_orientation_turns_the_pixels(exif: bool) -> None:
+    # A PNG is shrunk from the image its probe opened (libvips' header, for a PNG with EXIF)
+    # or opened once for the thumbnail (a header read from its chunks).
+    half = pyvips.Image.black(200, 100).insert(pyvips.Image.black(100, 100) + 255, 100, 0)
+    image = with_exif(half.cast("uchar").bandjoin([half, half]).copy(interpretation="srgb"))
+    if exif:
+        image.set_type(pyvips.GValue.gint_type, "orientation", 6)
+    thumb = load(thumbnail(image.pngsave_buffer(keep="all" if exif else "none"), max_pixels=MAX))
+    if not exif:
+        assert (thumb.width, thumb.height) == (200, 100)
+        assert thumb.crop(0, 0, 90, 100).avg() < 20
+        return
+    assert (thumb.width, thumb.height) == (100, 200)
+    assert thumb.crop(0, 0, 100, 90).avg() < 20
+    assert thumb.crop(0, 110, 100, 90).avg() > 235
+
+
 @pytest.mark.parametrize("make", ALL_FORMATS)
 def test_thumbnail_uses_a_given_size_and_quality(make: Callable[[int, int], bytes]) -> None:
     data = make(600, 400)

@@ -61,6 +61,21 @@ async def test_a_missing_thumbnail_is_made_and_kept_beside_the_image(
     assert has_thumb(gallery / "a" / "_index.json", name)
 
 
+@pytest.mark.parametrize("kept", [b"", b"RIFF\x00\x10\x00\x00WEBPVP8 ", b"\x00" * 64])
+async def test_a_thumbnail_cut_short_is_made_again(
+    gallery: Path, settings: Settings, kept: bytes
+) -> None:
+    # Thumbnails are not flushed to the disk one by one: after a power cut one may be empty,
+    # or hold less than its header says. It is made again, not served.
+    write(gallery / "x.jpg", jpeg_bytes(640, 480))
+    write(gallery / "x.jpg.thumbnail", kept)
+    async with Lenslet(str(gallery), settings) as lens:
+        thumb = await made(lens, "x.jpg")
+    assert is_webp(thumb.data)
+    assert pyvips.Image.new_from_buffer(thumb.data, "").width == 256
+    assert (gallery / "x.jpg.thumbnail").read_bytes() == thumb.data
+
+
 async def test_an_existing_thumbnail_is_served_without_reading_the_image(
     gallery: Path, settings: Settings, requests: Requests
 ) -> None:

@@ -127,13 +127,16 @@ async def test_roots_sharing_a_cache_do_not_share_thumbnails(tmp_path: Path, cac
     write(two / "x.jpg", jpeg_bytes(seed=2))
     first = ThumbnailStore.open(Storage.open(str(one), readonly=True), str(cache))
     second = ThumbnailStore.open(Storage.open(str(two), readonly=True), str(cache))
-    await first.write("x.jpg", b"one")
-    await second.write("x.jpg", b"two")
-    assert (await first.read("x.jpg"), await second.read("x.jpg")) == (b"one", b"two")
+    await first.write("x.jpg", THUMB + b"one")
+    await second.write("x.jpg", THUMB + b"two")
+    assert (await first.read("x.jpg"), await second.read("x.jpg")) == (
+        THUMB + b"one",
+        THUMB + b"two",
+    )
     assert len(list(cache.iterdir())) == 2
     # The same root opened again finds its own folder.
     again = ThumbnailStore.open(Storage.open(str(one), readonly=True), str(cache))
-    assert await again.read("x.jpg") == b"one"
+    assert await again.read("x.jpg") == THUMB + b"one"
 
 
 @pytest.mark.skipif(
@@ -195,6 +198,34 @@ async def test_a_read_only_memory_root_with_a_memory_cache(memory_fs: MemoryFile
     assert kept[0].startswith("/thumbs/")
     assert kept[0].endswith("/a/x.jpg.thumbnail")
     assert not memory_fs.exists("/gallery/a/x.jpg.thumbnail")
+
+
+@pytest.mark.parametrize("kept", [b"", b"RIFF", THUMB[:-1], b"RIFF\xff\x00\x00\x00WEBP" + b"x" * 8])
+async def test_a_thumbnail_that_is_not_a_whole_webp_is_missing(gallery: Path, kept: bytes) -> None:
+    write(gallery / "x.jpg", jpeg_bytes())
+    write(gallery / "x.jpg.thumbnail", kept)
+    store = ThumbnailStore.open(Storage.open(str(gallery)), None)
+    with pytest.raises(NotFound, match="not a whole WebP"):
+        await store.read("x.jpg")
+
+
+async def test_thumbnails_are_written_without_a_flush_and_sidecars_with_one(
+    gallery: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flushed: list[int] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        flushed.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    write(gallery / "x.jpg", jpeg_bytes())
+    storage = Storage.open(str(gallery))
+    await ThumbnailStore.open(storage, None).write("x.jpg", THUMB)
+    assert flushed == []  # made again if a power cut loses it
+    await storage.write("x.jpg.json", b"{}")
+    assert len(flushed) == 1
 
 
 async def test_thumbnails_in_a_listing(gallery: Path) -> None:
