@@ -94,8 +94,10 @@ class Backend(Protocol):
     def check_root(self) -> None:
         """Fail when the root cannot be used at all (missing, refused, unreachable)."""
 
-    def list(self, path: str) -> list[Entry]:
-        """A folder's children in one request (kinds, sizes, mtimes)."""
+    def list(self, path: str, names_only: Callable[[str], bool] | None = None) -> list[Entry]:
+        """A folder's children in one request (kinds, sizes, mtimes). Entries ``names_only``
+        picks may come with size 0 and mtime 0.0 where those cost more (a stat each on local
+        disk): callers that only need their names and kinds say so."""
 
     def files(self, path: str) -> dict[str, tuple[int, float]]:
         """Every file below a folder, by path from the root, with size and mtime."""

@@ -141,18 +141,23 @@ def listing_signature(
     return blake3(orjson.dumps([limits, ordered, kinds])).hexdigest(length=16)
 
 
-def settled(pages: Sequence[Manifest], *, making_thumbs: bool) -> bool:
+def settled(
+    pages: Sequence[Manifest], *, making_thumbs: bool, all_thumbs: bool | None = None
+) -> bool:
     """Whether a manifest built from a listing is all that listing can give: no file was
     skipped for a reason worth another try (a read error, a file that vanished) and, when
     thumbnails are being made, its build made them too (a build that did not took any
-    thumbnail there was, even one older than its image) and every image has one."""
+    thumbnail there was, even one older than its image) and every image has one
+    (``all_thumbs``: said by the caller, for pages without their items)."""
     if not pages:
         return False
     if any(s.code not in SETTLED_CODES for s in pages[0].skipped):
         return False
     if not making_thumbs:
         return True
-    return pages[0].thumbs_checked and all(i.hasThumb for p in pages for i in p.items)
+    if all_thumbs is None:
+        all_thumbs = all(i.hasThumb for p in pages for i in p.items)
+    return pages[0].thumbs_checked and all_thumbs
 
 
 async def build_folder(

@@ -13,7 +13,7 @@ import errno
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -84,7 +84,7 @@ class FilesystemBackend:
     def check_root(self) -> None:
         self.info("")
 
-    def list(self, path: str) -> list[Entry]:
+    def list(self, path: str, names_only: Callable[[str], bool] | None = None) -> list[Entry]:
         full = self.full(path)
         try:
             details = self.fs.ls(full, detail=True, refresh=True)  # the one request

@@ -28,6 +28,7 @@ from .build import (
 from .codec import format_time, parse_time, utcnow
 from .companions import finish_moves
 from .errors import LensletError, MalformedDocument, NotFound, PointerError, StorageError
+from .heads import StoredItems, manifest_heads
 from .imaging import Imaging
 from .index_report import FolderOutcome, IndexProgress, IndexReport
 from .manifest import (
@@ -180,7 +181,7 @@ async def index_tree(
             progress.current = folder.path
             tell()
             known = (fallback or {}).get(folder.path, [])
-            pages = await _index_folder(
+            done = await _index_folder(
                 storage,
                 imaging,
                 settings,
@@ -192,12 +193,13 @@ async def index_tree(
                 tell,
                 thumbs,
                 make_thumbs,
+                whole=keep_pages,
             )
+            pages, items = done if done is not None else (None, ())
             if pages is not None:
                 for kind, count in unsupported(folder.entries, pages[0].skipped).items():
                     report.unsupported[kind] = report.unsupported.get(kind, 0) + count
             if on_folder is not None and pages is not None:
-                items = [i for p in pages for i in p.items]
                 # The listing as it is now (sidecars this run refreshed have new stamps).
                 await on_folder(
                     folder.path, folder.entries, items, folder.listed_at, _build_key(pages[0]),
@@ -246,8 +248,11 @@ async def _walk(
         try:
             async with limiter:
                 if descend and contents:
+                    # Thumbnails by name only: an unchanged folder needs no more of them (a
+                    # stat each, half the entries of a gallery); one that changed is listed
+                    # again, whole, before it is built.
                     entries, manifests[folder] = await storage.list_with_contents(
-                        folder, paths.is_manifest_name
+                        folder, paths.is_manifest_name, names_only=_is_thumbnail
                     )
                 elif descend:
                     entries, manifests[folder] = await storage.list(folder), {}
@@ -306,9 +311,12 @@ async def _index_folder(
     tell: Callable[[], None],
     thumbs: ThumbnailStore | None,
     make_thumbs: bool,
-) -> list[Manifest] | None:
-    """Bring one folder's manifest up to date; returns its current pages (``None`` when the
-    folder was skipped)."""
+    *,
+    whole: bool,
+) -> tuple[list[Manifest], Sequence[ItemEntry]] | None:
+    """Bring one folder's manifest up to date; returns its current pages and items (``None``
+    when the folder was skipped). Pages of a manifest reused as it is come without their items
+    (decoded when first asked for) unless ``whole``."""
     await _remove_stale_temp_files(storage, folder, report)
     finished = await finish_moves(storage, folder.path, folder.entries)
     if finished:
@@ -316,17 +324,6 @@ async def _index_folder(
         with contextlib.suppress(LensletError):  # else the next run sees what they moved
             folder.entries = await storage.list(folder.path)  # as the finished moves left it
     contents, folder.manifests = folder.manifests, {}
-    try:
-        old_pages = parse_manifest(folder.path, contents)
-    except MalformedDocument:
-        old_pages = []  # derived data: rebuilt from the images, nothing is lost
-    except LensletError as exc:
-        report.skipped.append(Skipped(folder.path or "/", exc.message, exc.code, error=exc))
-        return None
-    reusable = old_pages or known
-    # Pages kept in memory stand in for a manifest only where none can be written: where one
-    # can, a missing or broken manifest is written again.
-    current = old_pages or (known if not storage.writable(folder.path) else [])
     cached = await thumbs.cached(folder.path) if thumbs is not None else {}
 
     def signature(made: Iterable[str] = ()) -> str:
@@ -340,21 +337,49 @@ async def _index_folder(
         )
 
     making_thumbs = thumbs is not None and make_thumbs
-    if (
-        current
-        and current[0].listing == signature()
-        and settled(current, making_thumbs=making_thumbs)
-    ):
-        # Nothing the manifest was built from has changed, and it left nothing to retry.
-        rejected = current[0].skipped
+
+    def reused(pages: list[Manifest], *, all_thumbs: bool | None = None) -> bool:
+        """Whether nothing the manifest was built from has changed and it left nothing to
+        retry (then it is counted as reused)."""
+        if not pages or pages[0].listing != signature():
+            return False
+        if not settled(pages, making_thumbs=making_thumbs, all_thumbs=all_thumbs):
+            return False
+        rejected = pages[0].skipped
         report.folders += 1
-        report.items += current[0].item_count
-        report.reused += current[0].item_count + sum(1 for r in rejected if _was_read(r))
+        report.items += pages[0].item_count
+        report.reused += pages[0].item_count + sum(1 for r in rejected if _was_read(r))
         report.skipped.extend(
             Skipped(paths.join(folder.path, r.name), r.reason, r.code) for r in rejected
         )
         progress.images_done += folder.images
-        return current
+        return True
+
+    heads = None if whole else manifest_heads(folder.path, contents)
+    if heads is not None and reused(heads.pages, all_thumbs=heads.all_thumbs):
+        return heads.pages, StoredItems(folder.path, contents)
+    try:
+        old_pages = parse_manifest(folder.path, contents)
+    except MalformedDocument:
+        old_pages = []  # derived data: rebuilt from the images, nothing is lost
+    except LensletError as exc:
+        report.skipped.append(Skipped(folder.path or "/", exc.message, exc.code, error=exc))
+        return None
+    reusable = old_pages or known
+    # Pages kept in memory stand in for a manifest only where none can be written: where one
+    # can, a missing or broken manifest is written again.
+    current = old_pages or (known if not storage.writable(folder.path) else [])
+    if reused(current):
+        return current, [i for p in current for i in p.items]
+    if any(e.mtime == 0.0 and e.size == 0 and _is_thumbnail(e.name) for e in folder.entries):
+        # Listed without the thumbnails' stamps, and to be built: listed again with them
+        # (a thumbnail older than its image is made again).
+        folder.listed_at = time.time()
+        try:
+            folder.entries = await storage.list(folder.path)
+        except LensletError as exc:
+            report.skipped.append(Skipped(folder.path or "/", exc.message, exc.code, error=exc))
+            return None
     previous: dict[str, ItemEntry] = {i.name: i for p in reusable for i in p.items}
     previous_skipped = {s.name: s for s in reusable[0].skipped} if reusable else {}
     seen = 0
@@ -443,18 +468,22 @@ async def _index_folder(
         and old_pages[0].listing == listing
         and (old_pages[0].thumbs_checked or not making_thumbs)
     ):
-        return old_pages
+        return old_pages, build.items
     if not storage.writable(folder.path):
-        return pages  # served from memory; a read-only root or pointer is never written
+        return pages, build.items  # served from memory; a read-only root is never written
     try:
         await write_manifest(storage, folder.path, pages, manifest_names(folder.entries))
     except LensletError as exc:
         report.skipped.append(
             Skipped(folder.path or "/", f"manifest not written: {exc.message}", exc.code)
         )
-        return pages
+        return pages, build.items
     report.manifests_written += 1
-    return pages
+    return pages, build.items
+
+
+def _is_thumbnail(name: str) -> bool:
+    return name.endswith(paths.THUMBNAIL_SUFFIX)
 
 
 def _build_key(page: Manifest) -> str:

@@ -16,7 +16,7 @@ import os
 import stat
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from . import paths
 from .backend import Entry, EntryKind, check_version, reason
@@ -71,7 +71,7 @@ class LocalBackend:
     def check_root(self) -> None:
         self.info("")
 
-    def list(self, path: str) -> list[Entry]:
+    def list(self, path: str, names_only: Callable[[str], bool] | None = None) -> list[Entry]:
         # os.scandir is what fsspec's LocalFileSystem.ls uses too; reading it directly gives
         # the symlink facts needed to keep every entry inside the root.
         full = self._folder(path)
@@ -88,6 +88,11 @@ class LocalBackend:
                 try:
                     if dirent.is_symlink():
                         entries.append(self._link(dirent))
+                        continue
+                    if names_only is not None and names_only(dirent.name):
+                        # The kind from the directory entry itself: no stat.
+                        kind = "dir" if dirent.is_dir(follow_symlinks=False) else "file"
+                        entries.append(Entry(dirent.name, kind))
                         continue
                     st = dirent.stat(follow_symlinks=False)
                 except OSError as exc:

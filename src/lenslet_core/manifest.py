@@ -14,7 +14,7 @@ import dataclasses
 import functools
 import math
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple
 
 from . import paths
@@ -267,6 +267,17 @@ class Manifest:
         document = loads(data, what=what)
         try:
             items = tuple(ItemEntry.from_json(item) for item in document.get("items", ()))
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise MalformedDocument(f"{what} does not have the manifest shape: {exc}") from exc
+        return cls.of_document(document, items, what=what)
+
+    @classmethod
+    def of_document(
+        cls, document: Mapping[str, Any], items: tuple[ItemEntry, ...], *, what: str = "manifest"
+    ) -> Manifest:
+        """A page from its decoded document, with ``items`` (decoded from its ``items``, or
+        left out: see :mod:`heads`)."""
+        try:
             return cls(
                 path=str(document.get("path", "")),
                 items=items,
@@ -314,17 +325,23 @@ def _decode_at(folder: str, what: str, data: bytes) -> Manifest:
     return manifest if manifest.path == folder else dataclasses.replace(manifest, path=folder)
 
 
-def parse_manifest(folder: str, contents: Mapping[str, bytes | LensletError]) -> list[Manifest]:
+def parse_manifest(
+    folder: str,
+    contents: Mapping[str, bytes | LensletError],
+    decode: Callable[[str, str, bytes], Manifest] | None = None,
+) -> list[Manifest]:
     """All pages of a folder's current manifest from the manifest files' contents (keyed by
     name, as :meth:`Storage.list_with_contents` gives them). Returns ``[]`` when there is none
     or its pages are incomplete or from different builds (a rebuild is due either way); raises
-    what decoding raises (``MalformedDocument``, ``UnsupportedVersion``) or a read error."""
+    what decoding raises (``MalformedDocument``, ``UnsupportedVersion``) or a read error.
+    ``decode(folder, what, data)`` decodes a page (default: whole)."""
+    decode = decode or _decode_at
 
     def page(name: str) -> Manifest:
         data = contents[name]
         if isinstance(data, LensletError):
             raise data
-        return _decode_at(folder, paths.join(folder, name), data)
+        return decode(folder, paths.join(folder, name), data)
 
     if paths.index_name() in contents:
         return [page(paths.index_name())]

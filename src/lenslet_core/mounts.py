@@ -121,16 +121,19 @@ class Mounts:
         return entries
 
     async def list_with_contents(
-        self, path: str, wanted: Callable[[str], bool]
+        self,
+        path: str,
+        wanted: Callable[[str], bool],
+        names_only: Callable[[str], bool] | None = None,
     ) -> tuple[builtins.list[Entry], dict[str, bytes | LensletError]]:
         await self.settle(path)
         target, inner, _ = await self.route(path)
         if target is not self:
-            entries, contents = await target.list_with_contents(inner, wanted)
+            entries, contents = await target.list_with_contents(inner, wanted, names_only)
             return ([*entries, _POINTER_ENTRY] if inner == "" else entries), contents
-        found = await self.storage.list_with_contents(path, wanted)
+        found = await self.storage.list_with_contents(path, wanted, names_only)
         if await self._learnt(path, found[0]):
-            return await self.list_with_contents(path, wanted)
+            return await self.list_with_contents(path, wanted, names_only)
         return found
 
     async def _learnt(self, folder: str, entries: Sequence[Entry]) -> bool:

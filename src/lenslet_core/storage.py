@@ -117,7 +117,10 @@ class Store(Protocol):
     async def check_root(self) -> None: ...
     async def list(self, path: str) -> builtins.list[Entry]: ...
     async def list_with_contents(
-        self, path: str, wanted: Callable[[str], bool]
+        self,
+        path: str,
+        wanted: Callable[[str], bool],
+        names_only: Callable[[str], bool] | None = None,
     ) -> tuple[builtins.list[Entry], dict[str, bytes | LensletError]]: ...
     async def files(self, path: str = "") -> dict[str, tuple[int, float]]: ...
     async def info(self, path: str) -> Entry: ...
@@ -230,12 +233,17 @@ class Storage:
         return await self._run("list", path, self.backend.list, path)
 
     async def list_with_contents(
-        self, path: str, wanted: Callable[[str], bool]
+        self,
+        path: str,
+        wanted: Callable[[str], bool],
+        names_only: Callable[[str], bool] | None = None,
     ) -> tuple[builtins.list[Entry], dict[str, bytes | LensletError]]:
         """List a folder and read the small files ``wanted`` picks by name from that listing
         (e.g. its manifest pages). Local disk does both in one worker-thread hop; elsewhere it is
         one listing request and then one read per picked file, concurrently. A file that cannot
-        be read maps to its error."""
+        be read maps to its error. ``names_only``: see :meth:`Backend.list`; only where the
+        listing has files ``wanted`` picks (a folder without a manifest is built from its
+        listing, which then needs every size and mtime)."""
 
         def pick(entries: builtins.list[Entry]) -> builtins.list[str]:
             names = [e.name for e in entries if e.is_file and wanted(e.name)]
@@ -243,14 +251,16 @@ class Storage:
             return names
 
         if not self.backend.reads_in_place:
-            entries = await self.list(path)
+            entries = await self._run("list", path, self.backend.list, path, names_only)
             names = pick(entries)
             datas = await self._read_all([paths.join(path, name) for name in names])
             return entries, dict(zip(names, datas, strict=True))
 
         def list_and_read() -> tuple[builtins.list[Entry], dict[str, bytes | LensletError]]:
             with translate(path, self.backend):
-                entries = self.backend.list(path)
+                entries = self.backend.list(path, names_only)
+                if names_only is not None and not any(wanted(e.name) for e in entries):
+                    entries = self.backend.list(path)
             names = pick(entries)
             return entries, {n: self._read_or_error(paths.join(path, n)) for n in names}
 
