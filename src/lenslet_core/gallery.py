@@ -108,6 +108,7 @@ class Gallery:
         self.sidecars_written: dict[str, float] = {}
         self._state_lock = anyio.Lock()
         self._state_loaded = False
+        self._health_loaded = False
 
     @classmethod
     def open(
@@ -217,17 +218,44 @@ class Gallery:
         """Read ``_rollup.json`` and ``_health.json`` once, on first need."""
         if self._state_loaded:
             return
+        await self.load_health()
         async with self._state_lock:
-            if self.rollup.loaded:  # another task loaded it while this one waited
-                return
-            await self.search.load()
-            try:
-                stored = await read_health(self.storage)
-            except DocumentError:
-                stored = None  # derived data: counted again by the next index run
-            if stored is not None:
-                self.health = Health.from_json(stored)
+            if not self.rollup.loaded:  # else another task loaded it while this one waited
+                await self.search.load()
             self._state_loaded = True
+
+    async def load_health(self) -> None:
+        """Read ``_health.json`` once, on first need (the rollup, much larger, is left for
+        :meth:`load_state`)."""
+        if not self._health_loaded:
+            async with self._state_lock:
+                await self._read_health()
+
+    async def _read_health(self) -> None:
+        if self._health_loaded:
+            return  # another task read it while this one waited
+        try:
+            stored = await read_health(self.storage)
+        except DocumentError:
+            stored = None  # derived data: counted again by the next index run
+        if stored is not None:
+            self.health = Health.from_json(stored)
+        self._health_loaded = True
+
+    async def known_rollup(self) -> dict[str, str] | None:
+        """The rollup's folders and their signatures, when ``_health.json`` has them and the
+        rollup is still the one they describe (one metadata request); ``None`` otherwise, and
+        once the rollup itself is loaded."""
+        if self.rollup.loaded:
+            return None
+        await self.load_health()
+        return self.health.rollup_signatures(await self.rollup.stored_stamp())
+
+    async def save_health(self) -> None:
+        """Write ``_health.json``, with what it knows of the rollup brought up to date."""
+        if self.rollup.loaded:
+            self.health.rollup = self.rollup.stored_state()
+        await self.health.save(self.storage, self.jobs.stats().to_json())
 
     def listed(self, image: str, within: float = LISTED_RECENTLY) -> ItemEntry | None:
         """An image's entry in a folder page read within ``within`` seconds (no I/O)."""

@@ -97,6 +97,9 @@ class Health:
         self._folders: dict[str, FolderHealth] = {}
         self._skipped: dict[str, Skipped] = {}
         self.last_index: dict[str, Any] | None = None
+        #: What the rollup was when last read or written (``Rollup.stored_state``), kept here
+        #: so that an index run that changes nothing need not read the rollup itself.
+        self.rollup: dict[str, Any] | None = None
 
     @property
     def broken_pointers(self) -> list[dict[str, str]]:
@@ -196,6 +199,7 @@ class Health:
             "lastIndex": self.last_index,
             "jobs": jobs,
             "folders": {path: _folder_json(f) for path, f in sorted(folders.items())},
+            "rollup": self.rollup,
         }
 
     @classmethod
@@ -227,7 +231,15 @@ class Health:
                 health._skipped[path] = Skipped(path, reason, code)
         last = document.get("lastIndex")
         health.last_index = last if isinstance(last, dict) else None
+        health.rollup = _rollup_state(document.get("rollup"))
         return health
+
+    def rollup_signatures(self, stamp: tuple[int, float] | None) -> dict[str, str] | None:
+        """The rollup's folders and their signatures as :attr:`rollup` has them, if the
+        rollup's size and mtime are still ``stamp`` (``None``: not known)."""
+        if self.rollup is None or stamp is None or tuple(self.rollup["stamp"]) != stamp:
+            return None
+        return dict(self.rollup["folders"])
 
     async def save(self, storage: Store, jobs: dict[str, Any] | None = None) -> None:
         """Write ``_health.json`` (atomically)."""
@@ -243,6 +255,20 @@ def _folder_json(counts: FolderHealth) -> dict[str, Any]:
         document["manifest"] = counts.manifest
     document["unsupported"] = dict(counts.unsupported)
     return document
+
+
+def _rollup_state(value: object) -> dict[str, Any] | None:
+    """The stored rollup state, if it has its shape (else nothing is known of the rollup)."""
+    if not isinstance(value, dict):
+        return None
+    stamp, folders = value.get("stamp"), value.get("folders")
+    if not isinstance(stamp, list) or len(stamp) != 2 or not isinstance(folders, dict):
+        return None
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in stamp):
+        return None
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in folders.items()):
+        return None
+    return {"stamp": [int(stamp[0]), float(stamp[1])], "folders": folders}
 
 
 def _counts_of(value: object) -> tuple[tuple[str, int], ...]:

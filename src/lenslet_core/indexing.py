@@ -275,9 +275,8 @@ async def _walk(
         progress.folders_total += 1
         progress.current = folder  # the label follows the walk ...
         tell()
-        for entry in entries:
-            if paths.is_hidden(entry.name) or entry.kind != "dir":
-                continue  # unusable images are reported with their folder; other files ignored
+        # Unusable images are reported with their folder; other files are ignored.
+        for entry in [e for e in entries if e.kind == "dir" and e.name[0] != "."]:
             child = paths.join(folder, entry.name)
             if entry.problem is None:
                 tg.start_soon(visit, child, recursive, tg)

@@ -78,7 +78,7 @@ class LocalBackend:
         entries = []
         with os.scandir(full) as it:
             for dirent in it:
-                if not paths.is_utf8(dirent.name):
+                if not dirent.name.isascii() and not paths.is_utf8(dirent.name):
                     # Shown with U+FFFD for the bad bytes: JSON (and clients) cannot carry them.
                     shown = paths.printable(dirent.name)
                     problem = "the name is not valid UTF-8 (rename it to include it)"

@@ -36,7 +36,7 @@ from .manifest import ItemEntry
 from .sidecar import Sidecar, read_sidecar
 from .storage import Entry, Store, retry_on_conflict
 
-__all__ = ["Rollup", "RollupItem", "decode_rollup", "encode_rollup"]
+__all__ = ["Rollup", "RollupItem", "decode_rollup", "encode_rollup", "folder_signature"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,14 +176,19 @@ def _encode(parts: list[list[RollupItem]], generated_at: str, signatures: dict[s
     return encode_rollup(_sorted(parts), generated_at, signatures)
 
 
-def _signature(manifest: str, entries: Sequence[Entry]) -> str:
-    """A folder's manifest build key with its sidecars' sizes and mtimes."""
+def folder_signature(manifest: str, entries: Sequence[Entry]) -> str:
+    """What a folder's images in the rollup were taken from: its manifest's build key (see
+    :meth:`Rollup.update_folder`) with its sidecars' sizes and mtimes from its listing."""
     sidecars = sorted(
         (e.name, e.size, e.mtime)
         for e in entries
         if e.name.endswith(paths.SIDECAR_SUFFIX) and paths.image_of(e.name) is not None
     )
     return blake3(orjson.dumps([manifest, sidecars])).hexdigest(length=16)
+
+
+def _every_folder(folders: Folders, signatures: Mapping[str, str]) -> dict[str, str]:
+    return {folder: signatures.get(folder, "") for folder in {*folders, *signatures}}
 
 
 def _sorted(parts: list[list[RollupItem]]) -> list[RollupItem]:
@@ -221,6 +226,9 @@ class Rollup:
         #: the saved ones are those of ``_signed_saved``.
         self._signed = 0
         self._signed_saved = 0
+        #: Every folder of ``_rollup.json`` as last read or written, with its signature
+        #: (``""``: none), for :meth:`stored_state`.
+        self._stored: dict[str, str] = {}
 
     def __len__(self) -> int:
         return sum(len(names) for names in self._folders.values())
@@ -273,6 +281,7 @@ class Rollup:
     ) -> None:
         self._folders = folders
         self._signatures = signatures
+        self._stored = _every_folder(folders, signatures)
         self._signed_saved = self._signed
         self.basis = basis
         self._etag = etag
@@ -289,6 +298,19 @@ class Rollup:
                 self._drop(path)
             else:
                 self._folders.setdefault(paths.parent(path), {})[item.name] = item
+
+    def stored_state(self) -> dict[str, Any] | None:
+        """What an index run needs to know of ``_rollup.json`` without reading it: its size and
+        mtime as last read or written here, and every folder in it with its signature (see
+        :func:`folder_signature`). ``None`` before it was read, or when there is none."""
+        if not self.loaded or self._seen is None:
+            return None
+        return {"stamp": list(self._seen), "folders": dict(self._stored)}
+
+    async def stored_stamp(self) -> tuple[int, float] | None:
+        """The size and mtime of ``_rollup.json`` now (``None``: there is none): one metadata
+        request, to tell whether a :meth:`stored_state` still describes it."""
+        return await self._stat()
 
     async def _stat(self) -> tuple[int, float] | None:
         try:
@@ -358,7 +380,7 @@ class Rollup:
         the manifest's build (its listing signature and build id): with the sidecars' stamps
         it tells a folder whose images were already taken from this very build and these
         sidecars, which is then left as it is."""
-        signature = _signature(manifest, entries) if manifest else ""
+        signature = folder_signature(manifest, entries) if manifest else ""
         if signature and self._signatures.get(folder) == signature:
             return
         listed = {e.name: e for e in entries}
@@ -449,6 +471,7 @@ class Rollup:
             async def attempt() -> bool:
                 pending = dict(self._pending)
                 parts = self.parts()
+                stored = _every_folder(self._folders, self._signatures)
                 signatures, signed = dict(self._signatures), self._signed
                 when = format_time(
                     datetime.datetime.fromtimestamp(self.basis or 0, datetime.timezone.utc)
@@ -458,6 +481,7 @@ class Rollup:
                     paths.ROLLUP_NAME, data, expected=self._etag
                 )
                 self._seen = await self._stat()
+                self._stored = stored
                 self._signed_saved = signed
                 for path, item in pending.items():
                     if self._pending.get(path, ...) is item:

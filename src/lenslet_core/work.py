@@ -36,6 +36,7 @@ from .index_report import FolderOutcome, IndexProgress, IndexReport
 from .indexing import index_tree
 from .jobs import Engine, Job, Kind
 from .manifest import ItemEntry, Skipped
+from .rollup import folder_signature
 from .storage import Entry
 
 __all__ = [
@@ -79,7 +80,7 @@ def register(engine: Engine, gallery: Gallery) -> None:
         return await gallery.search.save_soon()
 
     async def health(job: Job) -> None:
-        await gallery.health.save(gallery.storage, gallery.jobs.stats().to_json())
+        await gallery.save_health()
 
     engine.register(THUMBNAIL, thumbnail)
     engine.register(INDEX, index_folder)
@@ -182,7 +183,11 @@ async def index(
     folder = paths.normalize(path)
     settings = gallery.settings
     make = settings.thumbnails if thumbnails is None else thumbnails
-    await gallery.load_state()
+    # A run over a tree that changed nothing does not read the rollup, the largest file: what
+    # it holds, folder by folder, is known from _health.json. A folder that changed loads it.
+    known = await gallery.known_rollup() if save and recursive else None
+    if known is None:
+        await gallery.load_state()
     seen: list[str] = []
     # A run asked for is told at info (start, progress every few seconds, end); a folder's
     # refresh by a job, which happens all the time, at debug.
@@ -209,7 +214,21 @@ async def index(
         skipped: Sequence[Skipped],
     ) -> None:
         seen.append(done)
+        if known is not None and not gallery.rollup.loaded:
+            if manifest and known.get(done) == folder_signature(manifest, entries):
+                count_health(done, entries, items, manifest, skipped)
+                return
+            await gallery.load_state()
         await gallery.rollup.update_folder(done, entries, items, listed_at, manifest)
+        count_health(done, entries, items, manifest, skipped)
+
+    def count_health(
+        done: str,
+        entries: Sequence[Entry],
+        items: Sequence[ItemEntry],
+        manifest: str,
+        skipped: Sequence[Skipped],
+    ) -> None:
         if not gallery.health.counted(done, manifest):
             counts = folder_health(done, entries, items, manifest, skipped)
             gallery.health.set_folder(done, counts)
@@ -248,7 +267,13 @@ async def index(
     gallery.folders.invalidate(folder, below=recursive)
     # Folders the run could not read are kept as they were, with what is below them.
     unread = [("" if s.path == "/" else s.path) for s in report.skipped if s.error]
-    if recursive:
+    if recursive and known is not None and not gallery.rollup.loaded:
+        found = set(seen)
+        for gone in known.keys() - found:
+            if paths.within(gone, folder) and not any(paths.within(gone, u) for u in unread):
+                await gallery.load_state()  # a folder to forget
+                break
+    if recursive and gallery.rollup.loaded:
         gallery.rollup.prune(folder, seen, keep_below=unread)
     # A run that found nothing to do says nothing about speed: the last real run's figures stay.
     worked = report.analyzed or report.manifests_written or gallery.health.last_index is None
@@ -258,8 +283,9 @@ async def index(
         # A run over the whole tree has read every sidecar changed since the old basis.
         basis = started if recursive and not folder else None
         try:
-            await gallery.search.save(basis)
-            await gallery.health.save(gallery.storage, gallery.jobs.stats().to_json())
+            if gallery.rollup.loaded:  # else the run changed nothing in it
+                await gallery.search.save(basis)
+            await gallery.save_health()
         except LensletError as exc:
             name = paths.ROLLUP_NAME if gallery.rollup.dirty else paths.HEALTH_NAME
             report.skipped.append(Skipped(name, f"not written: {exc.message}", exc.code))
