@@ -249,6 +249,8 @@ class Gallery:
         if self.rollup.loaded:
             return None
         await self.load_health()
+        if self.health.rollup is None:
+            return None  # nothing known: no request
         return self.health.rollup_signatures(await self.rollup.stored_stamp())
 
     async def save_health(self) -> None:

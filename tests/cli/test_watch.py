@@ -32,12 +32,19 @@ def _read_until(stream: IO[bytes], wanted: bytes, seconds: float = 30) -> bytes:
     return seen
 
 
+def _with_ctrl_c() -> None:
+    """In the child: Ctrl-C as a terminal sends it. A suite started in the background by a
+    non-interactive shell (``pytest &``) has SIGINT ignored, and children inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_watch_picks_up_a_new_image_and_stops_cleanly_on_ctrl_c(gallery: Path) -> None:
     write(gallery / "a" / "first.jpg", jpeg_bytes(seed=1))
     proc = subprocess.Popen(
         [sys.executable, "-m", "lenslet_cli", "index", str(gallery), "--watch", "--no-progress"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=_with_ctrl_c,
     )
     try:
         assert proc.stderr is not None
@@ -69,6 +76,7 @@ def test_on_a_terminal_the_watch_is_one_live_status_line(gallery: Path) -> None:
         stdout=subprocess.DEVNULL,
         stderr=side,
         env={**os.environ, "COLUMNS": "160", "TERM": "xterm"},
+        preexec_fn=_with_ctrl_c,
     )
     os.close(side)
     try:

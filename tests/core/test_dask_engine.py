@@ -79,7 +79,8 @@ def documents(files: dict[str, bytes], *, times: bool = True) -> dict[str, Any]:
             doc.pop("updatedAt", None)
             result[name] = doc
             continue
-        for key in ("generatedAt", "build", "lastIndex", "jobs", "listing"):
+        # (rollup: the rollup file's size and mtime as each run wrote it)
+        for key in ("generatedAt", "build", "lastIndex", "jobs", "listing", "rollup"):
             doc.pop(key, None)
         for item in doc.get("items", []):
             item.pop("stamp", None)  # the sidecar's mtime: it was written by each run
