@@ -27,7 +27,14 @@ from .imaging import Imaging
 from .storage import Entry, Store
 from .thumbnails import ThumbnailStore
 
-__all__ = ["INTENT_PREFIX", "create_image", "delete_image", "finish_moves", "move_image"]
+__all__ = [
+    "INTENT_PREFIX",
+    "create_image",
+    "delete_image",
+    "finish_moves",
+    "move_image",
+    "remove_stale_temp_files",
+]
 
 #: Names of move intents (hidden: listings and the indexer skip them).
 INTENT_PREFIX = ".lenslet-move-"
@@ -155,3 +162,19 @@ async def delete_image(storage: Store, thumbs: ThumbnailStore, image: str) -> No
             await thumbs.cache.delete(paths.thumbnail_name(image))
     await storage.delete(image)
     await storage.delete(paths.sidecar_name(image))
+
+
+async def remove_stale_temp_files(storage: Store, folder: str, entries: Sequence[Entry]) -> int:
+    """Delete what a killed writer left in ``folder``: temp files of atomic writes, found in
+    its listing ``entries``, that no live writer still owns (see ``remove_abandoned``).
+    Returns how many it removed."""
+    if not storage.writable(folder):
+        return 0
+    removed = 0
+    for entry in entries:
+        if entry.name.endswith(paths.TEMP_SUFFIX) and entry.is_file:
+            try:
+                removed += await storage.remove_abandoned(paths.join(folder, entry.name))
+            except LensletError:
+                continue  # gone already (its writer finished), or not ours to remove
+    return removed

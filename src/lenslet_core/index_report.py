@@ -4,12 +4,14 @@ did (:class:`IndexReport`: counts, the files it skipped with their reasons, its 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 from .backend import Entry
+from .codec import parse_time
 from .manifest import ItemEntry, Manifest, Skipped
 
-__all__ = ["FolderOutcome", "IndexProgress", "IndexReport"]
+__all__ = ["FolderOutcome", "IndexProgress", "IndexReport", "arrivals"]
 
 
 @dataclasses.dataclass
@@ -125,3 +127,14 @@ class FolderOutcome:
     skipped: list[Skipped]
     indexed: bool = True
     gone: bool = False
+
+
+def arrivals(old_pages: Sequence[Manifest], items: Sequence[ItemEntry]) -> list[float]:
+    """When the images missing from a folder's previous manifest arrived (none on a first
+    index), for the arrival lag health reports."""
+    listed = parse_time(old_pages[0].generated_at) if old_pages else None
+    if listed is None:
+        return []
+    since = listed.timestamp()
+    known = {item.name for page in old_pages for item in page.items}
+    return [max(item.mtime, since) for item in items if item.name not in known]

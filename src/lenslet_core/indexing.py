@@ -25,12 +25,12 @@ from .build import (
     settled,
     unsupported,
 )
-from .codec import format_time, parse_time, utcnow
-from .companions import finish_moves
+from .codec import format_time, utcnow
+from .companions import finish_moves, remove_stale_temp_files
 from .errors import LensletError, MalformedDocument, NotFound, PointerError, StorageError
 from .heads import StoredItems, manifest_heads
 from .imaging import Imaging
-from .index_report import FolderOutcome, IndexProgress, IndexReport
+from .index_report import FolderOutcome, IndexProgress, IndexReport, arrivals
 from .manifest import (
     DirKind,
     ItemEntry,
@@ -316,7 +316,7 @@ async def _index_folder(
     """Bring one folder's manifest up to date; returns its current pages and items (``None``
     when the folder was skipped). Pages of a manifest reused as it is come without their items
     (decoded when first asked for) unless ``whole``."""
-    await _remove_stale_temp_files(storage, folder, report)
+    report.temp_files_removed += await remove_stale_temp_files(storage, folder.path, folder.entries)
     finished = await finish_moves(storage, folder.path, folder.entries)
     if finished:
         report.moves_finished += finished
@@ -444,7 +444,7 @@ async def _index_folder(
                 if restamped is not None and item.metaStamp is not None:
                     stamp = (restamped.size, restamped.mtime)
                     build.items[index] = item._replace(metaStamp=stamp)
-    report.arrivals.extend(_arrivals(old_pages, build.items))
+    report.arrivals.extend(arrivals(old_pages, build.items))
     report.folders += 1
     report.items += len(build.items)
     report.analyzed += len(build.analyzed)
@@ -497,27 +497,3 @@ def _was_read(rejected: Skipped) -> bool:
     if rejected.code == "image_too_large":
         return rejected.w * rejected.h > 0  # the pixels, not the bytes
     return rejected.code in PERMANENT_CODES and rejected.size > 0  # not an empty file
-
-
-def _arrivals(old_pages: Sequence[Manifest], items: Sequence[ItemEntry]) -> list[float]:
-    """When the images missing from the previous manifest arrived (none on a first index)."""
-    listed = parse_time(old_pages[0].generated_at) if old_pages else None
-    if listed is None:
-        return []
-    since = listed.timestamp()
-    known = {item.name for page in old_pages for item in page.items}
-    return [max(item.mtime, since) for item in items if item.name not in known]
-
-
-async def _remove_stale_temp_files(storage: Store, folder: _Folder, report: IndexReport) -> None:
-    """Delete what a killed writer left behind: temp files of atomic writes, found in the
-    listing we already have, that no live writer still owns (see ``remove_abandoned``)."""
-    if not storage.writable(folder.path):
-        return
-    for entry in folder.entries:
-        if entry.name.endswith(paths.TEMP_SUFFIX) and entry.is_file:
-            try:
-                removed = await storage.remove_abandoned(paths.join(folder.path, entry.name))
-            except LensletError:
-                continue  # gone already (its writer finished), or not ours to remove
-            report.temp_files_removed += removed
