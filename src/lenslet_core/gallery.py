@@ -235,7 +235,7 @@ class Gallery:
         if self._health_loaded:
             return  # another task read it while this one waited
         try:
-            stored = await read_health(self.storage)
+            stored = await read_health(self.storage, bookkeeping=True)
         except DocumentError:
             stored = None  # derived data: counted again by the next index run
         if stored is not None:

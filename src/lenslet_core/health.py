@@ -161,6 +161,12 @@ class Health:
             if paths.within(path, under):
                 del self._skipped[path]
 
+    def report(self, jobs: dict[str, Any] | None = None) -> dict[str, Any]:
+        """:meth:`to_json` as clients see it (without the rollup bookkeeping)."""
+        document = self.to_json(jobs)
+        del document["rollup"]
+        return document
+
     def to_json(self, jobs: dict[str, Any] | None = None) -> dict[str, Any]:
         """The ``_health.json`` document: counts, the problems by path, and each folder's
         share (so that a later process can carry on from it)."""
@@ -278,11 +284,15 @@ def _counts_of(value: object) -> tuple[tuple[str, int], ...]:
     return tuple(sorted((str(k), v) for k, v in value.items() if isinstance(v, int)))
 
 
-async def read_health(storage: Store) -> dict[str, Any] | None:
-    """The stored ``_health.json``, or ``None`` when there is none."""
+async def read_health(storage: Store, *, bookkeeping: bool = False) -> dict[str, Any] | None:
+    """The stored ``_health.json``, or ``None`` when there is none; without what it keeps of
+    the rollup for index runs (``rollup``: not for clients) unless ``bookkeeping``."""
     try:
-        return await storage.read_into(
+        document = await storage.read_into(
             paths.HEALTH_NAME, functools.partial(loads, what=paths.HEALTH_NAME)
         )
     except NotFound:
         return None
+    if not bookkeeping and isinstance(document, dict):
+        document.pop("rollup", None)
+    return document

@@ -119,6 +119,7 @@ UNSUPPORTED_EXTENSIONS = {
     ".rw2": "image/x-panasonic-rw2",
     ".raf": "image/x-fuji-raf",
 }
+_UNSUPPORTED_ENDINGS = tuple(UNSUPPORTED_EXTENSIONS)
 #: ISO-BMFF brands (the ``ftyp`` box) of image formats lenslet cannot show.
 _BRANDS = {
     b"heic": "image/heic", b"heix": "image/heic", b"heim": "image/heic", b"heis": "image/heic",
@@ -129,8 +130,11 @@ _BRANDS = {
 
 def unsupported_type(name: str) -> str | None:
     """The type of an image file lenslet cannot show, by its name's extension."""
-    dot = name.rfind(".")
-    return UNSUPPORTED_EXTENSIONS.get(name[dot:].lower()) if dot > 0 else None
+    lowered = name.lower()
+    if not lowered.endswith(_UNSUPPORTED_ENDINGS):  # one C call: most names are not
+        return None
+    dot = lowered.rfind(".")
+    return UNSUPPORTED_EXTENSIONS.get(lowered[dot:]) if dot > 0 else None
 
 
 def _other_type(data: bytes) -> str | None:

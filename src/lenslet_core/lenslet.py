@@ -255,7 +255,7 @@ class Lenslet:
     async def health_report(self) -> dict[str, Any]:
         """The gallery's health as ``_health.json`` has it, with the live job queue."""
         await self._gallery.load_state()
-        return self._gallery.health.to_json(self._gallery.jobs.stats().to_json())
+        return self._gallery.health.report(self._gallery.jobs.stats().to_json())
 
     # -- indexing and watching ---------------------------------------------------------------
 

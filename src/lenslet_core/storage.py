@@ -246,7 +246,7 @@ class Storage:
         listing, which then needs every size and mtime)."""
 
         def pick(entries: builtins.list[Entry]) -> builtins.list[str]:
-            names = [e.name for e in entries if e.is_file and wanted(e.name)]
+            names = [e.name for e in entries if wanted(e.name) and e.is_file]
             self._observe("read", [paths.join(path, name) for name in names])
             return names
 
@@ -259,9 +259,9 @@ class Storage:
         def list_and_read() -> tuple[builtins.list[Entry], dict[str, bytes | LensletError]]:
             with translate(path, self.backend):
                 entries = self.backend.list(path, names_only)
-                if names_only is not None and not any(wanted(e.name) for e in entries):
+                names = pick(entries)
+                if names_only is not None and not names:
                     entries = self.backend.list(path)
-            names = pick(entries)
             return entries, {n: self._read_or_error(paths.join(path, n)) for n in names}
 
         self._observe("list", [path])

@@ -172,9 +172,17 @@ async def test_manifest_writes_are_atomic_and_leave_no_temp_files(gallery: Path)
         Manifest.decode(index.read_bytes())
 
 
-async def test_a_malformed_manifest_is_rebuilt(gallery: Path) -> None:
+@pytest.mark.parametrize(
+    "stored",
+    # Cut short; and as a power cut leaves a file that was never flushed: empty, or zeros.
+    [b'{"v":1,"items":[{"name":', b"", b"\x00" * 300],
+    ids=["cut-short", "empty", "zeros"],
+)
+async def test_a_malformed_manifest_is_rebuilt(gallery: Path, stored: bytes) -> None:
     write(gallery / "x.jpg", jpeg_bytes())
-    (gallery / "_index.json").write_bytes(b'{"v":1,"items":[{"name":')
+    async with Lenslet(str(gallery)) as lens:
+        await lens.index()
+    (gallery / "_index.json").write_bytes(stored)
     async with Lenslet(str(gallery)) as lens:
         report = await lens.index()
     assert report.manifests_written == 1

@@ -209,7 +209,7 @@ async def test_a_thumbnail_that_is_not_a_whole_webp_is_missing(gallery: Path, ke
         await store.read("x.jpg")
 
 
-async def test_thumbnails_are_written_without_a_flush_and_sidecars_with_one(
+async def test_thumbnails_and_manifests_are_written_without_a_flush_and_sidecars_with_one(
     gallery: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     flushed: list[int] = []
@@ -223,9 +223,11 @@ async def test_thumbnails_are_written_without_a_flush_and_sidecars_with_one(
     write(gallery / "x.jpg", jpeg_bytes())
     storage = Storage.open(str(gallery))
     await ThumbnailStore.open(storage, None).write("x.jpg", THUMB)
-    assert flushed == []  # made again if a power cut loses it
+    await storage.write("_index.json", b"{}")
+    assert flushed == []  # made again if a power cut loses them
     await storage.write("x.jpg.json", b"{}")
-    assert len(flushed) == 1
+    await storage.write("_rollup.json", b"{}")
+    assert len(flushed) == 2
 
 
 async def test_thumbnails_in_a_listing(gallery: Path) -> None:

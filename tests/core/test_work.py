@@ -97,6 +97,12 @@ async def test_an_unchanged_reindex_does_not_read_the_rollup(
         assert report.reused == 6
         # A search in the same process reads it then, and finds everything.
         assert sorted(h.path for h in await lens.search("img")) == sorted(everything)
+        # The bookkeeping stays in the file: clients are not shown it.
+        assert "rollup" not in await lens.health_report()
+        status = await lens.status()
+        assert status.gallery is not None
+        assert "rollup" not in status.gallery
+        assert "rollup" not in (await lens.stored_health() or {})
     assert (gallery / "_rollup.json").read_bytes() == before
     health = json.loads((gallery / "_health.json").read_text())
     assert set(health["rollup"]["folders"]) >= {"f0", "f1", "f2"}
