@@ -8,6 +8,7 @@ only new or changed images are read (once) and analyzed. A digest of the listing
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 
@@ -52,6 +53,7 @@ SETTLED_CODES = PERMANENT_CODES | {"image_too_large", "unusable_entry"}
 _SIGNATURE_VERSION = 2
 #: Files that change on every run and say nothing about the folder's images.
 _UNSIGNED = frozenset({paths.ROLLUP_NAME, paths.HEALTH_NAME})
+_NAME, _KIND = operator.itemgetter(0), operator.itemgetter(1)  # of an Entry
 #: Files whose presence is all a manifest shows of them.
 _BY_NAME = paths.THUMBNAIL_SUFFIX
 
@@ -96,9 +98,12 @@ def unsupported(entries: Sequence[Entry], skipped: Iterable[Skipped]) -> dict[st
 def folder_kind(entries: Sequence[Entry]) -> DirKind:
     """``leaf-pointer`` for a pointer folder, ``branch`` when it has sub-folders, else
     ``leaf-real``."""
-    if any(e.name == paths.POINTER_NAME for e in entries):
+    # Asked of every folder's listing: the common answers are found by C-level scans.
+    if paths.POINTER_NAME in map(_NAME, entries):
         return "leaf-pointer"
-    if any(e.is_folder and not paths.is_hidden(e.name) for e in entries):
+    if "dir" in map(_KIND, entries) and any(
+        e.is_folder and not paths.is_hidden(e.name) for e in entries
+    ):
         return "branch"
     return "leaf-real"
 

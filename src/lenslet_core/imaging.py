@@ -400,7 +400,8 @@ class Imaging:
         self.max_pixels = max_pixels
         self.thumb = thumb
         self.limiter = anyio.CapacityLimiter(cpu_concurrency)
-        configure_libvips()
+        # libvips is loaded (and configured) by the first image that needs it, not here: an
+        # index run that finds nothing changed never does (loading it is a third of a second).
 
     def analyze_sync(self, data: bytes) -> Analysis:
         """:func:`analyze` with these settings, for callers already in a worker thread that

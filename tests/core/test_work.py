@@ -6,6 +6,8 @@ import json
 import logging
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -176,3 +178,18 @@ async def test_a_rollup_whose_stamp_changed_is_read_even_if_no_folder_did(
     reads, found = await indexed_reading(gallery, requests)
     assert (reads, len(found)) == (1, 6)
     assert (await indexed_reading(gallery, requests))[0] == 0  # known again from then on
+
+
+def test_an_unchanged_reindex_does_not_load_libvips(gallery: Path) -> None:
+    tree(gallery)
+    code = (
+        "import sys; from lenslet_cli.main import app; "
+        "from typer.testing import CliRunner; "
+        f"r = CliRunner().invoke(app, ['index', {str(gallery)!r}]); "
+        "assert r.exit_code == 0, r.output; print('pyvips' in sys.modules)"
+    )
+    runs = [
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    ]
+    runs.append(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True))
+    assert [r.stdout.strip() for r in runs] == ["True", "False"]  # images read, then none
