@@ -5,6 +5,11 @@ the requests that reach it, so tests count what lenslet really asks of S3.
 
 ``GET /_requests`` answers the log as JSON (``[[method, path, query], ...]``) and
 ``DELETE /_requests`` empties it; everything else is S3.
+
+Conditional writes (a PUT with ``If-Match`` or ``If-None-Match``) are answered one at a time:
+S3 checks the condition and writes in one step, where moto checks, then writes, in one of its
+request threads, so two PUTs expecting the same ETag could both succeed (a lost update that S3
+itself would never let through).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ class Logged:
         self.app = app
         self.log: list[tuple[str, str, str]] = []
         self.lock = threading.Lock()
+        self.conditional = threading.Lock()
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
@@ -47,6 +53,9 @@ class Logged:
             return [body]
         with self.lock:
             self.log.append((method, path, environ.get("QUERY_STRING", "")))
+        if method == "PUT" and ("HTTP_IF_MATCH" in environ or "HTTP_IF_NONE_MATCH" in environ):
+            with self.conditional:  # checked and written as one step, as S3 does
+                return list(self.app(environ, start_response))
         return self.app(environ, start_response)
 
 
