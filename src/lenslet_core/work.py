@@ -214,21 +214,15 @@ async def index(
         skipped: Sequence[Skipped],
     ) -> None:
         seen.append(done)
-        if known is not None and not gallery.rollup.loaded:
-            if manifest and known.get(done) == folder_signature(manifest, entries):
-                count_health(done, entries, items, manifest, skipped)
-                return
-            await gallery.load_state()
-        await gallery.rollup.update_folder(done, entries, items, listed_at, manifest)
-        count_health(done, entries, items, manifest, skipped)
-
-    def count_health(
-        done: str,
-        entries: Sequence[Entry],
-        items: Sequence[ItemEntry],
-        manifest: str,
-        skipped: Sequence[Skipped],
-    ) -> None:
+        unchanged = (
+            known is not None
+            and not gallery.rollup.loaded
+            and bool(manifest)
+            and known.get(done) == folder_signature(manifest, entries)
+        )
+        if not unchanged:  # the rollup has this folder otherwise, as it is
+            await gallery.load_state()  # a no-op unless this run began without reading it
+            await gallery.rollup.update_folder(done, entries, items, listed_at, manifest)
         if not gallery.health.counted(done, manifest):
             counts = folder_health(done, entries, items, manifest, skipped)
             gallery.health.set_folder(done, counts)
