@@ -4,6 +4,7 @@
     python -m benchmarks.report --full       # 10k, 50k, 100k and 500k (about an hour, 2 cores)
     python -m benchmarks.report --sizes 2000 --docs   # and write docs/performance.md + curves
     python -m benchmarks.report --sizes --s3 5000     # the S3 run only (moto on loopback)
+    python -m benchmarks.report --sizes 1000000 --add --docs   # one more size in the table
 
 Each size gets a fresh tree (:mod:`benchmarks.scale`) in a temporary folder, then the real CLI
 and a real ``lenslet serve`` in processes of their own: first index and unchanged re-index
@@ -321,6 +322,9 @@ def write_docs(results: list[dict[str, Any]], text: str, s3_text: str | None) ->
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     when = time.strftime("%Y-%m-%d")
     if results:
+        dates = {r.get("date", "2026-11-26") for r in results}  # the first runs had no date
+        if len(dates) > 1:
+            when = "; ".join(f"{r['items']:,} on {r.get('date', '2026-11-26')}" for r in results)
         (DOCS / "scale.svg").write_text(curve_svg(results) + "\n")
         _write_block(
             "scale",
@@ -355,6 +359,11 @@ def main() -> None:
         "--sizes", type=int, nargs="*", help="these sizes instead (none: the S3 run only)"
     )
     parser.add_argument("--docs", action="store_true", help="write docs/performance.md too")
+    parser.add_argument(
+        "--add",
+        action="store_true",
+        help="keep the other sizes of the last results (each row says its own date)",
+    )
     parser.add_argument("--work", type=Path, help="where the trees are made (default: /tmp)")
     parser.add_argument(
         "--s3",
@@ -370,12 +379,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=args.work) as work:
         for size in sizes:
             print(f"scale run: {size:,} images ...", file=sys.stderr, flush=True)
-            results.append(measure(size, Path(work)))
+            result = measure(size, Path(work))
+            result["date"] = time.strftime("%Y-%m-%d")
+            results.append(result)
         if s3_size:
             from benchmarks.report_s3 import measure_s3
 
             print(f"S3 run: {s3_size:,} images ...", file=sys.stderr, flush=True)
             s3_result = measure_s3(s3_size, Path(work))
+    if args.add and results and RESULTS.exists():
+        new = {r["items"] for r in results}
+        kept = [r for r in json.loads(RESULTS.read_text()) if r["items"] not in new]
+        results = sorted(kept + results, key=lambda r: r["items"])
     RESULTS.parent.mkdir(exist_ok=True)
     text = s3_text = None
     if results:
