@@ -73,6 +73,9 @@ class FolderPages:
         #: PRD's goal: 95% from manifests). Read by metrics.
         self.served = 0
         self.rebuilt = 0
+        #: Counts the changes to what :meth:`cached_item` can answer (a page of another build,
+        #: or one dropped); a page read again from the same build leaves it.
+        self.version = 0
 
     def cached_item(self, folder: str, name: str, *, within: float = math.inf) -> ItemEntry | None:
         """An image's entry in the pages this process holds for its folder (no I/O), from
@@ -93,6 +96,7 @@ class FolderPages:
     def clear(self) -> None:
         self._pages.clear()
         self._built.clear()
+        self.version += 1
 
     async def get(self, folder: str, page: int = 0, *, refresh: bool = False) -> Manifest:
         """One page of the (normalized) ``folder``'s manifest: see :meth:`Lenslet.folder`."""
@@ -150,10 +154,14 @@ class FolderPages:
         self, folder: str, pages: Mapping[int, Manifest], checked: float, *, built: bool
     ) -> None:
         for number, manifest in pages.items():
+            was = self._pages.get((folder, number))
+            if was is None or was.manifest.build != manifest.build:
+                self.version += 1
             self._pages[(folder, number)] = _Cached(manifest, checked, built)
             self._pages.move_to_end((folder, number))
         while len(self._pages) > _CACHE_SIZE:
             self._pages.popitem(last=False)
+            self.version += 1
 
     async def _rebuild(self, folder: str, *, refresh: bool = False) -> list[Manifest]:
         """Build one folder's manifest (written where the storage allows) and cache its pages.
@@ -201,3 +209,4 @@ class FolderPages:
         for key in list(self._pages):
             if key[0] == folder or (below and paths.within(key[0], folder)):
                 del self._pages[key]
+                self.version += 1

@@ -53,6 +53,8 @@ __all__ = ["LISTED_RECENTLY", "RECENT_BASICS", "Gallery", "Stats"]
 
 #: Images whose EXIF basics are kept in memory at most (a hundred bytes or so each).
 RECENT_BASICS = 10_000
+#: Search answers kept (see :func:`items.find`).
+FOUND_ANSWERS = 256
 
 #: Seconds a folder page read from storage vouches for its images (to thumbnails: no stat
 #: each; to search results: their entries, with no manifest read each).
@@ -99,6 +101,11 @@ class Gallery:
             RECENT_BASICS, math.inf
         )
         self.search = GallerySearch(Rollup(storage))
+        #: Search answers lately given, with the versions of the search and of the folder
+        #: pages they were made from (see :func:`items.find`).
+        self.found: Fresh[tuple[tuple[int, int], list[Any]]] = Fresh(
+            FOUND_ANSWERS, settings.manifest_ttl
+        )
         self.health = Health()
         self.feed = ChangeFeed()
         self.counts: collections.Counter[str] = collections.Counter()

@@ -263,6 +263,8 @@ class LiveSearch:
         self.index = SearchIndex(())
         self.rebuild_after = rebuild_after
         self._overlay: dict[str, RollupItem | None] = {}
+        #: Counts the changes taken: an answer found at one version holds until the next.
+        self.version = 0
 
     def __len__(self) -> int:
         """Changed images searched on top of the index."""
@@ -276,10 +278,13 @@ class LiveSearch:
     def replace(self, index: SearchIndex) -> None:
         self.index = index
         self._overlay = {}
+        self.version += 1
 
     def change(self, changes: Mapping[str, RollupItem | None]) -> None:
         """Take images changed since the snapshot (``None``: removed)."""
-        self._overlay.update(changes)
+        if changes:
+            self._overlay.update(changes)
+            self.version += 1
 
     def search(self, query: str, *, limit: int = DEFAULT_LIMIT, path: str = "") -> list[RollupItem]:
         """As :meth:`SearchIndex.search`, over the snapshot with the changes applied."""
@@ -329,6 +334,11 @@ class GallerySearch:
             await self.rollup.refresh()
         live = await self._current(rebuild=False)
         return live.search(query, limit=limit, path=path)
+
+    @property
+    def version(self) -> int:
+        """Changes when what a search finds may change (read after :meth:`search`)."""
+        return self._live.version
 
     async def save(self, basis: float | None = None) -> bool:
         """Write ``_rollup.json`` now if it changed; whether it was written."""

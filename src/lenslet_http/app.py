@@ -32,12 +32,13 @@ from lenslet_core import (
 
 from .auth import BearerToken
 from .compression import Compression
+from .encoded import EncodedHits, EncodedPages
 from .images import MAX_UPLOADS
 from .lifespan import WarnNotStarted, background
 from .metrics import Metrics
 from .params import MAX_WAIT
 from .responses import error_answer
-from .routes import EncodedPages, routes
+from .routes import routes
 
 __all__ = ["create_app"]
 
@@ -196,5 +197,6 @@ def create_app(
     app.state.presign = presign
     app.state.uploads = anyio.Semaphore(MAX_UPLOADS)
     app.state.pages = EncodedPages()
+    app.state.hits = EncodedHits()
     app.state.openapi = None  # described from the route table on first request
     return app

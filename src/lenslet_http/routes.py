@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import urlencode
 
@@ -14,7 +13,6 @@ from starlette.routing import Route
 
 from lenslet_core import (
     InvalidDocument,
-    Manifest,
     NotFound,
     Pending,
     RangeNotSatisfiable,
@@ -22,6 +20,7 @@ from lenslet_core import (
     __version__,
 )
 
+from .encoded import EncodedHits, EncodedPages
 from .images import delete, move, upload
 from .openapi import Answer, Operation, Param, describe, operation
 from .params import (
@@ -49,46 +48,12 @@ from .responses import (
     quoted,
 )
 
-__all__ = ["EncodedPages", "routes"]
+__all__ = ["routes"]
 
 #: Bytes read per step when streaming an original.
 CHUNK = 1024 * 1024
 #: Caching of thumbnails: their URL names an image, their ETag its content.
 THUMB_CACHE = "public, max-age=86400, stale-while-revalidate=604800"
-
-
-#: Encoded folder answers kept, by (folder, build, page; -1 the whole folder): a build never
-#: changes. Bounded in number and in bytes (a whole 50,000-image folder is ~10 MB).
-_ENCODED_PAGES = 64
-_ENCODED_BYTES = 64 * 1024 * 1024
-
-
-class EncodedPages:
-    """Folder answers encoded once per build, least recently used first out (compressing them
-    is :mod:`compression`'s, once per build too)."""
-
-    def __init__(self) -> None:
-        self._bodies: collections.OrderedDict[tuple[str, str, int], bytes] = (
-            collections.OrderedDict()
-        )
-        self._bytes = 0
-
-    async def get(self, manifest: Manifest, page: int) -> bytes:
-        key = (manifest.path, manifest.build, page)
-        body = self._bodies.get(key)
-        if body is not None:
-            self._bodies.move_to_end(key)
-            return body
-        # Off the event loop: a whole 50,000-image folder is ~0.1 s of encoding.
-        encoded = await anyio.to_thread.run_sync(lambda: orjson.dumps(manifest.to_json()))
-        body = self._bodies.setdefault(key, encoded)
-        self._bytes += len(encoded)
-        while len(self._bodies) > 1 and (
-            len(self._bodies) > _ENCODED_PAGES or self._bytes > _ENCODED_BYTES
-        ):
-            _, dropped = self._bodies.popitem(last=False)
-            self._bytes -= len(dropped)
-        return body
 
 
 @operation(
@@ -316,10 +281,11 @@ async def file(request: Request) -> Response:
 async def search(request: Request) -> Response:
     """``GET /search?q=&limit=&path=``: images by name, tag or note."""
     limit = int_param(request, "limit", 100, 1, 1000)
-    hits = await lens_of(request).find(
-        request.query_params.get("q", ""), limit=limit, path=path_of(request)
-    )
-    return ORJSONResponse({"items": [hit.to_json() for hit in hits]})
+    query, path = request.query_params.get("q", ""), path_of(request)
+    hits = await lens_of(request).find(query, limit=limit, path=path)
+    encoded: EncodedHits = request.app.state.hits
+    body = encoded.get(f"{limit} {path}\0{query}", hits)
+    return Response(body, media_type="application/json")
 
 
 @operation(

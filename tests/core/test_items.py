@@ -286,3 +286,36 @@ async def test_an_items_exif_basics_are_read_once_until_the_image_changes(
     assert changed.sidecar.exif is not None
     assert (changed.sidecar.exif.width, changed.sidecar.exif.height) == (320, 200)
     assert requests.count("read", (".jpg",)) == 2
+
+
+async def test_a_search_asked_again_is_the_same_answer_until_something_changes(
+    gallery: Path, requests: Requests
+) -> None:
+    write(gallery / "a" / "x.jpg", jpeg_bytes())
+    write(gallery / "a" / "y.jpg", jpeg_bytes())
+    write(gallery / "a" / "x.jpg.json", b'{"tags": ["sea"]}')
+    settings = Settings(manifest_ttl=0.3)
+    async with Lenslet(str(gallery), settings) as other:
+        await other.index(thumbnails=False)
+    async with Lenslet(str(gallery), settings, observer=requests) as lens:
+        first = await lens.find("sea")
+        assert [hit.path for hit in first] == ["a/x.jpg"]
+        assert first[0].entry is not None
+        assert not first[0].entry.hasThumb
+        requests.clear()
+        assert await lens.find("sea") is first  # nothing read, nothing built again
+        assert requests.log == []
+        assert await lens.find("sea", limit=5) is not first  # another question
+
+        await lens.update_item("a/y.jpg", {"tags": ["sea"]})  # this process's edit: at once
+        edited = await lens.find("sea")
+        assert [hit.path for hit in edited] == ["a/x.jpg", "a/y.jpg"]
+
+        # Another process makes the thumbnails and writes the manifest again: seen once the
+        # answer is older than manifest_ttl, as folder pages are.
+        async with Lenslet(str(gallery), settings) as other:
+            await other.index(thumbnails=True)
+        await anyio.sleep(0.4)
+        later = await lens.find("sea")
+        assert later is not edited
+        assert all(hit.entry is not None and hit.entry.hasThumb for hit in later)
