@@ -40,16 +40,22 @@ class Tree:
     huge: str = "bench/huge0"
 
 
-def _pool(root: Path) -> list[Path]:
-    """The few real images every other one links to."""
+#: Hard links one file may have on ext4 is 65,000: each pool image gets at most this many.
+LINKS = 60_000
+
+
+def _pool(root: Path, count: int) -> list[Path]:
+    """The few real images every other one links to (ten, or more for a tree so large that
+    ten would each need more hard links than the file system allows)."""
     pool = root / ".pool"
     pool.mkdir(parents=True, exist_ok=True)
+    sets = max(1, -(-count // (10 * LINKS)))
     made = []
-    for n in range(8):
+    for n in range(8 * sets):
         path = pool / f"p{n}.jpg"
         path.write_bytes(jpeg_bytes(64, 48, seed=n))
         made.append(path)
-    for n in range(2):
+    for n in range(2 * sets):
         path = pool / f"p{n}.png"
         path.write_bytes(png_bytes(48, 48))
         made.append(path)
@@ -87,7 +93,7 @@ def make_tree(root: Path, count: int, *, seed: int = 7) -> Tree:
     """Make ``count`` images under ``root`` (which must be empty or missing)."""
     rng = random.Random(seed)
     root.mkdir(parents=True, exist_ok=True)
-    pool = _pool(root)
+    pool = _pool(root, count)
     rare_left = 5
     sidecars = 0
     layout = _layout(count)
