@@ -2,9 +2,12 @@
 loopback (moto, in a process of its own, logging every request it answers).
 
 What counts on S3 is requests, so next to the times this reports how many of each kind every
-step made. The baseline is a bare recursive listing of the bucket with s3fs (what an unchanged
-re-index must at least do). moto answers from memory in Python, so its times say more about
-moto than about S3; the request counts carry over to a real bucket as they are.
+step made. The baselines, with s3fs on the same server in the same run: a bare recursive
+listing of the bucket (what an unchanged re-index must at least do); a bare GET of every image
+at lenslet's concurrency (16 at a time, what a first index must at least read); and the same
+GETs with one PUT each of a thumbnail-sized object (what a first index must at least do: it
+writes each image's thumbnail too). moto answers from memory in Python, so its times say more
+about moto than about S3; the request counts carry over to a real bucket as they are.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import httpx
 
 from benchmarks.harness import free_port, p50_p95, run_cli, timed, wait_until_serving
 from benchmarks.scale import make_tree
+from lenslet_core.filesystem import REMOTE_IO_CONCURRENCY
+from lenslet_core.paths import is_image_name
 
 BUCKET = "scale"
 PREFIX = f"{BUCKET}/gallery"
@@ -77,6 +82,30 @@ def _bare_listing(endpoint: str) -> float:
     return min(timed(walk, 3))
 
 
+def _bare_loops(endpoint: str) -> tuple[float, float]:
+    """Seconds for a bare GET of every image at lenslet's concurrency, and for the same GETs
+    with a PUT each of a thumbnail-sized object (under another prefix, deleted after)."""
+    import s3fs
+
+    fs = s3fs.S3FileSystem(endpoint_url=endpoint, skip_instance_cache=True)
+    images = [p for p in fs.find(PREFIX) if is_image_name(p.rsplit("/", 1)[-1])]
+    batch = REMOTE_IO_CONCURRENCY
+    thumb = os.urandom(1500)  # about what a 64x48 image's WebP thumbnail weighs
+    bare = f"{BUCKET}/bare"
+
+    def gets() -> None:
+        fs.cat(images, batch_size=batch)
+
+    def gets_and_puts() -> None:
+        fs.cat(images, batch_size=batch)
+        fs.pipe({f"{bare}/{n}.thumbnail": thumb for n in range(len(images))}, batch_size=batch)
+
+    get_only = min(timed(gets, 2))
+    with_puts = min(timed(gets_and_puts, 2))
+    fs.rm(bare, recursive=True)
+    return get_only, with_puts
+
+
 def measure_s3(size: int, work: Path) -> dict[str, Any]:
     """First index, unchanged re-index and ``/folders`` of a ``size``-image tree in a bucket."""
     os.environ.update(CREDENTIALS)
@@ -94,6 +123,7 @@ def measure_s3(size: int, work: Path) -> dict[str, Any]:
         out["reindex"], _, _ = run_cli("index", url, *flags)
         out["reindex_requests"] = _requests(endpoint)
         out["listing"] = _bare_listing(endpoint)
+        out["bare_gets"], out["bare_gets_puts"] = _bare_loops(endpoint)
         _requests(endpoint)
         out.update(_serve(url, endpoint, tree.k1))
     finally:
@@ -133,6 +163,16 @@ def s3_table(result: dict[str, Any]) -> str:
         "|---|---|---|",
         f"| first index | {result['index']:.1f} s ({size / result['index']:,.0f} items/s) "
         f"| {counts(result['index_requests'])} |",
+    ]
+    if "bare_gets" in result:
+        gets, puts = result["bare_gets"], result["bare_gets_puts"]
+        lines += [
+            f"| bare s3fs GET of every image, {REMOTE_IO_CONCURRENCY} at a time | {gets:.1f} s: "
+            f"the first index runs at {gets / result['index']:.2f}x its speed | |",
+            f"| the same GETs and a PUT each (a thumbnail's worth) | {puts:.1f} s: the first "
+            f"index runs at {puts / result['index']:.2f}x its speed | |",
+        ]
+    lines += [
         f"| unchanged re-index | {result['reindex']:.2f} s = {ratio:.1f}x a bare s3fs listing "
         f"({result['listing']:.2f} s) | {counts(result['reindex_requests'])} |",
         f"| `/folders` 1k p50/p95, 200 calls | "

@@ -36,6 +36,7 @@ from .fresh import Fresh
 from .health import Health, Status, read_health
 from .imaging import Imaging, ThumbSpec
 from .jobs import Engine, EngineStats, Job, Kind
+from .kept import Kept
 from .keyedlock import KeyedLock
 from .local_engine import LocalEngine
 from .manifest import ItemEntry
@@ -101,6 +102,9 @@ class Gallery:
             RECENT_BASICS, math.inf
         )
         self.search = GallerySearch(Rollup(storage))
+        #: Items answered lately (:class:`items.Item`), kept while their folder does not
+        #: change (local roots).
+        self.kept_items: Kept[Any] = Kept(storage)
         #: Search answers lately given, with the versions of the search and of the folder
         #: pages they were made from (see :func:`items.find`).
         self.found: Fresh[tuple[tuple[int, int], list[Any]]] = Fresh(

@@ -104,7 +104,21 @@ class Hit:
 
 
 async def item(gallery: Gallery, image: str) -> Item:
-    """An image's sidecar, with its EXIF basics filled in from the image when missing.
+    """An image's sidecar, with its EXIF basics filled in from the image when missing. On a
+    local root the answer is kept while its folder does not change (:mod:`kept`)."""
+    folder = paths.parent(image)
+    kept: Item | None = gallery.kept_items.get(folder, image)
+    if kept is not None:
+        return kept
+    stamp = await gallery.kept_items.stamp(folder)
+    found = await _read_item(gallery, image)
+    if stamp is not None and gallery.storage.route_known(image)[2] is None:
+        gallery.kept_items.put(folder, image, found, stamp)  # not inside a pointer folder
+    return found
+
+
+async def _read_item(gallery: Gallery, image: str) -> Item:
+    """:func:`item` from storage.
 
     A folder page read within ``manifest_ttl`` answers what it can: that the image is there
     (no stat), its size, and whether it has a sidecar at all (``hasMeta``; not after this

@@ -74,6 +74,7 @@ class Lenslet:
             await self._gallery.jobs.__aexit__(*exc_info)
         finally:
             self._gallery.folders.clear()
+            self._gallery.kept_items.close()
 
     def __repr__(self) -> str:
         return f"Lenslet({self.url!r})"

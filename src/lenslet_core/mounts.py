@@ -19,7 +19,7 @@ import builtins
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 
@@ -104,6 +104,9 @@ class Mounts:
 
     async def check_root(self) -> None:
         await self.storage.check_root()
+
+    async def run_local(self, func: Callable[..., T], *args: Any) -> T:
+        return await self.storage.run_local(func, *args)
 
     # -- listing (where pointers are learnt) -----------------------------------------------------
 

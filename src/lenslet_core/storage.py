@@ -115,6 +115,7 @@ class Store(Protocol):
     @property
     def io_concurrency(self) -> int: ...
     async def check_root(self) -> None: ...
+    async def run_local(self, func: Callable[..., T], *args: Any) -> T: ...
     async def list(self, path: str) -> builtins.list[Entry]: ...
     async def list_with_contents(
         self,
@@ -393,6 +394,12 @@ class Storage:
         ``missing_ok=False`` costs a HEAD first."""
         self.check_writable(path)
         await self._run("delete", path, self.backend.delete, path, missing_ok)
+
+    async def run_local(self, func: Callable[..., T], *args: Any) -> T:
+        """A blocking call about the local root's folders that is no file request (a kernel
+        watch on them: :mod:`lenslet_core.kept`), in this seam's threads and under its limit;
+        not observed, and its errors are the caller's."""
+        return await anyio.to_thread.run_sync(func, *args, limiter=self._limiter)
 
     # -- the seam: threads, observation, translation ---------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.resources
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import anyio
 from starlette.applications import Starlette
@@ -15,7 +15,6 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lenslet_core import (
     Engine,
@@ -35,7 +34,7 @@ from .compression import Compression
 from .encoded import EncodedHits, EncodedPages
 from .images import MAX_UPLOADS
 from .lifespan import WarnNotStarted, background
-from .metrics import Metrics
+from .metrics import Metrics, Timed
 from .params import MAX_WAIT
 from .responses import error_answer
 from .routes import routes
@@ -86,16 +85,6 @@ async def _page(request: Request) -> Response:
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
     return error_answer(InternalError("lenslet failed; the server log has the cause"))
-
-
-class _Wrap:
-    """Middleware from a function that wraps an ASGI app."""
-
-    def __init__(self, app: ASGIApp, wrap: Callable[[ASGIApp], ASGIApp]) -> None:
-        self.wrapped = wrap(app)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.wrapped(scope, receive, send)
 
 
 def create_app(
@@ -175,7 +164,7 @@ def create_app(
         middleware.append(Middleware(BearerToken, token=token, open_paths=open_paths))
     metrics = Metrics(lens)
     metrics.routes = frozenset(r.path for r in routes if isinstance(r, Route)) | {"/metrics"}
-    middleware.insert(0, Middleware(_Wrap, wrap=metrics.middleware))
+    middleware.insert(0, Middleware(Timed, metrics=metrics))
     page = [Route("/", _page, methods=["GET"]), Mount("/ui", _ui_files())] if ui else []
     app = Starlette(
         routes=[*routes, Route("/metrics", metrics.endpoint, methods=["GET"]), *page],

@@ -14,13 +14,15 @@ import collections
 import gzip
 
 import anyio.to_thread
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["Compression"]
 
 #: Types worth compressing (images are compressed already).
-_TEXT = ("application/json", "text/html", "text/css", "text/javascript", "application/javascript")
+_TEXT = frozenset(
+    (b"application/json", b"text/html", b"text/css", b"text/javascript", b"application/javascript")
+)
 #: Bodies above this are compressed in a worker thread.
 _OFF_LOOP = 64 * 1024
 
@@ -47,20 +49,17 @@ class Compression:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        accepts = "gzip" in Headers(scope=scope).get("accept-encoding", "")
-        where = f"{scope.get('path', '')}?{scope.get('query_string', b'').decode('latin-1')}"
+        accepts = any(k == b"accept-encoding" and b"gzip" in v for k, v in scope["headers"])
         start: Message | None = None
         chunks: list[bytes] = []
 
         async def compressing(message: Message) -> None:
             nonlocal start
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(raw=message["headers"])
-                kind = headers.get("content-type", "").split(";")[0].strip()
-                if kind not in _TEXT or "content-encoding" in headers:
+                if not _is_text(message["headers"]):
                     await send(message)  # not ours to compress: pass everything through
                     return
-                headers.add_vary_header("Accept-Encoding")
+                MutableHeaders(raw=message["headers"]).add_vary_header("Accept-Encoding")
                 if not accepts:
                     await send(message)
                     return
@@ -72,7 +71,8 @@ class Compression:
             chunks.append(message.get("body", b""))
             if message.get("more_body", False):
                 return
-            await self._answer(start, b"".join(chunks), where, send)
+            query = scope.get("query_string", b"").decode("latin-1")
+            await self._answer(start, b"".join(chunks), f"{scope.get('path', '')}?{query}", send)
 
         await self.app(scope, receive, compressing)
 
@@ -106,3 +106,14 @@ class Compression:
 
     def _compress(self, body: bytes) -> bytes:
         return gzip.compress(body, compresslevel=self.level, mtime=0)
+
+
+def _is_text(raw: list[tuple[bytes, bytes]]) -> bool:
+    """Whether an answer's headers say a text type that is not encoded yet."""
+    kind = b""
+    for key, value in raw:
+        if key == b"content-encoding":
+            return False
+        if key == b"content-type":
+            kind = value.split(b";", 1)[0].strip().lower()
+    return kind in _TEXT

@@ -10,7 +10,7 @@ own (no process-wide state); the facade's counts are read when Prometheus scrape
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import (
@@ -28,7 +28,7 @@ from lenslet_core import Lenslet, TimingSnapshot
 
 from .openapi import Answer, Operation, operation
 
-__all__ = ["Metrics"]
+__all__ = ["Metrics", "Timed"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -115,6 +115,7 @@ class Metrics:
         )
         self.registry.register(_FacadeCollector(lens))
         self.routes: frozenset[str] = frozenset()
+        self._observers: dict[tuple[str, str, int], Callable[[float], None]] = {}
 
     @operation(
         Operation(
@@ -125,30 +126,38 @@ class Metrics:
     async def endpoint(self, request: Request) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE)
 
-    def middleware(self, app: ASGIApp) -> ASGIApp:
-        metrics = self
+    def observe(self, path: str, method: str, status: int, seconds: float) -> None:
+        """One request's latency. Known routes by name; anything else as "other", so labels
+        stay few (each label set's histogram is looked up once)."""
+        key = (path if path in self.routes else "other", method, status)
+        observe = self._observers.get(key)
+        if observe is None:
+            observe = self._observers[key] = self.latency.labels(*key[:2], str(status)).observe
+        observe(seconds)
 
-        async def timed(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != "http":
-                await app(scope, receive, send)
-                return
-            started = time.perf_counter()
-            status = 500
 
-            async def sending(message: Message) -> None:
-                nonlocal status
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-                await send(message)
+class Timed:
+    """Middleware: each request's latency into :class:`Metrics`."""
 
-            try:
-                await app(scope, receive, sending)
-            finally:
-                # Known routes by name; anything else as "other", so labels stay few.
-                path = scope.get("path", "")
-                route = path if path in metrics.routes else "other"
-                metrics.latency.labels(route, scope.get("method", ""), str(status)).observe(
-                    time.perf_counter() - started
-                )
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
 
-        return timed
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            seconds = time.perf_counter() - started
+            self.metrics.observe(scope.get("path", ""), scope.get("method", ""), status, seconds)
