@@ -33,6 +33,7 @@ class _Cached:
     manifest: Manifest
     checked: float
     built: bool  # by this process's rebuild (not read from storage)
+    digest: str | None = None  # of the bytes it was read from
     _names: dict[str, ItemEntry] | None = None
 
     def item(self, name: str) -> ItemEntry | None:
@@ -66,6 +67,7 @@ class FolderPages:
         self.settings = settings
         self.thumbs = thumbs
         self.locks = locks
+        self._reads = KeyedLock()
         self.ttl = settings.manifest_ttl
         self._pages: collections.OrderedDict[tuple[str, int], _Cached] = collections.OrderedDict()
         self._built: collections.OrderedDict[str, list[Manifest]] = collections.OrderedDict()
@@ -138,17 +140,30 @@ class FolderPages:
 
     async def _page(self, folder: str, page: int, count: int | None = None) -> Manifest | None:
         """A page from the cache while it is fresh, else from storage; ``None`` when storage
-        has no readable page."""
+        has no readable page. Readers that find it stale together wait for one read."""
+        fresh = self._fresh(folder, page)
+        if fresh is not None:
+            return fresh
+        async with self._reads(f"{page}/{folder}"):
+            fresh = self._fresh(folder, page)  # read by the reader this one waited for
+            if fresh is not None:
+                return fresh
+            cached = self._pages.get((folder, page))
+            known = (cached.manifest, cached.digest) if cached and cached.digest else None
+            try:
+                manifest, digest = await read_page(self.storage, folder, page, count, known)
+            except (NotFound, MalformedDocument, InvalidPath, PermissionDenied):
+                return None  # unreadable as a manifest (a FIFO, no access, ...): rebuild it
+            self._remember(folder, {page: manifest}, time.monotonic(), built=False)
+            self._pages[(folder, page)].digest = digest
+            return manifest
+
+    def _fresh(self, folder: str, page: int) -> Manifest | None:
         cached = self._pages.get((folder, page))
         if cached is not None and time.monotonic() - cached.checked < self.ttl:
             self._pages.move_to_end((folder, page))
             return cached.manifest
-        try:
-            manifest = await read_page(self.storage, folder, page, count)
-        except (NotFound, MalformedDocument, InvalidPath, PermissionDenied):
-            return None  # unreadable as a manifest (a FIFO, no access, ...): rebuild it
-        self._remember(folder, {page: manifest}, time.monotonic(), built=False)
-        return manifest
+        return None
 
     def _remember(
         self, folder: str, pages: Mapping[int, Manifest], checked: float, *, built: bool

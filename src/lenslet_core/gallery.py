@@ -96,6 +96,8 @@ class Gallery:
         self.folders = FolderPages(storage, self.imaging, settings, self.thumbs, self.rebuilds)
         #: One sidecar write (or move) of an image at a time.
         self.writes = KeyedLock()
+        #: One read of an image's thumbnail at a time (the others take what it read).
+        self.thumb_reads = KeyedLock()
         #: Images' EXIF basics and hash lately read, with the size and mtime they were read
         #: at: an item whose sidecar has none asks for them again and again.
         self.recent_basics: Fresh[tuple[tuple[int, float], Exif, str]] = Fresh(

@@ -225,23 +225,14 @@ async def thumbnail(gallery: Gallery, image: str, *, wait: float) -> Thumbnail |
     """An image's thumbnail. A missing one is made by a job at the highest priority and
     awaited up to ``wait`` seconds; :class:`Pending` when the queue is too busy for that."""
     recent = gallery.thumbs.recent.get(image)
-    if recent is not None:  # served lately, and fresh: no storage call at all
+    if recent is None:
+        # Requests for one thumbnail that is no longer fresh wait for one read of it.
+        async with gallery.thumb_reads(image):
+            recent = gallery.thumbs.recent.get(image) or await _stored_thumbnail(gallery, image)
+    if recent is not None:  # served lately and fresh (no storage call), or just read
         gallery.counts["thumbnails_served"] += 1
         return Thumbnail(image, *recent)
     since = gallery.thumbs.recent.epoch
-    if gallery.listed(image) is None:
-        # A missing image is a 404 (its thumbnail an orphan). A folder page read lately
-        # already says the image is there: a client showing a folder's thumbnails costs one
-        # read each, not a read and a stat.
-        await gallery.image_file(image)
-    try:
-        found = Thumbnail.of(image, await gallery.thumbs.read(image))
-    except NotFound:
-        pass
-    else:
-        gallery.counts["thumbnails_served"] += 1
-        gallery.thumbs.recent.put(image, (found.data, found.etag), since=since)
-        return found
     job = gallery.job(THUMBNAIL, image)
     handle = await gallery.jobs.submit(job, wait_for_room=False)
     if await handle.wait(wait):
@@ -252,6 +243,22 @@ async def thumbnail(gallery: Gallery, image: str, *, wait: float) -> Thumbnail |
         return made
     gallery.counts["thumbnails_pending"] += 1
     return Pending(image, gallery.jobs.retry_after(job))
+
+
+async def _stored_thumbnail(gallery: Gallery, image: str) -> tuple[bytes, str] | None:
+    """The thumbnail kept for ``image`` (then fresh in memory), or ``None`` if none is."""
+    since = gallery.thumbs.recent.epoch
+    if gallery.listed(image) is None:
+        # A missing image is a 404 (its thumbnail an orphan). A folder page read lately
+        # already says the image is there: a client showing a folder's thumbnails costs one
+        # read each, not a read and a stat.
+        await gallery.image_file(image)
+    try:
+        found = Thumbnail.of(image, await gallery.thumbs.read(image))
+    except NotFound:
+        return None
+    gallery.thumbs.recent.put(image, (found.data, found.etag), since=since)
+    return found.data, found.etag
 
 
 async def entries(gallery: Gallery, images: Sequence[str]) -> dict[str, ItemEntry]:

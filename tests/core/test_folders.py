@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import anyio
 import pytest
 
 from lenslet_core import Lenslet, NotFound, Settings
@@ -58,3 +59,31 @@ async def test_pages_of_a_paged_folder_come_from_one_build(gallery: Path) -> Non
     assert [i.name for p in pages for i in p.items] == [i.name for i in whole.items]
     assert whole.page_count == 1
     assert whole.item_count == 5
+
+
+async def test_readers_that_find_a_page_stale_together_wait_for_one_read(
+    gallery: Path, requests: Requests
+) -> None:
+    for n in range(50):
+        write(gallery / "a" / f"{n}.jpg", jpeg_bytes(8, 8))
+    settings = Settings(manifest_ttl=0.05)
+    async with Lenslet(str(gallery), settings) as lens:
+        await lens.index("a", thumbnails=False)
+    async with Lenslet(str(gallery), settings, observer=requests) as lens:
+        first = await lens.folder("a")
+        await anyio.sleep(0.1)  # stale now
+        requests.clear()
+        async with anyio.create_task_group() as tg:
+            for _ in range(20):
+                tg.start_soon(lens.folder, "a")
+        assert requests.log == [("read", "a/_index.json")]
+        # The same bytes again: the page read before is given back, not decoded again.
+        assert await lens.folder("a") is first
+        # Another writer's page is read and decoded.
+        write(gallery / "a" / "new.jpg", jpeg_bytes(8, 8))
+        async with Lenslet(str(gallery), settings) as other:
+            await other.index("a", thumbnails=False)
+        await anyio.sleep(0.1)
+        again = await lens.folder("a")
+    assert again.build != first.build
+    assert "new.jpg" in {item.name for item in again.items}

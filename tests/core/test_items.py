@@ -319,3 +319,27 @@ async def test_a_search_asked_again_is_the_same_answer_until_something_changes(
         later = await lens.find("sea")
         assert later is not edited
         assert all(hit.entry is not None and hit.entry.hasThumb for hit in later)
+
+
+async def test_requests_for_a_thumbnail_no_longer_fresh_wait_for_one_read(
+    gallery: Path, requests: Requests
+) -> None:
+    write(gallery / "a" / "x.jpg", jpeg_bytes())
+    settings = Settings(manifest_ttl=0.05)
+    async with Lenslet(str(gallery), settings) as lens:
+        await lens.index("a")  # thumbnails made
+    async with Lenslet(str(gallery), settings, observer=requests) as lens:
+        await lens.folder("a")
+        first = await made(lens, "a/x.jpg")
+        await anyio.sleep(0.1)  # no longer fresh
+        requests.clear()
+        answers: list[Thumbnail | Pending] = []
+
+        async def ask() -> None:
+            answers.append(await lens.thumbnail("a/x.jpg"))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(20):
+                tg.start_soon(ask)
+    assert requests.log == [("read", "a/x.jpg.thumbnail")]
+    assert all(isinstance(a, Thumbnail) and a.etag == first.etag for a in answers)
