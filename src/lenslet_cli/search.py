@@ -26,7 +26,7 @@ def search(
     first, then by path. Reads ROOT's _rollup.json (written by `lenslet index`)."""
     with errors_to_exit():
 
-        async def run() -> tuple[list[Hit], bool]:
+        async def run() -> tuple[tuple[Hit, ...], bool]:
             async with Lenslet(root.url, root.settings(readonly=True)) as lens:
                 found = await lens.find(query, limit=limit, path=path)
                 return found, await lens.indexed()

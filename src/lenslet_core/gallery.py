@@ -109,7 +109,7 @@ class Gallery:
         self.kept_items: Kept[Any] = Kept(storage)
         #: Search answers lately given, with the versions of the search and of the folder
         #: pages they were made from (see :func:`items.find`).
-        self.found: Fresh[tuple[tuple[int, int], list[Any]]] = Fresh(
+        self.found: Fresh[tuple[tuple[int, int], tuple[Any, ...]]] = Fresh(
             FOUND_ANSWERS, settings.manifest_ttl
         )
         self.health = Health()

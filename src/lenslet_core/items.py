@@ -296,11 +296,11 @@ async def entries(gallery: Gallery, images: Sequence[str]) -> dict[str, ItemEntr
     return found
 
 
-async def find(gallery: Gallery, query: str, *, limit: int, path: str) -> list[Hit]:
+async def find(gallery: Gallery, query: str, *, limit: int, path: str) -> tuple[Hit, ...]:
     """Search hits with their manifest entries (see :class:`Hit`).
 
-    The same question asked again gets the same list (the same object, so an adapter can
-    keep its encoding too) while the search has taken no change and the folder pages no other
+    The same question asked again gets the same hits (the same tuple, so an adapter can keep
+    its encoding too) while the search has taken no change and the folder pages no other
     build, for at most ``manifest_ttl`` seconds (then the pages are read again)."""
     await gallery.load_state()
     ttl = gallery.settings.manifest_ttl
@@ -309,13 +309,13 @@ async def find(gallery: Gallery, query: str, *, limit: int, path: str) -> list[H
     versions = (gallery.search.version, gallery.folders.version)
     kept = gallery.found.get(key)
     if kept is not None and kept[0] == versions:
-        hits: list[Hit] = kept[1]
+        hits: tuple[Hit, ...] = kept[1]
         return hits
     for _ in range(2):
         # Reading the pages it needs changes the folders' version: the second time round
         # they are all in memory, and an answer made while nothing moved is kept.
         listed = await entries(gallery, [item.path for item in found])
-        hits = [Hit(item, listed.get(item.path)) for item in found]
+        hits = tuple(Hit(item, listed.get(item.path)) for item in found)
         now = (gallery.search.version, gallery.folders.version)
         if now == versions:
             gallery.found.put(key, (versions, hits))

@@ -232,9 +232,10 @@ class Lenslet:
         which is read again when another process has saved a newer one."""
         await self._gallery.load_state()
         ttl = self._gallery.settings.manifest_ttl
-        return await self._gallery.search.search(query, limit=limit, path=path, ttl=ttl)
+        found = await self._gallery.search.search(query, limit=limit, path=path, ttl=ttl)
+        return list(found)  # the search keeps its answer for the next asker: this one is yours
 
-    async def find(self, query: str, *, limit: int = 100, path: str = "") -> list[Hit]:
+    async def find(self, query: str, *, limit: int = 100, path: str = "") -> tuple[Hit, ...]:
         """:meth:`search`, each hit with its folder manifest's entry (size, w, h, hasThumb,
         …), shaped like a folder item for clients."""
         return await items.find(self._gallery, query, limit=limit, path=paths.normalize(path))

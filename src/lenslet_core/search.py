@@ -24,6 +24,7 @@ was read again or the edits pile up, and writes ``_rollup.json`` at most once a 
 from __future__ import annotations
 
 import bisect
+import collections
 import heapq
 import itertools
 import time
@@ -45,6 +46,8 @@ DEFAULT_LIMIT = 100
 CHUNK = 1024
 #: Seconds between two writes of ``_rollup.json`` while edits keep coming.
 SAVE_EVERY = 1.0
+#: Answers kept for questions asked again (each a list of at most ``limit`` items).
+ANSWERS_KEPT = 256
 #: Edits a search serves on top of its index before it must build a new one itself (the
 #: rollup job builds one in the background after far fewer).
 OVERLAY_MAX = 20_000
@@ -316,6 +319,9 @@ class GallerySearch:
         self._live = LiveSearch()
         self._generation = -1  # the rollup generation the index was built from; -1: none yet
         self._lock = anyio.Lock()
+        #: Answers by question, with the version of the search they were found at.
+        self._answers: collections.OrderedDict[tuple[str, int, str], tuple[int, list[RollupItem]]]
+        self._answers = collections.OrderedDict()
         self._building: dict[str, RollupItem | None] | None = None
         self._checked = 0.0
         self._saved = 0.0
@@ -333,7 +339,17 @@ class GallerySearch:
             self._checked = time.monotonic()
             await self.rollup.refresh()
         live = await self._current(rebuild=False)
-        return live.search(query, limit=limit, path=path)
+        question = (query, limit, path)
+        kept = self._answers.get(question)
+        if kept is not None and kept[0] == live.version:
+            self._answers.move_to_end(question)
+            return kept[1]  # the same question of the same search: the same list
+        found = live.search(query, limit=limit, path=path)
+        self._answers[question] = (live.version, found)
+        self._answers.move_to_end(question)
+        if len(self._answers) > ANSWERS_KEPT:
+            self._answers.popitem(last=False)
+        return found
 
     @property
     def version(self) -> int:
