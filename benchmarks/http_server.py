@@ -2,6 +2,9 @@
 answer the same bytes from memory (the baseline), in one uvicorn process; and the gallery both
 HTTP benchmarks serve (a 1,000-image folder, an image with a sidecar, a 100,000-image rollup).
 
+Requests are split by path between two apps: ``/bare/...`` to a bare Starlette app, anything
+else to lenslet's app as ``lenslet serve`` runs it (at the root, not mounted in another app).
+
     python -m benchmarks.http_server ROOT PORT
 """
 
@@ -20,7 +23,8 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 from tests.imagegen import jpeg_bytes, write
 
 from benchmarks.harness import synthetic
@@ -34,7 +38,7 @@ from lenslet_http import create_app
 BARE: dict[str, tuple[bytes, str]] = {}
 
 
-def build(root: str) -> Starlette:
+def build(root: str) -> ASGIApp:
     lens = Lenslet(root, Settings())
 
     @contextlib.asynccontextmanager
@@ -50,14 +54,22 @@ def build(root: str) -> Starlette:
         BARE[request.path_params["name"]] = (await request.body(), request.headers["x-media"])
         return Response(b"ok")
 
-    return Starlette(
+    baseline = Starlette(
         routes=[
             Route("/bare/{name}", bare, methods=["GET"]),
             Route("/bare/{name}", keep, methods=["PUT"]),
-            Mount("/", create_app(lens)),
         ],
-        lifespan=lifespan,
+        lifespan=lifespan,  # opens the gallery both apps serve
     )
+    gallery = create_app(lens)
+
+    async def split(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan" or scope.get("path", "").startswith("/bare/"):
+            await baseline(scope, receive, send)
+        else:
+            await gallery(scope, receive, send)
+
+    return split
 
 
 #: name -> (lenslet's route, its query): each has a bare route /bare/NAME with its answer.
