@@ -31,7 +31,7 @@ from lenslet_core import (
 
 from .auth import BearerToken
 from .compression import Compression
-from .encoded import EncodedHits, EncodedPages
+from .encoded import EncodedAnswers, EncodedPages
 from .images import MAX_UPLOADS
 from .lifespan import WarnNotStarted, background
 from .metrics import Metrics, Timed
@@ -186,6 +186,6 @@ def create_app(
     app.state.presign = presign
     app.state.uploads = anyio.Semaphore(MAX_UPLOADS)
     app.state.pages = EncodedPages()
-    app.state.hits = EncodedHits()
+    app.state.answers = EncodedAnswers()
     app.state.openapi = None  # described from the route table on first request
     return app

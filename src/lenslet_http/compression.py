@@ -56,10 +56,15 @@ class Compression:
         async def compressing(message: Message) -> None:
             nonlocal start
             if message["type"] == "http.response.start":
-                if not _is_text(message["headers"]):
+                raw = message["headers"]
+                kind = _text_kind(raw)
+                if kind is None:
                     await send(message)  # not ours to compress: pass everything through
                     return
-                MutableHeaders(raw=message["headers"]).add_vary_header("Accept-Encoding")
+                if kind:
+                    MutableHeaders(raw=raw).add_vary_header("Accept-Encoding")
+                else:
+                    raw.append((b"vary", b"Accept-Encoding"))
                 if not accepts:
                     await send(message)
                     return
@@ -108,12 +113,15 @@ class Compression:
         return gzip.compress(body, compresslevel=self.level, mtime=0)
 
 
-def _is_text(raw: list[tuple[bytes, bytes]]) -> bool:
-    """Whether an answer's headers say a text type that is not encoded yet."""
-    kind = b""
+def _text_kind(raw: list[tuple[bytes, bytes]]) -> bool | None:
+    """Of an answer's headers: ``None`` unless they say a text type not encoded yet; else
+    whether they have a ``Vary`` header already."""
+    kind, vary = b"", False
     for key, value in raw:
         if key == b"content-encoding":
-            return False
+            return None
         if key == b"content-type":
             kind = value.split(b";", 1)[0].strip().lower()
-    return kind in _TEXT
+        elif key == b"vary":
+            vary = True
+    return vary if kind in _TEXT else None

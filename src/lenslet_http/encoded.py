@@ -1,17 +1,17 @@
-"""Answers encoded once: a folder's pages per build, and search answers while the facade gives
-the same hits (compressing them is :mod:`compression`'s, once per ETag)."""
+"""Answers encoded once: a folder's pages per build, and search and item answers while the
+facade gives the same ones (compressing them is :mod:`compression`'s, once per ETag)."""
 
 from __future__ import annotations
 
 import collections
-from collections.abc import Sequence
+from collections.abc import Callable
 
 import anyio
 import orjson
 
-from lenslet_core import Hit, Manifest
+from lenslet_core import Manifest
 
-__all__ = ["EncodedHits", "EncodedPages"]
+__all__ = ["EncodedAnswers", "EncodedPages"]
 
 
 #: Encoded folder answers kept, by (folder, build, page; -1 the whole folder): a build never
@@ -48,28 +48,26 @@ class EncodedPages:
         return body
 
 
-#: Search answers kept encoded.
-_ENCODED_HITS = 256
+#: Answers kept encoded, per kind.
+_ENCODED_ANSWERS = 1024
 
 
-class EncodedHits:
-    """Search answers by question, each kept with the hits it encodes: :meth:`Lenslet.find`
-    gives the same list again while nothing it depends on changed, and then the same bytes
-    serve it."""
+class EncodedAnswers:
+    """Answers by question (a search's, an item's), each kept with what it encodes: the facade
+    gives the same object again while nothing it depends on changed (:meth:`Lenslet.find`'s
+    hits, a kept :class:`Item`), and then the same bytes serve it."""
 
     def __init__(self) -> None:
-        self._bodies: collections.OrderedDict[str, tuple[Sequence[Hit], bytes]] = (
-            collections.OrderedDict()
-        )
+        self._bodies: collections.OrderedDict[str, tuple[object, bytes]] = collections.OrderedDict()
 
-    def get(self, question: str, hits: Sequence[Hit]) -> bytes:
+    def get(self, question: str, answer: object, encode: Callable[[], bytes]) -> bytes:
         kept = self._bodies.get(question)
-        if kept is not None and kept[0] is hits:
+        if kept is not None and kept[0] is answer:
             self._bodies.move_to_end(question)
             return kept[1]
-        body = orjson.dumps({"items": [hit.to_json() for hit in hits]})
-        self._bodies[question] = (hits, body)
+        body = encode()
+        self._bodies[question] = (answer, body)
         self._bodies.move_to_end(question)
-        if len(self._bodies) > _ENCODED_HITS:
+        if len(self._bodies) > _ENCODED_ANSWERS:
             self._bodies.popitem(last=False)
         return body

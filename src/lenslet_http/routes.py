@@ -20,7 +20,7 @@ from lenslet_core import (
     __version__,
 )
 
-from .encoded import EncodedHits, EncodedPages
+from .encoded import EncodedAnswers, EncodedPages
 from .images import delete, move, upload
 from .openapi import Answer, Operation, Param, describe, operation
 from .params import (
@@ -108,7 +108,9 @@ async def get_item(request: Request) -> Response:
     headers = {"ETag": quoted(item.etag), "Cache-Control": "no-cache"}
     if etag_matches(request, item.etag):
         return Response(status_code=304, headers=headers)
-    return ORJSONResponse(item.to_json(), headers=headers)
+    encoded: EncodedAnswers = request.app.state.answers
+    body = encoded.get(f"item {item.path}", item, lambda: orjson.dumps(item.to_json()))
+    return Response(body, media_type="application/json", headers=headers)
 
 
 @operation(
@@ -283,8 +285,12 @@ async def search(request: Request) -> Response:
     limit = int_param(request, "limit", 100, 1, 1000)
     query, path = request.query_params.get("q", ""), path_of(request)
     hits = await lens_of(request).find(query, limit=limit, path=path)
-    encoded: EncodedHits = request.app.state.hits
-    body = encoded.get(f"{limit} {path}\0{query}", hits)
+    encoded: EncodedAnswers = request.app.state.answers
+    body = encoded.get(
+        f"search {limit} {path}\0{query}",
+        hits,
+        lambda: orjson.dumps({"items": [hit.to_json() for hit in hits]}),
+    )
     return Response(body, media_type="application/json")
 
 
