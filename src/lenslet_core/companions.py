@@ -16,6 +16,7 @@ thumbnail go too. An image is never separated from its tags.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import secrets
 import time
 from collections.abc import Sequence
@@ -89,7 +90,8 @@ async def move_image(
     intent = paths.join(
         paths.parent(image), f"{INTENT_PREFIX}{secrets.token_hex(8)}{INTENT_SUFFIX}"
     )
-    await storage.write(intent, dumps({"v": VERSION, "src": image, "dest": target}))
+    document = {"v": VERSION, "src": image, "dest": target, "at": time.time_ns()}
+    await storage.write(intent, dumps(document))
     await storage.move(image, target)
     await _bring_companions(storage, image, target)
     if thumbs.cache is not None:
@@ -115,39 +117,84 @@ async def _exists(storage: Store, path: str) -> bool:
     return True
 
 
-async def finish_moves(storage: Store, folder: str, entries: Sequence[Entry]) -> int:
-    """Finish the moves a killed process left half done in ``folder`` (their intents are in
-    its listing ``entries``): where the image went, its sidecar and thumbnail follow; an image
-    that never left needs nothing. Returns how many intents it settled."""
-    if not storage.writable(folder):
-        return 0
-    settled = 0
-    cutoff = time.time() - INTENT_GRACE
+@dataclasses.dataclass(frozen=True)
+class _Intent:
+    path: str
+    source: str
+    target: str
+    at: float  # when it was written (ns; its file's mtime for an intent that does not say)
+    mtime: float
+
+    def touches(self, other: _Intent) -> bool:
+        return bool({self.source, self.target} & {other.source, other.target})
+
+
+async def _intents(storage: Store, folder: str, entries: Sequence[Entry]) -> list[_Intent]:
+    """The move intents in a folder's listing, read (unreadable ones left for a later run)."""
+    found = []
     for entry in entries:
         name = entry.name
         if not (name.startswith(INTENT_PREFIX) and name.endswith(INTENT_SUFFIX)):
             continue
-        if not entry.is_file or entry.mtime > cutoff:
+        if not entry.is_file:
             continue
         intent = paths.join(folder, name)
         try:
             document = loads(await storage.read(intent), what=intent)
             source = paths.item_path(str(document.get("src", "")))
             target = paths.item_path(str(document.get("dest", "")))
-            left, arrived = await _exists(storage, source), await _exists(storage, target)
-            if left and arrived and await storage.read(source) == await storage.read(target):
-                # Cut between the image's arrival and its leaving (a hard link made, or a copy
-                # between storages written): the same bytes in both places; finish the move.
-                await storage.delete(source)
-                left = False
-            if arrived and not left:
-                await _bring_companions(storage, source, target)  # the image went: they follow
-            # Else it never left, or another image is at the target: each file stays as it is.
-            await storage.delete(intent)
         except LensletError:
-            continue  # unreadable or refused: tried again by the next run
+            continue
+        at = document.get("at")
+        when = float(at) if isinstance(at, int) else entry.mtime * 1e9
+        found.append(_Intent(intent, source, target, when, entry.mtime))
+    return found
+
+
+async def finish_moves(storage: Store, folder: str, entries: Sequence[Entry]) -> int:
+    """Finish the moves a killed process left half done in ``folder`` (their intents are in
+    its listing ``entries``): where the image went, its sidecar and thumbnail follow; an image
+    that never left needs nothing. Returns how many intents it settled.
+
+    Of the intents left for one image (in this folder and in the folder at the other end of
+    each), only the last written is acted on: an earlier move was done (or refused) before the
+    next began, and acting on it after a later one could move or delete what that one left."""
+    if not storage.writable(folder):
+        return 0
+    settled = 0
+    cutoff = time.time() - INTENT_GRACE
+    mine = await _intents(storage, folder, entries)
+    if not mine:
+        return 0
+    others: list[_Intent] = []
+    for there in sorted({paths.parent(i.target) for i in mine} - {folder}):
+        with contextlib.suppress(LensletError):
+            others += await _intents(storage, there, await storage.list(there))
+    for intent in sorted(mine, key=lambda i: i.at):
+        if intent.mtime > cutoff:
+            continue  # a move that may still be under way
+        try:
+            later = [o for o in [*mine, *others] if o.at > intent.at and o.touches(intent)]
+            if not later:
+                await _settle(storage, intent)
+            await storage.delete(intent.path)
+        except LensletError:
+            continue  # refused: tried again by the next run
         settled += 1
     return settled
+
+
+async def _settle(storage: Store, intent: _Intent) -> None:
+    source, target = intent.source, intent.target
+    left, arrived = await _exists(storage, source), await _exists(storage, target)
+    if left and arrived and await storage.read(source) == await storage.read(target):
+        # Cut between the image's arrival and its leaving (a hard link made, or a copy
+        # between storages written): the same bytes in both places; finish the move.
+        await storage.delete(source)
+        left = False
+    if arrived and not left:
+        await _bring_companions(storage, source, target)  # the image went: they follow
+    # Else it never left, or another image is at the target: each file stays as it is.
 
 
 async def delete_image(storage: Store, thumbs: ThumbnailStore, image: str) -> None:

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
+import orjson
 import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
 from lenslet_core import AlreadyExists, CorruptImage, Lenslet, NotFound, ReadOnly, Settings, Storage
-from lenslet_core.companions import create_image, delete_image, move_image
+from lenslet_core.companions import (
+    INTENT_PREFIX,
+    create_image,
+    delete_image,
+    finish_moves,
+    move_image,
+)
 from lenslet_core.imaging import Imaging
 from lenslet_core.thumbnails import ThumbnailStore
 from tests.imagegen import jpeg_bytes, write
@@ -82,3 +91,28 @@ async def test_the_facade_refuses_changes_on_a_read_only_root(gallery: Path) -> 
         with pytest.raises(ReadOnly):
             await lens.delete(["x.jpg"])
     assert sorted(p.name for p in gallery.iterdir()) == ["x.jpg"]
+
+
+async def test_of_the_intents_left_for_one_image_only_the_last_is_acted_on(gallery: Path) -> None:
+    """x went b → a (done, but killed before its intent was deleted), then a → b, killed once
+    the image was linked at b and before it left a. Settled in the worst order (b's folder
+    first), the old intent must not undo the last move: the image ends in b, once, with its
+    tags."""
+    data = jpeg_bytes()
+    write(gallery / "a" / "x.jpg", data)
+    (gallery / "b").mkdir()
+    os.link(gallery / "a" / "x.jpg", gallery / "b" / "x.jpg")
+    write(gallery / "a" / "x.jpg.json", b'{"tags": ["mine"]}')
+    old = time.time() - 60
+    for folder, src, dest, at in (("b", "b/x.jpg", "a/x.jpg", 1), ("a", "a/x.jpg", "b/x.jpg", 2)):
+        intent = gallery / folder / f"{INTENT_PREFIX}{at}.json"
+        intent.write_bytes(orjson.dumps({"v": 1, "src": src, "dest": dest, "at": at}))
+        os.utime(intent, (old, old))
+    storage = Storage.open(str(gallery))
+    for folder in ("b", "a"):
+        assert await finish_moves(storage, folder, await storage.list(folder)) == 1
+    assert not (gallery / "a" / "x.jpg").exists()
+    assert (gallery / "b" / "x.jpg").read_bytes() == data
+    assert orjson.loads((gallery / "b" / "x.jpg.json").read_bytes())["tags"] == ["mine"]
+    assert not list(gallery.rglob(f"{INTENT_PREFIX}*"))
+    assert not (gallery / "a" / "x.jpg.json").exists()
