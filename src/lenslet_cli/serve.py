@@ -182,7 +182,13 @@ def _listen(host: str, port: int) -> socket.socket:
     is not this machine's or a port that needs privileges is one line and exit 2."""
     try:
         socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        return socket.create_server((host, port), family=_family(host), backlog=2048)
+        listening = socket.create_server((host, port), family=_family(host), backlog=2048)
+        # Answers go out as two writes (head, then body): without TCP_NODELAY the body waits
+        # for the client's delayed ACK, 40 ms a request on a kept-alive connection. asyncio
+        # sets it only on sockets made with IPPROTO_TCP, which create_server's are not;
+        # accepted connections take it from the listening socket.
+        listening.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return listening
     except socket.gaierror as exc:
         typer.echo(f"lenslet: cannot listen on {host!r}: not an address of this machine "
                    f"({exc.strerror})", err=True)  # fmt: skip

@@ -185,3 +185,20 @@ def test_behind_a_proxy_the_links_carry_its_prefix(gallery: Path) -> None:
         assert answer.headers["location"].startswith("/gallery/thumb?path=")
         document = httpx.get(f"{url}/openapi.json").json()
         assert "/thumb" in document["paths"]
+
+
+def test_the_listening_socket_sends_answers_without_waiting_for_acks() -> None:
+    """Answers go out as two writes; with Nagle's algorithm on, the second waited for the
+    client's delayed ACK (40 ms a request on a kept-alive connection). Accepted connections
+    take TCP_NODELAY from the listening socket."""
+    from lenslet_cli.serve import _listen
+
+    listening = _listen("127.0.0.1", 0)
+    try:
+        assert listening.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        with socket.create_connection(listening.getsockname()):
+            accepted, _ = listening.accept()
+            with accepted:
+                assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        listening.close()
