@@ -123,8 +123,9 @@ def test_an_edit_through_one_server_is_read_at_once_through_the_other(gallery: P
             )
             assert put.status_code == 200, put.text
             read = reader.get("/item", params={"path": "a/x.jpg"})
-            assert read.json()["tags"] == [f"t{n}"]
-            if n:  # (the first sidecar's index job rewrites it once: another ETag)
+            assert f"t{n}" in read.json()["tags"]
+            assert read.json()["tags"] == put.json()["tags"]
+            if n > 1:  # (the first sidecar's index job rewrites it once: another ETag)
                 assert read.headers["etag"] == put.headers["etag"]
         (gallery / "a" / "x.jpg.json").write_text('{"tags": ["by hand"]}')
         for http in (first, second):
