@@ -371,6 +371,13 @@ def main() -> None:
         metavar="SIZE",
         help="images in the S3 run (default: 2,000; 10,000 with --full; 0: no S3 run)",
     )
+    parser.add_argument(
+        "--s3-latency",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="hold each S3 answer back this long, as a real bucket's time to first byte",
+    )
     args = parser.parse_args()
     sizes = args.sizes if args.sizes is not None else (FULL if args.full else QUICK)
     s3_size = args.s3 if args.s3 is not None else (10_000 if args.full else 2_000)
@@ -386,7 +393,7 @@ def main() -> None:
             from benchmarks.report_s3 import measure_s3
 
             print(f"S3 run: {s3_size:,} images ...", file=sys.stderr, flush=True)
-            s3_result = measure_s3(s3_size, Path(work))
+            s3_result = measure_s3(s3_size, Path(work), args.s3_latency)
     if args.add and results and RESULTS.exists():
         new = {r["items"] for r in results}
         kept = [r for r in json.loads(RESULTS.read_text()) if r["items"] not in new]

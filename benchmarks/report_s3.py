@@ -36,9 +36,9 @@ CREDENTIALS = {
 }
 
 
-def _start_server() -> tuple[subprocess.Popen[str], str]:
+def _start_server(latency_ms: float = 0.0) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.s3server", "0"],
+        [sys.executable, "-m", "tests.s3server", "0", str(latency_ms)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -106,13 +106,15 @@ def _bare_loops(endpoint: str) -> tuple[float, float]:
     return get_only, with_puts
 
 
-def measure_s3(size: int, work: Path) -> dict[str, Any]:
-    """First index, unchanged re-index and ``/folders`` of a ``size``-image tree in a bucket."""
+def measure_s3(size: int, work: Path, latency_ms: float = 0.0) -> dict[str, Any]:
+    """First index, unchanged re-index and ``/folders`` of a ``size``-image tree in a bucket
+    (each S3 answer held back ``latency_ms``, as a real bucket's time to first byte)."""
     os.environ.update(CREDENTIALS)
-    proc, endpoint = _start_server()
+    proc, endpoint = _start_server(latency_ms)
     url = f"s3://{PREFIX}"
     flags = ("--endpoint-url", endpoint, "--json", "--no-progress")
-    out: dict[str, Any] = {"items": size, "endpoint": "moto on loopback"}
+    where = "moto on loopback" + (f", {latency_ms:g} ms a request" if latency_ms else "")
+    out: dict[str, Any] = {"items": size, "endpoint": where}
     try:
         tree = make_tree(work / f"s3tree{size}", size)
         out["folders"] = tree.folders

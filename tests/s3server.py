@@ -1,8 +1,10 @@
 """A real S3 API server on loopback for the tests: moto's S3 in its own process, with a log of
 the requests that reach it, so tests count what lenslet really asks of S3.
 
-    python -m tests.s3server PORT
+    python -m tests.s3server PORT [LATENCY_MS]
 
+``LATENCY_MS`` holds every S3 answer back that long, as a real bucket's time to first byte does
+(tens of milliseconds); a benchmark then measures what concurrency buys, not moto's CPU.
 ``GET /_requests`` answers the log as JSON (``[[method, path, query], ...]``) and
 ``DELETE /_requests`` empties it; everything else is S3.
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -36,8 +39,11 @@ StartResponse = Callable[..., Any]
 class Logged:
     """A WSGI app that records each request before S3 answers it."""
 
-    def __init__(self, app: Callable[[Environ, StartResponse], Iterable[bytes]]) -> None:
+    def __init__(
+        self, app: Callable[[Environ, StartResponse], Iterable[bytes]], latency: float = 0.0
+    ) -> None:
         self.app = app
+        self.latency = latency
         self.log: list[tuple[str, str, str]] = []
         self.lock = threading.Lock()
         self.conditional = threading.Lock()
@@ -53,18 +59,23 @@ class Logged:
             return [body]
         with self.lock:
             self.log.append((method, path, environ.get("QUERY_STRING", "")))
+        if self.latency:
+            time.sleep(self.latency)
         if method == "PUT" and ("HTTP_IF_MATCH" in environ or "HTTP_IF_NONE_MATCH" in environ):
             with self.conditional:  # checked and written as one step, as S3 does
                 return list(self.app(environ, start_response))
         return self.app(environ, start_response)
 
 
-def main(port: int) -> None:
-    app = Logged(DomainDispatcherApplication(create_backend_app))
+def main(port: int, latency_ms: float = 0.0) -> None:
+    app = Logged(DomainDispatcherApplication(create_backend_app), latency_ms / 1000)
     server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
     print(f"s3 server on 127.0.0.1:{server.server_address[1]}", flush=True)
     server.serve_forever()
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
+    main(
+        int(sys.argv[1]) if len(sys.argv) > 1 else 0,
+        float(sys.argv[2]) if len(sys.argv) > 2 else 0.0,
+    )

@@ -18,7 +18,7 @@ import anyio
 from . import paths
 from .build import (
     PERMANENT_CODES,
-    READ_BATCH,
+    THUMB_BATCH,
     build_folder,
     folder_kind,
     listing_signature,
@@ -131,8 +131,9 @@ async def index_tree(
     progress.images_total = sum(f.images for f in folders)
     tell()
     # Batches of images in flight across all folders: enough to keep every core busy and, on
-    # remote storage, about io_concurrency reads going at once; each holds its images' bytes.
-    slots = anyio.Semaphore(max(settings.cpu_concurrency, storage.io_concurrency // READ_BATCH))
+    # remote storage, about io_concurrency reads going at once (counted in the smallest
+    # batches, those that make thumbnails: a first index); each holds its images' bytes.
+    slots = anyio.Semaphore(max(settings.cpu_concurrency, storage.io_concurrency // THUMB_BATCH))
     folder_slots = anyio.Semaphore(FOLDER_CONCURRENCY if delegate is None else DELEGATED_FOLDERS)
 
     async def sent(folder: _Folder, delegate: Delegate) -> None:
