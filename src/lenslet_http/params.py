@@ -4,7 +4,9 @@ OpenAPI document, and its bounds), the 202 protocol's wait, and small bodies (JS
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote, unquote_to_bytes
 
 import orjson
 from starlette.requests import Request
@@ -36,6 +38,7 @@ __all__ = [
     "json_object",
     "lens_of",
     "path_of",
+    "query",
 ]
 
 #: Longest a ``/thumb`` request waits for a thumbnail being made, whatever it asks for (and
@@ -87,11 +90,45 @@ def lens_of(request: Request) -> Lenslet:
 
 
 def path_of(request: Request) -> str:
-    return request.query_params.get("path", "")
+    return query(request).get("path", "")
+
+
+#: Where a request's parsed query is kept for the endpoint's other reads of it.
+_QUERY = "lenslet.query"
+
+
+def query(request: Request) -> Mapping[str, str]:
+    """The request's query parameters (of a name given twice, the last), parsed once. The same
+    as Starlette's ``request.query_params`` (what ``urllib.parse.parse_qsl`` reads), in a
+    fraction of its time per request: a part without ``%`` or ``+`` is taken as it is."""
+    found: dict[str, str] | None = request.scope.get(_QUERY)
+    if found is None:
+        found = request.scope[_QUERY] = parse_query(request.scope.get("query_string", b""))
+    return found
+
+
+def parse_query(raw: bytes) -> dict[str, str]:
+    """A query string's names and values, decoded as ``parse_qsl(keep_blank_values=True)``
+    decodes them."""
+    found: dict[str, str] = {}
+    for part in raw.decode("latin-1").split("&"):
+        if part:
+            name, _, value = part.partition("=")
+            found[_unquoted(name)] = _unquoted(value)
+    return found
+
+
+def _unquoted(text: str) -> str:
+    if "%" not in text and "+" not in text:
+        return text
+    text = text.replace("+", " ")
+    if text.isascii():  # what unquote does with an ASCII run, without its regex split
+        return unquote_to_bytes(text).decode("utf-8", "replace")
+    return unquote(text)
 
 
 def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
+    raw = query(request).get(name)
     if raw is None:
         return default
     try:
@@ -104,7 +141,7 @@ def int_param(request: Request, name: str, default: int, low: int, high: int) ->
 
 
 def float_param(request: Request, name: str, default: float, high: float) -> float:
-    raw = request.query_params.get(name)
+    raw = query(request).get(name)
     if raw is None or raw == "":
         return default
     try:
@@ -125,7 +162,7 @@ def asks_async(request: Request) -> float | None:
             part.partition("=") for part in request.headers.get("prefer", "").split(",")
         )
     }
-    if "wait" in request.query_params:
+    if "wait" in query(request):
         return float_param(request, "wait", DEFAULT_WAIT, MAX_WAIT)
     if "respond-async" not in preferences:
         return None

@@ -39,6 +39,7 @@ from .params import (
     json_object,
     lens_of,
     path_of,
+    query,
 )
 from .responses import (
     ORJSONResponse,
@@ -71,7 +72,7 @@ THUMB_CACHE = "public, max-age=86400, stale-while-revalidate=604800"
 async def folders(request: Request) -> Response:
     """``GET /folders?path=&page=``: the whole folder, or with ``page`` one page of it."""
     lens = lens_of(request)
-    if "page" in request.query_params:
+    if "page" in query(request):
         page = int_param(request, "page", 0, 0, 1_000_000)
         manifest = await lens.folder(path_of(request), page)
         etag = f"{manifest.build}-{manifest.page}"
@@ -283,11 +284,11 @@ async def file(request: Request) -> Response:
 async def search(request: Request) -> Response:
     """``GET /search?q=&limit=&path=``: images by name, tag or note."""
     limit = int_param(request, "limit", 100, 1, 1000)
-    query, path = request.query_params.get("q", ""), path_of(request)
-    hits = await lens_of(request).find(query, limit=limit, path=path)
+    asked, path = query(request).get("q", ""), path_of(request)
+    hits = await lens_of(request).find(asked, limit=limit, path=path)
     encoded: EncodedAnswers = request.app.state.answers
     body = encoded.get(
-        f"search {limit} {path}\0{query}",
+        f"search {limit} {path}\0{asked}",
         hits,
         lambda: orjson.dumps({"items": [hit.to_json() for hit in hits]}),
     )
