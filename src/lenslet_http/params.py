@@ -14,7 +14,7 @@ from starlette.requests import Request
 from lenslet_core import InvalidDocument, InvalidParameter, Lenslet
 
 from .openapi import Param
-from .responses import limited
+from .responses import header, limited
 
 __all__ = [
     "DEFAULT_WAIT",
@@ -156,14 +156,15 @@ def float_param(request: Request, name: str, default: float, high: float) -> flo
 def asks_async(request: Request) -> float | None:
     """The wait of a client that takes the 202 protocol — ``Prefer: respond-async`` (RFC 7240,
     with its ``wait=N`` preference) or a ``wait`` parameter — or ``None`` for any other."""
-    preferences = {
-        name.strip().lower(): value.strip()
-        for name, _, value in (
-            part.partition("=") for part in request.headers.get("prefer", "").split(",")
-        )
-    }
     if "wait" in query(request):
         return float_param(request, "wait", DEFAULT_WAIT, MAX_WAIT)
+    prefer = header(request, b"prefer")
+    if prefer is None:
+        return None
+    preferences = {
+        name.strip().lower(): value.strip()
+        for name, _, value in (part.partition("=") for part in prefer.split(","))
+    }
     if "respond-async" not in preferences:
         return None
     try:

@@ -43,6 +43,7 @@ from .params import (
 )
 from .responses import (
     ORJSONResponse,
+    Raw,
     etag_matches,
     parse_range,
     plain_etag,
@@ -55,6 +56,9 @@ __all__ = ["routes"]
 CHUNK = 1024 * 1024
 #: Caching of thumbnails: their URL names an image, their ETag its content.
 THUMB_CACHE = "public, max-age=86400, stale-while-revalidate=604800"
+_JSON = b"application/json"
+_NO_CACHE = (b"cache-control", b"no-cache")
+_THUMB_CACHE = (b"cache-control", THUMB_CACHE.encode())
 
 
 @operation(
@@ -80,12 +84,13 @@ async def folders(request: Request) -> Response:
         page = -1
         manifest = await lens.whole_folder(path_of(request))
         etag = f"{manifest.build}-all"
-    headers = {"ETag": quoted(etag), "Cache-Control": "no-cache"}
     if etag_matches(request, etag):
-        return Response(status_code=304, headers=headers)
+        return Response(
+            status_code=304, headers={"ETag": quoted(etag), "Cache-Control": "no-cache"}
+        )
     encoded: EncodedPages = request.app.state.pages
     body = await encoded.get(manifest, page)
-    return Response(body, media_type="application/json", headers=headers)
+    return Raw(body, _JSON, ((b"etag", b'"%s"' % etag.encode()), _NO_CACHE))
 
 
 @operation(
@@ -106,12 +111,12 @@ async def get_item(request: Request) -> Response:
         # Clients ask before anything is selected: no image there, like any missing one.
         raise NotFound("no image is named: path is empty", path="")
     item = await lens_of(request).item(path_of(request))
-    headers = {"ETag": quoted(item.etag), "Cache-Control": "no-cache"}
     if etag_matches(request, item.etag):
+        headers = {"ETag": quoted(item.etag), "Cache-Control": "no-cache"}
         return Response(status_code=304, headers=headers)
     encoded: EncodedAnswers = request.app.state.answers
     body = encoded.get(f"item {item.path}", item, lambda: orjson.dumps(item.to_json()))
-    return Response(body, media_type="application/json", headers=headers)
+    return Raw(body, _JSON, ((b"etag", b'"%s"' % item.etag.encode()), _NO_CACHE))
 
 
 @operation(
@@ -175,10 +180,10 @@ async def thumb(request: Request) -> Response:
     ``202 Accepted`` with ``Retry-After`` and ``Location`` after its own, shorter wait."""
     asked = asks_async(request)
     path = path_of(request)
-    elsewhere = await _presigned(request, thumbnail=True)
-    if elsewhere is not None:
+    state = request.app.state
+    if state.presign is not None and (elsewhere := await _presigned(request, thumbnail=True)):
         return elsewhere
-    wait = request.app.state.thumb_wait if asked is None else asked
+    wait = state.thumb_wait if asked is None else asked
     result = await lens_of(request).thumbnail(path, wait=wait)
     if isinstance(result, Pending):
         retry = max(1, round(result.retry_after))
@@ -191,10 +196,11 @@ async def thumb(request: Request) -> Response:
         body = {"status": "pending", "path": result.path, "retryAfter": retry}
         headers = _NOT_YET | {"Retry-After": str(retry), "Location": location}
         return ORJSONResponse(body, status_code=202, headers=headers)
-    headers = {"ETag": quoted(result.etag), "Cache-Control": THUMB_CACHE}
     if etag_matches(request, result.etag):
+        headers = {"ETag": quoted(result.etag), "Cache-Control": THUMB_CACHE}
         return Response(status_code=304, headers=headers)
-    return Response(result.data, media_type=result.media_type, headers=headers)
+    etag = (b"etag", b'"%s"' % result.etag.encode())
+    return Raw(result.data, result.media_type.encode(), (etag, _THUMB_CACHE))
 
 
 async def _presigned(request: Request, *, thumbnail: bool) -> Response | None:
@@ -292,7 +298,7 @@ async def search(request: Request) -> Response:
         hits,
         lambda: orjson.dumps({"items": [hit.to_json() for hit in hits]}),
     )
-    return Response(body, media_type="application/json")
+    return Raw(body, _JSON)
 
 
 @operation(
