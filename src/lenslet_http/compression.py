@@ -49,7 +49,6 @@ class Compression:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        accepts = any(k == b"accept-encoding" and b"gzip" in v for k, v in scope["headers"])
         start: Message | None = None
         chunks: list[bytes] = []
 
@@ -65,7 +64,7 @@ class Compression:
                     MutableHeaders(raw=raw).add_vary_header("Accept-Encoding")
                 else:
                     raw.append((b"vary", b"Accept-Encoding"))
-                if not accepts:
+                if not _accepts_gzip(scope):
                     await send(message)
                     return
                 start = message
@@ -111,6 +110,10 @@ class Compression:
 
     def _compress(self, body: bytes) -> bytes:
         return gzip.compress(body, compresslevel=self.level, mtime=0)
+
+
+def _accepts_gzip(scope: Scope) -> bool:
+    return any(k == b"accept-encoding" and b"gzip" in v for k, v in scope["headers"])
 
 
 def _text_kind(raw: list[tuple[bytes, bytes]]) -> bool | None:
