@@ -20,7 +20,7 @@ from . import paths
 from .errors import DocumentError, ImageTooLarge, LensletError, NotFound, UnsupportedImage
 from .imaging import Analysis, Imaging, unsupported_type
 from .manifest import DirEntry, DirKind, ItemEntry, Manifest, Skipped, star_of
-from .sidecar import read_sidecar
+from .sidecar import Exif, read_sidecar, refresh_basics
 from .storage import Entry, Store
 from .thumbnails import ThumbnailStore, thumbnails_in
 
@@ -29,6 +29,7 @@ __all__ = [
     "build_folder",
     "folder_kind",
     "listing_signature",
+    "refresh_sidecars",
     "settled",
     "unsupported",
 ]
@@ -317,6 +318,34 @@ def _batches(
     if small:
         batches.append(small)
     return batches
+
+
+async def refresh_sidecars(
+    storage: Store, build: FolderBuild, *, writable: bool
+) -> tuple[list[str], list[Skipped]]:
+    """Bring the EXIF basics and hash of the sidecars of the images ``build`` analyzed up to
+    date, all at once (the storage bounds its calls: on S3 each is a GET and a PUT in a row).
+    Returns the names of the sidecars rewritten, and those that could not be."""
+    rewritten: list[str] = []
+    problems: list[Skipped] = []
+
+    async def refresh(item: ItemEntry, result: Analysis) -> None:
+        image = paths.join(build.path, item.name)
+        basics = Exif(result.probe.width, result.probe.height, result.probe.created_at)
+        try:
+            if await refresh_basics(storage, image, basics, result.hash):
+                rewritten.append(paths.sidecar_name(item.name))
+        except LensletError as exc:
+            reason = f"sidecar not updated: {exc.message}"
+            problems.append(Skipped(paths.sidecar_name(image), reason, exc.code))
+
+    if writable:
+        async with anyio.create_task_group() as tg:
+            for item in build.items:
+                result = build.analyzed.get(item.name)
+                if result is not None and item.hasMeta:
+                    tg.start_soon(refresh, item, result)
+    return sorted(rewritten), sorted(problems, key=operator.attrgetter("path"))
 
 
 async def _take_stars(

@@ -22,6 +22,7 @@ from .build import (
     build_folder,
     folder_kind,
     listing_signature,
+    refresh_sidecars,
     settled,
     unsupported,
 )
@@ -43,7 +44,6 @@ from .manifest import (
     write_manifest,
 )
 from .settings import Settings
-from .sidecar import Exif, refresh_basics
 from .storage import Entry, Store
 from .thumbnails import ThumbnailStore
 
@@ -407,21 +407,10 @@ async def _index_folder(
         cached_thumbs=cached,
     )
     progress.images_done += folder.images - seen
-    rewritten: list[str] = []
-    for item in build.items:
-        result = build.analyzed.get(item.name)
-        if result is None or not item.hasMeta or not storage.writable(folder.path):
-            continue
-        image = paths.join(folder.path, item.name)
-        basics = Exif(result.probe.width, result.probe.height, result.probe.created_at)
-        try:
-            if await refresh_basics(storage, image, basics, result.hash):
-                report.sidecars_refreshed += 1
-                rewritten.append(paths.sidecar_name(item.name))
-        except LensletError as exc:
-            report.skipped.append(
-                Skipped(paths.sidecar_name(image), f"sidecar not updated: {exc.message}", exc.code)
-            )
+    writable = storage.writable(folder.path)
+    rewritten, problems = await refresh_sidecars(storage, build, writable=writable)
+    report.sidecars_refreshed += len(rewritten)
+    report.skipped.extend(problems)
     if build.thumbnails_kept or rewritten:
         # One more listing (not a request per file): the new stamps of the sidecars this run
         # rewrote, so the rollup and the next run see what lenslet wrote, not a change to
