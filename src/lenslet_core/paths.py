@@ -8,6 +8,7 @@ owns is refused with :class:`~lenslet_core.errors.InvalidPath`.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 
@@ -101,6 +102,15 @@ def printable(text: str) -> str:
 def item_path(path: str) -> str:
     """Normalize the path of an image: not the root, not one of lenslet's own files, and named
     like a JPEG, PNG or WebP (so a sidecar write can never land on a user's ``notes.json``)."""
+    if not isinstance(path, str):
+        raise InvalidPath(f"path must be a string, not {type(path).__name__}")
+    return _item_path(path)
+
+
+@functools.lru_cache(maxsize=4096)
+def _item_path(path: str) -> str:
+    # Kept for the paths asked lately (a pure function of the text; a refusal is not kept):
+    # a server answers the same images' requests again and again.
     logical = normalize(path)
     if not logical:
         raise InvalidPath("an item path is required, not the root", path=path)
