@@ -20,7 +20,7 @@ from . import paths
 from .errors import DocumentError, ImageTooLarge, LensletError, NotFound, UnsupportedImage
 from .imaging import Analysis, Imaging, unsupported_type
 from .manifest import DirEntry, DirKind, ItemEntry, Manifest, Skipped, star_of
-from .sidecar import Exif, read_sidecar, refresh_basics
+from .sidecar import Exif, read_sidecar_bytes, refresh_basics
 from .storage import Entry, Store
 from .thumbnails import ThumbnailStore, thumbnails_in
 
@@ -74,6 +74,9 @@ class FolderBuild:
     thumbnails_made: int = 0
     #: The names of the thumbnails made and kept.
     thumbnails_kept: set[str] = dataclasses.field(default_factory=set)
+    #: The sidecars read for their stars, by image name: their bytes and ETag, which the
+    #: refresh of their EXIF basics starts from (one GET each, not two).
+    sidecars_read: dict[str, tuple[bytes, str]] = dataclasses.field(default_factory=dict)
 
     @property
     def skipped(self) -> list[Skipped]:
@@ -294,7 +297,7 @@ async def build_folder(
         for batch in _batches(without, READ_BATCH):
             tg.start_soon(analyze, batch, False)
     build.items.sort(key=lambda i: i.name)
-    await _take_stars(storage, folder, build.items, entries, previous)
+    await _take_stars(storage, folder, build.items, entries, previous, build.sidecars_read)
     build.dirs.sort(key=lambda d: d.name)
     build.rejected.sort(key=lambda s: s.name)
     return build
@@ -333,7 +336,8 @@ async def refresh_sidecars(
         image = paths.join(build.path, item.name)
         basics = Exif(result.probe.width, result.probe.height, result.probe.created_at)
         try:
-            if await refresh_basics(storage, image, basics, result.hash):
+            read = build.sidecars_read.get(item.name)
+            if await refresh_basics(storage, image, basics, result.hash, read=read):
                 rewritten.append(paths.sidecar_name(item.name))
         except LensletError as exc:
             reason = f"sidecar not updated: {exc.message}"
@@ -354,9 +358,11 @@ async def _take_stars(
     items: list[ItemEntry],
     entries: Sequence[Entry],
     previous: Mapping[str, ItemEntry],
+    read_back: dict[str, tuple[bytes, str]],
 ) -> None:
     """Give each item its sidecar's ``star``: carried over while the sidecar has the size and
-    mtime it was read at, else read (only those: one read per new or changed sidecar)."""
+    mtime it was read at, else read (only those: one read per new or changed sidecar; the
+    bytes and ETag of each read kept in ``read_back`` by image name)."""
     sidecars = {
         e.name: e
         for e in entries
@@ -381,7 +387,7 @@ async def _take_stars(
     async def read(index: int, stamp: tuple[int, float]) -> None:
         item = items[index]
         try:
-            stored = await read_sidecar(storage, paths.join(folder, item.name))
+            stored = await read_sidecar_bytes(storage, paths.join(folder, item.name))
         except DocumentError:
             stored, known = None, stamp  # unreadable as it is: read again when it changes
         except LensletError:
@@ -389,6 +395,8 @@ async def _take_stars(
         else:
             known = stamp
         star = star_of(stored[0].extra) if stored is not None else None
+        if stored is not None:
+            read_back[item.name] = (stored[2], stored[1])
         items[index] = item._replace(star=star, metaStamp=known)
 
     async with anyio.create_task_group() as tg:

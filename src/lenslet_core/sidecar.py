@@ -47,6 +47,7 @@ __all__ = [
     "decide",
     "normalize_etag",
     "read_sidecar",
+    "read_sidecar_bytes",
     "refresh_basics",
     "update_sidecar",
 ]
@@ -208,6 +209,13 @@ def _fits(image: str) -> bool:
 async def read_sidecar(storage: Store, image: str) -> tuple[Sidecar, str] | None:
     """The stored sidecar of ``image`` and its ETag, or ``None`` when it has none.
     Malformed JSON and newer versions raise (they are never silently overwritten)."""
+    stored = await read_sidecar_bytes(storage, image)
+    return None if stored is None else (stored[0], stored[1])
+
+
+async def read_sidecar_bytes(storage: Store, image: str) -> tuple[Sidecar, str, bytes] | None:
+    """:func:`read_sidecar`, and the bytes it decoded (what :func:`refresh_basics` can start
+    from instead of reading them again)."""
     target = paths.sidecar_name(image)
     if not _fits(image):
         return None
@@ -215,7 +223,7 @@ async def read_sidecar(storage: Store, image: str) -> tuple[Sidecar, str] | None
         data, etag = await storage.read_versioned(target)
     except NotFound:
         return None
-    return Sidecar.decode(data, what=f"sidecar {target!r}"), etag
+    return Sidecar.decode(data, what=f"sidecar {target!r}"), etag, data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -352,18 +360,30 @@ async def update_sidecar(
     return await retry_on_conflict(target, MAX_ATTEMPTS, attempt, _back_off)
 
 
-async def refresh_basics(storage: Store, image: str, exif: Exif, digest: str) -> bool:
+async def refresh_basics(
+    storage: Store,
+    image: str,
+    exif: Exif,
+    digest: str,
+    *,
+    read: tuple[bytes, str] | None = None,
+) -> bool:
     """Bring an existing sidecar's EXIF basics and hash up to date (never creates one). Only
     ``exif`` and ``hash`` change: every other field is written back exactly as it was read
-    (no normalisation of the clients' fields by a background job). Returns whether it wrote."""
+    (no normalisation of the clients' fields by a background job). ``read``: its bytes and
+    ETag as read a moment ago, the first attempt's (a conditional write of them fails if it
+    changed since, and the next attempt reads it). Returns whether it wrote."""
     target = paths.sidecar_name(image)
     wanted = exif.to_json()
+    known = read
 
     async def attempt() -> bool:
+        nonlocal known
         try:
-            data, etag = await storage.read_versioned(target)
+            data, etag = known if known is not None else await storage.read_versioned(target)
         except NotFound:
             return False
+        known = None
         Sidecar.decode(data, what=f"sidecar {target!r}")  # refuse (and keep) what is unreadable
         document = loads(data, what=f"sidecar {target!r}")
         if document.get("exif") == wanted and document.get("hash") == digest:

@@ -231,6 +231,10 @@ async def test_first_index_with_sidecars_and_a_burst_of_edits_stay_in_budget(s3:
         assert len(heads) <= 3, heads
         assert counted["LIST"] == 2, counted
         assert counted["GET image"] == 20
+        # Each sidecar: read once for its star (the refresh of its EXIF basics writes from
+        # that read), written once, read once more by the rollup (its stamp is new).
+        assert counted["PUT sidecar"] == 20, counted
+        assert counted["GET sidecar"] == 40, counted
         page = await lens.folder("album")
         assert all(i.hasMeta for i in page.items)
         s3.reset()

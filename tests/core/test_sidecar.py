@@ -540,3 +540,32 @@ def test_exif_keeps_what_another_tool_wrote(document: dict[str, object]) -> None
     assert {k: v for k, v in written.items() if k in document} == document
     assert set(written) - set(document) <= {"width", "height", "createdAt"}
     assert all(written[k] is None for k in set(written) - set(document))
+
+
+async def test_a_refresh_from_an_earlier_read_keeps_an_edit_made_since(tmp_path: Path) -> None:
+    """An index run refreshes a sidecar's EXIF basics from the bytes it read for the star; a
+    tag written in between makes that conditional write fail, and the retry reads it again."""
+    from lenslet_core import Storage
+    from lenslet_core.sidecar import read_sidecar_bytes, refresh_basics
+
+    write(tmp_path / "a.jpg", jpeg_bytes(8, 6))
+    sidecar = tmp_path / "a.jpg.json"
+    sidecar.write_bytes(b'{"tags": ["before"], "mine": 1}')
+    storage = Storage.open(str(tmp_path))
+    stored = await read_sidecar_bytes(storage, "a.jpg")
+    assert stored is not None
+    _, etag, data = stored
+    sidecar.write_bytes(b'{"tags": ["typed meanwhile"], "mine": 1}')  # another writer
+
+    basics = Exif(8, 6, None)
+    assert await refresh_basics(storage, "a.jpg", basics, "blake3:x", read=(data, etag))
+    document = read_json(sidecar)
+    assert document["tags"] == ["typed meanwhile"]
+    assert (document["mine"], document["hash"]) == (1, "blake3:x")
+    assert document["exif"] == basics.to_json()
+    # From a read that is still current, the write goes through on its first attempt.
+    stored = await read_sidecar_bytes(storage, "a.jpg")
+    assert stored is not None
+    _, etag, data = stored
+    assert await refresh_basics(storage, "a.jpg", Exif(8, 6, None), "blake3:y", read=(data, etag))
+    assert read_json(sidecar)["hash"] == "blake3:y"
