@@ -323,12 +323,11 @@ def _batches(
     return batches
 
 
-async def refresh_sidecars(
-    storage: Store, build: FolderBuild, *, writable: bool
-) -> tuple[list[str], list[Skipped]]:
+async def refresh_sidecars(storage: Store, build: FolderBuild) -> tuple[list[str], list[Skipped]]:
     """Bring the EXIF basics and hash of the sidecars of the images ``build`` analyzed up to
-    date, all at once (the storage bounds its calls: on S3 each is a GET and a PUT in a row).
-    Returns the names of the sidecars rewritten, and those that could not be."""
+    date, all at once (the storage bounds its calls: on S3 each is a GET and a PUT in a row;
+    a read-only folder is left as it is). Returns the names of the sidecars rewritten, and
+    those that could not be."""
     rewritten: list[str] = []
     problems: list[Skipped] = []
 
@@ -343,7 +342,7 @@ async def refresh_sidecars(
             reason = f"sidecar not updated: {exc.message}"
             problems.append(Skipped(paths.sidecar_name(image), reason, exc.code))
 
-    if writable:
+    if storage.writable(build.path):
         async with anyio.create_task_group() as tg:
             for item in build.items:
                 result = build.analyzed.get(item.name)

@@ -407,8 +407,7 @@ async def _index_folder(
         cached_thumbs=cached,
     )
     progress.images_done += folder.images - seen
-    writable = storage.writable(folder.path)
-    rewritten, problems = await refresh_sidecars(storage, build, writable=writable)
+    rewritten, problems = await refresh_sidecars(storage, build)
     report.sidecars_refreshed += len(rewritten)
     report.skipped.extend(problems)
     if build.thumbnails_kept or rewritten:
