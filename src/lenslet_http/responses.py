@@ -24,6 +24,7 @@ __all__ = [
     "ORJSONResponse",
     "Raw",
     "error_answer",
+    "etag_header",
     "etag_matches",
     "header",
     "limited",
@@ -108,6 +109,11 @@ def error_answer(exc: LensletError) -> ORJSONResponse:
 
 def quoted(etag: str) -> str:
     return f'"{etag}"'
+
+
+def etag_header(etag: str) -> tuple[bytes, bytes]:
+    """The ``ETag`` header of a :class:`Raw` answer: :func:`quoted`, as bytes."""
+    return (b"etag", quoted(etag).encode())
 
 
 def plain_etag(value: str) -> str:

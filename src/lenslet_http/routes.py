@@ -44,6 +44,7 @@ from .params import (
 from .responses import (
     ORJSONResponse,
     Raw,
+    etag_header,
     etag_matches,
     parse_range,
     plain_etag,
@@ -90,7 +91,7 @@ async def folders(request: Request) -> Response:
         )
     encoded: EncodedPages = request.app.state.pages
     body = await encoded.get(manifest, page)
-    return Raw(body, _JSON, ((b"etag", b'"%s"' % etag.encode()), _NO_CACHE))
+    return Raw(body, _JSON, (etag_header(etag), _NO_CACHE))
 
 
 @operation(
@@ -116,7 +117,7 @@ async def get_item(request: Request) -> Response:
         return Response(status_code=304, headers=headers)
     encoded: EncodedAnswers = request.app.state.answers
     body = encoded.get(f"item {item.path}", item, lambda: orjson.dumps(item.to_json()))
-    return Raw(body, _JSON, ((b"etag", b'"%s"' % item.etag.encode()), _NO_CACHE))
+    return Raw(body, _JSON, (etag_header(item.etag), _NO_CACHE))
 
 
 @operation(
@@ -199,8 +200,7 @@ async def thumb(request: Request) -> Response:
     if etag_matches(request, result.etag):
         headers = {"ETag": quoted(result.etag), "Cache-Control": THUMB_CACHE}
         return Response(status_code=304, headers=headers)
-    etag = (b"etag", b'"%s"' % result.etag.encode())
-    return Raw(result.data, result.media_type.encode(), (etag, _THUMB_CACHE))
+    return Raw(result.data, result.media_type.encode(), (etag_header(result.etag), _THUMB_CACHE))
 
 
 async def _presigned(request: Request, *, thumbnail: bool) -> Response | None:
