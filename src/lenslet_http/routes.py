@@ -181,10 +181,10 @@ async def thumb(request: Request) -> Response:
     ``202 Accepted`` with ``Retry-After`` and ``Location`` after its own, shorter wait."""
     asked = asks_async(request)
     path = path_of(request)
-    state = request.app.state
-    if state.presign is not None and (elsewhere := await _presigned(request, thumbnail=True)):
+    elsewhere = await _presigned(request, thumbnail=True)
+    if elsewhere is not None:
         return elsewhere
-    wait = state.thumb_wait if asked is None else asked
+    wait = request.app.state.thumb_wait if asked is None else asked
     result = await lens_of(request).thumbnail(path, wait=wait)
     if isinstance(result, Pending):
         retry = max(1, round(result.retry_after))
