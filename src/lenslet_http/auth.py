@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lenslet_core import CrossSiteRefused, Unauthorized
 
+from .params import route_path
 from .responses import ORJSONResponse, error_answer
 
 __all__ = ["SESSION_COOKIE", "BearerToken"]
@@ -50,7 +51,7 @@ class BearerToken:
             await self.app(scope, receive, send)
             return
         root = scope.get("root_path", "")
-        path = scope["path"][len(root) :] if scope["path"].startswith(root) else scope["path"]
+        path = route_path(scope)
         headers = {name: value for name, value in scope.get("headers", ())}
         if path == "/session" and scope["method"] == "POST":
             await self._open_session(scope, receive, send, root)

@@ -10,9 +10,9 @@ own (no process-wide state); the facade's counts are read when Prometheus scrape
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -24,9 +24,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lenslet_core import Lenslet, TimingSnapshot
+from lenslet_core import Lenslet, Timings, TimingSnapshot
 
 from .openapi import Answer, Operation, operation
+from .params import route_path
 
 __all__ = ["Metrics", "Timed"]
 
@@ -94,6 +95,22 @@ class _FacadeCollector(Collector):
         yield arrivals
 
 
+class _LatencyCollector(Collector):
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(
+            "lenslet_http_request_seconds",
+            "Time to answer a request, by route, method and status",
+            labels=["route", "method", "status"],
+        )
+        for (route, method, status), timings in list(self.metrics.latency.items()):
+            snapshot = timings.snapshot()
+            family.add_metric([route, method, str(status)], _buckets(snapshot), snapshot.total)
+        yield family
+
+
 def _buckets(snapshot: TimingSnapshot) -> list[tuple[str, float]]:
     return [
         ("+Inf" if bound == float("inf") else repr(bound), float(n))
@@ -104,18 +121,17 @@ def _buckets(snapshot: TimingSnapshot) -> list[tuple[str, float]]:
 class Metrics:
     """The registry of one app: request latency (an ASGI middleware) and the facade's counts."""
 
+    #: Seconds: the buckets of request latency.
+    BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0)
+
     def __init__(self, lens: Lenslet) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        self.latency = Histogram(
-            "lenslet_http_request_seconds",
-            "Time to answer a request, by route, method and status",
-            ["route", "method", "status"],
-            registry=self.registry,
-            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0),
-        )
-        self.registry.register(_FacadeCollector(lens))
         self.routes: frozenset[str] = frozenset()
-        self._observers: dict[tuple[str, str, int], Callable[[float], None]] = {}
+        #: (route, method, status) -> its requests' latency. Counted on the event loop in
+        #: plain numbers (a Prometheus histogram's lock and calls cost more than the count).
+        self.latency: dict[tuple[str, str, int], Timings] = {}
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(_FacadeCollector(lens))
+        self.registry.register(_LatencyCollector(self))
 
     @operation(
         Operation(
@@ -130,10 +146,10 @@ class Metrics:
         """One request's latency. Known routes by name; anything else as "other", so labels
         stay few (each label set's histogram is looked up once)."""
         key = (path if path in self.routes else "other", method, status)
-        observe = self._observers.get(key)
-        if observe is None:
-            observe = self._observers[key] = self.latency.labels(*key[:2], str(status)).observe
-        observe(seconds)
+        timings = self.latency.get(key)
+        if timings is None:
+            timings = self.latency[key] = Timings(self.BUCKETS)
+        timings.observe(seconds)
 
 
 class Timed:
@@ -160,4 +176,4 @@ class Timed:
             await self.app(scope, receive, sending)
         finally:
             seconds = time.perf_counter() - started
-            self.metrics.observe(scope.get("path", ""), scope.get("method", ""), status, seconds)
+            self.metrics.observe(route_path(scope), scope["method"], status, seconds)

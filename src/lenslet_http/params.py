@@ -10,6 +10,7 @@ from urllib.parse import unquote, unquote_to_bytes
 
 import orjson
 from starlette.requests import Request
+from starlette.types import Scope
 
 from lenslet_core import InvalidDocument, InvalidParameter, Lenslet
 
@@ -38,6 +39,7 @@ __all__ = [
     "json_object",
     "lens_of",
     "path_of",
+    "route_path",
     "query",
 ]
 
@@ -87,6 +89,13 @@ RANGE = Param("Range", {"type": "string"}, "One byte range: bytes=START-END.", w
 def lens_of(request: Request) -> Lenslet:
     lens: Lenslet = request.app.state.lens
     return lens
+
+
+def route_path(scope: Scope) -> str:
+    """A request's path inside this app: without the prefix it is mounted at in a host."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 def path_of(request: Request) -> str:

@@ -367,6 +367,11 @@ def test_mounted_under_a_prefix_with_the_hosts_lifespan(tree: Path) -> None:
         assert [i["path"] for i in response.json()["items"]] == ["top.jpg"]
         thumb = http.get("/gallery/thumb", params={"path": "top.jpg", "wait": "5"})
         assert thumb.status_code == 200
+        metrics = http.get("/gallery/metrics").text
+    # Timed by the app's own route names, not as "other" because of the host's prefix.
+    assert 'lenslet_http_request_seconds_count{method="GET",route="/thumb",status="200"}' in (
+        metrics
+    )
 
 
 def test_a_watching_app_lists_a_copied_in_image_and_times_it(tree: Path) -> None:
