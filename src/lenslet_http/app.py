@@ -138,8 +138,10 @@ def create_app(
     lens = root if isinstance(root, Lenslet) else Lenslet(root, settings, engine=engine)
     owned = not isinstance(root, Lenslet)
 
-    # Level 5: most of level 9's saving on JSON at a fraction of its time per request.
-    middleware = [Middleware(Compression, minimum_size=1024, level=5)]
+    # Level 5: most of level 9's saving on JSON at a fraction of its time per request. Images
+    # and event streams are never compressed: their routes are not looked at.
+    skip = ("/thumb", "/file", "/events")
+    middleware = [Middleware(Compression, minimum_size=1024, level=5, skip=skip)]
     if cors_origins:
         middleware.insert(
             0,

@@ -5,17 +5,21 @@ An answer with a strong ``ETag`` names its bytes (a folder page of one build, a 
 version), so its compressed form is kept (bounded in bytes, least recently used first out) and
 served again without compressing: a whole 50,000-image folder is ~0.1 s of gzip, paid once per
 build instead of once per request. Large bodies are compressed off the event loop. Streams
-(server-sent events) and images pass through untouched.
+(server-sent events) and images pass through untouched; the routes that answer nothing else
+(``skip``) are passed by without a look at their answers.
 """
 
 from __future__ import annotations
 
 import collections
 import gzip
+from collections.abc import Collection
 
 import anyio.to_thread
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .params import route_path
 
 __all__ = ["Compression"]
 
@@ -37,8 +41,10 @@ class Compression:
         minimum_size: int = 1024,
         level: int = 5,
         kept_bytes: int = 64 * 1024 * 1024,
+        skip: Collection[str] = (),
     ) -> None:
         self.app = app
+        self.skip = frozenset(skip)
         self.minimum_size = minimum_size
         self.level = level
         self.kept_bytes = kept_bytes
@@ -46,7 +52,7 @@ class Compression:
         self._size = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or route_path(scope) in self.skip:
             await self.app(scope, receive, send)
             return
         start: Message | None = None
@@ -56,7 +62,7 @@ class Compression:
             nonlocal start
             if message["type"] == "http.response.start":
                 raw = message["headers"]
-                kind = _text_kind(raw)
+                kind = _text_kind(raw, self.minimum_size)
                 if kind is None:
                     await send(message)  # not ours to compress: pass everything through
                     return
@@ -116,9 +122,10 @@ def _accepts_gzip(scope: Scope) -> bool:
     return any(k == b"accept-encoding" and b"gzip" in v for k, v in scope["headers"])
 
 
-def _text_kind(raw: list[tuple[bytes, bytes]]) -> bool | None:
-    """Of an answer's headers: ``None`` unless they say a text type not encoded yet; else
-    whether they have a ``Vary`` header already."""
+def _text_kind(raw: list[tuple[bytes, bytes]], minimum_size: int) -> bool | None:
+    """Of an answer's headers: ``None`` unless they say a text type not encoded yet and not
+    shorter than ``minimum_size`` (one that is never compressed does not vary); else whether
+    they have a ``Vary`` header already."""
     kind, vary = b"", False
     for key, value in raw:
         if key == b"content-encoding":
@@ -127,4 +134,6 @@ def _text_kind(raw: list[tuple[bytes, bytes]]) -> bool | None:
             kind = value.split(b";", 1)[0].strip().lower()
         elif key == b"vary":
             vary = True
+        elif key == b"content-length" and value.isdigit() and int(value) < minimum_size:
+            return None
     return vary if kind in _TEXT else None

@@ -11,7 +11,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from lenslet_http.compression import Compression
 
@@ -43,7 +43,7 @@ def app() -> tuple[Compression, list[int]]:
 
     routes = [Route(p, f) for p, f in [("/page", page), ("/small", small), ("/image", image),
                                         ("/events", events)]]  # fmt: skip
-    return Compression(Starlette(routes=routes)), made
+    return Compression(Starlette(routes=routes), skip=("/image",)), made
 
 
 async def fetch(asgi: Compression, url: str, gzip_ok: bool = True) -> httpx.Response:
@@ -83,6 +83,7 @@ async def test_small_answers_images_and_streams_pass_through() -> None:
     asgi, _ = app()
     small = await fetch(asgi, "/small")
     assert "content-encoding" not in small.headers
+    assert "vary" not in small.headers  # never compressed: it does not vary
     assert small.json() == {"ok": True}
     image = await fetch(asgi, "/image")
     assert "content-encoding" not in image.headers
@@ -90,3 +91,22 @@ async def test_small_answers_images_and_streams_pass_through() -> None:
     events = await fetch(asgi, "/events")
     assert "content-encoding" not in events.headers
     assert events.text == "data: one\n\ndata: two\n\n"
+
+
+async def test_a_skipped_route_is_passed_by_whatever_it_answers() -> None:
+    page = orjson.dumps({"big": "x" * 5000})
+
+    async def json_image(request: Request) -> Response:
+        return Response(page, media_type="application/json")
+
+    asgi = Compression(Starlette(routes=[Route("/image", json_image)]), skip=("/image",))
+    answer = await fetch(asgi, "/image")
+    assert "content-encoding" not in answer.headers
+    assert "vary" not in answer.headers
+    assert answer.content == page
+    mounted = Starlette(routes=[Mount("/gallery", asgi)])
+    transport = httpx.ASGITransport(app=mounted)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        inside = await client.get("/gallery/image", headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in inside.headers  # its path in the app, not the host's
+    assert inside.content == page
