@@ -1,6 +1,7 @@
 """A server for the HTTP benchmarks: lenslet's app, and beside it bare Starlette routes that
-answer the same bytes from memory (the baseline), in one uvicorn process; and the gallery both
-HTTP benchmarks serve (a 1,000-image folder, an image with a sidecar, a 100,000-image rollup).
+answer the same bytes with the same headers from memory (the baseline), in one uvicorn
+process; and the gallery both HTTP benchmarks serve (a 1,000-image folder, an image with a
+sidecar, a 100,000-image rollup).
 
 Requests are split by path between two apps: ``/bare/...`` to a bare Starlette app, anything
 else to lenslet's app as ``lenslet serve`` runs it (at the root, not mounted in another app).
@@ -19,6 +20,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -34,8 +36,11 @@ from lenslet_core.paths import index_name
 from lenslet_core.rollup import encode_rollup
 from lenslet_http import create_app
 
-#: path -> (body, media type), filled at start-up from lenslet's own answers
-BARE: dict[str, tuple[bytes, str]] = {}
+#: path -> (body, media type, headers), filled at start-up from lenslet's own answers
+BARE: dict[str, tuple[bytes, str, dict[str, str]]] = {}
+#: Headers of lenslet's answer the bare route does not copy: the server's own, and those
+#: Starlette's ``Response`` makes from the body and the media type.
+NOT_COPIED = frozenset(("date", "server", "content-length", "content-type"))
 
 
 def build(root: str) -> ASGIApp:
@@ -47,11 +52,13 @@ def build(root: str) -> ASGIApp:
             yield
 
     async def bare(request: Request) -> Response:
-        body, media = BARE[request.path_params["name"]]
-        return Response(body, media_type=media, headers={"ETag": '"bare"'})
+        body, media, headers = BARE[request.path_params["name"]]
+        return Response(body, media_type=media, headers=headers)
 
     async def keep(request: Request) -> Response:
-        BARE[request.path_params["name"]] = (await request.body(), request.headers["x-media"])
+        headers = orjson.loads(request.headers["x-headers"])
+        BARE[request.path_params["name"]] = (await request.body(), headers.pop("content-type"),
+                                              headers)  # fmt: skip
         return Response(b"ok")
 
     baseline = Starlette(
@@ -107,7 +114,8 @@ def make_gallery(root: Path) -> None:
 
 def warm(url: str) -> None:
     """What a client does first (list, then thumbnails), and the bare routes' answers taken
-    from lenslet's own."""
+    from lenslet's own: the same body and headers (an answer's caching headers are part of
+    it: a bare route serving thumbnails well sends them too)."""
     with httpx.Client(base_url=url, timeout=60) as http:
         http.get("/folders", params={"path": "big"})  # builds the manifest once
         http.get("/folders", params={"path": "one"})  # a client lists before its thumbs
@@ -116,8 +124,10 @@ def warm(url: str) -> None:
         for name, route, params in CASES:
             answer = http.get(route, params=params)
             assert answer.status_code == 200, answer.text
-            media = answer.headers["content-type"]
-            http.put(f"/bare/{name}", content=answer.content, headers={"x-media": media})
+            copied = {k: v for k, v in answer.headers.items() if k not in NOT_COPIED}
+            copied["content-type"] = answer.headers["content-type"]
+            headers = {"x-headers": orjson.dumps(copied).decode()}
+            http.put(f"/bare/{name}", content=answer.content, headers=headers)
 
 
 @contextlib.contextmanager
