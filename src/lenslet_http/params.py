@@ -39,8 +39,8 @@ __all__ = [
     "json_object",
     "lens_of",
     "path_of",
-    "route_path",
     "query",
+    "route_path",
 ]
 
 #: Longest a ``/thumb`` request waits for a thumbnail being made, whatever it asks for (and
