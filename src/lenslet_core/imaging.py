@@ -10,6 +10,7 @@ Blocking calls run in worker threads through :class:`Imaging`, bounded by one CP
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 import struct
@@ -383,37 +384,60 @@ def _encode(image: Any, spec: ThumbSpec) -> bytes:
     return encoded
 
 
-def analyze(data: bytes, *, max_pixels: int, thumb: ThumbSpec | None = None) -> Analysis:
+def analyze(
+    data: bytes,
+    *,
+    max_pixels: int,
+    thumb: ThumbSpec | None = None,
+    gate: contextlib.AbstractContextManager[Any] | None = None,
+) -> Analysis:
     """Probe and hash one image's bytes, and make its thumbnail when ``thumb`` says how:
-    everything indexing needs from one read."""
-    info, opened = _probe(data, max_pixels)
-    small = _thumbnail(info, data, thumb, opened) if thumb is not None else None
-    return Analysis(info, hash_bytes(data), len(data), small)
+    everything indexing needs from one read. The libvips work runs inside ``gate`` (the
+    hash before it: see :class:`Imaging`)."""
+    digest = hash_bytes(data)
+    with gate or contextlib.nullcontext():
+        info, opened = _probe(data, max_pixels)
+        small = _thumbnail(info, data, thumb, opened) if thumb is not None else None
+    return Analysis(info, digest, len(data), small)
 
 
 class Imaging:
-    """The CPU seam: image work in worker threads, ``cpu_concurrency`` at a time."""
+    """The CPU seam: image work in worker threads, ``cpu_concurrency`` at a time.
+
+    :attr:`limiter` lets ``spare`` threads more than that in. Each reads its next file and
+    hashes it, then waits at a gate that ``cpu_concurrency`` threads pass at once for the
+    libvips work. So a thread that finishes an image hands its core to one already waiting,
+    with no round trip to the event loop (on busy cores that is late by a scheduling slice),
+    and the hash runs in the time libvips leaves a core idle (a PNG decodes on one thread).
+    """
 
     def __init__(
-        self, *, max_pixels: int, cpu_concurrency: int, thumb: ThumbSpec = ThumbSpec()
+        self,
+        *,
+        max_pixels: int,
+        cpu_concurrency: int,
+        thumb: ThumbSpec = ThumbSpec(),
+        spare: int = 1,
     ) -> None:
         self.max_pixels = max_pixels
         self.thumb = thumb
-        self.limiter = anyio.CapacityLimiter(cpu_concurrency)
+        self.limiter = anyio.CapacityLimiter(cpu_concurrency + spare)
+        self._cores = threading.BoundedSemaphore(cpu_concurrency)
         # libvips is loaded (and configured) by the first image that needs it, not here: an
         # index run that finds nothing changed never does (loading it is a third of a second).
 
     def analyze_sync(self, data: bytes) -> Analysis:
         """:func:`analyze` with these settings, for callers already in a worker thread that
         holds :attr:`limiter` (see ``Storage.read_each_into``)."""
-        return analyze(data, max_pixels=self.max_pixels)
+        return analyze(data, max_pixels=self.max_pixels, gate=self._cores)
 
     def analyze_with_thumb_sync(self, data: bytes) -> Analysis:
         """:meth:`analyze_sync`, thumbnail included."""
-        return analyze(data, max_pixels=self.max_pixels, thumb=self.thumb)
+        return analyze(data, max_pixels=self.max_pixels, thumb=self.thumb, gate=self._cores)
 
     def thumbnail_sync(self, data: bytes) -> bytes:
-        return thumbnail(data, max_pixels=self.max_pixels, spec=self.thumb)
+        with self._cores:
+            return thumbnail(data, max_pixels=self.max_pixels, spec=self.thumb)
 
     async def analyze(self, data: bytes) -> Analysis:
         return await anyio.to_thread.run_sync(self.analyze_sync, data, limiter=self.limiter)

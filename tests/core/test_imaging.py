@@ -2,9 +2,12 @@ from __future__ import annotations
 
 import contextlib
 import struct
+import threading
 import zlib
 from collections.abc import Callable
 
+import anyio
+import anyio.to_thread
 import pytest
 import pyvips
 from hypothesis import given, settings
@@ -13,6 +16,7 @@ from hypothesis import strategies as st
 from lenslet_core.errors import CorruptImage, ImageError, ImageTooLarge, UnsupportedImage
 from lenslet_core.hashing import hash_bytes
 from lenslet_core.imaging import (
+    Analysis,
     Imaging,
     ThumbSpec,
     analyze,
@@ -194,8 +198,47 @@ async def test_imaging_runs_probes_in_bounded_worker_threads() -> None:
     imaging = Imaging(max_pixels=MAX, cpu_concurrency=1)
     result = await imaging.analyze(png_bytes(30, 20))
     assert (result.probe.width, result.probe.height) == (30, 20)
-    assert imaging.limiter.total_tokens == 1
+    assert imaging.limiter.total_tokens == 2  # one spare thread waits at the gate
     assert imaging.limiter.borrowed_tokens == 0
+
+
+class _Counting:
+    """A gate that counts how many threads are inside it at once."""
+
+    def __init__(self, gate: threading.BoundedSemaphore) -> None:
+        self.gate, self.inside, self.most, self.lock = gate, 0, 0, threading.Lock()
+
+    def __enter__(self) -> None:
+        self.gate.acquire()
+        with self.lock:
+            self.inside += 1
+            self.most = max(self.most, self.inside)
+
+    def __exit__(self, *exc: object) -> None:
+        with self.lock:
+            self.inside -= 1
+        self.gate.release()
+
+
+@pytest.mark.anyio
+async def test_spare_threads_wait_at_the_gate_for_the_libvips_work() -> None:
+    imaging = Imaging(max_pixels=MAX, cpu_concurrency=2, spare=2)
+    counting = _Counting(imaging._cores)
+    imaging._cores = counting  # type: ignore[assignment]
+    images = [jpeg_bytes(400, 300, seed=n) for n in range(12)]
+    results: list[Analysis] = []
+
+    async def one(data: bytes) -> None:
+        work = imaging.analyze_with_thumb_sync
+        results.append(await anyio.to_thread.run_sync(work, data, limiter=imaging.limiter))
+
+    async with anyio.create_task_group() as tg:
+        for data in images:
+            tg.start_soon(one, data)
+    assert sorted(r.hash for r in results) == sorted(hash_bytes(d) for d in images)
+    assert all(r.thumbnail is not None for r in results)
+    assert 1 <= counting.most <= 2
+    assert counting.inside == 0
 
 
 # -- thumbnails --------------------------------------------------------------------------------
