@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import statistics
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,7 @@ import anyio
 import pytest
 from tests.imagegen import jpeg_bytes, png_bytes, webp_bytes, write
 
-from benchmarks.conftest import images, record
+from benchmarks.conftest import NOTES, images, record
 from benchmarks.harness import bare_thumbnails, clear_derived, cores
 from lenslet_core import Lenslet, Settings
 
@@ -72,3 +74,30 @@ def test_lenslet_index_with_thumbnails(benchmark: Any, format_corpus: tuple[str,
     )
     assert made == len(files)
     record(benchmark, f"thumbs {name}", "lenslet index", len(files))
+
+
+#: Pairs of rounds in :func:`test_in_turns`.
+PAIRS = 7
+
+
+def test_in_turns(format_corpus: tuple[str, Path], tmp_path: Path) -> None:
+    """The same two runs in turns (bare, lenslet, bare, ...), the ratio of each pair: a VM
+    whose speed drifts over the minute the separate rounds above take moves both alike."""
+    name, root = format_corpus
+    files = images(root)
+    index_with_thumbnails(root)  # warm: libvips loaded, files in the page cache
+    ratios: list[float] = []
+    for _ in range(PAIRS):
+        started = time.perf_counter()
+        bare_thumbnails(files, tmp_path)
+        bare = time.perf_counter() - started
+        clear_derived(root)
+        started = time.perf_counter()
+        assert index_with_thumbnails(root) == len(files)
+        ratios.append(bare / (time.perf_counter() - started))
+    ratios.sort()
+    low, high = ratios[len(ratios) // 4], ratios[-1 - len(ratios) // 4]
+    NOTES.append(
+        f"thumbs {name} in turns: lenslet index at {statistics.median(ratios):.2f}x of the bare "
+        f"loop (median of {PAIRS} pairs; quartiles {low:.2f}-{high:.2f})"
+    )
