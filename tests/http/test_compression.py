@@ -28,6 +28,10 @@ def app() -> tuple[Compression, list[int]]:
         tag = request.query_params.get("tag", "b1")
         return Response(BIG, media_type="application/json", headers={"ETag": f'"{tag}"'})
 
+    async def hits(request: Request) -> Response:
+        n = int(request.query_params.get("n", "2000"))
+        return Response(BIG[: n * 20] + b"]}", media_type="application/json")  # no ETag
+
     async def small(request: Request) -> Response:
         return Response(b'{"ok":true}', media_type="application/json")
 
@@ -41,8 +45,8 @@ def app() -> tuple[Compression, list[int]]:
 
         return StreamingResponse(stream(), media_type="text/event-stream")
 
-    routes = [Route(p, f) for p, f in [("/page", page), ("/small", small), ("/image", image),
-                                        ("/events", events)]]  # fmt: skip
+    routes = [Route(p, f) for p, f in [("/page", page), ("/hits", hits), ("/small", small),
+                                        ("/image", image), ("/events", events)]]  # fmt: skip
     return Compression(Starlette(routes=routes), skip=("/image",)), made
 
 
@@ -77,6 +81,18 @@ async def test_a_representation_is_compressed_once() -> None:
     assert len(asgi._kept) == 2
     kept = next(iter(asgi._kept.values()))
     assert gzip.decompress(kept) == BIG
+
+
+async def test_an_answer_without_an_etag_is_kept_by_its_bytes() -> None:
+    asgi, _ = app()
+    first = await fetch(asgi, "/hits")
+    second = await fetch(asgi, "/hits")
+    assert first.headers["content-encoding"] == second.headers["content-encoding"] == "gzip"
+    assert first.content == second.content == BIG[: 2000 * 20] + b"]}"
+    assert len(asgi._kept) == 1  # the same bytes: compressed once
+    other = await fetch(asgi, "/hits?n=1000")  # other hits: other bytes, compressed anew
+    assert other.content == BIG[: 1000 * 20] + b"]}"
+    assert len(asgi._kept) == 2
 
 
 async def test_small_answers_images_and_streams_pass_through() -> None:
