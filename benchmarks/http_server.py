@@ -6,7 +6,10 @@ sidecar, a 100,000-image rollup).
 Requests are split by path between two apps: ``/bare/...`` to a bare Starlette app, anything
 else to lenslet's app as ``lenslet serve`` runs it (at the root, not mounted in another app).
 
-    python -m benchmarks.http_server ROOT PORT
+    python -m benchmarks.http_server ROOT PORT [PARSER]
+
+PARSER is uvicorn's HTTP implementation: ``httptools`` (with uvloop, as ``lenslet serve`` runs
+when they are installed, the default) or ``h11`` (pure Python, on asyncio's loop).
 """
 
 from __future__ import annotations
@@ -131,7 +134,7 @@ def warm(url: str) -> None:
 
 
 @contextlib.contextmanager
-def running(root: str, *, cpu: int | None = None) -> Iterator[str]:
+def running(root: str, *, cpu: int | None = None, parser: str = "httptools") -> Iterator[str]:
     """This server as a process of its own on a free loopback port, once it answers: its URL.
     (Another process: the load generator and the server do not share one interpreter;
     ``cpu``: pinned to that core, so a load generator on another core does not share it.)"""
@@ -140,7 +143,7 @@ def running(root: str, *, cpu: int | None = None) -> Iterator[str]:
         port = sock.getsockname()[1]
     pinned = ["taskset", "-c", str(cpu)] if cpu is not None else []
     proc = subprocess.Popen(
-        [*pinned, sys.executable, "-m", "benchmarks.http_server", root, str(port)],
+        [*pinned, sys.executable, "-m", "benchmarks.http_server", root, str(port), parser],
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
@@ -161,4 +164,13 @@ def running(root: str, *, cpu: int | None = None) -> Iterator[str]:
 
 
 if __name__ == "__main__":
-    uvicorn.run(build(sys.argv[1]), host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
+    parser = sys.argv[3] if len(sys.argv) > 3 else "httptools"
+    loop = "asyncio" if parser == "h11" else "auto"
+    uvicorn.run(
+        build(sys.argv[1]),
+        host="127.0.0.1",
+        port=int(sys.argv[2]),
+        log_level="warning",
+        http=parser,
+        loop=loop,
+    )

@@ -4,7 +4,8 @@ The server is pinned to core 0 and wrk to core 1, so the load generator never sh
 server's core and the server is what saturates. The two are measured in turns (bare, lenslet,
 bare, ...), each ratio from one pair of neighbouring runs and the median taken: this VM's
 speed drifts by tens of percent within a minute, which back-to-back runs of 6 s each read as
-a difference between the servers.
+a difference between the servers. Each is run twice: under uvicorn with httptools on uvloop
+(what ``lenslet serve`` runs with the ``http`` extra) and with h11 on asyncio (pure Python).
 
     apt-get install wrk
     python -m pytest -q -p no:randomly --benchmark-enable benchmarks/test_http_load.py
@@ -33,13 +34,21 @@ CONNECTIONS = (8, 32)
 pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="needs wrk (apt-get)")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+#: uvicorn's HTTP implementations: what ``lenslet serve`` runs with the ``http`` extra
+#: (httptools on uvloop), and the pure-Python one it falls back to.
+PARSERS = ("httptools", "h11")
+
+
+@pytest.fixture(scope="module", params=PARSERS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str]]:
+    """(URL, parser) of a benchmark server pinned to core 0."""
     root = tmp_path_factory.mktemp("load")
     make_gallery(root)
-    with running(str(root), cpu=0) as url:
+    with running(str(root), cpu=0, parser=request.param) as url:
         warm(url)
-        yield url
+        yield url, request.param
 
 
 def wrk(url: str, connections: int) -> tuple[float, float, float]:
@@ -69,14 +78,15 @@ def _latency(out: str, cut: str) -> float:
 @pytest.mark.parametrize("connections", CONNECTIONS)
 @pytest.mark.parametrize(("name", "route", "params"), CASES, ids=[c[0] for c in CASES])
 def test_http_under_load(
-    server: str, name: str, route: str, params: dict[str, str], connections: int
+    server: tuple[str, str], name: str, route: str, params: dict[str, str], connections: int
 ) -> None:
-    wrk(f"{server}/bare/{name}", connections)  # warm up both
-    wrk(f"{server}{route}?{urlencode(params)}", connections)
+    url, parser = server
+    wrk(f"{url}/bare/{name}", connections)  # warm up both
+    wrk(f"{url}{route}?{urlencode(params)}", connections)
     pairs = [
         (
-            wrk(f"{server}/bare/{name}", connections),
-            wrk(f"{server}{route}?{urlencode(params)}", connections),
+            wrk(f"{url}/bare/{name}", connections),
+            wrk(f"{url}{route}?{urlencode(params)}", connections),
         )
         for _ in range(PAIRS)
     ]
@@ -84,7 +94,7 @@ def test_http_under_load(
     bare = _median([b for b, _ in pairs])
     ours = _median([o for _, o in pairs])
     NOTES.append(
-        f"wrk {name:>7} c={connections:<2}: lenslet {ours[0]:7,.0f} req/s (p50 {ours[1]:5.2f} "
-        f"p99 {ours[2]:6.2f} ms), bare route {bare[0]:7,.0f} req/s (p50 {bare[1]:5.2f} p99 "
-        f"{bare[2]:6.2f} ms): {ratio:.2f}x"
+        f"wrk {parser:>9} {name:>7} c={connections:<2}: "
+        f"lenslet {ours[0]:7,.0f} req/s (p50 {ours[1]:5.2f} p99 {ours[2]:6.2f} ms), "
+        f"bare route {bare[0]:7,.0f} req/s (p50 {bare[1]:5.2f} p99 {bare[2]:6.2f} ms): {ratio:.2f}x"
     )

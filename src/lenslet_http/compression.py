@@ -18,10 +18,9 @@ import gzip
 from collections.abc import Collection
 
 import anyio.to_thread
+from blake3 import blake3
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from lenslet_core.hashing import content_etag
 
 from .params import route_path
 
@@ -99,7 +98,7 @@ class Compression:
             if etag and not etag.startswith("W/"):
                 key = f"{where} {etag}"
             else:
-                key = f"blake3 {content_etag(body)}"
+                key = f"blake3 {blake3(body).hexdigest()}"
             body = await self._compressed(key, body)
             headers["Content-Encoding"] = "gzip"
             headers["Content-Length"] = str(len(body))
