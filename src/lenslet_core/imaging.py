@@ -395,7 +395,7 @@ def analyze(
     everything indexing needs from one read. The libvips work runs inside ``gate`` (the
     hash before it: see :class:`Imaging`)."""
     digest = hash_bytes(data)
-    with gate or contextlib.nullcontext():
+    with gate if gate is not None else contextlib.nullcontext():
         info, opened = _probe(data, max_pixels)
         small = _thumbnail(info, data, thumb, opened) if thumb is not None else None
     return Analysis(info, digest, len(data), small)

@@ -5,10 +5,9 @@ An answer with a strong ``ETag`` names its bytes (a folder page of one build, a 
 version), so its compressed form is kept (bounded in bytes, least recently used first out) and
 served again without compressing: a whole 50,000-image folder is ~0.1 s of gzip, paid once per
 build instead of once per request. An answer without one (a search's hits, the page) is kept
-by a hash of its bytes, a tenth of the cost of compressing them again. Large bodies are
-compressed off the event loop. Streams
-(server-sent events) and images pass through untouched; the routes that answer nothing else
-(``skip``) are passed by without a look at their answers.
+by a blake3 of its bytes, a small part of the cost of compressing them again. Large bodies are
+compressed off the event loop. Streams (server-sent events) and images pass through untouched;
+the routes that answer nothing else (``skip``) are passed by without a look at their answers.
 """
 
 from __future__ import annotations
@@ -94,7 +93,8 @@ class Compression:
         if len(body) >= self.minimum_size and start["status"] not in (204, 304):
             etag = headers.get("etag")
             # An ETag names one representation of one URL: the key is both. Without one (a
-            # search's hits), the bytes name themselves: hashing them is a tenth of the gzip.
+            # search's hits), the bytes name themselves: a blake3 of 50 hits is ~20x faster
+            # than their gzip.
             if etag and not etag.startswith("W/"):
                 key = f"{where} {etag}"
             else:
