@@ -20,7 +20,7 @@ from .hashing import content_etag
 from .imaging import sniff_mime
 from .manifest import ItemEntry, star_of
 from .rollup import RollupItem
-from .sidecar import ABSENT_ETAG, Sidecar, read_sidecar, update_sidecar
+from .sidecar import ABSENT_ETAG, Exif, Sidecar, read_sidecar, update_sidecar
 from .work import INDEX, ROLLUP, THUMBNAIL
 
 __all__ = ["Hit", "Item", "Original", "Pending", "Thumbnail"]
@@ -177,9 +177,22 @@ async def update_item(
         # a burst of edits costs the sidecars' requests, not a stat each too).
         await gallery.image_file(image)
     gallery.note_sidecar_written(folder)  # before: a manifest may lag it
+
+    async def basics() -> tuple[Exif, str] | None:
+        try:
+            return await gallery.basics(image, gallery.listed(image, within=math.inf))
+        except ImageError:
+            return None  # too large or corrupt: the tags and notes are written without them
+
     async with gallery.writes(image):
         sidecar, etag, previous = await update_sidecar(
-            gallery.storage, image, body, if_match=if_match, author=updated_by, writer=writer
+            gallery.storage,
+            image,
+            body,
+            if_match=if_match,
+            author=updated_by,
+            writer=writer,
+            basics=basics,
         )
     await gallery.load_state()
     gallery.rollup.edit(RollupItem.of(image, sidecar))
@@ -191,8 +204,6 @@ async def update_item(
         await gallery.submit_quietly(INDEX, folder)
     await gallery.submit_quietly(ROLLUP)
     gallery.feed.publish([folder])
-    if sidecar.exif is None:
-        sidecar = await with_basics(gallery, image, sidecar, gallery.listed(image, within=math.inf))
     return Item(image, sidecar, etag, True)
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import random
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, NamedTuple
 
 import anyio
@@ -79,8 +79,8 @@ class Exif:
 
         def take(key: str, kind: type) -> Any:
             value = extra.get(key)
-            if isinstance(value, kind) and not isinstance(value, bool):
-                del extra[key]
+            if value is None or (isinstance(value, kind) and not isinstance(value, bool)):
+                extra.pop(key, None)  # a null is the field unknown: to_json writes it back
                 return value
             return None
 
@@ -337,9 +337,13 @@ async def update_sidecar(
     if_match: str | None = None,
     author: str | None = None,
     writer: str = "lenslet",
+    basics: Callable[[], Awaitable[tuple[Exif, str] | None]] | None = None,
 ) -> Written:
     """Apply a client's write (``author``: who the request says writes; ``writer``: who
-    writes when nobody is named)."""
+    writes when nobody is named). ``basics``: the image's EXIF basics and hash (``None`` when
+    it cannot give them), asked for when the sidecar written would have none. They go in with
+    the client's write, so that an index does not rewrite the sidecar a moment later to add
+    them, and the ETag the client was just given stays the stored one."""
     edit = Edit.from_body(body)
     if not _fits(image):
         raise InvalidPath(
@@ -353,6 +357,10 @@ async def update_sidecar(
     async def attempt() -> Written:
         stored = await read_sidecar(storage, image)
         result = decide(stored, edit, wanted, now=utcnow(), author=author, writer=writer)
+        if result.exif is None and basics is not None:
+            found = await basics()
+            if found is not None:
+                result = dataclasses.replace(result, exif=found[0], hash=found[1])
         expected = stored[1] if stored else None
         etag = await storage.write_if(target, result.encode(), expected=expected)
         return Written(result, etag, stored[0] if stored else None)

@@ -24,6 +24,7 @@ from lenslet_core import (
     UnsupportedVersion,
 )
 from lenslet_core.codec import format_time, parse_time
+from lenslet_core.hashing import hash_bytes
 from lenslet_core.sidecar import Edit, decide, normalize_etag
 from tests.imagegen import jpeg_bytes, write
 
@@ -231,6 +232,23 @@ async def test_first_write_creates_the_sidecar(gallery: Path, photo: Path) -> No
     assert again.etag == item.etag
     assert again.exists
     assert again.sidecar.exif == Exif(64, 48, "2025-07-14T09:30:00")
+
+
+async def test_an_index_after_the_first_write_leaves_its_etag_good(
+    gallery: Path, photo: Path
+) -> None:
+    # The first write carries the image's EXIF basics and hash, so the index that follows it
+    # has nothing to add to the sidecar: the client's If-Match still names the stored version.
+    async with Lenslet(str(gallery)) as lens:
+        item = await lens.update_item("trip/beach.jpg", {"tags": ["sea"]})
+        written = (gallery / "trip" / "beach.jpg.json").read_bytes()
+        await lens.index("trip")
+        assert (gallery / "trip" / "beach.jpg.json").read_bytes() == written
+        again = await lens.update_item("trip/beach.jpg", {"tags": []}, if_match=item.etag)
+    assert again.sidecar.tags == ()
+    stored = read_json(gallery / "trip" / "beach.jpg.json")
+    assert stored["exif"] == {"width": 64, "height": 48, "createdAt": "2025-07-14T09:30:00"}
+    assert stored["hash"] == hash_bytes(photo.read_bytes())
 
 
 async def test_if_match_that_matches_writes_as_sent(gallery: Path, photo: Path) -> None:
