@@ -26,6 +26,7 @@ from benchmarks.harness import free_port, p50_p95, run_cli, timed, wait_until_se
 from benchmarks.scale import make_tree
 from lenslet_core.filesystem import REMOTE_IO_CONCURRENCY
 from lenslet_core.paths import is_image_name
+from lenslet_core.s3 import POOL_CONNECTIONS
 
 BUCKET = "scale"
 PREFIX = f"{BUCKET}/gallery"
@@ -87,7 +88,10 @@ def _bare_loops(endpoint: str) -> tuple[float, float]:
     with a PUT each of a thumbnail-sized object (under another prefix, deleted after)."""
     import s3fs
 
-    fs = s3fs.S3FileSystem(endpoint_url=endpoint, skip_instance_cache=True)
+    # as many connections as lenslet keeps: with botocore's default of 10, "16 at a time"
+    # would be 10
+    pool = {"max_pool_connections": POOL_CONNECTIONS}
+    fs = s3fs.S3FileSystem(endpoint_url=endpoint, skip_instance_cache=True, config_kwargs=pool)
     images = [p for p in fs.find(PREFIX) if is_image_name(p.rsplit("/", 1)[-1])]
     batch = REMOTE_IO_CONCURRENCY
     thumb = os.urandom(1500)  # about what a 64x48 image's WebP thumbnail weighs

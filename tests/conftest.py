@@ -105,6 +105,11 @@ class S3:
     def reset(self) -> None:
         httpx.delete(f"{self.endpoint}/_requests")
 
+    def peak(self) -> int:
+        """The most requests to this bucket the server answered at once since :meth:`reset`."""
+        answer: int = httpx.get(f"{self.endpoint}/_peak/{self.bucket}").json()
+        return answer
+
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:

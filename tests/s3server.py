@@ -6,7 +6,10 @@ the requests that reach it, so tests count what lenslet really asks of S3.
 ``LATENCY_MS`` holds every S3 answer back that long, as a real bucket's time to first byte does
 (tens of milliseconds); a benchmark then measures what concurrency buys, not moto's CPU.
 ``GET /_requests`` answers the log as JSON (``[[method, path, query], ...]``) and
-``DELETE /_requests`` empties it; everything else is S3.
+``DELETE /_requests`` empties it (and the peaks); ``GET /_peak/BUCKET`` answers the most
+requests to that bucket the server was answering at once. A bucket named ``slow-…`` has every
+answer held back ``SLOW_SECONDS`` whatever ``LATENCY_MS`` is, so that a test can see how many
+requests a client keeps in flight; everything else is S3.
 
 Conditional writes (a PUT with ``If-Match`` or ``If-None-Match``) are answered one at a time:
 S3 checks the condition and writes in one step, where moto checks, then writes, in one of its
@@ -31,6 +34,9 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import make_server
 
 LOG_PATH = "/_requests"
+PEAK_PATH = "/_peak/"
+SLOW_PREFIX = "slow-"
+SLOW_SECONDS = 0.2
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -47,6 +53,8 @@ class Logged:
         self.log: list[tuple[str, str, str]] = []
         self.lock = threading.Lock()
         self.conditional = threading.Lock()
+        self.in_flight: dict[str, int] = {}
+        self.peaks: dict[str, int] = {}
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
@@ -55,16 +63,30 @@ class Logged:
                 body = orjson.dumps(self.log)
                 if method == "DELETE":
                     self.log.clear()
+                    self.peaks.clear()
             start_response("200 OK", [("Content-Type", "application/json")])
             return [body]
+        if path.startswith(PEAK_PATH):
+            with self.lock:
+                body = orjson.dumps(self.peaks.get(path[len(PEAK_PATH) :], 0))
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [body]
+        bucket = path.strip("/").split("/", 1)[0]
         with self.lock:
             self.log.append((method, path, environ.get("QUERY_STRING", "")))
-        if self.latency:
-            time.sleep(self.latency)
-        if method == "PUT" and ("HTTP_IF_MATCH" in environ or "HTTP_IF_NONE_MATCH" in environ):
-            with self.conditional:  # checked and written as one step, as S3 does
-                return list(self.app(environ, start_response))
-        return self.app(environ, start_response)
+            now = self.in_flight[bucket] = self.in_flight.get(bucket, 0) + 1
+            self.peaks[bucket] = max(self.peaks.get(bucket, 0), now)
+        try:
+            held = SLOW_SECONDS if bucket.startswith(SLOW_PREFIX) else self.latency
+            if held:
+                time.sleep(held)
+            if method == "PUT" and ("HTTP_IF_MATCH" in environ or "HTTP_IF_NONE_MATCH" in environ):
+                with self.conditional:  # checked and written as one step, as S3 does
+                    return list(self.app(environ, start_response))
+            return list(self.app(environ, start_response))
+        finally:
+            with self.lock:
+                self.in_flight[bucket] -= 1
 
 
 def main(port: int, latency_ms: float = 0.0) -> None:

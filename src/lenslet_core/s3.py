@@ -23,7 +23,7 @@ from .errors import (
     SettingsError,
     StorageError,
 )
-from .filesystem import FilesystemBackend
+from .filesystem import REMOTE_IO_CONCURRENCY, FilesystemBackend
 
 __all__ = [
     "S3Backend",
@@ -40,6 +40,11 @@ T = TypeVar("T")
 #: Attempts botocore makes on throttling (SlowDown, 503), 5xx answers and connection errors,
 #: with backoff.
 RETRY_ATTEMPTS = 3
+#: Connections botocore keeps open to the endpoint. Its default of 10 is below what one storage
+#: has in flight (``REMOTE_IO_CONCURRENCY`` reads and writes, and as many listings), and a
+#: request past it waits for a connection without counting as sent: on a bucket 100 ms away a
+#: first index of 1,000 images took 31 s with 10, 23 s with this.
+POOL_CONNECTIONS = 4 * REMOTE_IO_CONCURRENCY
 _PRECONDITION = ("PreconditionFailed", "ConditionalRequestConflict")
 
 
@@ -71,6 +76,7 @@ DEFAULTS: dict[str, Any] = {
         "connect_timeout": 3.0,
         "read_timeout": 30.0,
         "retries": {"max_attempts": RETRY_ATTEMPTS, "mode": "standard"},
+        "max_pool_connections": POOL_CONNECTIONS,
     },
 }
 

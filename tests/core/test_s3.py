@@ -4,6 +4,7 @@ the request budget: each test counts the requests that reach the server."""
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import time
 
 import anyio
@@ -299,3 +300,23 @@ async def test_a_star_set_twice_within_a_second_reaches_the_manifest(s3: S3) -> 
         await lens.index()
         page = await lens.folder("album", refresh=False)
         assert [i.star for i in page.items] == [4, None]
+
+
+async def test_a_first_index_keeps_io_concurrency_requests_in_flight(s3_endpoint: str) -> None:
+    # botocore keeps 10 connections unless told otherwise: past them a request waits for one
+    # without being sent, so an index allowed 16 requests at once sent only 10.
+    import uuid
+
+    slow = S3(s3_endpoint, f"slow-{uuid.uuid4().hex[:20]}")  # every answer held back 0.2 s
+    client = slow.client()
+    client.create_bucket(Bucket=slow.bucket)
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:  # 0.2 s each
+        for n in range(40):
+            key, body = f"gallery/album/IMG_{n:04d}.jpg", jpeg_bytes(48, 36, seed=n)
+            pool.submit(client.put_object, Bucket=slow.bucket, Key=key, Body=body)
+    settings = Settings(cpu_concurrency=2, io_concurrency=16).with_s3(endpoint_url=s3_endpoint)
+    slow.reset()
+    async with Lenslet(slow.url(), settings) as lens:
+        report = await lens.index()
+    assert report.thumbnails_made == 40
+    assert slow.peak() == 16
