@@ -57,7 +57,9 @@ def index(
     io_concurrency: Annotated[
         int | None,
         typer.Option(
-            min=1, help="Concurrent storage calls (default: cores on local disk; raise for a NAS)."
+            min=1,
+            help="Concurrent storage calls of each kind (default: cores on local disk; "
+            "raise for a NAS).",
         ),
     ] = None,
     progress: Annotated[

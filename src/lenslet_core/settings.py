@@ -24,8 +24,9 @@ class Settings:
     max_pixels: int = 200_000_000
     #: Images larger than this many bytes are skipped instead of read into memory.
     max_file_bytes: int = 512 * 1024 * 1024
-    #: Concurrent blocking storage calls (listing, reads, writes). ``None``: the usable cores on
-    #: local disk, 16 on remote storage; raise it for a NAS mount with high latency.
+    #: Concurrent blocking storage calls of each kind: listings, reads, and on remote storage
+    #: writes each have this many. ``None``: the usable cores on local disk, 16 on remote
+    #: storage; raise it for a NAS mount with high latency.
     io_concurrency: int | None = None
     #: Concurrent CPU-bound calls (probing, hashing, thumbnails); defaults to the usable cores.
     cpu_concurrency: int = dataclasses.field(default_factory=usable_cores)
