@@ -181,8 +181,12 @@ async def update_item(
     async def basics() -> tuple[Exif, str] | None:
         try:
             return await gallery.basics(image, gallery.listed(image, within=math.inf))
-        except ImageError:
-            return None  # too large or corrupt: the tags and notes are written without them
+        except NotFound:
+            raise  # gone since: no sidecar for it
+        except LensletError:
+            # Too large, corrupt, or a storage that fails to read it now: the tags and notes
+            # are written without them (the next index adds them).
+            return None
 
     async with gallery.writes(image):
         sidecar, etag, previous = await update_sidecar(

@@ -1,15 +1,14 @@
 """The one seam to storage: an async API over a backend, rooted at the gallery root.
 
-Everything else in lenslet calls :class:`Storage` with logical paths (see :mod:`paths`). The
-seam runs a backend's blocking calls in worker threads (bounded by a ``CapacityLimiter`` for
-listings, one for reads, and over a network one for writes), tells an observer of each request,
-refuses writes to a read-only root and turns the backend's errors into :mod:`errors` — its own
-table first, then the common one — in one place (:func:`translate`). What each kind of storage
-can do lives in its backend (:mod:`backend`): :mod:`local`, :mod:`s3`, or :mod:`filesystem` for
-any other fsspec protocol, picked from a registry by protocol (:func:`register_backend`).
-Storage knows nothing of pointer folders: the router above it (:mod:`mounts`) sends each call
-to the storage that holds the path, and both offer the one API the rest of lenslet types
-against, :class:`Store`.
+Everything else in lenslet calls :class:`Storage` with logical paths (see :mod:`paths`). The seam
+runs a backend's blocking calls in worker threads (a ``CapacityLimiter`` each for listings, reads
+and, over a network, writes), tells an observer of each request, refuses writes to a read-only root
+and turns the backend's errors into :mod:`errors` — its own table first, then the common one — in
+one place (:func:`translate`). What each kind of storage can do lives in its backend
+(:mod:`backend`): :mod:`local`, :mod:`s3`, or :mod:`filesystem` for any other fsspec protocol,
+picked from a registry by protocol (:func:`register_backend`). Storage knows nothing of pointer
+folders: the router above it (:mod:`mounts`) sends each call to the storage that holds the path, and
+both offer the one API the rest of lenslet types against, :class:`Store`.
 """
 
 from __future__ import annotations
@@ -45,7 +44,6 @@ T = TypeVar("T")
 
 #: Operations whose worker thread may be abandoned when its caller is cancelled.
 _ABANDONABLE = frozenset({"info", "list", "read"})
-_WRITES = frozenset({"write", "delete"})
 
 #: Called once per storage request with (operation, logical path): "list", "read", "info",
 #: "write", "delete". Used for metrics and by tests that count requests; it may be called from
@@ -155,8 +153,8 @@ class Storage:
 
     Build one with :meth:`open` (``"/photos"``, ``"file:///photos"``, ``"memory://gallery"``),
     :meth:`of` (an fsspec filesystem and a root) or from a :class:`~lenslet_core.backend.Backend`.
-    Blocking calls run in worker threads, at most ``io_concurrency`` at a time (default: the
-    backend's — the usable cores on local disk, where more threads only contend for the same
+    Blocking calls run in worker threads, ``io_concurrency`` of each kind at a time (by default
+    the backend's: the usable cores on local disk, where more threads only contend for the same
     page cache; 16 elsewhere, where requests wait on the network — raise it for a NAS mount).
     """
 
@@ -177,12 +175,10 @@ class Storage:
         self._list_limiter = anyio.CapacityLimiter(self.list_concurrency)
         self.io_concurrency = io_concurrency or backend.io_concurrency
         self._limiter = anyio.CapacityLimiter(self.io_concurrency)
-        # Over a network a request mostly waits on the far end: writes (a first index's
-        # thumbnails) get a lane of their own, so reads never queue behind them. On local disk
-        # they share the one, as threads there cost the cores.
-        self._write_limiter = (
-            self._limiter if backend.reads_in_place else anyio.CapacityLimiter(self.io_concurrency)
-        )
+        # Over a network, writes (a first index's thumbnails) get a lane of their own, so reads
+        # never queue behind them; on local disk they share one, as threads there cost cores.
+        own = anyio.CapacityLimiter(self.io_concurrency) if not backend.reads_in_place else None
+        self._write_limiter = own or self._limiter
 
     @classmethod
     def of(cls, fs: Any, root: str, **options: Any) -> Storage:
@@ -416,7 +412,7 @@ class Storage:
         with translate(path, self.backend):
             # A read that is cancelled (a caller's deadline: /health answers in 2 s whatever the
             # storage does) is left to finish in its thread; a write is always waited for.
-            limiter = self._write_limiter if op in _WRITES else self._limiter
+            limiter = self._write_limiter if op in ("write", "delete") else self._limiter
             return await anyio.to_thread.run_sync(
                 func, *args, limiter=limiter, abandon_on_cancel=op in _ABANDONABLE
             )

@@ -322,4 +322,4 @@ async def test_a_first_index_keeps_io_concurrency_reads_and_writes_in_flight(
     async with Lenslet(slow.url(), settings) as lens:
         report = await lens.index()
     assert report.thumbnails_made == 40
-    assert slow.peak() == 32
+    assert 16 < slow.peak() <= 32  # both lanes at once, neither past its 16

@@ -251,6 +251,19 @@ async def test_an_index_after_the_first_write_leaves_its_etag_good(
     assert stored["hash"] == hash_bytes(photo.read_bytes())
 
 
+async def test_tags_of_an_image_that_cannot_be_read_are_written_without_basics(
+    gallery: Path,
+) -> None:
+    (gallery / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"not a jpeg" * 50)
+    async with Lenslet(str(gallery)) as lens:
+        item = await lens.update_item("bad.jpg", {"tags": ["keep"]})
+        again = await lens.item("bad.jpg")
+    assert item.sidecar.tags == ("keep",)
+    assert item.sidecar.exif is None
+    assert again.etag == item.etag
+    assert read_json(gallery / "bad.jpg.json")["tags"] == ["keep"]
+
+
 async def test_if_match_that_matches_writes_as_sent(gallery: Path, photo: Path) -> None:
     async with Lenslet(str(gallery)) as lens:
         first = await lens.update_item("trip/beach.jpg", {"tags": ["a", "b"], "notes": "x"})
