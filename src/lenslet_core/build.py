@@ -20,7 +20,7 @@ from . import paths
 from .errors import DocumentError, ImageTooLarge, LensletError, NotFound, UnsupportedImage
 from .imaging import Analysis, Imaging, unsupported_type
 from .manifest import DirEntry, DirKind, ItemEntry, Manifest, Skipped, star_of
-from .sidecar import Exif, read_sidecar_bytes, refresh_basics
+from .sidecar import Exif, Sidecar, read_sidecar_bytes, refresh_basics
 from .storage import Entry, Store
 from .thumbnails import ThumbnailStore, thumbnails_in
 
@@ -77,6 +77,8 @@ class FolderBuild:
     #: The sidecars read for their stars, by image name: their bytes and ETag, which the
     #: refresh of their EXIF basics starts from (one GET each, not two).
     sidecars_read: dict[str, tuple[bytes, str]] = dataclasses.field(default_factory=dict)
+    #: The same sidecars as decoded (read after the listing, as the rollup would read them).
+    sidecars: dict[str, Sidecar] = dataclasses.field(default_factory=dict)
 
     @property
     def skipped(self) -> list[Skipped]:
@@ -297,7 +299,7 @@ async def build_folder(
         for batch in _batches(without, READ_BATCH):
             tg.start_soon(analyze, batch, False)
     build.items.sort(key=lambda i: i.name)
-    await _take_stars(storage, folder, build.items, entries, previous, build.sidecars_read)
+    await _take_stars(storage, folder, build.items, entries, previous, build)
     build.dirs.sort(key=lambda d: d.name)
     build.rejected.sort(key=lambda s: s.name)
     return build
@@ -357,11 +359,11 @@ async def _take_stars(
     items: list[ItemEntry],
     entries: Sequence[Entry],
     previous: Mapping[str, ItemEntry],
-    read_back: dict[str, tuple[bytes, str]],
+    build: FolderBuild,
 ) -> None:
     """Give each item its sidecar's ``star``: carried over while the sidecar has the size and
-    mtime it was read at, else read (only those: one read per new or changed sidecar; the
-    bytes and ETag of each read kept in ``read_back`` by image name)."""
+    mtime it was read at, else read (only those: one read per new or changed sidecar; each
+    read kept in ``build`` by image name, as bytes and ETag and as decoded)."""
     sidecars = {
         e.name: e
         for e in entries
@@ -395,7 +397,8 @@ async def _take_stars(
             known = stamp
         star = star_of(stored[0].extra) if stored is not None else None
         if stored is not None:
-            read_back[item.name] = (stored[2], stored[1])
+            build.sidecars_read[item.name] = (stored[2], stored[1])
+            build.sidecars[item.name] = stored[0]
         items[index] = item._replace(star=star, metaStamp=known)
 
     async with anyio.create_task_group() as tg:

@@ -7,7 +7,7 @@ back what the sending run keeps its rollup and health from (:class:`FolderOutcom
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from . import paths
 from .imaging import Imaging
@@ -15,6 +15,7 @@ from .index_report import FolderOutcome
 from .indexing import index_tree
 from .manifest import ItemEntry, Skipped
 from .settings import Settings
+from .sidecar import Sidecar
 from .storage import Entry, Store
 from .thumbnails import ThumbnailStore
 
@@ -40,6 +41,7 @@ async def index_folder(
         listed_at: float,
         manifest: str,
         skipped: Sequence[Skipped],
+        sidecars: Mapping[str, Sidecar],  # not sent back: the sending run's rollup reads them
     ) -> None:
         told.append(([*entries], [*items], listed_at, manifest, [*skipped]))
 

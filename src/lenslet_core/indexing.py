@@ -44,6 +44,7 @@ from .manifest import (
     write_manifest,
 )
 from .settings import Settings
+from .sidecar import Sidecar
 from .storage import Entry, Store
 from .thumbnails import ThumbnailStore
 
@@ -51,10 +52,13 @@ __all__ = ["Delegate", "FolderCallback", "IndexProgress", "IndexReport", "index_
 
 #: Told a folder's path, its listing, its items, when it was listed (epoch seconds), the
 #: key of its manifest's build (its listing signature and build id, see :func:`_build_key`;
-#: the same key, the same items) and the files it skipped, once an index run is done with it.
+#: the same key, the same items), the files it skipped, and the sidecars it read after the
+#: listing and left as they were (decoded, by image name), once an index run is done with it.
 FolderCallback = Callable[
-    [str, Sequence[Entry], Sequence[ItemEntry], float, str, Sequence[Skipped]], Awaitable[None]
-]
+    [str, Sequence[Entry], Sequence[ItemEntry], float, str, Sequence[Skipped],
+     Mapping[str, Sidecar]],
+    Awaitable[None],
+]  # fmt: skip
 
 #: Indexes one folder somewhere else (a job on a cluster) and gives back what it did.
 Delegate = Callable[[str], Awaitable[FolderOutcome]]
@@ -170,7 +174,7 @@ async def index_tree(
                 if on_folder is not None and outcome.indexed:
                     await on_folder(
                         folder.path, outcome.entries, outcome.items, outcome.listed_at,
-                        outcome.manifest, outcome.skipped,
+                        outcome.manifest, outcome.skipped, {},
                     )  # fmt: skip
             progress.folders_done += 1
             progress.images_done += folder.images
@@ -196,7 +200,7 @@ async def index_tree(
                 make_thumbs,
                 whole=keep_pages,
             )
-            pages, items = done if done is not None else (None, ())
+            pages, items, sidecars = done if done is not None else (None, (), {})
             if pages is not None:
                 for kind, count in unsupported(folder.entries, pages[0].skipped).items():
                     report.unsupported[kind] = report.unsupported.get(kind, 0) + count
@@ -204,7 +208,7 @@ async def index_tree(
                 # The listing as it is now (sidecars this run refreshed have new stamps).
                 await on_folder(
                     folder.path, folder.entries, items, folder.listed_at, _build_key(pages[0]),
-                    pages[0].skipped,
+                    pages[0].skipped, sidecars,
                 )  # fmt: skip
             if keep_pages and pages is not None:
                 report.pages[folder.path] = pages
@@ -313,10 +317,11 @@ async def _index_folder(
     make_thumbs: bool,
     *,
     whole: bool,
-) -> tuple[list[Manifest], Sequence[ItemEntry]] | None:
-    """Bring one folder's manifest up to date; returns its current pages and items (``None``
-    when the folder was skipped). Pages of a manifest reused as it is come without their items
-    (decoded when first asked for) unless ``whole``."""
+) -> tuple[list[Manifest], Sequence[ItemEntry], Mapping[str, Sidecar]] | None:
+    """Bring one folder's manifest up to date; returns its current pages and items, and the
+    sidecars read that this run did not rewrite (``None`` when the folder was skipped). Pages
+    of a manifest reused as it is come without their items (decoded when first asked for)
+    unless ``whole``."""
     report.temp_files_removed += await remove_stale_temp_files(storage, folder.path, folder.entries)
     finished = await finish_moves(storage, folder.path, folder.entries)
     if finished:
@@ -357,7 +362,7 @@ async def _index_folder(
 
     heads = None if whole else manifest_heads(folder.path, contents)
     if heads is not None and reused(heads.pages, all_thumbs=heads.all_thumbs):
-        return heads.pages, StoredItems(folder.path, contents)
+        return heads.pages, StoredItems(folder.path, contents), {}
     try:
         old_pages = parse_manifest(folder.path, contents)
     except MalformedDocument:
@@ -370,7 +375,7 @@ async def _index_folder(
     # can, a missing or broken manifest is written again.
     current = old_pages or (known if not storage.writable(folder.path) else [])
     if reused(current):
-        return current, [i for p in current for i in p.items]
+        return current, [i for p in current for i in p.items], {}
     if any(e.mtime == 0.0 and e.size == 0 and _is_thumbnail(e.name) for e in folder.entries):
         # Listed without the thumbnails' stamps, and to be built: listed again with them
         # (a thumbnail older than its image is made again).
@@ -433,6 +438,13 @@ async def _index_folder(
                 if restamped is not None and item.metaStamp is not None:
                     stamp = (restamped.size, restamped.mtime)
                     build.items[index] = item._replace(metaStamp=stamp)
+    # Read after the listing, as the rollup would read them; those rewritten since have a
+    # stamp from after the rewrite, which the bytes read before it cannot vouch for.
+    sidecars = {
+        name: sidecar
+        for name, sidecar in build.sidecars.items()
+        if paths.sidecar_name(name) not in set(rewritten)
+    }
     report.arrivals.extend(arrivals(old_pages, build.items))
     report.folders += 1
     report.items += len(build.items)
@@ -456,18 +468,18 @@ async def _index_folder(
         and old_pages[0].listing == listing
         and (old_pages[0].thumbs_checked or not making_thumbs)
     ):
-        return old_pages, build.items
+        return old_pages, build.items, sidecars
     if not storage.writable(folder.path):
-        return pages, build.items  # served from memory; a read-only root is never written
+        return pages, build.items, sidecars  # served from memory; a read-only root is never written
     try:
         await write_manifest(storage, folder.path, pages, manifest_names(folder.entries))
     except LensletError as exc:
         report.skipped.append(
             Skipped(folder.path or "/", f"manifest not written: {exc.message}", exc.code)
         )
-        return pages, build.items
+        return pages, build.items, sidecars
     report.manifests_written += 1
-    return pages, build.items
+    return pages, build.items, sidecars
 
 
 def _is_thumbnail(name: str) -> bool:

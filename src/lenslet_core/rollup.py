@@ -373,13 +373,14 @@ class Rollup:
         items: Sequence[ItemEntry],
         listed_at: float,
         manifest: str = "",
+        *,
+        sidecars: Mapping[str, Sidecar] | None = None,
     ) -> None:
         """Make ``folder``'s images those of its new manifest (``items``), from its listing
-        taken at ``listed_at``: sidecars are read only when new or changed, and an image
-        edited through lenslet after the listing keeps its edit. ``manifest`` is the key of
-        the manifest's build (its listing signature and build id): with the sidecars' stamps
-        it tells a folder whose images were already taken from this very build and these
-        sidecars, which is then left as it is."""
+        taken at ``listed_at``: sidecars are read only when new or changed and not among
+        ``sidecars`` (read after that listing), and an image edited through lenslet since
+        keeps its edit. ``manifest``, the key of the manifest's build, with the sidecars'
+        stamps tells a folder already taken from this build and these sidecars: left as is."""
         signature = folder_signature(manifest, entries) if manifest else ""
         if signature and self._signatures.get(folder) == signature:
             return
@@ -405,16 +406,17 @@ class Rollup:
 
         async def read(item: ItemEntry, entry: Entry) -> None:
             path = paths.join(folder, item.name)
-            try:
-                stored = await read_sidecar(self.storage, path)
-            except LensletError:
-                stored = None  # unreadable or malformed: searchable by name until fixed
-            if stored is None:
+            sidecar = (sidecars or {}).get(item.name)
+            if sidecar is None:
+                try:
+                    stored = await read_sidecar(self.storage, path)
+                except LensletError:
+                    stored = None  # unreadable or malformed: searchable by name until fixed
+                sidecar = stored[0] if stored is not None else None
+            if sidecar is None:
                 fresh[item.name] = RollupItem.of(path)
             else:
-                sidecar = stored[0]
-                stamp = (entry.size, entry.mtime)
-                fresh[item.name] = RollupItem.of(path, sidecar, stamp)
+                fresh[item.name] = RollupItem.of(path, sidecar, (entry.size, entry.mtime))
 
         async with anyio.create_task_group() as tg:
             for item, entry in to_read:

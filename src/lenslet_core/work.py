@@ -25,7 +25,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 
 from . import paths
 from .errors import LensletError, NotFound, PermissionDenied, ReadOnly
@@ -37,6 +37,7 @@ from .indexing import index_tree
 from .jobs import Engine, Job, Kind
 from .manifest import ItemEntry, Skipped
 from .rollup import folder_signature
+from .sidecar import Sidecar
 from .storage import Entry
 
 __all__ = [
@@ -212,6 +213,7 @@ async def index(
         listed_at: float,
         manifest: str,
         skipped: Sequence[Skipped],
+        sidecars: Mapping[str, Sidecar],
     ) -> None:
         seen.append(done)
         unchanged = (
@@ -222,7 +224,9 @@ async def index(
         )
         if not unchanged:  # the rollup has this folder otherwise, as it is
             await gallery.load_state()  # a no-op unless this run began without reading it
-            await gallery.rollup.update_folder(done, entries, items, listed_at, manifest)
+            await gallery.rollup.update_folder(
+                done, entries, items, listed_at, manifest, sidecars=sidecars
+            )
         if not gallery.health.counted(done, manifest):
             counts = folder_health(done, entries, items, manifest, skipped)
             gallery.health.set_folder(done, counts)

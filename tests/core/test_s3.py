@@ -8,6 +8,7 @@ import concurrent.futures
 import time
 
 import anyio
+import orjson
 import pytest
 
 from lenslet_core import Lenslet, NotFound, Settings, StorageError, Wave
@@ -260,6 +261,29 @@ async def test_first_index_with_sidecars_and_a_burst_of_edits_stay_in_budget(s3:
     health_puts = sum(1 for m, p, _ in s3.requests() if m == "PUT" and p.endswith("_health.json"))
     assert 1 <= rollup_puts <= elapsed + 2, (rollup_puts, elapsed)
     assert health_puts <= 1, every
+
+
+async def test_a_first_index_reads_each_sidecar_that_has_its_basics_once(s3: S3) -> None:
+    """A gallery copied to S3 with its sidecars (EXIF basics and hash in them already): the
+    rollup takes each sidecar from the index's read for its star, not from a second GET."""
+    album(s3, 20, folder="first/album")
+    for n in range(20):
+        s3.put(f"first/album/IMG_{n:04d}.jpg.json", orjson.dumps({"tags": [f"tag{n}"]}))
+    async with Lenslet(s3.url("first"), s3.settings) as lens:
+        await lens.index()  # writes the basics into the sidecars
+    for key in s3.keys("first/album/"):
+        if key.endswith((".jpg", ".jpg.json")):
+            s3.put(key.replace("first/", "gallery/", 1), s3.get(key))
+    s3.reset()
+    async with Lenslet(s3.url(), s3.settings) as lens:
+        report = await lens.index()
+        counted = kinds(s3.requests(), f"{s3.bucket}/gallery/album")
+        found = [hit.path for hit in await lens.search("tag7")]
+    assert report.items == 20
+    assert report.sidecars_refreshed == 0
+    assert counted["GET sidecar"] == 20, counted
+    assert counted["PUT sidecar"] == 0, counted
+    assert found == ["album/IMG_0007.jpg"]
 
 
 async def test_an_empty_prefix_is_an_empty_gallery(s3: S3) -> None:
