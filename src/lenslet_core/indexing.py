@@ -440,11 +440,8 @@ async def _index_folder(
                     build.items[index] = item._replace(metaStamp=stamp)
     # Read after the listing, as the rollup would read them; those rewritten since have a
     # stamp from after the rewrite, which the bytes read before it cannot vouch for.
-    sidecars = {
-        name: sidecar
-        for name, sidecar in build.sidecars.items()
-        if paths.sidecar_name(name) not in set(rewritten)
-    }
+    changed = set(rewritten)
+    sidecars = {n: s for n, s in build.sidecars.items() if paths.sidecar_name(n) not in changed}
     report.arrivals.extend(arrivals(old_pages, build.items))
     report.folders += 1
     report.items += len(build.items)
