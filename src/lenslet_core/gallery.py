@@ -307,9 +307,9 @@ class Gallery:
             )
         return await self.storage.read(image)
 
-    async def basics(self, image: str, listed: ItemEntry | None = None) -> tuple[Exif, str]:
+    async def basics(self, image: str, listed: ItemEntry | Entry | None = None) -> tuple[Exif, str]:
         """An image's EXIF basics and hash, from its bytes (read again only when its size or
-        mtime changed since they were last read here)."""
+        mtime changed since they were last read here; ``listed`` as for :meth:`read_image`)."""
         known: ItemEntry | Entry = listed or await self.image_file(image)
         kept = self.recent_basics.get(image)
         if kept is not None and kept[0] == (known.size, known.mtime):

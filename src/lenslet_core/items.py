@@ -21,6 +21,7 @@ from .imaging import sniff_mime
 from .manifest import ItemEntry, star_of
 from .rollup import RollupItem
 from .sidecar import ABSENT_ETAG, Exif, Sidecar, read_sidecar, update_sidecar
+from .storage import Entry
 from .work import INDEX, ROLLUP, THUMBNAIL
 
 __all__ = ["Hit", "Item", "Original", "Pending", "Thumbnail"]
@@ -172,15 +173,16 @@ async def update_item(
     and its new ETag, as :func:`item` answers it next."""
     await gallery.storage.ensure_writable(image)
     folder = paths.parent(image)
-    if gallery.listed(image) is None:
+    known: ItemEntry | Entry | None = gallery.listed(image)
+    if known is None:
         # No sidecar for an image that does not exist (a folder page read lately says it does:
         # a burst of edits costs the sidecars' requests, not a stat each too).
-        await gallery.image_file(image)
+        known = await gallery.image_file(image)
     gallery.note_sidecar_written(folder)  # before: a manifest may lag it
 
     async def basics() -> tuple[Exif, str] | None:
         try:
-            return await gallery.basics(image, gallery.listed(image, within=math.inf))
+            return await gallery.basics(image, gallery.listed(image, within=math.inf) or known)
         except NotFound:
             raise  # gone since: no sidecar for it
         except LensletError:

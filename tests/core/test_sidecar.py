@@ -26,6 +26,7 @@ from lenslet_core import (
 from lenslet_core.codec import format_time, parse_time
 from lenslet_core.hashing import hash_bytes
 from lenslet_core.sidecar import Edit, decide, normalize_etag
+from tests.conftest import Requests
 from tests.imagegen import jpeg_bytes, write
 
 pytestmark = pytest.mark.anyio
@@ -249,6 +250,18 @@ async def test_an_index_after_the_first_write_leaves_its_etag_good(
     stored = read_json(gallery / "trip" / "beach.jpg.json")
     assert stored["exif"] == {"width": 64, "height": 48, "createdAt": "2025-07-14T09:30:00"}
     assert stored["hash"] == hash_bytes(photo.read_bytes())
+
+
+async def test_a_first_write_outside_any_listing_asks_for_the_image_once(
+    gallery: Path, photo: Path, requests: Requests
+) -> None:
+    async with Lenslet(str(gallery), observer=requests) as lens:
+        await lens.update_item("trip/beach.jpg", {"tags": ["sea"]})
+    # The stat that finds the image there also gives its basics' size and mtime; then it is
+    # read for them (and perhaps again by the folder index the write queues).
+    asked = [op for op, p in requests.log if p == "trip/beach.jpg"]
+    assert asked[:2] == ["info", "read"]
+    assert asked.count("info") == 1
 
 
 async def test_tags_of_an_image_that_cannot_be_read_are_written_without_basics(
