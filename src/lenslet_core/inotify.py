@@ -18,6 +18,7 @@ import ctypes
 import ctypes.util
 import dataclasses
 import os
+import select
 import struct
 import sys
 import threading
@@ -109,6 +110,9 @@ class FolderEvents:
         self._watched: set[str] = set()
         self._lock = threading.Lock()  # watch() runs in worker threads
         self._closer = weakref.finalize(self, os.close, fd)
+        # Asked first: "nothing queued" costs a poll, not a read that fails with an error.
+        self._queued = select.poll()
+        self._queued.register(fd, select.POLLIN)
 
     @classmethod
     def open(cls, root: str) -> FolderEvents | None:
@@ -151,6 +155,8 @@ class FolderEvents:
     def changed(self) -> Changes:
         """What changed in the watched folders since the last call (logical paths)."""
         found = Changes()
+        if not self._queued.poll(0):
+            return found
         while self._closer.alive:
             try:
                 data = os.read(self._fd, 64 * 1024)

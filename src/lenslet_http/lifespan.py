@@ -93,7 +93,8 @@ async def _watch(lens: Lenslet) -> None:
 
 class WarnNotStarted:
     """Middleware: at the first request, a warning in the log when the app's background work
-    was asked for (or its Lenslet is the app's to open) and nobody started it."""
+    was asked for (or its Lenslet is the app's to open) and nobody started it. Its one look
+    taken, it steps out of the app's stack: later requests never pass through it."""
 
     def __init__(self, app: ASGIApp, *, owner: Starlette) -> None:
         self.app = app
@@ -103,6 +104,7 @@ class WarnNotStarted:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self.checked and scope["type"] == "http":
             self.checked = True
+            self._step_out()
             state = self.owner.state
             wanted = [
                 what
@@ -121,3 +123,11 @@ class WarnNotStarted:
                     ", ".join(wanted),
                 )
         await self.app(scope, receive, send)
+
+    def _step_out(self) -> None:
+        """The layer above this one (Starlette's error middleware) calls the one below."""
+        layer: object = self.owner.middleware_stack
+        while layer is not None and getattr(layer, "app", None) is not self:
+            layer = getattr(layer, "app", None)
+        if layer is not None:
+            layer.app = self.app  # type: ignore[attr-defined]

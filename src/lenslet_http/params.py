@@ -3,8 +3,10 @@ OpenAPI document, and its bounds), the 202 protocol's wait, and small bodies (JS
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import unquote, unquote_to_bytes
 
@@ -109,11 +111,25 @@ _QUERY = "lenslet.query"
 def query(request: Request) -> Mapping[str, str]:
     """The request's query parameters (of a name given twice, the last), parsed once. The same
     as Starlette's ``request.query_params`` (what ``urllib.parse.parse_qsl`` reads), in a
-    fraction of its time per request: a part without ``%`` or ``+`` is taken as it is."""
-    found: dict[str, str] | None = request.scope.get(_QUERY)
+    fraction of its time per request: a part without ``%`` or ``+`` is taken as it is, and the
+    answers for the last few thousand short query strings are kept (a gallery asks for the
+    same thumbnails and items again and again)."""
+    found: Mapping[str, str] | None = request.scope.get(_QUERY)
     if found is None:
-        found = request.scope[_QUERY] = parse_query(request.scope.get("query_string", b""))
+        raw: bytes = request.scope.get("query_string", b"")
+        kept = len(raw) <= _KEPT_QUERY_BYTES
+        found = _kept_query(raw) if kept else MappingProxyType(parse_query(raw))
+        request.scope[_QUERY] = found
     return found
+
+
+#: Query strings longer than this are parsed each time, never kept.
+_KEPT_QUERY_BYTES = 1024
+
+
+@functools.lru_cache(maxsize=4096)
+def _kept_query(raw: bytes) -> Mapping[str, str]:
+    return MappingProxyType(parse_query(raw))  # shared between requests: read-only
 
 
 def parse_query(raw: bytes) -> dict[str, str]:

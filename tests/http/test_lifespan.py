@@ -83,6 +83,17 @@ def test_a_mounted_app_whose_work_nobody_started_says_so(
     assert len(warnings) == 1  # once, at the first request
     assert "opening its gallery, watch" in warnings[0]
     assert "lenslet_http.background" in warnings[0]
+    assert not _layers_named(gallery, "WarnNotStarted")  # its one look taken, it stepped out
+    assert _layers_named(gallery, "Timed")  # and only it
+
+
+def _layers_named(app: Starlette, name: str) -> list[object]:
+    layers, layer = [], getattr(app, "middleware_stack", None)
+    while layer is not None:
+        if type(layer).__name__ == name:
+            layers.append(layer)
+        layer = getattr(layer, "app", None)
+    return layers
 
 
 def test_an_app_run_on_its_own_starts_its_work_and_warns_of_nothing(

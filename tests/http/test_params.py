@@ -58,3 +58,26 @@ async def test_an_endpoint_reads_it_once_per_request() -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         answer = await http.get("/echo", params={"path": "trips/été/a b.jpg", "q": "x+y"})
     assert answer.json() == {"path": "trips/été/a b.jpg", "q": "x+y"}
+
+
+@pytest.mark.anyio
+async def test_a_query_asked_again_is_kept_and_cannot_be_changed_by_an_endpoint() -> None:
+    seen = []
+
+    async def echo(request: Request) -> JSONResponse:
+        found = query(request)
+        seen.append(found)
+        with pytest.raises(TypeError):
+            found["path"] = "elsewhere"  # type: ignore[index]  # shared between requests
+        return JSONResponse(dict(found))
+
+    app = Starlette(routes=[Route("/echo", echo)])
+    transport = httpx.ASGITransport(app=app)
+    long = "x" * 2000  # too long to keep: parsed each time
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        for params in ({"path": "a/b.jpg"}, {"path": "a/b.jpg"}, {"q": long}, {"q": long}):
+            answer = await http.get("/echo", params=params)
+            assert answer.json() == params
+    assert seen[0] is seen[1]
+    assert seen[2] is not seen[3]
+    assert seen[2] == seen[3]
