@@ -94,10 +94,16 @@ def lens_of(request: Request) -> Lenslet:
 
 
 def route_path(scope: Scope) -> str:
-    """A request's path inside this app: without the prefix it is mounted at in a host."""
+    """A request's path inside this app: without the prefix it is mounted at in a host (as
+    Starlette's router reads it: ``/gallery/x`` under ``/gallery`` is ``/x``, ``/galleryx``
+    stays as it is)."""
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
-    return path[len(root) :] if root and path.startswith(root) else path
+    if not root or not path.startswith(root):
+        return path
+    if path == root:
+        return ""
+    return path[len(root) :] if path[len(root)] == "/" else path
 
 
 def path_of(request: Request) -> str:
