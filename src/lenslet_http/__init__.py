@@ -9,5 +9,6 @@ lives here. Installed with ``lenslet-core[http]``.
 
 from .app import create_app
 from .lifespan import background
+from .served import LensletApp, Served
 
-__all__ = ["background", "create_app"]
+__all__ = ["LensletApp", "Served", "background", "create_app"]

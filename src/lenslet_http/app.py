@@ -7,7 +7,6 @@ import logging
 from collections.abc import Sequence
 
 import anyio
-from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -31,13 +30,13 @@ from lenslet_core import (
 
 from .auth import BearerToken
 from .compression import Compression
-from .encoded import EncodedAnswers, EncodedPages
 from .images import MAX_UPLOADS
 from .lifespan import WarnNotStarted, background
 from .metrics import Metrics, Timed
 from .params import MAX_WAIT
 from .responses import error_answer
 from .routes import routes
+from .served import LensletApp, Served
 
 __all__ = ["create_app"]
 
@@ -100,7 +99,7 @@ def create_app(
     ui: bool = True,
     presign: int | None = None,
     engine: Engine | None = None,
-) -> Starlette:
+) -> LensletApp:
     """The HTTP surface of a gallery root as a Starlette app.
 
     Given a root (a path or URL), the app's lifespan opens and closes its :class:`Lenslet`
@@ -168,7 +167,7 @@ def create_app(
     metrics.routes = frozenset(r.path for r in routes if isinstance(r, Route)) | {"/metrics"}
     middleware.insert(0, Middleware(Timed, metrics=metrics))
     page = [Route("/", _page, methods=["GET"]), Mount("/ui", _ui_files())] if ui else []
-    app = Starlette(
+    app = LensletApp(
         routes=[*routes, Route("/metrics", metrics.endpoint, methods=["GET"]), *page],
         middleware=middleware,
         lifespan=background,
@@ -178,16 +177,14 @@ def create_app(
             Exception: _unexpected,
         },
     )
-    app.state.lens = lens
-    app.state.owned = owned
-    app.state.index_on_start = index_on_start
-    app.state.watch = watch
-    app.state.started = False
+    app.served = Served(
+        lens,
+        owned=owned,
+        index_on_start=index_on_start,
+        watch=watch,
+        thumb_wait=thumb_wait,
+        presign=presign,
+        uploads=anyio.Semaphore(MAX_UPLOADS),
+    )
     app.add_middleware(WarnNotStarted, owner=app)
-    app.state.thumb_wait = thumb_wait
-    app.state.presign = presign
-    app.state.uploads = anyio.Semaphore(MAX_UPLOADS)
-    app.state.pages = EncodedPages()
-    app.state.answers = EncodedAnswers()
-    app.state.openapi = None  # described from the route table on first request
     return app

@@ -11,6 +11,7 @@ from lenslet_core import InvalidParameter, TooLarge
 from .openapi import Answer, Operation, operation
 from .params import flag, form_fields, lens_of
 from .responses import ORJSONResponse, limited
+from .served import served
 
 __all__ = ["MAX_UPLOADS", "delete", "move", "upload"]
 
@@ -53,7 +54,7 @@ async def upload(request: Request) -> Response:
     limit = lens.settings.max_file_bytes
     # Uploads take turns past a few at once: each is held in memory while it is checked and
     # written.
-    async with request.app.state.uploads:
+    async with served(request).uploads:
         body = limited(request, limit + _FORM_OVERHEAD, "an upload")
         async with body.form(max_files=1, max_fields=8) as form:
             sent = form.get("file")

@@ -26,10 +26,11 @@ from collections.abc import AsyncIterator
 
 import anyio
 import anyio.to_thread
-from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lenslet_core import Lenslet, LensletError, release_memory
+
+from .served import LensletApp
 
 __all__ = ["WarnNotStarted", "background"]
 
@@ -37,28 +38,28 @@ log = logging.getLogger("lenslet.http")
 
 
 @contextlib.asynccontextmanager
-async def background(app: Starlette) -> AsyncIterator[None]:
+async def background(app: LensletApp) -> AsyncIterator[None]:
     """Run an app's background work (see the module docstring) until the block ends; then
     stop it promptly (queued jobs of a Lenslet the app opened are abandoned: every file is
     written atomically, so none is left half-written)."""
-    lens: Lenslet = app.state.lens
-    owned: bool = app.state.owned
+    served = app.served
+    lens = served.lens
     async with contextlib.AsyncExitStack() as stack:
-        if owned:
+        if served.owned:
             await stack.enter_async_context(lens)
         tg = await stack.enter_async_context(anyio.create_task_group())
-        if app.state.index_on_start:
+        if served.index_on_start:
             tg.start_soon(_index, lens)
-        if app.state.watch:
+        if served.watch:
             tg.start_soon(_watch, lens)
         tg.start_soon(_release_memory)
-        app.state.started = True
+        served.started = True
         try:
             yield
         finally:
-            app.state.started = False
+            served.started = False
             tg.cancel_scope.cancel()  # an unfinished start-up index stops with the server
-            if owned:
+            if served.owned:
                 await lens.stop_work()
 
 
@@ -96,7 +97,7 @@ class WarnNotStarted:
     was asked for (or its Lenslet is the app's to open) and nobody started it. Its one look
     taken, it steps out of the app's stack: later requests never pass through it."""
 
-    def __init__(self, app: ASGIApp, *, owner: Starlette) -> None:
+    def __init__(self, app: ASGIApp, *, owner: LensletApp) -> None:
         self.app = app
         self.owner = owner
         self.checked = False
@@ -105,17 +106,17 @@ class WarnNotStarted:
         if not self.checked and scope["type"] == "http":
             self.checked = True
             self._step_out()
-            state = self.owner.state
+            served = self.owner.served
             wanted = [
                 what
                 for what, asked in (
-                    ("opening its gallery", state.owned),
-                    ("index_on_start", state.index_on_start),
-                    ("watch", state.watch),
+                    ("opening its gallery", served.owned),
+                    ("index_on_start", served.index_on_start),
+                    ("watch", served.watch),
                 )
                 if asked
             ]
-            if wanted and not state.started:
+            if wanted and not served.started:
                 log.warning(
                     "lenslet's app is serving but its background work (%s) never started: a "
                     "mounted app's lifespan does not run; run `async with "

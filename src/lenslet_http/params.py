@@ -18,6 +18,7 @@ from lenslet_core import InvalidDocument, InvalidParameter, Lenslet
 
 from .openapi import Param
 from .responses import header, limited
+from .served import served
 
 __all__ = [
     "DEFAULT_WAIT",
@@ -89,8 +90,7 @@ RANGE = Param("Range", {"type": "string"}, "One byte range: bytes=START-END.", w
 
 
 def lens_of(request: Request) -> Lenslet:
-    lens: Lenslet = request.app.state.lens
-    return lens
+    return served(request).lens
 
 
 def route_path(scope: Scope) -> str:

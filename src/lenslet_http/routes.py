@@ -21,7 +21,6 @@ from lenslet_core import (
     __version__,
 )
 
-from .encoded import EncodedAnswers, EncodedPages
 from .images import delete, move, upload
 from .openapi import Answer, Operation, Param, describe, operation
 from .params import (
@@ -52,6 +51,7 @@ from .responses import (
     plain_etag,
     quoted,
 )
+from .served import served
 
 __all__ = ["routes"]
 
@@ -91,8 +91,7 @@ async def folders(request: Request) -> Response:
         return Response(
             status_code=304, headers={"ETag": quoted(etag), "Cache-Control": "no-cache"}
         )
-    encoded: EncodedPages = request.app.state.pages
-    body = await encoded.get(manifest, page)
+    body = await served(request).pages.get(manifest, page)
     return Raw(body, _JSON, (etag_header(etag), _NO_CACHE))
 
 
@@ -117,8 +116,9 @@ async def get_item(request: Request) -> Response:
     if etag_matches(request, item.etag):
         headers = {"ETag": quoted(item.etag), "Cache-Control": "no-cache"}
         return Response(status_code=304, headers=headers)
-    encoded: EncodedAnswers = request.app.state.answers
-    body = encoded.get(f"item {item.path}", item, lambda: orjson.dumps(item.to_json()))
+    body = served(request).answers.get(
+        f"item {item.path}", item, lambda: orjson.dumps(item.to_json())
+    )
     return Raw(body, _JSON, (etag_header(item.etag), _NO_CACHE))
 
 
@@ -186,7 +186,7 @@ async def thumb(request: Request) -> Response:
     elsewhere = await _presigned(request, thumbnail=True)
     if elsewhere is not None:
         return elsewhere
-    wait = request.app.state.thumb_wait if asked is None else asked
+    wait = served(request).thumb_wait if asked is None else asked
     result = await lens_of(request).thumbnail(path, wait=wait)
     if isinstance(result, Pending):
         retry = max(1, round(result.retry_after))
@@ -208,7 +208,7 @@ async def thumb(request: Request) -> Response:
 async def _presigned(request: Request, *, thumbnail: bool) -> Response | None:
     """With ``presign``, a redirect to a URL that serves the file without this server (an S3
     presigned GET); ``None`` to serve it here."""
-    seconds = request.app.state.presign
+    seconds = served(request).presign
     if seconds is None:
         return None
     url = await lens_of(request).link(path_of(request), seconds=seconds, thumbnail=thumbnail)
@@ -294,8 +294,7 @@ async def search(request: Request) -> Response:
     limit = int_param(request, "limit", 100, 1, 1000)
     asked, path = query(request).get("q", ""), path_of(request)
     hits = await lens_of(request).find(asked, limit=limit, path=path)
-    encoded: EncodedAnswers = request.app.state.answers
-    body = encoded.get(
+    body = served(request).answers.get(
         f"search {limit} {path}\0{asked}",
         hits,
         lambda: orjson.dumps({"items": [hit.to_json() for hit in hits]}),
@@ -359,9 +358,9 @@ async def events(request: Request) -> Response:
 @operation(Operation("This description", {200: Answer("OpenAPI 3.1", None)}, secured=False))
 async def openapi_json(request: Request) -> Response:
     """``GET /openapi.json``: the description of this API, from its route table."""
-    document = request.app.state.openapi
+    document = served(request).openapi
     if document is None:
-        document = request.app.state.openapi = describe(request.app.routes, __version__)
+        document = served(request).openapi = describe(request.app.routes, __version__)
     return ORJSONResponse(document)
 
 

@@ -63,7 +63,7 @@ def test_a_host_runs_the_background_work_from_its_lifespan(host: Any, tmp_path: 
         until(listed)
         thumb = http.get("/gallery/thumb", params={"path": "a/new.jpg", "wait": "5"})
         assert thumb.status_code == 200
-    assert not gallery.state.started  # stopped with the host
+    assert not gallery.served.started  # stopped with the host
 
 
 def test_a_mounted_app_whose_work_nobody_started_says_so(

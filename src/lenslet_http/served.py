@@ -1,0 +1,53 @@
+"""What the endpoints of one app share: its gallery, how it was asked to serve, and the
+answers it keeps encoded. One typed object the app carries as a plain attribute, so an
+endpoint finds it in one lookup (Starlette's ``app.state`` is a dictionary behind
+``__getattr__``: about a microsecond a name, several times a request)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import Request
+
+from lenslet_core import Lenslet
+
+from .encoded import EncodedAnswers, EncodedPages
+
+__all__ = ["LensletApp", "Served", "served"]
+
+
+@dataclasses.dataclass(eq=False)
+class Served:
+    """One app's gallery and the choices :func:`~lenslet_http.create_app` was given."""
+
+    lens: Lenslet
+    #: Whether the app opened the gallery (and so opens and closes it with its lifespan).
+    owned: bool
+    index_on_start: bool
+    watch: bool
+    thumb_wait: float
+    presign: int | None
+    #: Uploads read at once.
+    uploads: anyio.Semaphore
+    pages: EncodedPages = dataclasses.field(default_factory=EncodedPages)
+    answers: EncodedAnswers = dataclasses.field(default_factory=EncodedAnswers)
+    #: Whether its background work runs (:func:`~lenslet_http.background`).
+    started: bool = False
+    #: The OpenAPI document, described from the route table on its first request.
+    openapi: dict[str, Any] | None = None
+
+
+class LensletApp(Starlette):
+    """The Starlette app :func:`~lenslet_http.create_app` makes: a Starlette app that carries
+    its :class:`Served`."""
+
+    served: Served
+
+
+def served(request: Request) -> Served:
+    """What the app that routed ``request`` serves."""
+    app: LensletApp = request.scope["app"]
+    return app.served
