@@ -152,10 +152,15 @@ class FolderEvents:
                 self._watched.add(above)
             return True
 
+    def pending(self) -> bool:
+        """Whether the kernel has queued anything since the last :meth:`changed` (one poll:
+        cheaper than a read that finds nothing)."""
+        return bool(self._queued.poll(0))
+
     def changed(self) -> Changes:
         """What changed in the watched folders since the last call (logical paths)."""
         found = Changes()
-        if not self._queued.poll(0):
+        if not self.pending():
             return found
         while self._closer.alive:
             try:

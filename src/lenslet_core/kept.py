@@ -96,6 +96,8 @@ class Kept(Generic[V]):
 
     def _catch_up(self) -> None:
         assert self.events is not None
+        if len(self._counts) <= _FOLDERS and not self.events.pending():
+            return  # nothing queued: the usual case, answered without a read
         changes = self.events.changed()
         if changes.everything or len(self._counts) > _FOLDERS:
             self._era += 1
