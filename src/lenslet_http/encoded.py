@@ -1,13 +1,16 @@
 """Answers encoded once: a folder's pages per build, and search and item answers while the
-facade gives the same ones (compressing them is :mod:`compression`'s, once per ETag)."""
+facade gives the same ones, with a strong ETag of the bytes where the answer has none of its
+own (compressing them is :mod:`compression`'s, once per ETag)."""
 
 from __future__ import annotations
 
 import collections
 from collections.abc import Callable
+from typing import Any
 
 import anyio
 import orjson
+from blake3 import blake3
 
 from lenslet_core import Manifest
 
@@ -58,16 +61,29 @@ class EncodedAnswers:
     hits, a kept :class:`Item`), and then the same bytes serve it."""
 
     def __init__(self) -> None:
-        self._bodies: collections.OrderedDict[str, tuple[object, bytes]] = collections.OrderedDict()
+        #: question -> [answer, its bytes, their ETag once asked for]
+        self._bodies: collections.OrderedDict[str, list[Any]] = collections.OrderedDict()
 
     def get(self, question: str, answer: object, encode: Callable[[], bytes]) -> bytes:
+        body: bytes = self._kept(question, answer, encode)[1]
+        return body
+
+    def tagged(
+        self, question: str, answer: object, encode: Callable[[], bytes]
+    ) -> tuple[bytes, str]:
+        """:meth:`get`, and a strong ETag of the bytes (a blake3 of them, taken once)."""
+        kept = self._kept(question, answer, encode)
+        if kept[2] is None:
+            kept[2] = blake3(kept[1]).hexdigest(length=16)
+        return kept[1], kept[2]
+
+    def _kept(self, question: str, answer: object, encode: Callable[[], bytes]) -> list[Any]:
         kept = self._bodies.get(question)
         if kept is not None and kept[0] is answer:
             self._bodies.move_to_end(question)
-            return kept[1]
-        body = encode()
-        self._bodies[question] = (answer, body)
+            return kept
+        kept = self._bodies[question] = [answer, encode(), None]
         self._bodies.move_to_end(question)
         if len(self._bodies) > _ENCODED_ANSWERS:
             self._bodies.popitem(last=False)
-        return body
+        return kept

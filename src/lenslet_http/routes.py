@@ -277,7 +277,10 @@ async def file(request: Request) -> Response:
 @operation(
     Operation(
         "Images by name, tag or note (exact tags first, then by path)",
-        {200: Answer("The hits, shaped like folder items", "Hits")},
+        {
+            200: Answer("The hits, shaped like folder items", "Hits", headers=("ETag",)),
+            304: Answer("The same hits as for the ETag sent", None, headers=("ETag",)),
+        },
         (
             Param("q", {"type": "string"}, "Text to find, any case.", example="sea"),
             Param(
@@ -286,6 +289,7 @@ async def file(request: Request) -> Response:
                 "At most this many hits (default 100).",
             ),
             FOLDER,
+            IF_NONE_MATCH,
         ),
     )
 )
@@ -294,12 +298,16 @@ async def search(request: Request) -> Response:
     limit = int_param(request, "limit", 100, 1, 1000)
     asked, path = query(request).get("q", ""), path_of(request)
     hits = await lens_of(request).find(asked, limit=limit, path=path)
-    body = served(request).answers.get(
+    body, etag = served(request).answers.tagged(
         f"search {limit} {path}\0{asked}",
         hits,
         lambda: orjson.dumps({"items": [hit.to_json() for hit in hits]}),
     )
-    return Raw(body, _JSON)
+    if etag_matches(request, etag):
+        return Response(
+            status_code=304, headers={"ETag": quoted(etag), "Cache-Control": "no-cache"}
+        )
+    return Raw(body, _JSON, (etag_header(etag), _NO_CACHE))
 
 
 @operation(

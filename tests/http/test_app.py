@@ -314,6 +314,32 @@ async def test_search_and_health(tree: Path) -> None:
     assert health["ok"] is True
 
 
+async def test_search_answers_carry_an_etag_a_browser_revalidates_with(tree: Path) -> None:
+    async with Lenslet(str(tree), SETTINGS) as lens:
+        await lens.index()
+        await lens.update_item("trips/2025/dunes.png", {"tags": ["Sand"]})
+        transport = httpx.ASGITransport(app=create_app(lens))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gallery") as http:
+            first = await http.get("/search", params={"q": "sand"})
+            etag = first.headers["etag"]
+            assert first.headers["cache-control"] == "no-cache"
+            again = await http.get("/search", params={"q": "sand"}, headers={"If-None-Match": etag})
+            assert again.status_code == 304
+            assert again.headers["etag"] == etag
+            gzipped = await http.get(
+                "/search", params={"q": "sand"}, headers={"Accept-Encoding": "gzip"}
+            )
+            assert gzipped.headers["etag"] == etag  # names the bytes, whatever the encoding
+            assert gzipped.json() == first.json()
+            await lens.update_item("trips/2025/beach.jpg", {"tags": ["sand"]})
+            changed = await http.get(
+                "/search", params={"q": "sand"}, headers={"If-None-Match": etag}
+            )
+            assert changed.status_code == 200  # other hits: other bytes, another ETag
+            assert changed.headers["etag"] != etag
+            assert len(changed.json()["items"]) == 2
+
+
 async def test_read_only_servers_refuse_writes(tree: Path) -> None:
     async with client(tree, Settings(readonly=True)) as http:
         response = await http.put("/item", params={"path": "top.jpg"}, json={"tags": ["x"]})
