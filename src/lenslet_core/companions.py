@@ -192,9 +192,24 @@ async def _settle(storage: Store, intent: _Intent) -> None:
         # between storages written): the same bytes in both places; finish the move.
         await storage.delete(source)
         left = False
-    if arrived and not left:
-        await _bring_companions(storage, source, target)  # the image went: they follow
+    if arrived and not left:  # the image went: its sidecar and thumbnail follow
+        for companion in _COMPANIONS:
+            await _finish_move(storage, companion(source), companion(target))
     # Else it never left, or another image is at the target: each file stays as it is.
+
+
+async def _finish_move(storage: Store, source: str, target: str) -> None:
+    """Move one companion after its image. Found in both places with the same bytes, it was
+    cut between arriving and leaving: only the leaving is left to do. Different bytes at the
+    target are left as they are (health lists the one beside no image)."""
+    try:
+        await storage.move(source, target)
+    except NotFound:
+        return  # it went already, or the image never had one
+    except AlreadyExists:
+        with contextlib.suppress(NotFound):
+            if await storage.read(source) == await storage.read(target):
+                await storage.delete(source)
 
 
 async def delete_image(storage: Store, thumbs: ThumbnailStore, image: str) -> None:

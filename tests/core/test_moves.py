@@ -120,6 +120,39 @@ def test_kill_9_during_concurrent_moves_separates_no_image_from_its_tags(gallery
     assert not list(gallery.rglob(f"{INTENT_PREFIX}*"))
 
 
+async def test_a_sidecar_cut_between_link_and_unlink_is_left_in_one_place(gallery: Path) -> None:
+    """Killed after the image went and its sidecar arrived but before the sidecar left (a
+    hard link in both folders): the next index removes the copy beside no image."""
+    write(gallery / "b" / "x.jpg", jpeg_bytes())
+    write(gallery / "a" / "x.jpg.json", b'{"tags": ["mine"]}')
+    os.link(gallery / "a" / "x.jpg.json", gallery / "b" / "x.jpg.json")
+    intent = {"v": 1, "src": "a/x.jpg", "dest": "b/x.jpg"}
+    write(gallery / "a" / f"{INTENT_PREFIX}cut.json", orjson.dumps(intent))
+    _age_intents(gallery)
+    async with Lenslet(str(gallery), Settings(cpu_concurrency=2)) as lens:
+        report = await lens.index()
+        item = await lens.item("b/x.jpg")
+    assert report.moves_finished == 1
+    assert not (gallery / "a" / "x.jpg.json").exists()
+    assert item.sidecar.tags == ("mine",)
+
+
+async def test_a_different_sidecar_at_the_target_is_not_deleted(gallery: Path) -> None:
+    """Both folders hold a sidecar for the moved image but with different tags: neither is
+    the other's copy, so both stay (the one beside no image is listed by health)."""
+    write(gallery / "b" / "x.jpg", jpeg_bytes())
+    write(gallery / "a" / "x.jpg.json", b'{"tags": ["old"]}')
+    write(gallery / "b" / "x.jpg.json", b'{"tags": ["new"]}')
+    intent = {"v": 1, "src": "a/x.jpg", "dest": "b/x.jpg"}
+    write(gallery / "a" / f"{INTENT_PREFIX}cut.json", orjson.dumps(intent))
+    _age_intents(gallery)
+    async with Lenslet(str(gallery), Settings(cpu_concurrency=2)) as lens:
+        await lens.index()
+        item = await lens.item("b/x.jpg")
+    assert (gallery / "a" / "x.jpg.json").read_bytes() == b'{"tags": ["old"]}'
+    assert item.sidecar.tags == ("new",)
+
+
 async def test_a_move_cut_between_link_and_unlink_leaves_one_image(gallery: Path) -> None:
     """Killed after the image arrived but before it left (both places hold it): the next
     index finishes the move, so the image is in one place, with its sidecar."""
