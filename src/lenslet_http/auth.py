@@ -19,8 +19,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lenslet_core import CrossSiteRefused, Unauthorized
 
-from .params import route_path
 from .responses import ORJSONResponse, error_answer
+from .routing import route_path
 
 __all__ = ["SESSION_COOKIE", "BearerToken"]
 

@@ -21,7 +21,7 @@ from blake3 import blake3
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .params import route_path
+from .routing import route_path
 
 __all__ = ["Compression"]
 

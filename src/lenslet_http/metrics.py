@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from lenslet_core import Lenslet, Timings, TimingSnapshot
 
 from .openapi import Answer, Operation, operation
-from .params import route_path
+from .routing import route_path
 
 __all__ = ["Metrics", "Timed"]
 

@@ -12,7 +12,6 @@ from urllib.parse import unquote, unquote_to_bytes
 
 import orjson
 from starlette.requests import Request
-from starlette.types import Scope
 
 from lenslet_core import InvalidDocument, InvalidParameter, Lenslet
 
@@ -43,7 +42,6 @@ __all__ = [
     "lens_of",
     "path_of",
     "query",
-    "route_path",
 ]
 
 #: Longest a ``/thumb`` request waits for a thumbnail being made, whatever it asks for (and
@@ -91,19 +89,6 @@ RANGE = Param("Range", {"type": "string"}, "One byte range: bytes=START-END.", w
 
 def lens_of(request: Request) -> Lenslet:
     return served(request).lens
-
-
-def route_path(scope: Scope) -> str:
-    """A request's path inside this app: without the prefix it is mounted at in a host (as
-    Starlette's router reads it: ``/gallery/x`` under ``/gallery`` is ``/x``, ``/galleryx``
-    stays as it is)."""
-    path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    if not root or not path.startswith(root):
-        return path
-    if path == root:
-        return ""
-    return path[len(root) :] if path[len(root)] == "/" else path
 
 
 def path_of(request: Request) -> str:

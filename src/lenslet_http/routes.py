@@ -9,8 +9,7 @@ import anyio
 import orjson
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
-from starlette.routing import Match, Route
-from starlette.types import Scope
+from starlette.routing import Route
 
 from lenslet_core import (
     InvalidDocument,
@@ -40,7 +39,6 @@ from .params import (
     lens_of,
     path_of,
     query,
-    route_path,
 )
 from .responses import (
     ORJSONResponse,
@@ -51,6 +49,7 @@ from .responses import (
     plain_etag,
     quoted,
 )
+from .routing import Exact
 from .served import served
 
 __all__ = ["routes"]
@@ -372,27 +371,13 @@ async def openapi_json(request: Request) -> Response:
     return ORJSONResponse(document)
 
 
-class _Exact(Route):
-    """A route whose path has no parameters, told by comparing strings: the read routes are
-    matched many times a second, and each route tried before the right one was a regular
-    expression run."""
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if scope["type"] != "http" or route_path(scope) != self.path:
-            return Match.NONE, {}
-        child = {"endpoint": self.endpoint, "path_params": dict(scope.get("path_params", {}))}
-        if self.methods and scope["method"] not in self.methods:
-            return Match.PARTIAL, child
-        return Match.FULL, child
-
-
 def _route(path: str, **endpoints: Callable[[Request], Awaitable[Response]]) -> Route:
     """One route for a path, whatever its methods, so a wrong method's 405 lists them all. A
     route of one method calls its endpoint with nothing between."""
     name = path.strip("/") or "root"
     if len(endpoints) == 1:
         ((method, only),) = endpoints.items()
-        return _Exact(path, only, methods=[method], name=name)
+        return Exact(path, only, methods=[method], name=name)
 
     async def endpoint(request: Request) -> Response:
         method = "GET" if request.method == "HEAD" else request.method
@@ -400,7 +385,7 @@ def _route(path: str, **endpoints: Callable[[Request], Awaitable[Response]]) -> 
 
     endpoint.__doc__ = " ".join(e.__doc__ or "" for e in endpoints.values())
     endpoint.methods = endpoints  # type: ignore[attr-defined]  # read by the description
-    return _Exact(path, endpoint, methods=list(endpoints), name=name)
+    return Exact(path, endpoint, methods=list(endpoints), name=name)
 
 
 #: Most asked for first: a request is matched against the routes in this order (a gallery page

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from lenslet_core import Lenslet
 
 from .encoded import EncodedAnswers, EncodedPages
+from .routing import Router
 
 __all__ = ["LensletApp", "Served", "served"]
 
@@ -42,9 +43,15 @@ class Served:
 
 class LensletApp(Starlette):
     """The Starlette app :func:`~lenslet_http.create_app` makes: a Starlette app that carries
-    its :class:`Served`."""
+    its :class:`Served` and finds its exact routes by path
+    (:class:`~lenslet_http.routing.Router`)."""
 
     served: Served
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        # The same routes and lifespan, found as Starlette finds them, the exact paths first.
+        self.router = Router(self.router.routes, lifespan=options.get("lifespan"))
 
 
 def served(request: Request) -> Served:

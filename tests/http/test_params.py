@@ -1,6 +1,5 @@
 """The query parser endpoints read their parameters with: what Starlette's ``query_params``
-(``urllib.parse.parse_qsl``) reads, for any query string a client can send; and the path a
-mounted app routes by."""
+(``urllib.parse.parse_qsl``) reads, for any query string a client can send."""
 
 from __future__ import annotations
 
@@ -10,13 +9,12 @@ import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from starlette._utils import get_route_path
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from lenslet_http.params import parse_query, query, route_path
+from lenslet_http.params import parse_query, query
 
 #: Bytes that matter to a query string, and some that do not.
 _PIECES = st.sampled_from(
@@ -83,12 +81,3 @@ async def test_a_query_asked_again_is_kept_and_cannot_be_changed_by_an_endpoint(
     assert seen[0] is seen[1]
     assert seen[2] is not seen[3]
     assert seen[2] == seen[3]
-
-
-_SEGMENTS = st.lists(st.sampled_from(["", "gallery", "galleryx", "a", "item", "/"]), max_size=4)
-
-
-@given(_SEGMENTS.map("/".join), _SEGMENTS.map("/".join))
-def test_a_path_inside_a_mounted_app_is_what_starlettes_router_reads(path: str, root: str) -> None:
-    scope = {"type": "http", "path": path, "root_path": root}
-    assert route_path(scope) == get_route_path(scope)
