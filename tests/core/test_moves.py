@@ -34,6 +34,13 @@ def _age_intents(root: Path) -> list[Path]:
     return intents
 
 
+def _left_intent(root: Path, source: str, target: str) -> None:
+    """The intent a move from ``source`` to ``target`` cut short left, past its grace."""
+    intent = {"v": 1, "src": source, "dest": target}
+    write(root / source.rsplit("/", 1)[0] / f"{INTENT_PREFIX}cut.json", orjson.dumps(intent))
+    _age_intents(root)
+
+
 async def test_a_move_cut_between_image_and_sidecar_is_finished_by_the_next_index(
     gallery: Path,
 ) -> None:
@@ -126,9 +133,7 @@ async def test_a_sidecar_cut_between_link_and_unlink_is_left_in_one_place(galler
     write(gallery / "b" / "x.jpg", jpeg_bytes())
     write(gallery / "a" / "x.jpg.json", b'{"tags": ["mine"]}')
     os.link(gallery / "a" / "x.jpg.json", gallery / "b" / "x.jpg.json")
-    intent = {"v": 1, "src": "a/x.jpg", "dest": "b/x.jpg"}
-    write(gallery / "a" / f"{INTENT_PREFIX}cut.json", orjson.dumps(intent))
-    _age_intents(gallery)
+    _left_intent(gallery, "a/x.jpg", "b/x.jpg")
     async with Lenslet(str(gallery), Settings(cpu_concurrency=2)) as lens:
         report = await lens.index()
         item = await lens.item("b/x.jpg")
@@ -143,9 +148,7 @@ async def test_a_different_sidecar_at_the_target_is_not_deleted(gallery: Path) -
     write(gallery / "b" / "x.jpg", jpeg_bytes())
     write(gallery / "a" / "x.jpg.json", b'{"tags": ["old"]}')
     write(gallery / "b" / "x.jpg.json", b'{"tags": ["new"]}')
-    intent = {"v": 1, "src": "a/x.jpg", "dest": "b/x.jpg"}
-    write(gallery / "a" / f"{INTENT_PREFIX}cut.json", orjson.dumps(intent))
-    _age_intents(gallery)
+    _left_intent(gallery, "a/x.jpg", "b/x.jpg")
     async with Lenslet(str(gallery), Settings(cpu_concurrency=2)) as lens:
         await lens.index()
         item = await lens.item("b/x.jpg")
@@ -160,9 +163,7 @@ async def test_a_move_cut_between_link_and_unlink_leaves_one_image(gallery: Path
     write(gallery / "a" / "x.jpg", data)
     write(gallery / "a" / "x.jpg.json", b'{"tags": ["mine"]}')
     write(gallery / "b" / "x.jpg", data)  # what the cut-short move left at the target
-    intent = {"v": 1, "src": "a/x.jpg", "dest": "b/x.jpg"}
-    write(gallery / "a" / f"{INTENT_PREFIX}cut.json", orjson.dumps(intent))
-    _age_intents(gallery)
+    _left_intent(gallery, "a/x.jpg", "b/x.jpg")
     async with Lenslet(str(gallery), Settings(cpu_concurrency=2)) as lens:
         report = await lens.index()
         item = await lens.item("b/x.jpg")
