@@ -187,10 +187,7 @@ async def finish_moves(storage: Store, folder: str, entries: Sequence[Entry]) ->
 async def _settle(storage: Store, intent: _Intent) -> None:
     source, target = intent.source, intent.target
     left, arrived = await _exists(storage, source), await _exists(storage, target)
-    if left and arrived and await storage.read(source) == await storage.read(target):
-        # Cut between the image's arrival and its leaving (a hard link made, or a copy
-        # between storages written): the same bytes in both places; finish the move.
-        await storage.delete(source)
+    if left and arrived and await _drop_copy(storage, source, target):
         left = False
     if arrived and not left:  # the image went: its sidecar and thumbnail follow
         for companion in _COMPANIONS:
@@ -199,17 +196,25 @@ async def _settle(storage: Store, intent: _Intent) -> None:
 
 
 async def _finish_move(storage: Store, source: str, target: str) -> None:
-    """Move one companion after its image. Found in both places with the same bytes, it was
-    cut between arriving and leaving: only the leaving is left to do. Different bytes at the
-    target are left as they are (health lists the one beside no image)."""
+    """Move one companion after its image (different bytes already at the target are left
+    as they are: health lists the one beside no image)."""
     try:
         await storage.move(source, target)
     except NotFound:
         return  # it went already, or the image never had one
     except AlreadyExists:
         with contextlib.suppress(NotFound):
-            if await storage.read(source) == await storage.read(target):
-                await storage.delete(source)
+            await _drop_copy(storage, source, target)
+
+
+async def _drop_copy(storage: Store, source: str, target: str) -> bool:
+    """Finish a file's move cut between its arrival and its leaving (a hard link made, or a
+    copy between storages written): with the same bytes in both places, only the leaving is
+    left to do. Whether it did so."""
+    if await storage.read(source) != await storage.read(target):
+        return False
+    await storage.delete(source)
+    return True
 
 
 async def delete_image(storage: Store, thumbs: ThumbnailStore, image: str) -> None:
