@@ -3,8 +3,12 @@ as Starlette's router finds them (in order, one match each)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.routing import Router as _StarletteRouter
 from starlette.types import Receive, Scope, Send
@@ -27,7 +31,28 @@ def route_path(scope: Scope) -> str:
 
 class Exact(Route):
     """A route whose path has no parameters, told by comparing strings (no regular
-    expression run)."""
+    expression run).
+
+    An ``async`` endpoint is called with nothing between it and the router: Starlette wraps
+    each route's call in a second exception handler like the app's own, around its ``send``
+    too, and the app's one maps the same errors with the same handlers (it is the only
+    middleware inside it)."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
+        super().__init__(path, endpoint, **options)
+        # What Starlette calls with a request (a function, not an ASGI app), and async.
+        called = inspect.isfunction(endpoint) or inspect.ismethod(endpoint)
+        self.direct: Callable[[Request], Awaitable[Response]] | None = (
+            endpoint if called and inspect.iscoroutinefunction(endpoint) else None
+        )
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        allowed = not self.methods or scope["method"] in self.methods
+        if self.direct is None or not allowed:
+            await super().handle(scope, receive, send)  # a sync endpoint, or the 405
+            return
+        response = await self.direct(Request(scope, receive, send))
+        await response(scope, receive, send)
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "http" or route_path(scope) != self.path:

@@ -9,11 +9,13 @@ import anyio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette._utils import get_route_path
+from starlette.exceptions import HTTPException
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.routing import Router as StarletteRouter
-from starlette.types import Message, Scope
+from starlette.types import Message, Receive, Scope, Send
 
 from lenslet_http.routing import Exact, Router, route_path
 
@@ -36,14 +38,45 @@ def _answering(name: str) -> Callable[[Request], Awaitable[Response]]:
     return endpoint
 
 
+class _Refused(Exception):
+    pass
+
+
+async def _failing(request: Request) -> Response:
+    if request.method == "PUT":
+        raise HTTPException(409, "taken")
+    raise _Refused(request.method)
+
+
+def _sync(request: Request) -> Response:
+    return PlainTextResponse(f"sync {request.method}")
+
+
+async def _asgi(scope: Scope, receive: Receive, send: Send) -> None:
+    await PlainTextResponse(f"asgi {scope['method']}")(scope, receive, send)
+
+
+class _AsgiApp:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await _asgi(scope, receive, send)
+
+
+async def _refused(request: Request, exc: Exception) -> Response:
+    return PlainTextResponse(f"refused {exc} at {request.url.path}", status_code=422)
+
+
 def _routes() -> list[Route | Mount]:
-    """Exact routes first (two for one path: the first wins), then a route with a parameter
-    that shadows an exact route listed after it, and a mount."""
+    """Exact routes first (two for one path: the first wins; endpoints that raise, a sync one
+    and ASGI apps among them), then a route with a parameter that shadows an exact route
+    listed after it, and a mount."""
     return [
         Exact("/thumb", _answering("thumb"), methods=["GET"]),
         Exact("/item", _answering("item"), methods=["GET", "PUT"]),
         Exact("/thumb", _answering("second thumb"), methods=["GET", "POST"]),
         Exact("/any", _answering("any")),
+        Exact("/fails", _failing, methods=["GET", "PUT"]),
+        Exact("/sync", _sync, methods=["GET"]),
+        Exact("/asgi", _AsgiApp()),
         Route("/{name}", _answering("named"), methods=["GET"]),
         Exact("/late", _answering("late"), methods=["GET"]),
         Mount("/ui", routes=[Route("/{file}", _answering("ui"))]),
@@ -66,8 +99,9 @@ async def _ask(app: object, scope: Scope) -> tuple[int, bytes, bytes]:
 
 
 _PATHS = st.sampled_from(
-    ["/thumb", "/item", "/any", "/late", "/other", "/thumb/", "/item/", "/ui/x.js", "/ui",
-     "/", "", "/gallery/thumb", "/galleryx/item", "/gallery", "/gallery/"]
+    ["/thumb", "/item", "/any", "/late", "/fails", "/sync", "/asgi", "/other", "/thumb/",
+     "/item/", "/ui/x.js", "/ui", "/", "", "/gallery/thumb", "/galleryx/item", "/gallery",
+     "/gallery/"]
 )  # fmt: skip
 _METHODS = st.sampled_from(["GET", "HEAD", "PUT", "POST", "DELETE"])
 
@@ -79,12 +113,20 @@ def test_lenslets_router_answers_what_starlettes_answers(path: str, method: str,
         "type": "http", "method": method, "path": path, "root_path": root, "query_string": b"",
         "headers": [(b"host", b"test")], "scheme": "http", "server": ("test", 80),
     }  # fmt: skip
-    ours = anyio.run(_ask, Router(_routes()), scope)
-    theirs = anyio.run(_ask, StarletteRouter(_routes()), scope)
+    handlers = {_Refused: _refused}  # and Starlette's own for HTTPException
+    ours = anyio.run(_ask, ExceptionMiddleware(Router(_routes()), handlers), scope)
+    theirs = anyio.run(_ask, ExceptionMiddleware(StarletteRouter(_routes()), handlers), scope)
     assert ours == theirs
 
 
 def test_only_the_leading_exact_routes_are_looked_up() -> None:
     router = Router(_routes())
-    assert sorted(router.exact) == ["/any", "/item", "/thumb"]
+    assert sorted(router.exact) == ["/any", "/asgi", "/fails", "/item", "/sync", "/thumb"]
     assert router.exact["/thumb"].methods == {"GET", "HEAD"}
+
+
+def test_an_async_endpoint_is_called_directly_and_any_other_the_way_starlette_calls_it() -> None:
+    router = Router(_routes())
+    assert router.exact["/fails"].direct is _failing
+    assert router.exact["/sync"].direct is None  # Starlette runs it in a thread
+    assert router.exact["/asgi"].direct is None  # an ASGI app is given the scope
