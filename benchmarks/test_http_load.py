@@ -2,10 +2,12 @@
 run and the same server process, bare Starlette routes answering the same bytes from memory.
 The server is pinned to core 0 and wrk to core 1, so the load generator never shares the
 server's core and the server is what saturates. The two are measured in turns (bare, lenslet,
-bare, ...), each ratio from one pair of neighbouring runs and the median taken: this VM's
-speed drifts by tens of percent within a minute, which back-to-back runs of 6 s each read as
-a difference between the servers. Each is run twice: under uvicorn with httptools on uvloop
-(what ``lenslet serve`` runs with the ``http`` extra) and with h11 on asyncio (pure Python).
+bare, ...), each ratio from one pair of neighbouring runs of a second each and the median
+taken, every other pair with lenslet first: this VM's speed drifts by tens of percent within a
+minute, which back-to-back runs of 6 s each read as a difference between the servers, and a
+drift within each pair would favour whichever always ran first. Each is run twice: under
+uvicorn with httptools on uvloop (what ``lenslet serve`` runs with the ``http`` extra) and
+with h11 on asyncio (pure Python).
 
     apt-get install wrk
     python -m pytest -q -p no:randomly --benchmark-enable benchmarks/test_http_load.py
@@ -27,8 +29,8 @@ from benchmarks.http_server import CASES, make_gallery, running, warm
 
 #: wrk's threads, seconds per run, pairs of runs, and the connections each route is measured at.
 THREADS = 2
-SECONDS = 2
-PAIRS = 3
+SECONDS = 1
+PAIRS = 8
 CONNECTIONS = (8, 32)
 
 pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="needs wrk (apt-get)")
@@ -83,13 +85,12 @@ def test_http_under_load(
     url, parser = server
     wrk(f"{url}/bare/{name}", connections)  # warm up both
     wrk(f"{url}{route}?{urlencode(params)}", connections)
-    pairs = [
-        (
-            wrk(f"{url}/bare/{name}", connections),
-            wrk(f"{url}{route}?{urlencode(params)}", connections),
-        )
-        for _ in range(PAIRS)
-    ]
+    pairs = []
+    for turn in range(PAIRS):
+        urls = [f"{url}/bare/{name}", f"{url}{route}?{urlencode(params)}"]
+        first, second = urls if turn % 2 == 0 else urls[::-1]
+        runs = {first: wrk(first, connections), second: wrk(second, connections)}
+        pairs.append((runs[urls[0]], runs[urls[1]]))
     ratio = statistics.median(ours[0] / bare[0] for bare, ours in pairs)
     bare = _median([b for b, _ in pairs])
     ours = _median([o for _, o in pairs])
