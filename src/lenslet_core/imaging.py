@@ -22,6 +22,7 @@ import anyio.to_thread
 
 from .errors import CorruptImage, ImageTooLarge, UnsupportedImage
 from .hashing import hash_bytes
+from .jpeg import JpegHeader, read_jpeg
 from .png import read_png
 
 __all__ = [
@@ -171,53 +172,13 @@ def check_complete(mime: str, data: bytes) -> None:
     """Cheap structural checks on bytes already in memory: a truncated file is refused with
     :class:`CorruptImage` before libvips sees it. Never decodes pixels."""
     if mime == "image/jpeg":
-        _check_jpeg(data)
+        read_jpeg(data)
     elif mime == "image/png":
         read_png(data)
     elif mime == "image/webp":
         size = struct.unpack_from("<I", data, 4)[0] if len(data) >= 12 else 0
         if len(data) < size + 8:
             raise CorruptImage(f"truncated WebP ({len(data)} of {size + 8} bytes)")
-
-
-#: Stray bytes between two JPEG segments that are skipped as libjpeg skips them; more than this
-#: is not a quirk but a file that is not a JPEG past its first bytes.
-_MAX_JPEG_SLACK = 1024
-
-
-def _check_jpeg(data: bytes) -> None:
-    # Walk the marker segments up to the first scan (SOS); an end-of-image marker must follow
-    # the scan data. Scan data stuffs every 0xFF byte, so FFD9 there can only be the real end.
-    pos, end = 2, len(data)
-    while True:
-        if pos + 4 > end:
-            raise CorruptImage("truncated JPEG (ends inside its headers)")
-        if data[pos] != 0xFF:
-            # Extra bytes before a marker: a quirk of some cameras that libjpeg skips too.
-            following = data.find(b"\xff", pos, pos + _MAX_JPEG_SLACK)
-            if following == -1:
-                raise CorruptImage(f"corrupt JPEG (no marker at byte {pos})")
-            pos = following
-            continue
-        marker = data[pos + 1]
-        if marker == 0xFF:
-            pos += 1
-            continue
-        if marker == 0xD9:
-            raise CorruptImage("corrupt JPEG (ends before any image data)")
-        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
-            pos += 2
-            continue
-        length = (data[pos + 2] << 8) | data[pos + 3]
-        if length < 2:
-            raise CorruptImage(f"corrupt JPEG (bad segment length at byte {pos})")
-        if marker == 0xDA:
-            break
-        pos += 2 + length
-    # Searched from the end: the marker is normally within the last few bytes, and a forward
-    # search crawls through the scan data's many stuffed 0xFF bytes.
-    if data.rfind(b"\xff\xd9", pos + 2 + length) == -1:
-        raise CorruptImage("truncated JPEG (no end-of-image marker)")
 
 
 _EXIF_TIME = re.compile(r"^\s*(\d{4}):(\d{2}):(\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
@@ -304,8 +265,48 @@ def thumbnail(data: bytes, *, max_pixels: int, spec: ThumbSpec = ThumbSpec()) ->
     """A WebP thumbnail of an image's bytes: long edge at most ``spec.size`` (never upscaled),
     EXIF orientation applied, sRGB, alpha kept, no metadata, the first frame of an animation.
     Refuses what :func:`probe` refuses, before any pixel is decoded."""
+    header = _jpeg_header(data, max_pixels)
+    if header is not None:  # its header gave all a thumbnail needs
+        return _thumbnail_image(_jpeg_probe(header), data, spec)[0]
     info, opened = _probe(data, max_pixels)
     return _thumbnail(info, data, spec, opened)
+
+
+def _jpeg_header(data: bytes, max_pixels: int) -> JpegHeader | None:
+    """A JPEG's header read from its segments, its size checked (``None``: not a JPEG, or one
+    whose segments do not give its size)."""
+    if data[:3] != b"\xff\xd8\xff":
+        return None
+    header = read_jpeg(data)
+    if header is not None:
+        _check_pixels(header.width, header.height, max_pixels)
+    return header
+
+
+def _jpeg_probe(header: JpegHeader) -> Probe:
+    """What a JPEG's segments say, as a probe: its stored size and no capture time."""
+    return Probe("image/jpeg", header.width, header.height, None, header.profile)
+
+
+def _jpeg_analysis(
+    data: bytes, header: JpegHeader, spec: ThumbSpec, max_pixels: int
+) -> tuple[Probe, bytes]:
+    """A JPEG's probe and thumbnail from one libvips load (a probe would load it once more):
+    the capture time from the EXIF the thumbnail carries on, and the orientation from the
+    thumbnail's shape, which libvips turned as EXIF says (as square as the image is, a
+    thumbnail cannot tell: libvips reads the header then)."""
+    small, image = _thumbnail_image(_jpeg_probe(header), data, spec)
+    width, height = header.width, header.height
+    if width != height and image.width == image.height:
+        return _probe(data, max_pixels)[0], small
+    if width != height and (width > height) != (image.width > image.height):
+        width, height = height, width  # EXIF orientation 5 to 8: a quarter turn
+    taken = _field(image, "exif-ifd2-DateTimeOriginal")
+    offset = _field(image, "exif-ifd2-OffsetTimeOriginal")
+    created = exif_datetime(
+        taken if isinstance(taken, str) else None, offset if isinstance(offset, str) else None
+    )
+    return Probe("image/jpeg", width, height, created, header.profile), small
 
 
 #: libjpeg's warnings that mean the pixels are damaged (a scan cut short, entropy data that
@@ -323,6 +324,13 @@ _JPEG_DAMAGE = (
 
 
 def _thumbnail(info: Probe, data: bytes, spec: ThumbSpec, opened: Any = None) -> bytes:
+    return _thumbnail_image(info, data, spec, opened)[0]
+
+
+def _thumbnail_image(
+    info: Probe, data: bytes, spec: ThumbSpec, opened: Any = None
+) -> tuple[bytes, Any]:
+    """The thumbnail's bytes, and the libvips image they were encoded from."""
     pyvips = configure_libvips()
     if info.mime == "image/png":
         try:
@@ -345,7 +353,9 @@ def _is_jpeg(info: Probe) -> bool:
     return info.mime == "image/jpeg"
 
 
-def _make_thumbnail(pyvips: Any, info: Probe, data: bytes, spec: ThumbSpec, fail_on: str) -> bytes:
+def _make_thumbnail(
+    pyvips: Any, info: Probe, data: bytes, spec: ThumbSpec, fail_on: str
+) -> tuple[bytes, Any]:
     # An embedded ICC profile (a Display P3 phone photo, a CMYK print file) is applied on the
     # way to sRGB; asked of images without one, the same option costs a quarter more time.
     colour = {"output_profile": "srgb"} if info.profile else {}
@@ -359,18 +369,19 @@ def _make_thumbnail(pyvips: Any, info: Probe, data: bytes, spec: ThumbSpec, fail
         option_string=f"fail_on={fail_on}",
         **colour,
     )
-    return _encode(image, spec)
+    return _encode(image, spec), image
 
 
 def _make_png_thumbnail(
     pyvips: Any, info: Probe, data: bytes, spec: ThumbSpec, opened: Any
-) -> bytes:
+) -> tuple[bytes, Any]:
     # A PNG has no shrink-on-load, so the image the probe opened is shrunk as it is (opening it
     # again, as thumbnail_buffer does, cost a tenth of the time of a 1080p thumbnail).
     if opened is None:
         opened = pyvips.Image.new_from_buffer(data, "", access="sequential", fail_on="error")
     colour = {"output_profile": "srgb"} if info.profile else {}
-    return _encode(opened.thumbnail_image(spec.size, height=spec.size, size="down", **colour), spec)
+    image = opened.thumbnail_image(spec.size, height=spec.size, size="down", **colour)
+    return _encode(image, spec), image
 
 
 def _encode(image: Any, spec: ThumbSpec) -> bytes:
@@ -395,9 +406,14 @@ def analyze(
     everything indexing needs from one read. The libvips work runs inside ``gate`` (the
     hash before it: see :class:`Imaging`)."""
     digest = hash_bytes(data)
+    small: bytes | None = None
     with gate if gate is not None else contextlib.nullcontext():
-        info, opened = _probe(data, max_pixels)
-        small = _thumbnail(info, data, thumb, opened) if thumb is not None else None
+        header = _jpeg_header(data, max_pixels) if thumb is not None else None
+        if thumb is not None and header is not None:
+            info, small = _jpeg_analysis(data, header, thumb, max_pixels)
+        else:
+            info, opened = _probe(data, max_pixels)
+            small = _thumbnail(info, data, thumb, opened) if thumb is not None else None
     return Analysis(info, digest, len(data), small)
 
 

@@ -19,6 +19,7 @@ from lenslet_core.imaging import (
     Analysis,
     Imaging,
     ThumbSpec,
+    _thumbnail,
     analyze,
     check_complete,
     exif_datetime,
@@ -511,6 +512,60 @@ def test_analyze_with_a_spec_makes_the_thumbnail_in_the_same_call() -> None:
     assert result.thumbnail is not None
     assert load(result.thumbnail).width == 256
     assert analyze(data, max_pixels=MAX).thumbnail is None
+
+
+_SIZES = st.integers(1, 600)
+#: Widths and heights as square as a thumbnail of at most 256 pixels cannot tell apart.
+_NEAR_SQUARE = st.integers(300, 600).flatmap(
+    lambda side: st.tuples(st.just(side), st.integers(side - 2, side + 2))
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.one_of(st.tuples(_SIZES, _SIZES), _NEAR_SQUARE),
+    st.sampled_from([None, 1, 2, 3, 4, 5, 6, 7, 8]),
+    st.sampled_from([None, "2021:07:04 18:30:00", "0000:00:00 00:00:00"]),
+    st.sampled_from([None, "+02:00"]),
+    st.booleans(),
+)
+def test_a_jpeg_analyzed_with_its_thumbnail_has_the_probe_and_thumbnail_libvips_gives(
+    size: tuple[int, int], orientation: int | None, taken: str | None, offset: str | None,
+    icc: bool,
+) -> None:  # fmt: skip
+    # A JPEG's probe then comes from its segments and from the thumbnail's load (its EXIF,
+    # and its shape for the orientation), not from a libvips header of its own.
+    image = with_exif(picture(*size), orientation=orientation, taken=taken, offset=offset)
+    data = image.jpegsave_buffer(Q=75, **({"profile": "srgb"} if icc else {}))
+    result = analyze(data, max_pixels=MAX, thumb=ThumbSpec())
+    by_header = probe(data, max_pixels=MAX)
+    assert result.probe == by_header
+    assert (
+        result.thumbnail
+        == _thumbnail(by_header, data, ThumbSpec())
+        == thumbnail(data, max_pixels=MAX)
+    )
+    assert max(load(result.thumbnail).width, load(result.thumbnail).height) <= 256
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_a_jpeg_as_square_as_its_thumbnail_gets_its_orientation_from_libvips(
+    orientation: int,
+) -> None:
+    data = with_exif(picture(600, 599), orientation=orientation).jpegsave_buffer(Q=75)
+    result = analyze(data, max_pixels=MAX, thumb=ThumbSpec())
+    assert load(result.thumbnail or b"").width == load(result.thumbnail or b"").height == 256
+    expected = (599, 600) if orientation == 6 else (600, 599)
+    assert (result.probe.width, result.probe.height) == expected
+
+
+def test_a_jpeg_above_max_pixels_is_refused_by_its_segments_with_or_without_a_thumbnail() -> None:
+    data = jpeg_bytes(101, 100)
+    for thumb in (ThumbSpec(), None):
+        with pytest.raises(ImageTooLarge):
+            analyze(data, max_pixels=10_000, thumb=thumb)
+    with pytest.raises(ImageTooLarge):
+        thumbnail(data, max_pixels=10_000)
 
 
 def test_imaging_thumbnails_with_its_own_settings() -> None:
