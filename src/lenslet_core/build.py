@@ -21,7 +21,7 @@ from .errors import DocumentError, ImageTooLarge, LensletError, NotFound, Unsupp
 from .imaging import Analysis, Imaging, unsupported_type
 from .manifest import DirEntry, DirKind, ItemEntry, Manifest, Skipped, star_of
 from .sidecar import Exif, Sidecar, read_sidecar_bytes, refresh_basics
-from .storage import Entry, Store
+from .storage import Consumers, Entry, Store
 from .thumbnails import ThumbnailStore, thumbnails_in
 
 __all__ = [
@@ -253,10 +253,17 @@ async def build_folder(
 
     async def analyze(batch: Sequence[Entry], thumbed: bool) -> None:
         logicals = [paths.join(folder, entry.name) for entry in batch]
-        work = imaging.analyze_with_thumb_sync if thumbed else imaging.analyze_sync
+        work: Consumers[Analysis] = (
+            imaging.analyze_with_thumb_sync if thumbed else imaging.analyze_sync
+        )
+        written: dict[str, LensletError | None] = {}
         async with slots:
+            if thumbed and thumbs is not None and await thumbs.prepare_here(logicals):
+                work = [_made_and_kept(imaging, thumbs, image, written) for image in logicals]
             results = await storage.read_each_into(logicals, work, limiter=imaging.limiter)
-        kept = await _keep_thumbnails(thumbs, logicals, results, build) if thumbed else set()
+        kept = (
+            await _keep_thumbnails(thumbs, logicals, results, build, written) if thumbed else set()
+        )
         for entry, result in zip(batch, results, strict=True):
             if isinstance(result, NotFound):
                 skip(entry, "vanished while indexing", "not_found")
@@ -406,33 +413,67 @@ async def _take_stars(
             tg.start_soon(read, index, stamp)
 
 
+def _made_and_kept(
+    imaging: Imaging,
+    thumbs: ThumbnailStore,
+    image: str,
+    written: dict[str, LensletError | None],
+) -> Callable[[bytes], Analysis]:
+    """One image's analysis with its thumbnail, the thumbnail written by the thread that made
+    it (on local disk: a thread hop more per thumbnail cost more than the write); how the
+    write went is put in ``written``."""
+
+    def work(data: bytes) -> Analysis:
+        result = imaging.analyze_with_thumb_sync(data)
+        if result.thumbnail is not None:
+            try:
+                thumbs.write_here(image, result.thumbnail)
+            except LensletError as exc:
+                written[image] = exc
+            else:
+                written[image] = None
+        return result
+
+    return work
+
+
 async def _keep_thumbnails(
     thumbs: ThumbnailStore | None,
     images: Sequence[str],
     results: Sequence[Analysis | LensletError],
     build: FolderBuild,
+    written: Mapping[str, LensletError | None],
 ) -> set[str]:
-    """Write the thumbnails a batch made; returns the names of the images whose thumbnail was
-    kept. One that could not be written is a problem of the build and leaves ``hasThumb`` as
-    the listing says (it is made again next time)."""
+    """Write the thumbnails a batch made, but those ``written`` already where they were made;
+    returns the names of the images whose thumbnail was kept. A write that failed there is
+    tried again here, where the thumbnail cache can take it. One that could not be written is
+    a problem of the build and leaves ``hasThumb`` as the listing says (it is made again next
+    time)."""
     kept: set[str] = set()
     if thumbs is None:
         return kept
 
+    def done(image: str) -> None:
+        build.thumbnails_made += 1
+        build.thumbnails_kept.add(paths.thumbnail_name(paths.split(image)[1]))
+        kept.add(paths.split(image)[1])
+
     async def keep(image: str, data: bytes) -> None:
         try:
             await thumbs.write(image, data)
-            build.thumbnails_made += 1
-            build.thumbnails_kept.add(paths.thumbnail_name(paths.split(image)[1]))
         except LensletError as exc:
             reason = f"thumbnail not kept: {exc.message}"
             build.problems.append(Skipped(paths.thumbnail_name(image), reason, exc.code))
             return
-        kept.add(paths.split(image)[1])
+        done(image)
 
     async with anyio.create_task_group() as tg:
         for image, result in zip(images, results, strict=True):
-            if isinstance(result, Analysis) and result.thumbnail is not None:
+            if not isinstance(result, Analysis) or result.thumbnail is None:
+                continue
+            if image in written and written[image] is None:
+                done(image)
+            else:
                 tg.start_soon(keep, image, result.thumbnail)
     return kept
 

@@ -27,7 +27,7 @@ from . import paths
 from .errors import LensletError, NotFound, PointerBroken, PointerLoop, PointerRefused, ReadOnly
 from .keyedlock import KeyedLock
 from .pointers import Pointer, check_target
-from .storage import Entry, Storage
+from .storage import Consumers, Entry, Storage, each
 
 __all__ = ["Mounts", "Opener"]
 
@@ -176,7 +176,7 @@ class Mounts:
         return await self.storage.read_into(path, consume)
 
     async def read_each_into(
-        self, paths: Sequence[str], consume: Callable[[bytes], T], *, limiter: anyio.CapacityLimiter
+        self, paths: Sequence[str], consume: Consumers[T], *, limiter: anyio.CapacityLimiter
     ) -> builtins.list[T | LensletError]:
         routes = [await self.route(path) for path in paths]
         if not routes or all(r[0] is self for r in routes):
@@ -185,8 +185,8 @@ class Mounts:
         if all(r[0] is target for r in routes):
             return await target.read_each_into([r[1] for r in routes], consume, limiter=limiter)
         results: builtins.list[T | LensletError] = []  # a batch across pointers: one by one
-        for route in routes:
-            results.extend(await route[0].read_each_into([route[1]], consume, limiter=limiter))
+        for route, one in zip(routes, each(consume, len(paths)), strict=True):
+            results.extend(await route[0].read_each_into([route[1]], one, limiter=limiter))
         return results
 
     async def sign(self, path: str, seconds: int) -> str | None:
@@ -263,6 +263,23 @@ class Mounts:
             await here.move(inner_source, inner_target)
         else:
             await self.storage.move(source, target)
+
+    def writes_here(self, path: str) -> bool:
+        """Whether :meth:`write_here` may write ``path``, from the pointers known (ask
+        :meth:`ensure_writable` first: it learns those above ``path``)."""
+        target, inner, _ = self.route_known(path)
+        if target is self:
+            return self.storage.writes_here(path)
+        return target.writes_here(inner)
+
+    def write_here(self, path: str, data: bytes) -> None:
+        """:meth:`Storage.write_here` of the storage ``path`` is in (see :meth:`writes_here`)."""
+        self.check_writable(path)
+        target, inner, _ = self.route_known(path)
+        if target is self:
+            self.storage.write_here(path, data)
+        else:
+            target.write_here(inner, data)
 
     def check_writable(self, path: str) -> None:
         """Raise :class:`ReadOnly` when the root, or the pointer ``path`` is in, refuses

@@ -6,7 +6,7 @@ and, over a network, writes), tells an observer of each request, refuses writes 
 and turns the backend's errors into :mod:`errors` — its own table first, then the common one — in
 one place (:func:`translate`). What each kind of storage can do lives in its backend
 (:mod:`backend`): :mod:`local`, :mod:`s3`, or :mod:`filesystem` for any other fsspec protocol,
-picked from a registry by protocol (:func:`register_backend`). Storage knows nothing of pointer
+picked by protocol from :mod:`registry` (:func:`register_backend`). Storage knows nothing of pointer
 folders: the router above it (:mod:`mounts`) sends each call to the storage that holds the path, and
 both offer the one API the rest of lenslet types against, :class:`Store`.
 """
@@ -21,14 +21,15 @@ from typing import Any, Protocol, TypeVar
 import anyio
 import anyio.to_thread
 
-from . import paths, s3
-from .backend import Backend, BackendFactory, Entry, os_error
+from . import paths
+from .backend import Backend, Entry, os_error
 from .errors import LensletError, PreconditionFailed, ReadOnly
-from .filesystem import FilesystemBackend, filesystem_of, protocol_of
+from .filesystem import filesystem_of
 from .hashing import content_etag
-from .local import LocalBackend
+from .registry import backend_for, options_for, register_backend
 
 __all__ = [
+    "Consumers",
     "Entry",
     "Observer",
     "Storage",
@@ -49,54 +50,9 @@ _ABANDONABLE = frozenset({"info", "list", "read"})
 #: "write", "delete". Used for metrics and by tests that count requests; it may be called from
 #: a worker thread, so it must be cheap and thread-safe.
 Observer = Callable[[str, str], None]
-
-#: The backends by fsspec protocol; any other protocol gets the generic fsspec backend.
-_BACKENDS: dict[str, BackendFactory] = {
-    "file": LocalBackend.for_filesystem,
-    "local": LocalBackend.for_filesystem,
-    "s3": s3.S3Backend,
-    "s3a": s3.S3Backend,
-}
-
-
-#: The options each protocol's filesystem is opened with unless told otherwise.
-_DEFAULTS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
-    "s3": s3.with_defaults,
-    "s3a": s3.with_defaults,
-}
-
-
-def register_backend(
-    protocol: str,
-    factory: BackendFactory,
-    *,
-    defaults: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None,
-) -> None:
-    """Use ``factory(fs, root)`` for roots of an fsspec ``protocol`` (e.g. a GCS backend for
-    ``"gs"``), replacing the one registered before; ``defaults`` adds the options its
-    filesystem is opened with unless told otherwise."""
-    _BACKENDS[protocol] = factory
-    if defaults is not None:
-        _DEFAULTS[protocol] = defaults
-
-
-def options_for(url: str, by_protocol: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """The options a root or pointer target at ``url`` opens with: those the settings give
-    its protocol (``storage_options``), over its backend's defaults."""
-    protocol = protocol_of(url)
-    given = by_protocol.get(protocol) or {}
-    defaults = _DEFAULTS.get(protocol)
-    return defaults(given) if defaults is not None else dict(given)
-
-
-def backend_for(fs: Any, root: str) -> Backend:
-    """The registered backend for an fsspec filesystem's protocol, opened at ``root``."""
-    protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
-    for protocol in protocols:
-        factory = _BACKENDS.get(protocol)
-        if factory is not None:
-            return factory(fs, root)
-    return FilesystemBackend(fs, root)
+#: What :meth:`Storage.read_each_into` hands each file's bytes to: one callable for all, or one
+#: for each path (in the order of the paths).
+Consumers = Callable[[bytes], T] | Sequence[Callable[[bytes], T]]
 
 
 class Store(Protocol):
@@ -129,7 +85,7 @@ class Store(Protocol):
     async def read_range(self, path: str, start: int, end: int) -> bytes: ...
     async def read_into(self, path: str, consume: Callable[[bytes], T]) -> T: ...
     async def read_each_into(
-        self, paths: Sequence[str], consume: Callable[[bytes], T], *, limiter: anyio.CapacityLimiter
+        self, paths: Sequence[str], consume: Consumers[T], *, limiter: anyio.CapacityLimiter
     ) -> builtins.list[T | LensletError]: ...
     async def read_versioned(self, path: str) -> tuple[bytes, str]: ...
     async def read_versioned_into(
@@ -143,6 +99,8 @@ class Store(Protocol):
     async def move(self, source: str, target: str) -> None: ...
     async def delete(self, path: str, *, missing_ok: bool = True) -> None: ...
     def check_writable(self, path: str) -> None: ...
+    def writes_here(self, path: str) -> bool: ...
+    def write_here(self, path: str, data: bytes) -> None: ...
     async def sign(self, path: str, seconds: int) -> str | None: ...
     async def ensure_writable(self, path: str) -> None: ...
     def writable(self, path: str) -> bool: ...
@@ -299,13 +257,14 @@ class Storage:
     async def read_each_into(
         self,
         paths: Sequence[str],
-        consume: Callable[[bytes], T],
+        consume: Consumers[T],
         *,
         limiter: anyio.CapacityLimiter,
     ) -> builtins.list[T | LensletError]:
         """Read whole files and hand each one's bytes to ``consume`` (CPU work such as probing
-        and hashing) in a worker thread bounded by ``limiter``. Returns, in order, each result or
-        the :class:`LensletError` that file raised, so one bad file does not sink the batch.
+        and hashing; or one callable per path) in a worker thread bounded by ``limiter``.
+        Returns, in order, each result or the :class:`LensletError` that file raised, so one bad
+        file does not sink the batch.
 
         A batch costs one thread hop on local disk — the thread reads and works through the
         batch without a round trip to the event loop per file, as a bare thread-pool loop would.
@@ -313,22 +272,24 @@ class Storage:
         reads never hold CPU slots.
         """
         self._observe("read", paths)
+        consumers = each(consume, len(paths))
 
-        def work(data: bytes | LensletError) -> T | LensletError:
+        def work(index: int, data: bytes | LensletError) -> T | LensletError:
             if isinstance(data, LensletError):
                 return data
             try:
-                return consume(data)
+                return consumers[index](data)
             except LensletError as exc:
                 return exc
 
         if self.backend.reads_in_place:
             return await anyio.to_thread.run_sync(
-                lambda: [work(self._read_or_error(path)) for path in paths], limiter=limiter
+                lambda: [work(i, self._read_or_error(path)) for i, path in enumerate(paths)],
+                limiter=limiter,
             )
         datas = await self._read_all(paths)
         return await anyio.to_thread.run_sync(
-            lambda: [work(data) for data in datas], limiter=limiter
+            lambda: [work(i, data) for i, data in enumerate(datas)], limiter=limiter
         )
 
     async def read_versioned(self, path: str) -> tuple[bytes, str]:
@@ -355,6 +316,22 @@ class Storage:
         ``parents`` creates missing folders on the way (object stores have none to create)."""
         self.check_writable(path)
         await self._run("write", path, self.backend.write, path, data, parents)
+
+    def writes_here(self, path: str) -> bool:
+        """Whether :meth:`write_here` may write ``path``: on local disk, where a write is a
+        fraction of a millisecond, and when the root takes writes."""
+        return self.backend.reads_in_place and self.writable(path)
+
+    def write_here(self, path: str, data: bytes) -> None:
+        """:meth:`write` in the calling thread, for a consumer of :meth:`read_each_into` that
+        writes what it made from a file (a thumbnail) where it made it: no second thread hop,
+        which on busy cores costs more than the write. Only where :meth:`writes_here` says."""
+        self.check_writable(path)
+        if not self.backend.reads_in_place:
+            raise RuntimeError(f"write_here on {self.where}: writes here are for local disk")
+        self._observe("write", [path])
+        with translate(path, self.backend):
+            self.backend.write(path, data, False)
 
     async def write_if(self, path: str, data: bytes, *, expected: str | None) -> str:
         """Write only if the stored version is ``expected`` (``None``: only if absent).
@@ -462,6 +439,15 @@ class Storage:
     def writable(self, path: str) -> bool:
         """Whether writes to ``path`` are allowed (without asking storage)."""
         return not self.readonly
+
+
+def each(consume: Consumers[T], count: int) -> Sequence[Callable[[bytes], T]]:
+    """The consumer of each of ``count`` paths."""
+    if callable(consume):
+        return [consume] * count
+    if len(consume) != count:
+        raise ValueError(f"{len(consume)} consumers for {count} paths")
+    return consume
 
 
 async def retry_on_conflict(

@@ -13,7 +13,7 @@ thumbnail many viewers ask for is answered without a storage call while it is fr
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from . import paths
 from .errors import LensletError, NotFound, PermissionDenied, ReadOnly
@@ -89,6 +89,30 @@ class ThumbnailStore:
                 path=image,
             )
         await self.cache.write(name, data, parents=True)
+
+    async def prepare_here(self, images: Sequence[str]) -> bool:
+        """Ready the thumbnails of ``images`` (of one folder) for :meth:`write_here`: what is
+        kept of them in memory forgotten, as :meth:`write` does first, and the pointers above
+        them learnt (the thread that writes needs no look). Returns whether they can be written
+        that way: beside their images, on local disk."""
+        if not images or self.storage.readonly:
+            return False
+        name = paths.thumbnail_name(images[0])
+        try:
+            await self.storage.ensure_writable(name)
+        except LensletError:
+            return False  # write says why, with the cache to fall back on
+        if not self.storage.writes_here(name):
+            return False
+        for image in images:
+            self.recent.forget(image)
+        return True
+
+    def write_here(self, image: str, data: bytes) -> None:
+        """:meth:`write` beside the image in the calling thread (a worker that has just made
+        the thumbnail: see :meth:`Storage.write_here`), after :meth:`prepare_here`. Raises
+        what the write raised; the cache is :meth:`write`'s to fall back on."""
+        self.storage.write_here(paths.thumbnail_name(image), data)
 
     async def delete(self, image: str) -> None:
         """Delete the thumbnail of ``image``, beside it and in the cache (none there is fine)."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 import collections
 import errno
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -426,3 +427,43 @@ def test_cli_thumb_cache_is_used_only_where_folders_refuse_writes(
     assert orjson.loads(result.stdout)["thumbnails"] == "on (with a thumbnail cache)"
     assert thumbnails(gallery) == [gallery / "x.jpg.thumbnail"]
     assert thumbnails(cache) == []
+
+
+def _observed_in(threads: dict[tuple[str, str], int]) -> Callable[[str, str], None]:
+    def observe(op: str, path: str) -> None:
+        threads[op, path] = threading.get_ident()
+
+    return observe
+
+
+async def test_on_local_disk_a_thumbnail_is_written_by_the_thread_that_made_it(
+    tmp_path: Path,
+) -> None:
+    # Storage observes a request where it is made: a write from the event loop there (before
+    # its thread hop), a write here in the worker thread that read the image and made it.
+    for n in range(6):
+        write(tmp_path / "f" / f"img{n}.jpg", jpeg_bytes(120, 80, seed=n))
+    threads: dict[tuple[str, str], int] = {}
+    async with Lenslet(str(tmp_path), Settings(), observer=_observed_in(threads)) as lens:
+        report = await lens.index()
+    assert report.thumbnails_made == 6
+    loop = threading.get_ident()
+    for n in range(6):
+        image = f"f/img{n}.jpg"
+        assert threads["read", image] == loop  # observed before the hop
+        assert threads["write", f"{image}.thumbnail"] != loop
+        assert (tmp_path / f"{image}.thumbnail").is_file()
+
+
+async def test_elsewhere_thumbnails_are_written_from_the_event_loop(memory_fs: Any) -> None:
+    storage = Storage.open("memory://gallery")
+    for n in range(4):
+        await storage.write(f"f/img{n}.jpg", jpeg_bytes(120, 80, seed=n))
+    threads: dict[tuple[str, str], int] = {}
+    async with Lenslet("memory://gallery", Settings(), observer=_observed_in(threads)) as lens:
+        report = await lens.index()
+    assert report.thumbnails_made == 4
+    loop = threading.get_ident()
+    for n in range(4):
+        assert threads["write", f"f/img{n}.jpg.thumbnail"] == loop
+        assert await storage.read(f"f/img{n}.jpg.thumbnail")

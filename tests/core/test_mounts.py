@@ -66,3 +66,25 @@ async def test_calls_below_a_pointer_go_to_its_target_and_writes_respect_read_on
     assert not readonly.writable("p/y.txt")
     with pytest.raises(PermissionError):
         await readonly.write("p/y.txt", b"no")  # read-only all the way down
+
+
+async def test_a_batch_across_pointers_gives_each_path_its_consumer_and_writes_here_route(
+    gallery: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "target"
+    write(target / "x.jpg", b"in the target")
+    write(gallery / "y.jpg", b"in the root")
+    pointing(gallery / "p", target)
+    mounts = Mounts(Storage.open(str(gallery)), opener, allowed=[str(target)])
+    await mounts.list("p")  # as an index run lists before it reads
+    names = ["p/x.jpg", "y.jpg"]
+    consumers = [lambda data, name=name: (name, data) for name in names]
+    results = await mounts.read_each_into(names, consumers, limiter=anyio.CapacityLimiter(1))
+    assert results == [("p/x.jpg", b"in the target"), ("y.jpg", b"in the root")]
+    assert mounts.writes_here("p/x.jpg.thumbnail")
+    await anyio.to_thread.run_sync(mounts.write_here, "p/x.jpg.thumbnail", b"webp")
+    assert (target / "x.jpg.thumbnail").read_bytes() == b"webp"
+    assert not (gallery / "p" / "x.jpg.thumbnail").exists()
+    readonly = Mounts(Storage.open(str(gallery), readonly=True), opener, allowed=[str(target)])
+    await readonly.list("p")
+    assert not readonly.writes_here("p/x.jpg.thumbnail")

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import pytest
 from fsspec.implementations.local import LocalFileSystem
 from fsspec.implementations.memory import MemoryFileSystem
@@ -215,6 +217,56 @@ async def test_read_each_into_returns_results_and_errors_in_order(
     assert results[3] == 3
     assert requests.log == [("read", name) for name in names]
     assert limiter.borrowed_tokens == 0
+
+
+@pytest.mark.anyio
+async def test_read_each_into_gives_each_path_its_own_consumer(store: Backend) -> None:
+    storage = await store.put({"a/one.bin": b"1", "a/two.bin": b"22"})
+    names = ["a/one.bin", "a/missing.bin", "a/two.bin"]
+
+    def named(name: str) -> Callable[[bytes], tuple[str, bytes]]:
+        return lambda data: (name, data)
+
+    results = await storage.read_each_into(
+        names, [named(name) for name in names], limiter=anyio.CapacityLimiter(1)
+    )
+    assert results[0] == ("a/one.bin", b"1")
+    assert isinstance(results[1], NotFound)
+    assert results[2] == ("a/two.bin", b"22")
+    with pytest.raises(ValueError, match="2 consumers for 3 paths"):
+        await storage.read_each_into(names, [named("x")] * 2, limiter=anyio.CapacityLimiter(1))
+
+
+@pytest.mark.anyio
+async def test_a_write_here_is_on_local_disk_only_in_the_calling_thread(
+    store: Backend, requests: Requests
+) -> None:
+    storage = store.storage(observer=requests)
+    store.folders("f")
+    local = store._root is not None
+    assert storage.writes_here("f/x.thumbnail") == local
+    assert not store.storage(readonly=True).writes_here("f/x.thumbnail")
+    if not local:
+        with pytest.raises(RuntimeError, match="for local disk"):
+            storage.write_here("f/x.thumbnail", b"webp")
+        return
+    caller = threading.get_ident()
+    threads: list[int] = []
+
+    def write(data: bytes) -> None:
+        threads.append(threading.get_ident())
+        storage.write_here("f/x.thumbnail", data)
+
+    await anyio.to_thread.run_sync(write, b"webp")
+    assert len(threads) == 1
+    assert threads[0] != caller
+    assert await storage.read("f/x.thumbnail") == b"webp"
+    assert ("write", "f/x.thumbnail") in requests.log
+    with pytest.raises(ReadOnly):
+        store.storage(readonly=True).write_here("f/y.thumbnail", b"no")
+    with pytest.raises(NotFound):
+        storage.write_here("missing/y.thumbnail", b"no")  # translated, as write's are
+    assert not list(Path(str(store._root)).rglob("*" + TEMP_SUFFIX))
 
 
 @pytest.mark.anyio
