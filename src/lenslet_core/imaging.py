@@ -152,10 +152,14 @@ def _other_type(data: bytes) -> str | None:
     return None
 
 
+#: How a JPEG begins: start of image, and the first marker.
+_JPEG_MAGIC = b"\xff\xd8\xff"
+
+
 def sniff_mime(data: bytes) -> str:
     """The mime type by magic bytes, or :class:`UnsupportedImage` (with what it is, when its
     content tells)."""
-    if data[:3] == b"\xff\xd8\xff":
+    if data[:3] == _JPEG_MAGIC:
         return "image/jpeg"
     if data[:8] == b"\x89PNG\r\n\x1a\n":
         return "image/png"
@@ -229,17 +233,13 @@ def _probe(data: bytes, max_pixels: int) -> tuple[Probe, Any]:
         image = pyvips.Image.new_from_buffer(data, "", access="sequential", **options)
         width, height = image.width, image.height
         orientation = _field(image, "orientation")
-        taken = _field(image, "exif-ifd2-DateTimeOriginal")
-        offset = _field(image, "exif-ifd2-OffsetTimeOriginal")
+        created = _created(image)
         profile = image.get_typeof("icc-profile-data") != 0
     except pyvips.Error as exc:
         raise _corrupt(mime, exc) from exc
     _check_pixels(width, height, max_pixels)
     if isinstance(orientation, int) and 5 <= orientation <= 8:
         width, height = height, width
-    created = exif_datetime(
-        taken if isinstance(taken, str) else None, offset if isinstance(offset, str) else None
-    )
     return Probe(mime, width, height, created, profile), image if png else None
 
 
@@ -261,6 +261,15 @@ def _field(image: Any, name: str) -> Any:
     return image.get(name) if image.get_typeof(name) != 0 else None
 
 
+def _created(image: Any) -> str | None:
+    """The capture time the EXIF libvips read into ``image`` gives, as ISO 8601."""
+    taken = _field(image, "exif-ifd2-DateTimeOriginal")
+    offset = _field(image, "exif-ifd2-OffsetTimeOriginal")
+    return exif_datetime(
+        taken if isinstance(taken, str) else None, offset if isinstance(offset, str) else None
+    )
+
+
 def thumbnail(data: bytes, *, max_pixels: int, spec: ThumbSpec = ThumbSpec()) -> bytes:
     """A WebP thumbnail of an image's bytes: long edge at most ``spec.size`` (never upscaled),
     EXIF orientation applied, sRGB, alpha kept, no metadata, the first frame of an animation.
@@ -275,7 +284,7 @@ def thumbnail(data: bytes, *, max_pixels: int, spec: ThumbSpec = ThumbSpec()) ->
 def _jpeg_header(data: bytes, max_pixels: int) -> JpegHeader | None:
     """A JPEG's header read from its segments, its size checked (``None``: not a JPEG, or one
     whose segments do not give its size)."""
-    if data[:3] != b"\xff\xd8\xff":
+    if data[:3] != _JPEG_MAGIC:
         return None
     header = read_jpeg(data)
     if header is not None:
@@ -301,12 +310,7 @@ def _jpeg_analysis(
         return _probe(data, max_pixels)[0], small
     if width != height and (width > height) != (image.width > image.height):
         width, height = height, width  # EXIF orientation 5 to 8: a quarter turn
-    taken = _field(image, "exif-ifd2-DateTimeOriginal")
-    offset = _field(image, "exif-ifd2-OffsetTimeOriginal")
-    created = exif_datetime(
-        taken if isinstance(taken, str) else None, offset if isinstance(offset, str) else None
-    )
-    return Probe("image/jpeg", width, height, created, header.profile), small
+    return Probe("image/jpeg", width, height, _created(image), header.profile), small
 
 
 #: libjpeg's warnings that mean the pixels are damaged (a scan cut short, entropy data that
