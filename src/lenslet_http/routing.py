@@ -33,10 +33,10 @@ class Exact(Route):
     """A route whose path has no parameters, told by comparing strings (no regular
     expression run).
 
-    An ``async`` endpoint is called with nothing between it and the router: Starlette wraps
-    each route's call in a second exception handler like the app's own, around its ``send``
-    too, and the app's one maps the same errors with the same handlers (it is the only
-    middleware inside it)."""
+    An ``async`` endpoint is called with nothing between it and the router. Starlette wraps
+    each route's call, and its ``send``, in a second exception handler; the app's own one,
+    the innermost middleware just outside the router, maps the same errors with the same
+    handlers."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
         super().__init__(path, endpoint, **options)
