@@ -211,6 +211,56 @@ def test_upload_trash_undo_and_live_updates_in_a_real_browser(photos: Path, tmp_
         page.wait_for_selector('.cell[data-path="trips/2025/copied.jpg"]', timeout=10_000)
 
 
+def _rebuilt(page: Any, count: int) -> None:
+    """Mark the grid's cells, then wait until a refresh has made all ``count`` anew."""
+    page.evaluate("document.querySelectorAll('.cell').forEach(c => (c.dataset.old = '1'))")
+    page.wait_for_function(
+        "n => document.querySelectorAll('.cell').length === n"
+        " && !document.querySelector('.cell[data-old]')",
+        arg=count,
+    )
+
+
+def test_a_folder_refreshed_under_the_user_keeps_the_keyboard_and_the_picks(
+    photos: Path,
+) -> None:
+    # Another client's tag changes the open folder: the page reads it again (a server-sent
+    # event) and makes its cells anew, which must not take the keyboard or the picks away.
+    with (
+        serving(str(photos), "--no-watch") as (_, url),
+        browser_page(f"{url}/#/trips/2025") as page,
+    ):
+        page.wait_for_selector('.cell[data-path="trips/2025/a.jpg"]')
+        page.locator('.cell[data-path="trips/2025/a.jpg"]').click()
+        page.wait_for_function("document.getElementById('i-name').textContent === 'a.jpg'")
+        tagged = httpx.put(
+            f"{url}/item", params={"path": "trips/2025/c.png"}, json={"tags": ["elsewhere"]},
+            headers={"X-Requested-With": "lenslet"},
+        )  # fmt: skip
+        assert tagged.status_code == 200, tagged.text
+        _rebuilt(page, 3)
+        focused = page.evaluate("document.activeElement.dataset.path")
+        assert focused == "trips/2025/a.jpg"
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function("document.getElementById('i-name').textContent === 'b.jpg'")
+        # Two picked, then the folder refreshed: both are still picked, and tagged together.
+        page.locator('.cell[data-path="trips/2025/c.png"]').click(modifiers=["Control"])
+        httpx.put(
+            f"{url}/item", params={"path": "trips/2025/a.jpg"}, json={"tags": ["again"]},
+            headers={"X-Requested-With": "lenslet"},
+        ).raise_for_status()  # fmt: skip
+        _rebuilt(page, 3)
+        for name in ("b.jpg", "c.png"):
+            cell = page.locator(f'.cell[data-path="trips/2025/{name}"]')
+            assert cell.get_attribute("aria-selected") == "true", name
+        page.fill("#i-tag", "pair")
+        page.press("#i-tag", "Enter")
+        page.wait_for_function("document.getElementById('i-status').textContent.includes('2 of 2')")
+        for name in ("b.jpg", "c.png"):
+            stored = orjson.loads((photos / "trips" / "2025" / f"{name}.json").read_bytes())
+            assert "pair" in stored["tags"], name
+
+
 def test_a_read_only_server_hides_every_write(photos: Path) -> None:
     with serving(str(photos), "--read-only") as (_, url), browser_page(f"{url}/#/family") as page:
         page.wait_for_selector('.cell[data-path="family/x.jpg"]')

@@ -145,11 +145,13 @@ function crumbs() {
 
 // -- the grid: only the visible cells are in the DOM; pages fetched as they come into view -----
 
-async function openFolder(folder, { remember = true, selected = null } = {}) {
+// `refreshing`: the same folder read again (it changed on the server); what is selected and
+// picked when the answer comes stays so, whatever the user did meanwhile.
+async function openFolder(folder, { remember = true, selected = null, refreshing = false } = {}) {
   state.folder = folder;
   state.query = "";
   $("search").value = "";
-  state.selected = selected;
+  if (!refreshing) state.selected = selected;
   crumbs();
   unfold(folder);
   const first = await getJSON("folders", { path: folder, page: 0 });
@@ -162,7 +164,8 @@ async function openFolder(folder, { remember = true, selected = null } = {}) {
   sortItems();
   if (remember) writeLocation(false);
   layout();
-  if (selected) select(selected, { remember: false });
+  if (refreshing) showSelected();
+  else if (selected) select(selected, { remember: false });
   else $("inspector").hidden = true;
 }
 
@@ -200,14 +203,21 @@ function columns() {
   return Math.max(1, Math.floor(($("grid").clientWidth - GAP) / (CELL + GAP)));
 }
 
+let frame = 0;
+
 function layout() {
+  // The cells are made again: the one that had the keyboard gets it back, so arrow keys
+  // keep working when the folder is refreshed under the user.
+  const focused = document.activeElement?.closest?.("#sizer .cell")?.dataset.path;
   const rows = Math.ceil(state.items.length / columns());
   $("sizer").style.height = `${rows * (CELL + GAP)}px`;
   $("sizer").replaceChildren();
-  render();
+  cancelAnimationFrame(frame);
+  draw();
+  const again = focused && $("sizer").querySelector(`[data-path="${CSS.escape(focused)}"]`);
+  if (again) again.focus({ preventScroll: true });
 }
 
-let frame = 0;
 function render() {
   cancelAnimationFrame(frame);
   frame = requestAnimationFrame(draw);
@@ -338,6 +348,13 @@ async function select(path, { remember = true } = {}) {
     $("inspector").hidden = true;
     return;
   }
+  await showSelected();
+}
+
+// The inspector for what is selected, read afresh.
+async function showSelected() {
+  const path = state.selected;
+  if (!path) return;
   const answer = await call("item", { path });
   const doc = await answer.json();
   if (state.selected !== path) return; // another image was picked while this one loaded
@@ -496,7 +513,7 @@ async function moveImage(src, dest) {
 async function refresh() {
   if (state.query) return;
   const keep = $("grid").scrollTop;
-  await openFolder(state.folder, { remember: false, selected: state.selected });
+  await openFolder(state.folder, { remember: false, refreshing: true });
   $("grid").scrollTop = keep;
 }
 
