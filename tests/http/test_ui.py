@@ -188,6 +188,7 @@ def test_upload_trash_undo_and_live_updates_in_a_real_browser(photos: Path, tmp_
         page.wait_for_selector(".chip:has-text('keep')")
         page.get_by_role("button", name="Move to trash").click()
         page.wait_for_selector('.cell[data-path="trips/2025/a.jpg"]', state="detached")
+        page.wait_for_selector("#inspector", state="hidden")
         _shot(page, "ui-trash")
         assert (photos / "_trash_" / "a.jpg").exists()
         page.get_by_role("button", name="Undo").click()
@@ -205,15 +206,20 @@ def test_upload_trash_undo_and_live_updates_in_a_real_browser(photos: Path, tmp_
         page.once("dialog", lambda dialog: dialog.accept("/albums/best"))
         page.get_by_role("button", name="Move to…").click()
         page.wait_for_selector('.cell[data-path="trips/2025/b.jpg"]', state="detached")
+        page.wait_for_selector("#inspector", state="hidden")  # nothing selected is left
         assert (photos / "albums" / "best" / "b.jpg").exists()
         # Live: an image copied into the open folder appears without a reload.
         write(folder / "copied.jpg", jpeg_bytes(120, 90, seed=11))
         page.wait_for_selector('.cell[data-path="trips/2025/copied.jpg"]', timeout=10_000)
 
 
-def _rebuilt(page: Any, count: int) -> None:
-    """Mark the grid's cells, then wait until a refresh has made all ``count`` anew."""
+def _mark(page: Any) -> None:
+    """Mark the grid's cells, before something that makes the page refresh the folder."""
     page.evaluate("document.querySelectorAll('.cell').forEach(c => (c.dataset.old = '1'))")
+
+
+def _rebuilt(page: Any, count: int) -> None:
+    """Wait until a refresh has made all ``count`` cells anew (none is :func:`_mark`-ed)."""
     page.wait_for_function(
         "n => document.querySelectorAll('.cell').length === n"
         " && !document.querySelector('.cell[data-old]')",
@@ -233,6 +239,7 @@ def test_a_folder_refreshed_under_the_user_keeps_the_keyboard_and_the_picks(
         page.wait_for_selector('.cell[data-path="trips/2025/a.jpg"]')
         page.locator('.cell[data-path="trips/2025/a.jpg"]').click()
         page.wait_for_function("document.getElementById('i-name').textContent === 'a.jpg'")
+        _mark(page)
         tagged = httpx.put(
             f"{url}/item", params={"path": "trips/2025/c.png"}, json={"tags": ["elsewhere"]},
             headers={"X-Requested-With": "lenslet"},
@@ -245,6 +252,7 @@ def test_a_folder_refreshed_under_the_user_keeps_the_keyboard_and_the_picks(
         page.wait_for_function("document.getElementById('i-name').textContent === 'b.jpg'")
         # Two picked, then the folder refreshed: both are still picked, and tagged together.
         page.locator('.cell[data-path="trips/2025/c.png"]').click(modifiers=["Control"])
+        _mark(page)
         httpx.put(
             f"{url}/item", params={"path": "trips/2025/a.jpg"}, json={"tags": ["again"]},
             headers={"X-Requested-With": "lenslet"},

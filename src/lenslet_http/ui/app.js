@@ -164,8 +164,8 @@ async function openFolder(folder, { remember = true, selected = null, refreshing
   sortItems();
   if (remember) writeLocation(false);
   layout();
-  if (refreshing) showSelected();
-  else if (selected) select(selected, { remember: false });
+  if (refreshing && state.selected) showSelected();
+  else if (!refreshing && selected) select(selected, { remember: false });
   else $("inspector").hidden = true;
 }
 
