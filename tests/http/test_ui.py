@@ -105,6 +105,19 @@ def _thumbnails_loaded(page: Any, count: int) -> None:
     )
 
 
+def _tag_picked(page: Any, folder: Path, tag: str, names: tuple[str, ...]) -> None:
+    """Add ``tag`` in the inspector to the images picked, and find it in each one's sidecar."""
+    page.fill("#i-tag", tag)
+    page.press("#i-tag", "Enter")
+    done = f"{len(names)} of {len(names)}"
+    page.wait_for_function(
+        "done => document.getElementById('i-status').textContent.includes(done)", arg=done
+    )
+    for name in names:
+        stored = orjson.loads((folder / f"{name}.json").read_bytes())
+        assert tag in stored["tags"], name
+
+
 def test_browse_view_tag_and_search_in_a_real_browser(photos: Path) -> None:
     sidecar = photos / "trips" / "2025" / "b.jpg.json"
     with serving(str(photos), "--no-watch") as (_, url), browser_page(f"{url}/") as page:
@@ -151,12 +164,7 @@ def test_browse_view_tag_and_search_in_a_real_browser(photos: Path) -> None:
         page.wait_for_function("document.querySelectorAll('.cell').length === 3")
         page.locator('.cell[data-path="trips/2025/a.jpg"]').click()
         page.locator('.cell[data-path="trips/2025/c.png"]').click(modifiers=["Control"])
-        page.fill("#i-tag", "both")
-        page.press("#i-tag", "Enter")
-        page.wait_for_function("document.getElementById('i-status').textContent.includes('2 of 2')")
-        for name in ("a.jpg", "c.png"):
-            stored = orjson.loads((photos / "trips" / "2025" / f"{name}.json").read_bytes())
-            assert "both" in stored["tags"], name
+        _tag_picked(page, photos / "trips" / "2025", "both", ("a.jpg", "c.png"))
         # The keyboard moves the selection.
         page.locator('.cell[data-path="trips/2025/a.jpg"]').click()
         page.keyboard.press("ArrowRight")
@@ -261,12 +269,7 @@ def test_a_folder_refreshed_under_the_user_keeps_the_keyboard_and_the_picks(
         for name in ("b.jpg", "c.png"):
             cell = page.locator(f'.cell[data-path="trips/2025/{name}"]')
             assert cell.get_attribute("aria-selected") == "true", name
-        page.fill("#i-tag", "pair")
-        page.press("#i-tag", "Enter")
-        page.wait_for_function("document.getElementById('i-status').textContent.includes('2 of 2')")
-        for name in ("b.jpg", "c.png"):
-            stored = orjson.loads((photos / "trips" / "2025" / f"{name}.json").read_bytes())
-            assert "pair" in stored["tags"], name
+        _tag_picked(page, photos / "trips" / "2025", "pair", ("b.jpg", "c.png"))
 
 
 def test_a_read_only_server_hides_every_write(photos: Path) -> None:
