@@ -662,3 +662,31 @@ def test_a_wide_gamut_image_is_converted_to_srgb(encode: str) -> None:
     assert "icc-profile-data" not in thumb.get_fields()
     # Without a profile, viewers take the numbers as sRGB: they must be sRGB's numbers.
     assert band_means(thumb) == pytest.approx([220, 30, 30], abs=6)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    st.sampled_from(["jpeg", "png", "webp"]),
+    st.tuples(st.integers(1, 700), st.integers(1, 700)),
+    st.sampled_from([None, 1, 6]),
+    st.booleans(),
+)
+def test_images_read_in_place_come_out_as_from_a_copy_of_their_bytes(
+    encoding: str, size: tuple[int, int], orientation: int | None, icc: bool
+) -> None:
+    # libvips reads the bytes where they are (a memory source); pyvips' buffer calls, which
+    # copy them first, give the same probe and the same thumbnail.
+    image = with_exif(picture(*size), orientation=orientation)
+    profile = {"profile": "srgb"} if icc and encoding != "png" else {}
+    data = image.write_to_buffer(f".{encoding}", **profile)
+    copied = pyvips.Image.new_from_buffer(data, "")
+    turned = bool(copied.get_typeof("orientation")) and copied.get("orientation") in (5, 6, 7, 8)
+    shown = (copied.height, copied.width) if turned else (copied.width, copied.height)
+    colour = {"output_profile": "srgb"} if profile else {}
+    made = pyvips.Image.thumbnail_buffer(
+        data, 256, height=256, size="down", option_string="fail_on=error", **colour
+    ).webpsave_buffer(Q=70, keep=0)
+    result = analyze(data, max_pixels=MAX, thumb=ThumbSpec())
+    assert (result.probe.width, result.probe.height) == shown
+    assert result.thumbnail == made == thumbnail(data, max_pixels=MAX)
+    assert analyze(data, max_pixels=MAX).probe == result.probe
