@@ -9,7 +9,6 @@ manifest.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
@@ -20,7 +19,6 @@ from .build import (
     PERMANENT_CODES,
     THUMB_BATCH,
     build_folder,
-    folder_kind,
     listing_signature,
     refresh_sidecars,
     settled,
@@ -28,12 +26,11 @@ from .build import (
 )
 from .codec import format_time, utcnow
 from .companions import finish_moves, remove_stale_temp_files
-from .errors import LensletError, MalformedDocument, NotFound, PointerError, StorageError
+from .errors import LensletError, MalformedDocument, NotFound, StorageError
 from .heads import StoredItems, manifest_heads
 from .imaging import Imaging
 from .index_report import FolderOutcome, IndexProgress, IndexReport, arrivals
 from .manifest import (
-    DirKind,
     ItemEntry,
     Manifest,
     Skipped,
@@ -47,6 +44,7 @@ from .settings import Settings
 from .sidecar import Sidecar
 from .storage import Entry, Store
 from .thumbnails import ThumbnailStore
+from .walk import ListedFolder, walk
 
 __all__ = ["Delegate", "FolderCallback", "IndexProgress", "IndexReport", "index_tree"]
 
@@ -69,23 +67,6 @@ DELEGATED_FOLDERS = 512
 
 #: Folders processed at once; images in flight are bounded separately.
 FOLDER_CONCURRENCY = 8
-#: Folders being listed at once. Each storage bounds its own listing threads (one on local
-#: disk, where more only contend for the GIL; ``io_concurrency`` on S3), so a local root with
-#: pointers into S3 still lists the S3 folders side by side.
-WALK_CONCURRENCY = 16
-
-
-@dataclasses.dataclass
-class _Folder:
-    path: str
-    entries: list[Entry]
-    child_kinds: dict[str, DirKind]
-    #: The folder's manifest files as read with its listing (dropped once processed).
-    manifests: dict[str, bytes | LensletError]
-    #: When the listing was taken (epoch seconds).
-    listed_at: float = 0.0
-    #: How many of its entries are named like images.
-    images: int = 0
 
 
 async def index_tree(
@@ -127,20 +108,13 @@ async def index_tree(
 
     # A delegate reads each folder's manifest where it indexes it: the walk here only lists.
     contents = delegate is None
-    folders = await _walk(
-        storage, path, recursive, WALK_CONCURRENCY, report, progress, tell, contents=contents
-    )
-    for found in folders:
-        found.images = sum(map(paths.is_image_name, [e.name for e in found.entries]))
-    progress.images_total = sum(f.images for f in folders)
-    tell()
     # Batches of images in flight across all folders: enough to keep every core busy and, on
     # remote storage, about io_concurrency reads going at once (counted in the smallest
     # batches, those that make thumbnails: a first index); each holds its images' bytes.
     slots = anyio.Semaphore(max(settings.cpu_concurrency, storage.io_concurrency // THUMB_BATCH))
     folder_slots = anyio.Semaphore(FOLDER_CONCURRENCY if delegate is None else DELEGATED_FOLDERS)
 
-    async def sent(folder: _Folder, delegate: Delegate) -> None:
+    async def sent(folder: ListedFolder, delegate: Delegate) -> None:
         async with folder_slots:
             try:
                 try:
@@ -181,7 +155,7 @@ async def index_tree(
             progress.current = folder.path
             tell()
 
-    async def one(folder: _Folder) -> None:
+    async def one(folder: ListedFolder) -> None:
         async with folder_slots:
             progress.current = folder.path
             tell()
@@ -216,98 +190,33 @@ async def index_tree(
             tell()
 
     async with anyio.create_task_group() as tg:
-        for folder in folders:
+
+        def ready(folder: ListedFolder) -> None:
+            # Built as soon as the walk has listed it and its sub-folders, while it goes on.
             if delegate is None:
                 tg.start_soon(one, folder)
             else:
                 tg.start_soon(sent, folder, delegate)
+
+        try:
+            await walk(storage, path, recursive, report, progress, tell, ready, contents=contents)
+        except LensletError as exc:
+            unlisted: LensletError | None = exc  # raised as it is, not in a group
+        else:
+            unlisted = None
+    if unlisted is not None:
+        raise unlisted
     report.skipped.sort(key=lambda s: s.path)
     report.seconds = time.perf_counter() - started
     report.finished_at = format_time(utcnow())
     return report
 
 
-async def _walk(
-    storage: Store,
-    start: str,
-    recursive: bool,
-    concurrency: int,
-    report: IndexReport,
-    progress: IndexProgress,
-    tell: Callable[[], None],
-    *,
-    contents: bool = True,
-) -> list[_Folder]:
-    """List ``start`` and the folders below it, each once; a folder's sub-folders are listed
-    for their kinds even when the walk does not go into them. ``contents``: with each folder's
-    manifest files read in the same pass."""
-    listings: dict[str, list[Entry]] = {}
-    listed_at: dict[str, float] = {}
-    manifests: dict[str, dict[str, bytes | LensletError]] = {}
-    to_index: list[str] = []
-    failed: list[LensletError] = []
-    limiter = anyio.Semaphore(concurrency)
-
-    async def visit(folder: str, descend: bool, tg: anyio.abc.TaskGroup) -> None:
-        started = time.time()
-        try:
-            async with limiter:
-                if descend and contents:
-                    # Thumbnails by name only: an unchanged folder needs no more of them (a
-                    # stat each, half the entries of a gallery); one that changed is listed
-                    # again, whole, before it is built.
-                    entries, manifests[folder] = await storage.list_with_contents(
-                        folder, paths.is_manifest_name, names_only=_is_thumbnail
-                    )
-                elif descend:
-                    entries, manifests[folder] = await storage.list(folder), {}
-                else:
-                    entries = await storage.list(folder)
-        except LensletError as exc:
-            if isinstance(exc, PointerError):
-                listings[folder] = [Entry(paths.POINTER_NAME, "file")]  # a pointer, if broken
-            if folder == start:
-                failed.append(exc)  # the folder asked for is not there (or not readable)
-                return
-            if descend:
-                report.skipped.append(Skipped(folder or "/", exc.message, exc.code, error=exc))
-            return
-        listings[folder] = entries
-        listed_at[folder] = started
-        if not descend:
-            return
-        to_index.append(folder)
-        progress.folders_total += 1
-        progress.current = folder  # the label follows the walk ...
-        tell()
-        # Unusable images are reported with their folder; other files are ignored.
-        for entry in [e for e in entries if e.kind == "dir" and e.name[0] != "."]:
-            child = paths.join(folder, entry.name)
-            if entry.problem is None:
-                tg.start_soon(visit, child, recursive, tg)
-            else:
-                report.skipped.append(Skipped(child, entry.problem, "unusable_entry"))
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(visit, start, True, tg)
-    if failed:
-        raise failed[0]
-    result = []
-    for folder in sorted(to_index):
-        kinds = {}
-        for entry in listings[folder]:
-            if entry.kind == "dir" and (child := paths.join(folder, entry.name)) in listings:
-                kinds[entry.name] = folder_kind(listings[child])
-        found = _Folder(folder, listings[folder], kinds, manifests.pop(folder), listed_at[folder])
-        result.append(found)
-    return result
-
-
 async def _index_folder(
     storage: Store,
     imaging: Imaging,
     settings: Settings,
-    folder: _Folder,
+    folder: ListedFolder,
     known: list[Manifest],
     report: IndexReport,
     progress: IndexProgress,
@@ -376,7 +285,10 @@ async def _index_folder(
     current = old_pages or (known if not storage.writable(folder.path) else [])
     if reused(current):
         return current, [i for p in current for i in p.items], {}
-    if any(e.mtime == 0.0 and e.size == 0 and _is_thumbnail(e.name) for e in folder.entries):
+    if any(
+        e.mtime == 0.0 and e.size == 0 and e.name.endswith(paths.THUMBNAIL_SUFFIX)
+        for e in folder.entries
+    ):
         # Listed without the thumbnails' stamps, and to be built: listed again with them
         # (a thumbnail older than its image is made again).
         folder.listed_at = time.time()
@@ -477,10 +389,6 @@ async def _index_folder(
         return pages, build.items, sidecars
     report.manifests_written += 1
     return pages, build.items, sidecars
-
-
-def _is_thumbnail(name: str) -> bool:
-    return name.endswith(paths.THUMBNAIL_SUFFIX)
 
 
 def _build_key(page: Manifest) -> str:

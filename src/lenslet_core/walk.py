@@ -1,0 +1,151 @@
+"""An index run's walk: list each folder of a tree once, with its manifest files, and hand each
+folder on as soon as it can be built — when it and its sub-folders are listed (their listings
+give their kinds) — while the rest of the tree is still being listed.
+
+On local disk the listing is one thread of stat calls; the building is Python on the event loop.
+Handing folders on as they are ready lets the two overlap, where a walk of the whole tree first
+would leave one of them idle (an unchanged re-index of 500,000 images: 2.7 s of walk, then
+1.5 s of folders).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+
+import anyio
+import anyio.abc
+
+from . import paths
+from .build import folder_kind
+from .errors import LensletError, PointerError
+from .index_report import IndexProgress, IndexReport
+from .manifest import DirKind, Skipped
+from .storage import Entry, Store
+
+__all__ = ["WALK_CONCURRENCY", "ListedFolder", "walk"]
+
+#: Folders being listed at once. Each storage bounds its own listing threads (one on local
+#: disk, where more only contend for the GIL; ``io_concurrency`` on S3), so a local root with
+#: pointers into S3 still lists the S3 folders side by side.
+WALK_CONCURRENCY = 16
+
+
+@dataclasses.dataclass
+class ListedFolder:
+    """A folder as the walk found it, ready to be built."""
+
+    path: str
+    entries: list[Entry]
+    child_kinds: dict[str, DirKind]
+    #: The folder's manifest files as read with its listing (dropped once processed).
+    manifests: dict[str, bytes | LensletError]
+    #: When the listing was taken (epoch seconds).
+    listed_at: float = 0.0
+    #: How many of its entries are named like images.
+    images: int = 0
+
+
+async def walk(
+    storage: Store,
+    start: str,
+    recursive: bool,
+    report: IndexReport,
+    progress: IndexProgress,
+    tell: Callable[[], None],
+    ready: Callable[[ListedFolder], None],
+    *,
+    contents: bool = True,
+    concurrency: int = WALK_CONCURRENCY,
+) -> None:
+    """List ``start`` and the folders below it, each once, and call ``ready`` with each folder
+    to index once its sub-folders are listed too (a folder's sub-folders are listed for their
+    kinds even when the walk does not go into them). ``contents``: with each folder's
+    manifest files read in the same pass. Raises what listing ``start`` raised; any other
+    folder that cannot be listed is reported in ``report.skipped``."""
+    listings: dict[str, list[Entry]] = {}
+    #: Folders listed, to index, by path: how many of their sub-folders are still unlisted,
+    #: and the manifest files and time of their own listing.
+    waiting: dict[str, list[int]] = {}
+    read_with: dict[str, tuple[dict[str, bytes | LensletError], float]] = {}
+    failed: list[LensletError] = []
+    limiter = anyio.Semaphore(concurrency)
+
+    def hand_on(folder: str) -> None:
+        entries = listings[folder]
+        kinds = {}
+        for entry in entries:
+            if entry.kind == "dir" and (child := paths.join(folder, entry.name)) in listings:
+                kinds[entry.name] = folder_kind(listings[child])
+        manifests, listed_at = read_with.pop(folder)
+        found = ListedFolder(folder, entries, kinds, manifests, listed_at)
+        found.images = sum(map(paths.is_image_name, [e.name for e in entries]))
+        progress.images_total += found.images
+        ready(found)
+
+    def listed(parent: str | None) -> None:
+        """One sub-folder of ``parent`` is listed (or could not be)."""
+        if parent is None or parent not in waiting:
+            return
+        waiting[parent][0] -= 1
+        if waiting[parent][0] == 0:
+            del waiting[parent]
+            hand_on(parent)
+
+    async def visit(
+        folder: str, descend: bool, parent: str | None, tg: anyio.abc.TaskGroup
+    ) -> None:
+        started = time.time()
+        try:
+            async with limiter:
+                if descend and contents:
+                    # Thumbnails by name only: an unchanged folder needs no more of them (a
+                    # stat each, half the entries of a gallery); one that changed is listed
+                    # again, whole, before it is built.
+                    entries, manifests = await storage.list_with_contents(
+                        folder, paths.is_manifest_name, names_only=_is_thumbnail
+                    )
+                else:
+                    entries, manifests = await storage.list(folder), {}
+        except LensletError as exc:
+            if isinstance(exc, PointerError):
+                listings[folder] = [Entry(paths.POINTER_NAME, "file")]  # a pointer, if broken
+            if folder == start:
+                failed.append(exc)  # the folder asked for is not there (or not readable)
+            elif descend:
+                report.skipped.append(Skipped(folder or "/", exc.message, exc.code, error=exc))
+            listed(parent)
+            return
+        listings[folder] = entries
+        if descend:
+            progress.folders_total += 1
+            progress.current = folder  # the label follows the walk ...
+            tell()
+            # Unusable images are reported with their folder; other files are ignored.
+            children = []
+            for entry in [e for e in entries if e.kind == "dir" and e.name[0] != "."]:
+                child = paths.join(folder, entry.name)
+                if entry.problem is None:
+                    children.append(child)
+                else:
+                    report.skipped.append(Skipped(child, entry.problem, "unusable_entry"))
+            read_with[folder] = (manifests, started)
+            if children:
+                waiting[folder] = [len(children)]
+            listed(parent)
+            for child in children:
+                tg.start_soon(visit, child, recursive, folder, tg)
+            if not children:
+                hand_on(folder)
+        else:
+            listed(parent)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(visit, start, True, None, tg)
+    if failed:
+        raise failed[0]
+
+
+def _is_thumbnail(name: str) -> bool:
+    return name.endswith(paths.THUMBNAIL_SUFFIX)

@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from lenslet_core.errors import NotFound
+from lenslet_core.index_report import IndexProgress, IndexReport
+from lenslet_core.local import LocalBackend
+from lenslet_core.storage import Entry, Storage
+from lenslet_core.walk import ListedFolder, walk
+from tests.imagegen import jpeg_bytes, write
+
+pytestmark = pytest.mark.anyio
+
+
+class Held(Storage):
+    """A real local storage whose listing of one folder waits until it is let go."""
+
+    def __init__(self, root: Path, held: str) -> None:
+        super().__init__(LocalBackend(str(root)))
+        self.held, self.go = held, anyio.Event()
+        self.listed: list[str] = []
+
+    async def list_with_contents(self, path: str, *args: Any, **kwargs: Any) -> Any:
+        if path == self.held:
+            await self.go.wait()
+        result = await super().list_with_contents(path, *args, **kwargs)
+        self.listed.append(path)
+        return result
+
+    async def list(self, path: str) -> list[Entry]:
+        if path == self.held:
+            await self.go.wait()
+        entries = await super().list(path)
+        self.listed.append(path)
+        return entries
+
+
+def tree(root: Path) -> None:
+    for name in ["a/one.jpg", "a/deep/two.jpg", "a/deep/three.jpg", "b/four.jpg", "top.jpg"]:
+        write(root / name, jpeg_bytes(16, 12))
+
+
+async def run_walk(storage: Storage, ready: Any, *, recursive: bool = True) -> IndexReport:
+    report = IndexReport(root="r", path="", started_at="")
+    await walk(storage, "", recursive, report, IndexProgress(), lambda: None, ready)
+    return report
+
+
+async def test_each_folder_is_handed_on_once_after_its_sub_folders_are_listed(
+    tmp_path: Path,
+) -> None:
+    tree(tmp_path)
+    storage = Held(tmp_path, held="")
+    storage.go.set()
+    handed: list[tuple[ListedFolder, list[str]]] = []
+    await run_walk(storage, lambda folder: handed.append((folder, list(storage.listed))))
+    by_path = {folder.path: (folder, listed) for folder, listed in handed}
+    assert sorted(by_path) == ["", "a", "a/deep", "b"]
+    assert len(handed) == 4
+    for path, (folder, listed) in by_path.items():
+        children = [e.name for e in folder.entries if e.kind == "dir"]
+        assert all(f"{path}/{c}".lstrip("/") in listed for c in children), path
+        assert sorted(folder.child_kinds) == sorted(children)
+    assert by_path[""][0].child_kinds == {"a": "branch", "b": "leaf-real"}
+    assert by_path["a"][0].images == 1
+    assert by_path["a/deep"][0].images == 2
+
+
+async def test_a_folder_is_handed_on_while_another_is_still_being_listed(tmp_path: Path) -> None:
+    tree(tmp_path)
+    storage = Held(tmp_path, held="a/deep")
+    handed: list[str] = []
+
+    def ready(folder: ListedFolder) -> None:
+        handed.append(folder.path)
+        if folder.path == "b":  # handed on before the walk is over: let the rest go
+            assert "a/deep" not in storage.listed
+            storage.go.set()
+
+    with anyio.fail_after(10):
+        await run_walk(storage, ready)
+    # "a" waits for its sub-folder's listing, not for its build.
+    assert handed[0] == "b"
+    assert sorted(handed) == ["", "a", "a/deep", "b"]
+
+
+async def test_a_sub_folder_that_cannot_be_listed_is_reported_and_its_parent_still_built(
+    tmp_path: Path,
+) -> None:
+    tree(tmp_path)
+    storage = Held(tmp_path, held="")
+    storage.go.set()
+    handed: list[str] = []
+
+    async def gone_list(path: str, *args: Any, **kwargs: Any) -> Any:
+        if path == "b":
+            raise NotFound("b is gone", path="b")
+        return await Held.list_with_contents(storage, path, *args, **kwargs)
+
+    storage.list_with_contents = gone_list  # type: ignore[method-assign]
+    report = await run_walk(storage, lambda folder: handed.append(folder.path))
+    assert sorted(handed) == ["", "a", "a/deep"]
+    assert [(s.path, s.code) for s in report.skipped] == [("b", "not_found")]
+
+
+async def test_a_walk_that_does_not_descend_lists_the_sub_folders_for_their_kinds(
+    tmp_path: Path,
+) -> None:
+    tree(tmp_path)
+    storage = Held(tmp_path, held="")
+    storage.go.set()
+    handed: list[ListedFolder] = []
+    await run_walk(storage, handed.append, recursive=False)
+    assert [f.path for f in handed] == [""]
+    assert handed[0].child_kinds == {"a": "branch", "b": "leaf-real"}
+
+
+async def test_a_start_folder_that_cannot_be_listed_raises_and_hands_on_nothing(
+    tmp_path: Path,
+) -> None:
+    storage = Storage(LocalBackend(str(tmp_path)))
+    handed: list[ListedFolder] = []
+    report = IndexReport(root="r", path="nope", started_at="")
+    with pytest.raises(NotFound):
+        await walk(storage, "nope", True, report, IndexProgress(), lambda: None, handed.append)
+    assert handed == []
+    assert report.skipped == []
