@@ -18,7 +18,7 @@ from blake3 import blake3
 
 from . import paths
 from .errors import DocumentError, ImageTooLarge, LensletError, NotFound, UnsupportedImage
-from .imaging import Analysis, Imaging, unsupported_type
+from .imaging import Analysis, Imaging, any_unsupported, unsupported_type
 from .manifest import DirEntry, DirKind, ItemEntry, Manifest, Skipped, star_of
 from .sidecar import Exif, Sidecar, read_sidecar_bytes, refresh_basics
 from .storage import Consumers, Entry, Store
@@ -91,7 +91,7 @@ def unsupported(entries: Sequence[Entry], skipped: Iterable[Skipped]) -> dict[st
     the name says (``IMG_0001.HEIC``), by content where a name that looks supported hides
     another format (a HEIC named ``.jpg``)."""
     found: dict[str, int] = {}
-    for entry in entries:
+    for entry in entries if any_unsupported(map(_NAME, entries)) else ():
         kind = unsupported_type(entry.name) if entry.kind == "file" else None
         if kind is not None and not paths.is_hidden(entry.name):
             found[kind] = found.get(kind, 0) + 1

@@ -19,6 +19,7 @@ import dataclasses
 import re
 import struct
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 import anyio
@@ -31,6 +32,7 @@ from .png import read_png
 
 __all__ = [
     "UNSUPPORTED_EXTENSIONS",
+    "any_unsupported",
     "unsupported_type",
     "Analysis",
     "Imaging",
@@ -141,6 +143,19 @@ def unsupported_type(name: str) -> str | None:
         return None
     dot = lowered.rfind(".")
     return UNSUPPORTED_EXTENSIONS.get(lowered[dot:]) if dot > 0 else None
+
+
+#: One of those extensions ending a name that has more than it, in names joined by "/" (which
+#: no name holds).
+_UNSUPPORTED_AT_END = re.compile(  # from the dot, so that re scans for dots
+    r"\.(?<=[^/]\.)(?:" + "|".join(re.escape(f"{e[1:]}/") for e in UNSUPPORTED_EXTENSIONS) + ")"
+)
+
+
+def any_unsupported(names: Iterable[str]) -> bool:
+    """Whether any of ``names`` has the extension of a type lenslet cannot show: one scan of
+    the names joined, for a folder's listing, where nearly always none has."""
+    return _UNSUPPORTED_AT_END.search("/".join(names).lower() + "/") is not None
 
 
 def _other_type(data: bytes) -> str | None:

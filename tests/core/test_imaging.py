@@ -16,16 +16,19 @@ from hypothesis import strategies as st
 from lenslet_core.errors import CorruptImage, ImageError, ImageTooLarge, UnsupportedImage
 from lenslet_core.hashing import hash_bytes
 from lenslet_core.imaging import (
+    UNSUPPORTED_EXTENSIONS,
     Analysis,
     Imaging,
     ThumbSpec,
     _thumbnail,
     analyze,
+    any_unsupported,
     check_complete,
     exif_datetime,
     probe,
     sniff_mime,
     thumbnail,
+    unsupported_type,
 )
 from tests.imagegen import (
     FRAME_COLOURS,
@@ -690,3 +693,17 @@ def test_images_read_in_place_come_out_as_from_a_copy_of_their_bytes(
     assert (result.probe.width, result.probe.height) == shown
     assert result.thumbnail == made == thumbnail(data, max_pixels=MAX)
     assert analyze(data, max_pixels=MAX).probe == result.probe
+
+
+_NAME_PARTS = st.sampled_from(
+    ["IMG_0001", "a.b", ".hidden", "x", "ünï", "", ".", "/"[:0]]
+    + [e.upper() for e in UNSUPPORTED_EXTENSIONS]
+    + list(UNSUPPORTED_EXTENSIONS)
+    + [".jpg", ".png", ".json", ".thumbnail", ".heic.jpg", ".jpg.heic", "heic", ".tiffany"]
+)
+
+
+@given(st.lists(st.lists(_NAME_PARTS, min_size=1, max_size=4).map("".join), max_size=8))
+def test_any_unsupported_is_whether_some_name_has_an_unsupported_type(names: list[str]) -> None:
+    names = [name for name in names if name]
+    assert any_unsupported(names) == any(unsupported_type(name) for name in names)
