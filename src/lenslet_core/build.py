@@ -148,7 +148,7 @@ def listing_signature(
         rows.setdefault(name, (name, "file", 0, 0.0, None))
     kinds = sorted(child_kinds.items())
     limits = (_SIGNATURE_VERSION, max_file_bytes, max_pixels, page_size)
-    ordered = [rows[name] for name in sorted(rows)]  # names sort far faster than rows
+    ordered = sorted(rows.values(), key=_NAME)  # by name (each once): faster than the rows
     return blake3(orjson.dumps([limits, ordered, kinds])).hexdigest(length=16)
 
 
