@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import operator
 import secrets
 import time
 from collections.abc import Sequence
@@ -131,7 +132,9 @@ class _Intent:
 
 async def _intents(storage: Store, folder: str, entries: Sequence[Entry]) -> list[_Intent]:
     """The move intents in a folder's listing, read (unreadable ones left for a later run)."""
-    found = []
+    found: list[_Intent] = []
+    if not _named(INTENT_PREFIX, entries):
+        return found
     for entry in entries:
         name = entry.name
         if not (name.startswith(INTENT_PREFIX) and name.endswith(INTENT_SUFFIX)):
@@ -235,7 +238,7 @@ async def remove_stale_temp_files(storage: Store, folder: str, entries: Sequence
     """Delete what a killed writer left in ``folder``: temp files of atomic writes, found in
     its listing ``entries``, that no live writer still owns (see ``remove_abandoned``).
     Returns how many it removed."""
-    if not storage.writable(folder):
+    if not storage.writable(folder) or not _named(paths.TEMP_SUFFIX, entries):
         return 0
     removed = 0
     for entry in entries:
@@ -245,3 +248,12 @@ async def remove_stale_temp_files(storage: Store, folder: str, entries: Sequence
             except LensletError:
                 continue  # gone already (its writer finished), or not ours to remove
     return removed
+
+
+_NAME = operator.itemgetter(0)  # of an Entry
+
+
+def _named(part: str, entries: Sequence[Entry]) -> bool:
+    """Whether ``part`` is in any entry's name: one scan of the names joined, before a loop
+    over a listing for files that are nearly never there (temp files, move intents)."""
+    return part in "/".join(map(_NAME, entries))
