@@ -266,7 +266,7 @@ def _plain_progress(every: float = 2.0) -> Callable[[IndexProgress], None]:
 
     def on_progress(p: IndexProgress) -> None:
         nonlocal last, announced
-        if not announced and p.images_total and p.folders_done == 0:
+        if not announced and p.listed:
             announced = True
             typer.echo(
                 f"indexing: found {p.images_total} images in {p.folders_total} folders", err=True

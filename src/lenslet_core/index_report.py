@@ -16,13 +16,15 @@ __all__ = ["FolderOutcome", "IndexProgress", "IndexReport", "arrivals"]
 
 @dataclasses.dataclass
 class IndexProgress:
-    """Where a run is: folders listed and done, images seen out of those found."""
+    """Where a run is: folders listed and done, images seen out of those found. Folders are
+    built while the walk goes on, so the totals grow until ``listed`` says the walk is over."""
 
     folders_total: int = 0
     folders_done: int = 0
     images_total: int = 0
     images_done: int = 0
     current: str = ""
+    listed: bool = False
 
 
 @dataclasses.dataclass

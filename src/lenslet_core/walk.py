@@ -145,6 +145,8 @@ async def walk(
         tg.start_soon(visit, start, True, None, tg)
     if failed:
         raise failed[0]
+    progress.listed = True  # the totals are final
+    tell()
 
 
 def _is_thumbnail(name: str) -> bool:

@@ -129,3 +129,22 @@ async def test_a_start_folder_that_cannot_be_listed_raises_and_hands_on_nothing(
         await walk(storage, "nope", True, report, IndexProgress(), lambda: None, handed.append)
     assert handed == []
     assert report.skipped == []
+
+
+async def test_the_progress_totals_grow_with_the_walk_and_are_final_once_listed(
+    tmp_path: Path,
+) -> None:
+    tree(tmp_path)
+    storage = Storage(LocalBackend(str(tmp_path)))
+    progress = IndexProgress()
+    seen: list[tuple[bool, int]] = []
+    report = IndexReport(root="r", path="", started_at="")
+
+    def ready(folder: ListedFolder) -> None:
+        seen.append((progress.listed, progress.images_total))
+
+    await walk(storage, "", True, report, progress, lambda: None, ready)
+    assert [listed for listed, _ in seen] == [False] * 4
+    assert sorted(total for _, total in seen)[0] < 5
+    assert progress.listed
+    assert (progress.images_total, progress.folders_total) == (5, 4)
