@@ -189,6 +189,7 @@ async def index_tree(
             progress.folders_done += 1
             tell()
 
+    unlisted: LensletError | None = None  # the start's, raised as it is (not in a group)
     async with anyio.create_task_group() as tg:
 
         def ready(folder: ListedFolder) -> None:
@@ -201,9 +202,7 @@ async def index_tree(
         try:
             await walk(storage, path, recursive, report, progress, tell, ready, contents=contents)
         except LensletError as exc:
-            unlisted: LensletError | None = exc  # raised as it is, not in a group
-        else:
-            unlisted = None
+            unlisted = exc
     if unlisted is not None:
         raise unlisted
     report.skipped.sort(key=lambda s: s.path)
@@ -286,8 +285,7 @@ async def _index_folder(
     if reused(current):
         return current, [i for p in current for i in p.items], {}
     if any(
-        e.mtime == 0.0 and e.size == 0 and e.name.endswith(paths.THUMBNAIL_SUFFIX)
-        for e in folder.entries
+        e.mtime == 0.0 and e.size == 0 and paths.is_thumbnail_name(e.name) for e in folder.entries
     ):
         # Listed without the thumbnails' stamps, and to be built: listed again with them
         # (a thumbnail older than its image is made again).

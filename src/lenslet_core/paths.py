@@ -184,6 +184,11 @@ def thumbnail_name(image_name: str) -> str:
     return image_name + THUMBNAIL_SUFFIX
 
 
+def is_thumbnail_name(name: str) -> bool:
+    """Whether ``name`` is named as a thumbnail (``x.jpg.thumbnail``)."""
+    return name.endswith(THUMBNAIL_SUFFIX)
+
+
 def image_of(name: str) -> str | None:
     """The image a sidecar or thumbnail name belongs to (``x.jpg`` for ``x.jpg.json`` and
     ``x.jpg.thumbnail``), or ``None`` for any other name."""

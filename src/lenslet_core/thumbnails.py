@@ -160,10 +160,6 @@ def _whole(name: str, data: bytes) -> bytes:
     return data
 
 
-def _is_thumbnail(name: str) -> bool:
-    return name.endswith(paths.THUMBNAIL_SUFFIX)
-
-
 def thumbnails_in(entries: Iterable[Entry]) -> dict[str, float]:
     """The thumbnails in a folder's listing, by name, with their mtimes."""
-    return {e.name: e.mtime for e in entries if e.is_file and _is_thumbnail(e.name)}
+    return {e.name: e.mtime for e in entries if e.is_file and paths.is_thumbnail_name(e.name)}

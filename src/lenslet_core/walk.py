@@ -65,9 +65,9 @@ async def walk(
     manifest files read in the same pass. Raises what listing ``start`` raised; any other
     folder that cannot be listed is reported in ``report.skipped``."""
     listings: dict[str, list[Entry]] = {}
-    #: Folders listed, to index, by path: how many of their sub-folders are still unlisted,
-    #: and the manifest files and time of their own listing.
-    waiting: dict[str, list[int]] = {}
+    #: Folders listed, to index, by path: how many of their sub-folders are still unlisted
+    #: (those that have any), and the manifest files and time of their own listing.
+    waiting: dict[str, int] = {}
     read_with: dict[str, tuple[dict[str, bytes | LensletError], float]] = {}
     failed: list[LensletError] = []
     limiter = anyio.Semaphore(concurrency)
@@ -88,8 +88,8 @@ async def walk(
         """One sub-folder of ``parent`` is listed (or could not be)."""
         if parent is None or parent not in waiting:
             return
-        waiting[parent][0] -= 1
-        if waiting[parent][0] == 0:
+        waiting[parent] -= 1
+        if waiting[parent] == 0:
             del waiting[parent]
             hand_on(parent)
 
@@ -104,7 +104,7 @@ async def walk(
                     # stat each, half the entries of a gallery); one that changed is listed
                     # again, whole, before it is built.
                     entries, manifests = await storage.list_with_contents(
-                        folder, paths.is_manifest_name, names_only=_is_thumbnail
+                        folder, paths.is_manifest_name, names_only=paths.is_thumbnail_name
                     )
                 else:
                     entries, manifests = await storage.list(folder), {}
@@ -132,7 +132,7 @@ async def walk(
                     report.skipped.append(Skipped(child, entry.problem, "unusable_entry"))
             read_with[folder] = (manifests, started)
             if children:
-                waiting[folder] = [len(children)]
+                waiting[folder] = len(children)
             listed(parent)
             for child in children:
                 tg.start_soon(visit, child, recursive, folder, tg)
@@ -147,7 +147,3 @@ async def walk(
         raise failed[0]
     progress.listed = True  # the totals are final
     tell()
-
-
-def _is_thumbnail(name: str) -> bool:
-    return name.endswith(paths.THUMBNAIL_SUFFIX)

@@ -17,9 +17,10 @@ pytestmark = pytest.mark.anyio
 
 
 class Held(Storage):
-    """A real local storage whose listing of one folder waits until it is let go."""
+    """A real local storage whose listing of one folder (if ``held`` names one) waits until it
+    is let go, and that notes the folders it listed."""
 
-    def __init__(self, root: Path, held: str) -> None:
+    def __init__(self, root: Path, held: str | None = None) -> None:
         super().__init__(LocalBackend(str(root)))
         self.held, self.go = held, anyio.Event()
         self.listed: list[str] = []
@@ -54,8 +55,7 @@ async def test_each_folder_is_handed_on_once_after_its_sub_folders_are_listed(
     tmp_path: Path,
 ) -> None:
     tree(tmp_path)
-    storage = Held(tmp_path, held="")
-    storage.go.set()
+    storage = Held(tmp_path)
     handed: list[tuple[ListedFolder, list[str]]] = []
     await run_walk(storage, lambda folder: handed.append((folder, list(storage.listed))))
     by_path = {folder.path: (folder, listed) for folder, listed in handed}
@@ -92,8 +92,7 @@ async def test_a_sub_folder_that_cannot_be_listed_is_reported_and_its_parent_sti
     tmp_path: Path,
 ) -> None:
     tree(tmp_path)
-    storage = Held(tmp_path, held="")
-    storage.go.set()
+    storage = Held(tmp_path)
     handed: list[str] = []
 
     async def gone_list(path: str, *args: Any, **kwargs: Any) -> Any:
@@ -111,8 +110,7 @@ async def test_a_walk_that_does_not_descend_lists_the_sub_folders_for_their_kind
     tmp_path: Path,
 ) -> None:
     tree(tmp_path)
-    storage = Held(tmp_path, held="")
-    storage.go.set()
+    storage = Held(tmp_path)
     handed: list[ListedFolder] = []
     await run_walk(storage, handed.append, recursive=False)
     assert [f.path for f in handed] == [""]
