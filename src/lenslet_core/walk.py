@@ -118,28 +118,27 @@ async def walk(
             listed(parent)
             return
         listings[folder] = entries
-        if descend:
-            progress.folders_total += 1
-            progress.current = folder  # the label follows the walk ...
-            tell()
-            # Unusable images are reported with their folder; other files are ignored.
-            children = []
-            for entry in [e for e in entries if e.kind == "dir" and e.name[0] != "."]:
-                child = paths.join(folder, entry.name)
-                if entry.problem is None:
-                    children.append(child)
-                else:
-                    report.skipped.append(Skipped(child, entry.problem, "unusable_entry"))
-            read_with[folder] = (manifests, started)
-            if children:
-                waiting[folder] = len(children)
-            listed(parent)
-            for child in children:
-                tg.start_soon(visit, child, recursive, folder, tg)
-            if not children:
-                hand_on(folder)
-        else:
-            listed(parent)
+        listed(parent)
+        if not descend:
+            return
+        progress.folders_total += 1
+        progress.current = folder  # the label follows the walk ...
+        tell()
+        # Unusable images are reported with their folder; other files are ignored.
+        children = []
+        for entry in [e for e in entries if e.kind == "dir" and e.name[0] != "."]:
+            child = paths.join(folder, entry.name)
+            if entry.problem is None:
+                children.append(child)
+            else:
+                report.skipped.append(Skipped(child, entry.problem, "unusable_entry"))
+        read_with[folder] = (manifests, started)
+        if not children:
+            hand_on(folder)
+            return
+        waiting[folder] = len(children)  # before any of them is listed
+        for child in children:
+            tg.start_soon(visit, child, recursive, folder, tg)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(visit, start, True, None, tg)
