@@ -2,7 +2,7 @@
 image's size and mtime and, from the names beside it, whether it has a thumbnail and a sidecar.
 Entries whose size and mtime match the previous manifest are reused without reading the image;
 only new or changed images are read (once) and analyzed. A digest of the listing
-(:func:`listing_signature`) tells an index run when a manifest can be reused whole.
+(:mod:`signature`) tells an index run when a manifest can be reused whole.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 
 import anyio
-import orjson
-from blake3 import blake3
 
 from . import paths
 from .errors import DocumentError, ImageTooLarge, LensletError, NotFound, UnsupportedImage
@@ -28,7 +26,6 @@ __all__ = [
     "FolderBuild",
     "build_folder",
     "folder_kind",
-    "listing_signature",
     "refresh_sidecars",
     "settled",
     "unsupported",
@@ -49,14 +46,7 @@ PERMANENT_CODES = frozenset({"unsupported_image", "corrupt_image"})
 #: Verdicts an unchanged listing (and the same size limits) always gives again: a manifest
 #: whose skipped files all have one of these needs no retry while its listing is the same.
 SETTLED_CODES = PERMANENT_CODES | {"image_too_large", "unusable_entry"}
-#: Bumped when what a signature covers changes, so that older signatures never match.
-#: (2: sidecars by size and mtime, since the manifest carries their ``star``.)
-_SIGNATURE_VERSION = 2
-#: Files that change on every run and say nothing about the folder's images.
-_UNSIGNED = frozenset({paths.ROLLUP_NAME, paths.HEALTH_NAME})
 _NAME, _KIND = operator.itemgetter(0), operator.itemgetter(1)  # of an Entry
-#: Files whose presence is all a manifest shows of them.
-_BY_NAME = paths.THUMBNAIL_SUFFIX
 
 
 @dataclasses.dataclass
@@ -112,44 +102,6 @@ def folder_kind(entries: Sequence[Entry]) -> DirKind:
     ):
         return "branch"
     return "leaf-real"
-
-
-def listing_signature(
-    entries: Sequence[Entry],
-    child_kinds: Mapping[str, DirKind],
-    *,
-    max_file_bytes: int,
-    max_pixels: int,
-    page_size: int,
-    thumbnails: Iterable[str] = (),
-) -> str:
-    """A digest of everything a folder's manifest is built from: each image's, sidecar's (the
-    manifest carries their ``star``) and any other file's name, kind, size and mtime, which
-    thumbnails there are (by name: their content is not in the manifest), the sub-folders
-    with their kinds (not their mtimes, which change with every file written in them), the
-    size limits and the page size.
-    ``thumbnails`` adds thumbnail names kept elsewhere (a cache) or made since the listing.
-    The same signature means the same build, so an index run that finds the one its manifest
-    was built from can reuse the manifest whole.
-
-    Hidden files (temp files, ``.DS_Store``), the manifest's own files and the root's rollup
-    and health are left out: they change without the folder's images changing."""
-    # One plain loop: this runs over every entry of every folder of each index run.
-    rows: dict[str, tuple[str, str, int, float, str | None]] = {}
-    is_manifest, unsigned = paths.is_manifest_name, _UNSIGNED
-    for name, kind, size, mtime, problem in entries:
-        if name[0] == "." or name in unsigned or (name[0] == "_" and is_manifest(name)):
-            continue
-        if kind == "dir" or name.endswith(_BY_NAME):
-            rows[name] = (name, kind, 0, 0.0, problem)
-        else:
-            rows[name] = (name, kind, size, mtime, problem)
-    for name in thumbnails:
-        rows.setdefault(name, (name, "file", 0, 0.0, None))
-    kinds = sorted(child_kinds.items())
-    limits = (_SIGNATURE_VERSION, max_file_bytes, max_pixels, page_size)
-    ordered = sorted(rows.values(), key=_NAME)  # by name (each once): faster than the rows
-    return blake3(orjson.dumps([limits, ordered, kinds])).hexdigest(length=16)
 
 
 def settled(

@@ -19,7 +19,6 @@ from .build import (
     PERMANENT_CODES,
     THUMB_BATCH,
     build_folder,
-    listing_signature,
     refresh_sidecars,
     settled,
     unsupported,
@@ -42,6 +41,7 @@ from .manifest import (
 )
 from .settings import Settings
 from .sidecar import Sidecar
+from .signature import listing_signature
 from .storage import Entry, Store
 from .thumbnails import ThumbnailStore
 from .walk import ListedFolder, walk
@@ -235,7 +235,7 @@ async def _index_folder(
     if finished:
         report.moves_finished += finished
         with contextlib.suppress(LensletError):  # else the next run sees what they moved
-            folder.entries = await storage.list(folder.path)  # as the finished moves left it
+            folder.relisted(await storage.list(folder.path))  # as the finished moves left it
     contents, folder.manifests = folder.manifests, {}
     cached = await thumbs.cached(folder.path) if thumbs is not None else {}
 
@@ -247,6 +247,7 @@ async def _index_folder(
             max_pixels=settings.max_pixels,
             page_size=settings.page_size,
             thumbnails=[*cached, *made],
+            rows=folder.rows,
         )
 
     making_thumbs = thumbs is not None and make_thumbs
@@ -289,9 +290,9 @@ async def _index_folder(
     ):
         # Listed without the thumbnails' stamps, and to be built: listed again with them
         # (a thumbnail older than its image is made again).
-        folder.listed_at = time.time()
+        listed_at = time.time()
         try:
-            folder.entries = await storage.list(folder.path)
+            folder.relisted(await storage.list(folder.path), listed_at)
         except LensletError as exc:
             report.skipped.append(Skipped(folder.path or "/", exc.message, exc.code, error=exc))
             return None
@@ -341,7 +342,7 @@ async def _index_folder(
                 build.items = [i for i in build.items if paths.thumbnail_name(i.name) not in gone]
         refreshed = {name: now[name] for name in rewritten if now is not None and name in now}
         if refreshed:
-            folder.entries = [refreshed.get(e.name, e) for e in folder.entries]
+            folder.relisted([refreshed.get(e.name, e) for e in folder.entries])
             # Only exif and hash changed in them: each item's star stands, at the new stamp.
             for index, item in enumerate(build.items):
                 restamped = refreshed.get(paths.sidecar_name(item.name))

@@ -27,7 +27,7 @@ from . import paths
 from .errors import LensletError, NotFound, PointerBroken, PointerLoop, PointerRefused, ReadOnly
 from .keyedlock import KeyedLock
 from .pointers import Pointer, check_target
-from .storage import Consumers, Entry, Storage, each
+from .storage import Consumers, Contents, Entry, Storage, each
 
 __all__ = ["Mounts", "Opener"]
 
@@ -127,17 +127,25 @@ class Mounts:
         self,
         path: str,
         wanted: Callable[[str], bool],
+        then: Callable[[builtins.list[Entry], Contents], T],
         names_only: Callable[[str], bool] | None = None,
-    ) -> tuple[builtins.list[Entry], dict[str, bytes | LensletError]]:
+    ) -> T:
         await self.settle(path)
         target, inner, _ = await self.route(path)
         if target is not self:
-            entries, contents = await target.list_with_contents(inner, wanted, names_only)
-            return ([*entries, _POINTER_ENTRY] if inner == "" else entries), contents
-        found = await self.storage.list_with_contents(path, wanted, names_only)
-        if await self._learnt(path, found[0]):
-            return await self.list_with_contents(path, wanted, names_only)
-        return found
+
+            def with_config(entries: builtins.list[Entry], contents: Contents) -> T:
+                return then([*entries, _POINTER_ENTRY] if inner == "" else entries, contents)
+
+            return await target.list_with_contents(inner, wanted, with_config, names_only)
+
+        def also(entries: builtins.list[Entry], contents: Contents) -> tuple[list[Entry], T]:
+            return entries, then(entries, contents)  # the entries too: is it a pointer?
+
+        entries, made = await self.storage.list_with_contents(path, wanted, also, names_only)
+        if await self._learnt(path, entries):
+            return await self.list_with_contents(path, wanted, then, names_only)
+        return made
 
     async def _learnt(self, folder: str, entries: Sequence[Entry]) -> bool:
         """Whether a listing of ``folder`` showed it to be a pointer (now followed)."""

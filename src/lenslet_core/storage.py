@@ -30,6 +30,7 @@ from .registry import backend_for, options_for, register_backend
 
 __all__ = [
     "Consumers",
+    "Contents",
     "Entry",
     "Observer",
     "Storage",
@@ -53,6 +54,9 @@ Observer = Callable[[str, str], None]
 #: What :meth:`Storage.read_each_into` hands each file's bytes to: one callable for all, or one
 #: for each path (in the order of the paths).
 Consumers = Callable[[bytes], T] | Sequence[Callable[[bytes], T]]
+#: A folder's small files as :meth:`Storage.list_with_contents` read them with its listing, by
+#: name: their bytes, or why one could not be read.
+Contents = dict[str, bytes | LensletError]
 
 
 class Store(Protocol):
@@ -77,8 +81,9 @@ class Store(Protocol):
         self,
         path: str,
         wanted: Callable[[str], bool],
+        then: Callable[[builtins.list[Entry], Contents], T],
         names_only: Callable[[str], bool] | None = None,
-    ) -> tuple[builtins.list[Entry], dict[str, bytes | LensletError]]: ...
+    ) -> T: ...
     async def files(self, path: str = "") -> dict[str, tuple[int, float]]: ...
     async def info(self, path: str) -> Entry: ...
     async def read(self, path: str) -> bytes: ...
@@ -199,14 +204,18 @@ class Storage:
         self,
         path: str,
         wanted: Callable[[str], bool],
+        then: Callable[[builtins.list[Entry], Contents], T],
         names_only: Callable[[str], bool] | None = None,
-    ) -> tuple[builtins.list[Entry], dict[str, bytes | LensletError]]:
-        """List a folder and read the small files ``wanted`` picks by name from that listing
-        (e.g. its manifest pages). Local disk does both in one worker-thread hop; elsewhere it is
-        one listing request and then one read per picked file, concurrently. A file that cannot
-        be read maps to its error. ``names_only``: see :meth:`Backend.list`; only where the
-        listing has files ``wanted`` picks (a folder without a manifest is built from its
-        listing, which then needs every size and mtime)."""
+    ) -> T:
+        """List a folder, read the small files ``wanted`` picks by name from that listing
+        (e.g. its manifest pages), and return what ``then`` makes of the entries and the
+        files' contents, off the event loop (over every entry of a large tree, that is CPU
+        work of its own). Local disk does all three in one worker-thread hop; elsewhere it is
+        one listing request, then one read per picked file, concurrently, then ``then`` in a
+        thread. A file that cannot be read maps to its error. ``names_only``: see
+        :meth:`Backend.list`; only where the listing has files ``wanted`` picks (a folder
+        without a manifest is built from its listing, which then needs every size and
+        mtime)."""
 
         def pick(entries: builtins.list[Entry]) -> builtins.list[str]:
             names = [e.name for e in entries if wanted(e.name) and e.is_file]
@@ -217,15 +226,16 @@ class Storage:
             entries = await self._run("list", path, self.backend.list, path, names_only)
             names = pick(entries)
             datas = await self._read_all([paths.join(path, name) for name in names])
-            return entries, dict(zip(names, datas, strict=True))
+            contents = dict(zip(names, datas, strict=True))
+            return await anyio.to_thread.run_sync(then, entries, contents, limiter=self._limiter)
 
-        def list_and_read() -> tuple[builtins.list[Entry], dict[str, bytes | LensletError]]:
+        def list_and_read() -> T:
             with translate(path, self.backend):
                 entries = self.backend.list(path, names_only)
                 names = pick(entries)
                 if names_only is not None and not names:
                     entries = self.backend.list(path)
-            return entries, {n: self._read_or_error(paths.join(path, n)) for n in names}
+            return then(entries, {n: self._read_or_error(paths.join(path, n)) for n in names})
 
         self._observe("list", [path])
         return await anyio.to_thread.run_sync(list_and_read, limiter=self._list_limiter)

@@ -22,7 +22,8 @@ from .build import folder_kind
 from .errors import LensletError, PointerError
 from .index_report import IndexProgress, IndexReport
 from .manifest import DirKind, Skipped
-from .storage import Entry, Store
+from .signature import signed_rows
+from .storage import Contents, Entry, Store
 
 __all__ = ["WALK_CONCURRENCY", "ListedFolder", "walk"]
 
@@ -40,11 +41,32 @@ class ListedFolder:
     entries: list[Entry]
     child_kinds: dict[str, DirKind]
     #: The folder's manifest files as read with its listing (dropped once processed).
-    manifests: dict[str, bytes | LensletError]
+    manifests: Contents
     #: When the listing was taken (epoch seconds).
     listed_at: float = 0.0
     #: How many of its entries are named like images.
     images: int = 0
+    #: The entries' :func:`signed_rows`, made where they were listed (``None``: not made).
+    rows: bytes | None = None
+
+    @classmethod
+    def of(
+        cls,
+        path: str,
+        entries: list[Entry],
+        manifests: Contents,
+        listed_at: float,
+    ) -> ListedFolder:
+        """A folder from its listing, with what is made of each of its entries (the
+        sub-folders' kinds are added when they are listed)."""
+        images = sum(map(paths.is_image_name, [e.name for e in entries]))
+        return cls(path, entries, {}, manifests, listed_at, images, signed_rows(entries))
+
+    def relisted(self, entries: list[Entry], at: float | None = None) -> None:
+        """The folder listed again: what was made of the old entries goes with them."""
+        self.entries, self.rows = entries, None
+        if at is not None:
+            self.listed_at = at
 
 
 async def walk(
@@ -66,23 +88,19 @@ async def walk(
     folder that cannot be listed is reported in ``report.skipped``."""
     listings: dict[str, list[Entry]] = {}
     #: Folders listed, to index, by path: how many of their sub-folders are still unlisted
-    #: (those that have any), and the manifest files and time of their own listing.
+    #: (those that have any), and the folders as listed.
     waiting: dict[str, int] = {}
-    read_with: dict[str, tuple[dict[str, bytes | LensletError], float]] = {}
+    found: dict[str, ListedFolder] = {}
     failed: list[LensletError] = []
     limiter = anyio.Semaphore(concurrency)
 
-    def hand_on(folder: str) -> None:
-        entries = listings[folder]
-        kinds = {}
-        for entry in entries:
-            if entry.kind == "dir" and (child := paths.join(folder, entry.name)) in listings:
-                kinds[entry.name] = folder_kind(listings[child])
-        manifests, listed_at = read_with.pop(folder)
-        found = ListedFolder(folder, entries, kinds, manifests, listed_at)
-        found.images = sum(map(paths.is_image_name, [e.name for e in entries]))
-        progress.images_total += found.images
-        ready(found)
+    def hand_on(path: str) -> None:
+        folder = found.pop(path)
+        for entry in folder.entries:
+            if entry.kind == "dir" and (child := paths.join(path, entry.name)) in listings:
+                folder.child_kinds[entry.name] = folder_kind(listings[child])
+        progress.images_total += folder.images
+        ready(folder)
 
     def listed(parent: str | None) -> None:
         """One sub-folder of ``parent`` is listed (or could not be)."""
@@ -97,17 +115,21 @@ async def walk(
         folder: str, descend: bool, parent: str | None, tg: anyio.abc.TaskGroup
     ) -> None:
         started = time.time()
+
+        def made(entries: list[Entry], manifests: Contents) -> ListedFolder:
+            return ListedFolder.of(folder, entries, manifests, started)
+
         try:
             async with limiter:
                 if descend and contents:
                     # Thumbnails by name only: an unchanged folder needs no more of them (a
                     # stat each, half the entries of a gallery); one that changed is listed
                     # again, whole, before it is built.
-                    entries, manifests = await storage.list_with_contents(
-                        folder, paths.is_manifest_name, names_only=paths.is_thumbnail_name
+                    this = await storage.list_with_contents(
+                        folder, paths.is_manifest_name, made, names_only=paths.is_thumbnail_name
                     )
                 else:
-                    entries, manifests = await storage.list(folder), {}
+                    this = made(await storage.list(folder), {})
         except LensletError as exc:
             if isinstance(exc, PointerError):
                 listings[folder] = [Entry(paths.POINTER_NAME, "file")]  # a pointer, if broken
@@ -117,7 +139,7 @@ async def walk(
                 report.skipped.append(Skipped(folder or "/", exc.message, exc.code, error=exc))
             listed(parent)
             return
-        listings[folder] = entries
+        listings[folder] = entries = this.entries
         listed(parent)
         if not descend:
             return
@@ -132,7 +154,7 @@ async def walk(
                 children.append(child)
             else:
                 report.skipped.append(Skipped(child, entry.problem, "unusable_entry"))
-        read_with[folder] = (manifests, started)
+        found[folder] = this
         if not children:
             hand_on(folder)
             return

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lenslet_core import Lenslet, Manifest, Settings
-from lenslet_core.build import _batches, folder_kind, listing_signature
+from lenslet_core.build import _batches, folder_kind
 from lenslet_core.storage import Entry
 from tests.conftest import Requests
 from tests.imagegen import jpeg_bytes, png_bytes, webp_bytes, write
@@ -207,87 +207,6 @@ async def test_mtime_change_alone_triggers_a_reread(gallery: Path) -> None:
         os.utime(image, (st.st_atime, st.st_mtime + 10))
         report = await lens.index()
     assert report.analyzed == 1
-
-
-# -- listing signatures ------------------------------------------------------------------------
-
-LIMITS = {"max_file_bytes": 10**9, "max_pixels": 10**8}
-names = st.text("abcxyz_.", min_size=1, max_size=8).filter(lambda n: not n.startswith("."))
-images = st.builds(
-    Entry,
-    names.map(lambda n: n + ".jpg"),
-    st.just("file"),
-    st.integers(0, 10**6),
-    st.floats(0, 2e9, allow_nan=False),
-)
-listings = st.lists(images, max_size=8, unique_by=lambda e: e.name)
-
-
-def sign(entries: list[Entry], kinds: dict[str, str] | None = None, **limits: int) -> str:
-    limits = {"page_size": 5000, **limits}
-    return listing_signature(entries, kinds or {}, **{**LIMITS, **limits})  # type: ignore[arg-type]
-
-
-@given(listings, st.randoms())
-def test_a_signature_does_not_depend_on_listing_order(entries: list[Entry], rng: object) -> None:
-    shuffled = list(entries)
-    rng.shuffle(shuffled)  # type: ignore[attr-defined]
-    assert sign(shuffled) == sign(entries)
-
-
-@given(listings, st.integers(1, 10**6), st.floats(1, 1e6))
-def test_what_changes_derived_files_and_folder_mtimes_does_not_change_a_signature(
-    entries: list[Entry], size: int, later: float
-) -> None:
-    kinds = {"sub": "leaf-real"}
-    derived = [Entry(e.name + ".thumbnail", "file", size, e.mtime + later) for e in entries]
-    noise = [
-        Entry("_index.json", "file", size, later),
-        Entry("_index_3.json", "file", size, later),
-        Entry("_rollup.json", "file", size, later),
-        Entry("_health.json", "file", size, later),
-        Entry(".x.jpg.lenslet-tmp", "file", size, later),
-        Entry(".DS_Store", "file", size, later),
-    ]
-    before = [*entries, *derived, Entry("sub", "dir", 4096, 1.0)]
-    # Thumbnails rewritten, the sub-folder written into, lenslet's own files new.
-    after = [
-        *entries,
-        *(Entry(d.name, d.kind, d.size + 1, d.mtime + 1) for d in derived),
-        Entry("sub", "dir", 8192, 2.0 + later),
-        *noise,
-    ]
-    assert sign(after, kinds) == sign(before, kinds)
-
-
-@given(listings.filter(bool), st.data())
-def test_what_a_manifest_shows_changes_its_signature(entries: list[Entry], data: object) -> None:
-    draw = data.draw  # type: ignore[attr-defined]
-    base = sign(entries)
-    victim = draw(st.sampled_from(entries))
-    others = [e for e in entries if e is not victim]
-    changed = [
-        [*others, victim._replace(size=victim.size + 1)],
-        [*others, victim._replace(mtime=victim.mtime + 1)],
-        others,  # gone
-        [*entries, Entry(victim.name + ".json", "file")],  # a sidecar appears
-        [*entries, Entry(victim.name + ".thumbnail", "file")],  # a thumbnail appears
-        [*entries, Entry("new.png", "file", 1, 1.0)],
-        [*entries, Entry("sub", "dir")],
-    ]
-    for listing in changed:
-        assert sign(listing) != base
-    # A sidecar rewritten (its star may have changed) changes it too.
-    side = Entry(victim.name + ".json", "file", 10, 1.0)
-    assert sign([*entries, side]) != sign([*entries, side._replace(mtime=2.0)])
-    assert sign(entries, {"sub": "branch"}) != base
-    assert sign(entries, max_pixels=1000) != base
-    assert sign(entries, max_file_bytes=1000) != base
-    assert sign(entries, page_size=10) != base
-    thumbs_elsewhere = listing_signature(
-        entries, {}, **LIMITS, page_size=5000, thumbnails=[victim.name + ".thumbnail"]
-    )
-    assert thumbs_elsewhere != base
 
 
 async def test_a_nested_unchanged_tree_keeps_its_manifests_in_a_new_process(

@@ -36,7 +36,7 @@ from lenslet_core.hashing import content_etag
 from lenslet_core.local import LocalBackend
 from lenslet_core.paths import TEMP_SUFFIX
 from lenslet_core.s3 import storage_options
-from lenslet_core.storage import translate
+from lenslet_core.storage import Contents, translate
 from tests.conftest import S3, Requests
 
 
@@ -286,7 +286,17 @@ async def test_list_with_contents_reads_what_the_listing_picks(
 ) -> None:
     await store.put({"f/_index.json": b"{}", "f/_index_0.json": b"[]", "f/a.jpg": b"jpeg"})
     storage = store.storage(observer=requests)
-    entries, contents = await storage.list_with_contents("f", lambda name: name.startswith("_"))
+    threads: list[int] = []
+
+    def then(entries: list[Entry], contents: Contents) -> tuple[list[Entry], Contents]:
+        threads.append(threading.get_ident())
+        return entries, contents
+
+    entries, contents = await storage.list_with_contents(
+        "f", lambda name: name.startswith("_"), then
+    )
+    assert len(threads) == 1
+    assert threads[0] != threading.get_ident()  # made off the event loop
     assert sorted(e.name for e in entries) == ["_index.json", "_index_0.json", "a.jpg"]
     assert contents == {"_index.json": b"{}", "_index_0.json": b"[]"}
     assert sorted(requests.log) == [
@@ -295,7 +305,7 @@ async def test_list_with_contents_reads_what_the_listing_picks(
         ("read", "f/_index_0.json"),
     ]
     with pytest.raises(NotFound):
-        await storage.list_with_contents("missing", lambda name: True)
+        await storage.list_with_contents("missing", lambda name: True, then)
 
 
 def test_io_concurrency_defaults_by_backend(tmp_path: Path, memory_fs: MemoryFileSystem) -> None:
