@@ -12,6 +12,7 @@ lenslet's tree with the backend's own table (:meth:`Backend.error`) before the c
 from __future__ import annotations
 
 import errno
+import operator
 from collections.abc import Callable
 from typing import Literal, NamedTuple, Protocol
 
@@ -27,7 +28,15 @@ from .errors import (
 )
 from .hashing import content_etag
 
-__all__ = ["Backend", "Entry", "EntryKind", "check_version", "os_error"]
+__all__ = [
+    "Backend",
+    "Entry",
+    "EntryKind",
+    "check_version",
+    "entry_kind",
+    "entry_name",
+    "os_error",
+]
 
 EntryKind = Literal["file", "dir", "other"]
 
@@ -54,6 +63,11 @@ class Entry(NamedTuple):
     def is_file(self) -> bool:
         """A regular file lenslet can read."""
         return self.kind == "file" and self.problem is None
+
+
+#: An entry's name and kind, as C-level getters for the scans asked of every entry of every
+#: listing (``paths.POINTER_NAME in map(entry_name, entries)``).
+entry_name, entry_kind = operator.itemgetter(0), operator.itemgetter(1)
 
 
 class Backend(Protocol):

@@ -15,6 +15,7 @@ from types import MappingProxyType
 import anyio
 
 from . import paths
+from .backend import entry_kind, entry_name
 from .errors import DocumentError, ImageTooLarge, LensletError, NotFound, UnsupportedImage
 from .imaging import Analysis, Imaging, any_unsupported, unsupported_type
 from .manifest import DirEntry, DirKind, ItemEntry, Manifest, Skipped, star_of
@@ -46,7 +47,6 @@ PERMANENT_CODES = frozenset({"unsupported_image", "corrupt_image"})
 #: Verdicts an unchanged listing (and the same size limits) always gives again: a manifest
 #: whose skipped files all have one of these needs no retry while its listing is the same.
 SETTLED_CODES = PERMANENT_CODES | {"image_too_large", "unusable_entry"}
-_NAME, _KIND = operator.itemgetter(0), operator.itemgetter(1)  # of an Entry
 
 
 @dataclasses.dataclass
@@ -81,7 +81,7 @@ def unsupported(entries: Sequence[Entry], skipped: Iterable[Skipped]) -> dict[st
     the name says (``IMG_0001.HEIC``), by content where a name that looks supported hides
     another format (a HEIC named ``.jpg``)."""
     found: dict[str, int] = {}
-    for entry in entries if any_unsupported(map(_NAME, entries)) else ():
+    for entry in entries if any_unsupported(map(entry_name, entries)) else ():
         kind = unsupported_type(entry.name) if entry.kind == "file" else None
         if kind is not None and not paths.is_hidden(entry.name):
             found[kind] = found.get(kind, 0) + 1
@@ -95,9 +95,9 @@ def folder_kind(entries: Sequence[Entry]) -> DirKind:
     """``leaf-pointer`` for a pointer folder, ``branch`` when it has sub-folders, else
     ``leaf-real``."""
     # Asked of every folder's listing: the common answers are found by C-level scans.
-    if paths.POINTER_NAME in map(_NAME, entries):
+    if paths.POINTER_NAME in map(entry_name, entries):
         return "leaf-pointer"
-    if "dir" in map(_KIND, entries) and any(
+    if "dir" in map(entry_kind, entries) and any(
         e.is_folder and not paths.is_hidden(e.name) for e in entries
     ):
         return "branch"

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import operator
 import secrets
 import time
 from collections.abc import Sequence
 
 from . import paths
+from .backend import entry_name
 from .codec import VERSION, dumps, loads
 from .errors import AlreadyExists, LensletError, NotFound
 from .imaging import Imaging
@@ -250,10 +250,7 @@ async def remove_stale_temp_files(storage: Store, folder: str, entries: Sequence
     return removed
 
 
-_NAME = operator.itemgetter(0)  # of an Entry
-
-
 def _named(part: str, entries: Sequence[Entry]) -> bool:
     """Whether ``part`` is in any entry's name: one scan of the names joined, before a loop
     over a listing for files that are nearly never there (temp files, move intents)."""
-    return part in "/".join(map(_NAME, entries))
+    return part in "/".join(map(entry_name, entries))

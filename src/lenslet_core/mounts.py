@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import anyio
 
 from . import paths
+from .backend import entry_name
 from .errors import LensletError, NotFound, PointerBroken, PointerLoop, PointerRefused, ReadOnly
 from .keyedlock import KeyedLock
 from .pointers import Pointer, check_target
@@ -149,7 +150,7 @@ class Mounts:
 
     async def _learnt(self, folder: str, entries: Sequence[Entry]) -> bool:
         """Whether a listing of ``folder`` showed it to be a pointer (now followed)."""
-        if any(e.name == paths.POINTER_NAME for e in entries):
+        if paths.POINTER_NAME in map(entry_name, entries):  # a C-level scan: asked of every listing
             await self.learn(folder)
             return True
         self._plain.add(folder)

@@ -9,14 +9,13 @@ adds the sub-folders' kinds, the size limits and the page size.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Iterable, Mapping, Sequence
 
 import orjson
 from blake3 import blake3
 
 from . import paths
-from .backend import Entry
+from .backend import Entry, entry_name
 from .manifest import DirKind
 
 __all__ = ["listing_signature", "signed_rows"]
@@ -28,7 +27,6 @@ SIGNATURE_VERSION = 2
 _UNSIGNED = frozenset({paths.ROLLUP_NAME, paths.HEALTH_NAME})
 #: Files whose presence is all a manifest shows of them.
 _BY_NAME = paths.THUMBNAIL_SUFFIX
-_NAME = operator.itemgetter(0)  # of a row
 
 
 def signed_rows(entries: Iterable[Entry], thumbnails: Iterable[str] = ()) -> bytes:
@@ -53,8 +51,8 @@ def signed_rows(entries: Iterable[Entry], thumbnails: Iterable[str] = ()) -> byt
             rows[name] = (name, kind, size, mtime, problem)
     for name in thumbnails:
         rows.setdefault(name, (name, "file", 0, 0.0, None))
-    # Sorted by name (each once): faster than comparing the rows themselves.
-    return orjson.dumps(sorted(rows.values(), key=_NAME))
+    # By name (each once; a row starts with it): faster than comparing the rows themselves.
+    return orjson.dumps(sorted(rows.values(), key=entry_name))
 
 
 def listing_signature(
