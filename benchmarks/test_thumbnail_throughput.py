@@ -14,7 +14,7 @@ from tests.imagegen import jpeg_bytes, png_bytes, webp_bytes, write
 
 from benchmarks.conftest import NOTES, images, record
 from benchmarks.harness import bare_thumbnails, clear_derived, cores
-from lenslet_core import Lenslet, Settings
+from lenslet_core import Lenslet, Settings, keep_large_buffers
 
 #: name -> (maker, suffix, width, height, how many)
 FORMATS = {
@@ -23,6 +23,14 @@ FORMATS = {
     "png 1080p": (png_bytes, ".png", 1920, 1080, 24),
     "webp 2048px": (webp_bytes, ".webp", 2048, 1536, 32),
 }
+
+
+@pytest.fixture(scope="module", autouse=True)
+def as_the_cli_runs() -> None:
+    """This process's allocator set up as ``lenslet index`` and ``lenslet serve`` set up theirs
+    (image buffers kept for reuse: :func:`lenslet_core.keep_large_buffers`); both sides of each
+    ratio run in it. A host that leaves glibc's defaults reads each image into fresh pages."""
+    keep_large_buffers()
 
 
 @pytest.fixture(scope="session", params=list(FORMATS))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from lenslet_core import limit_memory_arenas
+from lenslet_core import keep_large_buffers, limit_memory_arenas
 
 from . import health, index, search, serve, worker  # noqa: F401  (each registers its command)
 from .typer_app import app
@@ -26,6 +26,9 @@ def main() -> None:
     # An arena per core, not eight: what a burst of thumbnails or uploads held goes back to
     # the system afterwards (see lenslet_core.memory).
     limit_memory_arenas()
+    # Image buffers reused, not mapped anew for each image read (the periodic release gives
+    # back what a burst held).
+    keep_large_buffers()
     try:
         app()
     finally:

@@ -18,7 +18,7 @@ from .jobs import Engine, EngineStats, Job, JobHandle, Kind
 from .lenslet import Lenslet
 from .local_engine import LocalEngine
 from .manifest import DirEntry, ItemEntry, Manifest, Skipped
-from .memory import limit_memory_arenas, release_memory
+from .memory import keep_large_buffers, limit_memory_arenas, release_memory
 from .rollup import RollupItem
 from .settings import Settings
 from .sidecar import ABSENT_ETAG, Exif, Sidecar
@@ -82,6 +82,7 @@ __all__ = [
     "Storage",
     "Wave",
     "__version__",
+    "keep_large_buffers",
     "limit_memory_arenas",
     "release_memory",
 ]
