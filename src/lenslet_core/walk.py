@@ -60,9 +60,11 @@ class ListedFolder:
         listed_at: float,
     ) -> ListedFolder:
         """A folder from its listing, with what is made of each of its entries (the
-        sub-folders' kinds are added when they are listed)."""
+        sub-folders' kinds are added when they are listed): the signed rows only where there
+        is a manifest to compare them with (not for a walk that reads none)."""
         images = sum(map(paths.is_image_name, [e.name for e in entries]))
-        return cls(path, entries, {}, manifests, listed_at, images, signed_rows(entries))
+        rows = signed_rows(entries) if manifests else None
+        return cls(path, entries, {}, manifests, listed_at, images, rows)
 
     def relisted(self, entries: list[Entry], at: float | None = None) -> None:
         """The folder listed again: what was made of the old entries goes with them."""

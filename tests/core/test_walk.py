@@ -6,9 +6,11 @@ from typing import Any
 import anyio
 import pytest
 
+from lenslet_core import Lenslet, Settings
 from lenslet_core.errors import NotFound
 from lenslet_core.index_report import IndexProgress, IndexReport
 from lenslet_core.local import LocalBackend
+from lenslet_core.signature import signed_rows
 from lenslet_core.storage import Entry, Storage
 from lenslet_core.walk import ListedFolder, walk
 from tests.imagegen import jpeg_bytes, write
@@ -146,3 +148,20 @@ async def test_the_progress_totals_grow_with_the_walk_and_are_final_once_listed(
     assert sorted(total for _, total in seen)[0] < 5
     assert progress.listed
     assert (progress.images_total, progress.folders_total) == (5, 4)
+
+
+async def test_a_folder_with_a_manifest_comes_with_its_signed_rows(tmp_path: Path) -> None:
+    tree(tmp_path)
+    async with Lenslet(str(tmp_path), Settings()) as lens:
+        assert (await lens.index()).ok
+    write(tmp_path / "c" / "five.jpg", jpeg_bytes(16, 12))  # not indexed yet: no manifest
+    handed: dict[str, ListedFolder] = {}
+    await run_walk(Held(tmp_path), lambda folder: handed.setdefault(folder.path, folder))
+    for path in ["", "a", "a/deep", "b"]:
+        folder = handed[path]
+        assert folder.manifests, path
+        # Made in the listing's thread hop, from the same entries the folder carries.
+        assert folder.rows == signed_rows(folder.entries), path
+    assert handed["c"].rows is None
+    handed["a"].relisted(handed["a"].entries[:1])
+    assert handed["a"].rows is None  # gone with the entries it was made of
