@@ -60,14 +60,20 @@ def _trim() -> Any:
     return trim
 
 
+def _mallopt() -> Any:
+    mallopt = _glibc("mallopt")
+    if mallopt is not None:
+        mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    return mallopt
+
+
 def limit_memory_arenas(count: int | None = None) -> bool:
     """Let the allocator make at most ``count`` arenas (default: one per usable core; at
     least two). Call it before any thread starts; a library never does it for its host.
     Whether this platform can."""
-    mallopt = _glibc("mallopt")
+    mallopt = _mallopt()
     if mallopt is None:
         return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     return bool(mallopt(_M_ARENA_MAX, max(2, count or usable_cores())))
 
 
@@ -77,10 +83,9 @@ def keep_large_buffers(largest: int = LARGE_BUFFER) -> bool:
     pages faulted in again for every image read). Call it once at the start, with
     :func:`release_memory` running now and then to give back what a burst held; a library
     never does it for its host. Whether this platform can."""
-    mallopt = _glibc("mallopt")
+    mallopt = _mallopt()
     if mallopt is None:
         return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     return bool(mallopt(_M_MMAP_THRESHOLD, largest) and mallopt(_M_TRIM_THRESHOLD, 2 * largest))
 
 
