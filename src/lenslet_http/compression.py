@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import collections
 import gzip
-from collections.abc import Collection
+from collections.abc import Awaitable, Collection, Generator
 
 import anyio.to_thread
 from blake3 import blake3
@@ -31,6 +31,17 @@ _TEXT = frozenset(
 )
 #: Bodies above this are compressed in a worker thread.
 _OFF_LOOP = 64 * 1024
+
+
+class _Nothing:
+    """Awaited for a message kept back (a part of a body to compress whole): done at once."""
+
+    def __await__(self) -> Generator[None, None, None]:
+        return
+        yield
+
+
+_NOTHING = _Nothing()
 
 
 class Compression:
@@ -60,31 +71,30 @@ class Compression:
         start: Message | None = None
         chunks: list[bytes] = []
 
-        async def compressing(message: Message) -> None:
+        # Not a coroutine of its own: what passes through is handed to ``send`` to be awaited
+        # without one more frame (most answers pass: small, not text, or not asked gzipped).
+        def compressing(message: Message) -> Awaitable[None]:
             nonlocal start
             if message["type"] == "http.response.start":
                 raw = message["headers"]
                 kind = _text_kind(raw, self.minimum_size)
                 if kind is None:
-                    await send(message)  # not ours to compress: pass everything through
-                    return
+                    return send(message)  # not ours to compress: pass everything through
                 if kind:
                     MutableHeaders(raw=raw).add_vary_header("Accept-Encoding")
                 else:
                     raw.append((b"vary", b"Accept-Encoding"))
                 if not _accepts_gzip(scope):
-                    await send(message)
-                    return
+                    return send(message)
                 start = message
-                return
+                return _NOTHING
             if start is None or message["type"] != "http.response.body":
-                await send(message)
-                return
+                return send(message)
             chunks.append(message.get("body", b""))
             if message.get("more_body", False):
-                return
+                return _NOTHING
             query = scope.get("query_string", b"").decode("latin-1")
-            await self._answer(start, b"".join(chunks), f"{scope.get('path', '')}?{query}", send)
+            return self._answer(start, b"".join(chunks), f"{scope.get('path', '')}?{query}", send)
 
         await self.app(scope, receive, compressing)
 

@@ -108,10 +108,11 @@ async def folders(request: Request) -> Response:
 )
 async def get_item(request: Request) -> Response:
     """``GET /item?path=``: the sidecar, with the EXIF basics when it has none."""
-    if not path_of(request).strip("/"):
+    path = path_of(request)
+    if not path.strip("/"):
         # Clients ask before anything is selected: no image there, like any missing one.
         raise NotFound("no image is named: path is empty", path="")
-    item = await lens_of(request).item(path_of(request))
+    item = await lens_of(request).item(path)
     if etag_matches(request, item.etag):
         headers = {"ETag": quoted(item.etag), "Cache-Control": "no-cache"}
         return Response(status_code=304, headers=headers)
@@ -372,8 +373,9 @@ async def openapi_json(request: Request) -> Response:
 
 
 def _route(path: str, **endpoints: Callable[[Request], Awaitable[Response]]) -> Route:
-    """One route for a path, whatever its methods, so a wrong method's 405 lists them all. A
-    route of one method calls its endpoint with nothing between."""
+    """One route for a path, whatever its methods, so a wrong method's 405 lists them all.
+    Each method's endpoint is called with nothing between (the router finds it by method);
+    the endpoint that joins them is what Starlette and the description see."""
     name = path.strip("/") or "root"
     if len(endpoints) == 1:
         ((method, only),) = endpoints.items()
@@ -385,7 +387,7 @@ def _route(path: str, **endpoints: Callable[[Request], Awaitable[Response]]) -> 
 
     endpoint.__doc__ = " ".join(e.__doc__ or "" for e in endpoints.values())
     endpoint.methods = endpoints  # type: ignore[attr-defined]  # read by the description
-    return Exact(path, endpoint, methods=list(endpoints), name=name)
+    return Exact(path, endpoint, methods=list(endpoints), name=name, by_method=endpoints)
 
 
 #: Most asked for first: a request is matched against the routes in this order (a gallery page

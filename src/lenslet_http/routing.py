@@ -4,7 +4,7 @@ as Starlette's router finds them (in order, one match each)."""
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from starlette.requests import Request
@@ -13,7 +13,10 @@ from starlette.routing import BaseRoute, Match, Route
 from starlette.routing import Router as _StarletteRouter
 from starlette.types import Receive, Scope, Send
 
-__all__ = ["Exact", "Router", "route_path"]
+__all__ = ["Endpoint", "Exact", "Router", "route_path"]
+
+#: What a route calls with a request.
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def route_path(scope: Scope) -> str:
@@ -36,22 +39,41 @@ class Exact(Route):
     An ``async`` endpoint is called with nothing between it and the router. Starlette wraps
     each route's call, and its ``send``, in a second exception handler; the app's own one,
     the innermost middleware just outside the router, maps the same errors with the same
-    handlers."""
+    handlers. ``by_method`` names the ``async`` endpoint of each method that ``endpoint``
+    (which Starlette and the description see) passes the request on to: the router calls
+    that one directly (``HEAD`` the ``GET`` one's)."""
 
-    def __init__(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
+    def __init__(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        *,
+        by_method: Mapping[str, Endpoint] | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(path, endpoint, **options)
         # What Starlette calls with a request (a function, not an ASGI app), and async.
         called = inspect.isfunction(endpoint) or inspect.ismethod(endpoint)
-        self.direct: Callable[[Request], Awaitable[Response]] | None = (
+        self.direct: Endpoint | None = (
             endpoint if called and inspect.iscoroutinefunction(endpoint) else None
         )
+        #: method -> the endpoint called directly for it (none: the way Starlette calls it)
+        self.by_method: dict[str, Endpoint] = {}
+        if by_method is not None:
+            self.by_method = {m.upper(): e for m, e in by_method.items()}
+            if "GET" in self.by_method:
+                self.by_method.setdefault("HEAD", self.by_method["GET"])
+        elif self.direct is not None:
+            self.by_method = dict.fromkeys(self.methods or (), self.direct)
+        allowed = self.methods or self.by_method.keys()
+        self.by_method = {m: e for m, e in self.by_method.items() if m in allowed}
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        allowed = not self.methods or scope["method"] in self.methods
-        if self.direct is None or not allowed:
+        direct = self.by_method.get(scope["method"])
+        if direct is None and (self.methods or self.direct is None):
             await super().handle(scope, receive, send)  # a sync endpoint, or the 405
             return
-        response = await self.direct(Request(scope, receive, send))
+        response = await (direct or self.endpoint)(Request(scope, receive, send))
         await response(scope, receive, send)
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:

@@ -65,6 +65,14 @@ async def _refused(request: Request, exc: Exception) -> Response:
     return PlainTextResponse(f"refused {exc} at {request.url.path}", status_code=422)
 
 
+_BY_METHOD = {"GET": _answering("both get"), "PUT": _failing}
+
+
+async def _both(request: Request) -> Response:
+    """What Starlette calls for ``/both``: the endpoint of the request's method."""
+    return await _BY_METHOD["GET" if request.method == "HEAD" else request.method](request)
+
+
 def _routes() -> list[Route | Mount]:
     """Exact routes first (two for one path: the first wins; endpoints that raise, a sync one
     and ASGI apps among them), then a route with a parameter that shadows an exact route
@@ -75,6 +83,7 @@ def _routes() -> list[Route | Mount]:
         Exact("/thumb", _answering("second thumb"), methods=["GET", "POST"]),
         Exact("/any", _answering("any")),
         Exact("/fails", _failing, methods=["GET", "PUT"]),
+        Exact("/both", _both, methods=["GET", "PUT"], by_method=_BY_METHOD),
         Exact("/sync", _sync, methods=["GET"]),
         Exact("/asgi", _AsgiApp()),
         Route("/{name}", _answering("named"), methods=["GET"]),
@@ -99,7 +108,7 @@ async def _ask(app: object, scope: Scope) -> tuple[int, bytes, bytes]:
 
 
 _PATHS = st.sampled_from(
-    ["/thumb", "/item", "/any", "/late", "/fails", "/sync", "/asgi", "/other", "/thumb/",
+    ["/thumb", "/item", "/any", "/late", "/fails", "/both", "/sync", "/asgi", "/other", "/thumb/",
      "/item/", "/ui/x.js", "/ui", "/", "", "/gallery/thumb", "/galleryx/item", "/gallery",
      "/gallery/"]
 )  # fmt: skip
@@ -121,12 +130,15 @@ def test_lenslets_router_answers_what_starlettes_answers(path: str, method: str,
 
 def test_only_the_leading_exact_routes_are_looked_up() -> None:
     router = Router(_routes())
-    assert sorted(router.exact) == ["/any", "/asgi", "/fails", "/item", "/sync", "/thumb"]
+    assert sorted(router.exact) == ["/any", "/asgi", "/both", "/fails", "/item", "/sync", "/thumb"]
     assert router.exact["/thumb"].methods == {"GET", "HEAD"}
 
 
 def test_an_async_endpoint_is_called_directly_and_any_other_the_way_starlette_calls_it() -> None:
     router = Router(_routes())
     assert router.exact["/fails"].direct is _failing
+    assert router.exact["/both"].by_method == {
+        "GET": _BY_METHOD["GET"], "HEAD": _BY_METHOD["GET"], "PUT": _failing
+    }  # fmt: skip
     assert router.exact["/sync"].direct is None  # Starlette runs it in a thread
     assert router.exact["/asgi"].direct is None  # an ASGI app is given the scope
