@@ -68,6 +68,13 @@ def normalize(path: str) -> str:
     """
     if not isinstance(path, str):
         raise InvalidPath(f"path must be a string, not {type(path).__name__}")
+    return _normalized(path)
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalized(path: str) -> str:
+    # Kept for the paths asked lately, as :func:`_item_path` (a refusal is not kept): each
+    # folder page and search normalizes the path it is asked for.
     if len(path) > MAX_PATH_LENGTH:
         raise InvalidPath("path is too long", path=path[:64])
     if "\x00" in path:
