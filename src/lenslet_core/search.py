@@ -338,7 +338,7 @@ class GallerySearch:
         if time.monotonic() - self._checked >= ttl:
             self._checked = time.monotonic()
             await self.rollup.refresh()
-        live = await self._current(rebuild=False)
+        live = self._taken() or await self._current(rebuild=False)
         question = (query, limit, path)
         kept = self._answers.get(question)
         if kept is not None and kept[0] == live.version:
@@ -371,18 +371,28 @@ class GallerySearch:
             await self._current(rebuild=True)
         return wrote
 
+    def _taken(self) -> LiveSearch | None:
+        """The search as it is, with the rollup's changes since taken into it, when its index
+        is of the rollup read last and not too far behind it (else ``None``: one is built)."""
+        live = self._live
+        if self._generation != self.rollup.generation:
+            return None
+        changes = self.rollup.drain()
+        if changes:
+            live.change(changes)
+            if self._building is not None:
+                self._building.update(changes)  # the index being built has not seen them
+        return live if len(live) < OVERLAY_MAX else None
+
     async def _current(self, *, rebuild: bool) -> LiveSearch:
         """The search over the rollup as it is now. A new index is built when the rollup was
         read again (another process saved it); ``rebuild`` also builds one when the edits
         since the last build are many."""
         live = self._live
-        if self._generation == self.rollup.generation and not (rebuild and live.stale):
-            changes = self.rollup.drain()
-            live.change(changes)
-            if self._building is not None:
-                self._building.update(changes)  # the index being built has not seen them
-            if len(live) < OVERLAY_MAX:
-                return live
+        if not (rebuild and live.stale):
+            taken = self._taken()
+            if taken is not None:
+                return taken
         async with self._lock:  # one build at a time
             if self._generation == self.rollup.generation and not live.stale:
                 return live
