@@ -10,11 +10,15 @@ from typing import Any
 
 import anyio
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import Request
+from starlette.types import ASGIApp
 
 from lenslet_core import Lenslet
 
 from .encoded import EncodedAnswers, EncodedPages
+from .errors import ErrorAnswers
 from .routing import Router
 
 __all__ = ["LensletApp", "Served", "served"]
@@ -52,6 +56,28 @@ class LensletApp(Starlette):
         super().__init__(**options)
         # The same routes and lifespan, found as Starlette finds them, the exact paths first.
         self.router = Router(self.router.routes, lifespan=options.get("lifespan"))
+
+    def build_middleware_stack(self) -> ASGIApp:
+        """Starlette's stack (its server error layer outermost, then the app's middleware)
+        with :class:`~lenslet_http.errors.ErrorAnswers` innermost in place of Starlette's
+        ``ExceptionMiddleware``: the same handlers, the handler of ``Exception`` in the
+        server error layer."""
+        last_resort = self.exception_handlers.get(Exception, self.exception_handlers.get(500))
+        handlers, by_status = {}, {}
+        for key, handler in self.exception_handlers.items():
+            if isinstance(key, int):
+                if key != 500:
+                    by_status[key] = handler
+            elif key is not Exception:
+                handlers[key] = handler
+        app: ASGIApp = ErrorAnswers(self.router, handlers, by_status)
+        layers = [
+            Middleware(ServerErrorMiddleware, handler=last_resort, debug=self.debug),
+            *self.user_middleware,
+        ]
+        for cls, args, kwargs in reversed(layers):
+            app = cls(app, *args, **kwargs)
+        return app
 
 
 def served(request: Request) -> Served:
