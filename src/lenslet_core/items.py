@@ -321,12 +321,17 @@ async def find(gallery: Gallery, query: str, *, limit: int, path: str) -> tuple[
     build, for at most ``manifest_ttl`` seconds (then the pages are read again)."""
     await gallery.load_state()
     ttl = gallery.settings.manifest_ttl
-    found = await gallery.search.search(query, limit=limit, path=path, ttl=ttl)
     key = f"{limit} {path}\0{query}"
+    if gallery.search.current(ttl):  # the usual case: the hits kept are answered at once
+        kept = gallery.found.get(key)
+        if kept is not None and kept[0] == (gallery.search.version, gallery.folders.version):
+            hits: tuple[Hit, ...] = kept[1]
+            return hits
+    found = await gallery.search.search(query, limit=limit, path=path, ttl=ttl)
     versions = (gallery.search.version, gallery.folders.version)
     kept = gallery.found.get(key)
     if kept is not None and kept[0] == versions:
-        hits: tuple[Hit, ...] = kept[1]
+        hits = kept[1]
         return hits
     for _ in range(2):
         # Reading the pages it needs changes the folders' version: the second time round

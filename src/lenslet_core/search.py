@@ -351,6 +351,11 @@ class GallerySearch:
             self._answers.popitem(last=False)
         return found
 
+    def current(self, ttl: float) -> bool:
+        """Whether the search is as it is now with nothing to read or build first (then
+        :attr:`version` is what :meth:`search` would find at)."""
+        return time.monotonic() - self._checked < ttl and self._taken() is not None
+
     @property
     def version(self) -> int:
         """Changes when what a search finds may change (read after :meth:`search`)."""
