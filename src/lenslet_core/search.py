@@ -335,10 +335,10 @@ class GallerySearch:
     ) -> list[RollupItem]:
         """Search the rollup as it is now, first reading it again when another process may
         have saved a newer one (checked at most every ``ttl`` seconds)."""
-        if time.monotonic() - self._checked >= ttl:
+        if self._due(ttl):
             self._checked = time.monotonic()
             await self.rollup.refresh()
-        live = self._taken() or await self._current(rebuild=False)
+        live = await self._current(rebuild=False)
         question = (query, limit, path)
         kept = self._answers.get(question)
         if kept is not None and kept[0] == live.version:
@@ -354,7 +354,11 @@ class GallerySearch:
     def current(self, ttl: float) -> bool:
         """Whether the search is as it is now with nothing to read or build first (then
         :attr:`version` is what :meth:`search` would find at)."""
-        return time.monotonic() - self._checked < ttl and self._taken() is not None
+        return not self._due(ttl) and self._taken() is not None
+
+    def _due(self, ttl: float) -> bool:
+        """Whether another process may have saved a newer rollup since it was last looked at."""
+        return time.monotonic() - self._checked >= ttl
 
     @property
     def version(self) -> int:

@@ -32,8 +32,7 @@ class ErrorAnswers:
     """ASGI middleware: an exception from ``app`` is answered by the handler of its nearest
     class in ``handlers`` (an ``HTTPException`` first by its status in ``by_status``, and
     without a handler as Starlette answers it; none: it goes on up, to the server error
-    layer). An error after the
-    answer has started cannot be answered and goes on up too."""
+    layer). An error after the answer has started cannot be answered and goes on up too."""
 
     def __init__(
         self,
