@@ -27,6 +27,11 @@ from .typer_app import (
     takes_root,
 )
 
+#: Seconds an idle connection is kept open. Longer than clients keep theirs (httpx 5 s,
+#: browsers often more): at uvicorn's 5 s, a client reusing a connection just as the server
+#: closed it got a reset, and a tag it was writing an error instead of an answer.
+KEEP_ALIVE = 75
+
 
 class Level(str, enum.Enum):
     critical = "critical"
@@ -171,6 +176,7 @@ def serve(
             forwarded_allow_ips=forwarded_allow_ips,
             ws="none",
             timeout_graceful_shutdown=2,
+            timeout_keep_alive=KEEP_ALIVE,
         )
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: uvicorn has shut down cleanly
             uvicorn.Server(config).run(sockets=[listening])

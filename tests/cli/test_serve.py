@@ -202,3 +202,40 @@ def test_the_listening_socket_sends_answers_without_waiting_for_acks() -> None:
                 assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     finally:
         listening.close()
+
+
+def _answer_on(conn: socket.socket) -> bytes:
+    """One answer read from a kept-alive connection: its status line and headers, then as
+    many bytes as its Content-Length says."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        assert chunk, "the server closed the connection"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        assert chunk, "the server closed the connection"
+        body += chunk
+    return head
+
+
+def test_an_idle_connection_outlives_a_clients_own_keep_alive(gallery: Path) -> None:
+    """A connection idle for longer than httpx keeps one (5 s, uvicorn's own default) is
+    still open: the client closes first, so it never reuses one the server is closing."""
+    write(gallery / "x.jpg", jpeg_bytes())
+    with (
+        serving(str(gallery), "--no-index", "--no-watch") as (_, url),
+        socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=10) as conn,
+    ):
+        ask = b"GET /health HTTP/1.1\r\nHost: lenslet\r\n\r\n"
+        conn.sendall(ask)
+        assert _answer_on(conn).startswith(b"HTTP/1.1 200")
+        time.sleep(6)
+        conn.sendall(ask)
+        assert _answer_on(conn).startswith(b"HTTP/1.1 200")
