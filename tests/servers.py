@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 import uvicorn
 
+from lenslet_cli.serve import KEEP_ALIVE
+
 
 def lenslet(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """One run of the real CLI as a process of its own (``env``: added to this one's)."""
@@ -73,7 +75,10 @@ def serving_app(app: Any) -> Iterator[str]:
     """A real uvicorn server for ``app`` on a free loopback port, lifespan and all."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, lifespan="on", log_level="warning", ws="none", http="h11")
+    config = uvicorn.Config(
+        app, lifespan="on", log_level="warning", ws="none", http="h11",
+        timeout_keep_alive=KEEP_ALIVE,  # as `lenslet serve`: longer than httpx keeps one
+    )  # fmt: skip
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
