@@ -5,8 +5,7 @@ own (compressing them is :mod:`compression`'s, once per ETag)."""
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Hashable
 
 import anyio
 import orjson
@@ -14,7 +13,9 @@ from blake3 import blake3
 
 from lenslet_core import Manifest
 
-__all__ = ["EncodedAnswers", "EncodedPages"]
+from .responses import raw_headers
+
+__all__ = ["Encoded", "EncodedAnswers", "EncodedPages"]
 
 
 #: Encoded folder answers kept, by (folder, build, page; -1 the whole folder): a build never
@@ -55,35 +56,46 @@ class EncodedPages:
 _ENCODED_ANSWERS = 1024
 
 
+class Encoded:
+    """An answer kept encoded: the object it encodes, its bytes, their ETag and the headers
+    that serve them (a :class:`~lenslet_http.responses.Raw` JSON answer, revalidated each
+    time)."""
+
+    __slots__ = ("answer", "body", "etag", "headers")
+
+    def __init__(self, answer: object, body: bytes, etag: str) -> None:
+        self.answer = answer
+        self.body = body
+        self.etag = etag
+        self.headers = raw_headers(body, b"application/json", etag, b"no-cache")
+
+
 class EncodedAnswers:
     """Answers by question (a search's, an item's), each kept with what it encodes: the facade
     gives the same object again while nothing it depends on changed (:meth:`Lenslet.find`'s
-    hits, a kept :class:`Item`), and then the same bytes serve it."""
+    hits, a kept :class:`Item`), and then the same bytes and headers serve it."""
 
     def __init__(self) -> None:
-        #: question -> [answer, its bytes, their ETag once asked for]
-        self._bodies: collections.OrderedDict[str, list[Any]] = collections.OrderedDict()
+        self._kept: collections.OrderedDict[Hashable, Encoded] = collections.OrderedDict()
 
-    def get(self, question: str, answer: object, encode: Callable[[], bytes]) -> bytes:
-        body: bytes = self._kept(question, answer, encode)[1]
-        return body
-
-    def tagged(
-        self, question: str, answer: object, encode: Callable[[], bytes]
-    ) -> tuple[bytes, str]:
-        """:meth:`get`, and a strong ETag of the bytes (a blake3 of them, taken once)."""
-        kept = self._kept(question, answer, encode)
-        if kept[2] is None:
-            kept[2] = blake3(kept[1]).hexdigest(length=16)
-        return kept[1], kept[2]
-
-    def _kept(self, question: str, answer: object, encode: Callable[[], bytes]) -> list[Any]:
-        kept = self._bodies.get(question)
-        if kept is not None and kept[0] is answer:
-            self._bodies.move_to_end(question)
+    def get(
+        self,
+        question: Hashable,
+        answer: object,
+        encode: Callable[[], bytes],
+        etag: str | None = None,
+    ) -> Encoded:
+        """``answer`` encoded (by ``encode``, once), with ``etag`` or else a strong one of the
+        bytes (a blake3 of them)."""
+        kept = self._kept.get(question)
+        if kept is not None and kept.answer is answer:
+            self._kept.move_to_end(question)
             return kept
-        kept = self._bodies[question] = [answer, encode(), None]
-        self._bodies.move_to_end(question)
-        if len(self._bodies) > _ENCODED_ANSWERS:
-            self._bodies.popitem(last=False)
+        body = encode()
+        kept = self._kept[question] = Encoded(
+            answer, body, etag if etag is not None else blake3(body).hexdigest(length=16)
+        )
+        self._kept.move_to_end(question)
+        if len(self._kept) > _ENCODED_ANSWERS:
+            self._kept.popitem(last=False)
         return kept

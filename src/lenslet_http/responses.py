@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -24,13 +25,13 @@ __all__ = [
     "ORJSONResponse",
     "Raw",
     "error_answer",
-    "etag_header",
     "etag_matches",
     "header",
     "limited",
     "parse_range",
     "plain_etag",
     "quoted",
+    "raw_headers",
 ]
 
 
@@ -63,20 +64,29 @@ class ORJSONResponse(Response):
 
 
 class Raw(Response):
-    """A body already in bytes with its headers already in bytes: what the read routes answer
-    many times a second, without a header dict encoded again for each answer."""
+    """A body already in bytes with its headers already in bytes (:func:`raw_headers`): what
+    the read routes answer many times a second, without a header dict encoded again for each
+    answer."""
 
-    def __init__(
-        self, body: bytes, media_type: bytes, headers: tuple[tuple[bytes, bytes], ...] = ()
-    ) -> None:
-        self.status_code = 200
-        self.background = None
+    status_code = 200
+    background = None
+
+    def __init__(self, body: bytes, headers: Iterable[tuple[bytes, bytes]]) -> None:
         self.body = body
-        self.raw_headers = [
-            *headers,
-            (b"content-length", b"%d" % len(body)),
-            (b"content-type", media_type),
-        ]
+        self.raw_headers = list(headers)  # its own: a middleware may add to it
+
+
+def raw_headers(
+    body: bytes, media_type: bytes, etag: str, cache_control: bytes
+) -> tuple[tuple[bytes, bytes], ...]:
+    """A :class:`Raw` answer's headers: its ``ETag`` (:func:`quoted`), ``Cache-Control``,
+    ``Content-Length`` and ``Content-Type``."""
+    return (
+        (b"etag", quoted(etag).encode()),
+        (b"cache-control", cache_control),
+        (b"content-length", b"%d" % len(body)),
+        (b"content-type", media_type),
+    )
 
 
 def header(request: Request, name: bytes) -> str | None:
@@ -109,11 +119,6 @@ def error_answer(exc: LensletError) -> ORJSONResponse:
 
 def quoted(etag: str) -> str:
     return f'"{etag}"'
-
-
-def etag_header(etag: str) -> tuple[bytes, bytes]:
-    """The ``ETag`` header of a :class:`Raw` answer: :func:`quoted`, as bytes."""
-    return (b"etag", quoted(etag).encode())
 
 
 def plain_etag(value: str) -> str:

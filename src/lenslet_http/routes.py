@@ -43,11 +43,11 @@ from .params import (
 from .responses import (
     ORJSONResponse,
     Raw,
-    etag_header,
     etag_matches,
     parse_range,
     plain_etag,
     quoted,
+    raw_headers,
 )
 from .routing import Exact
 from .served import served
@@ -59,8 +59,8 @@ CHUNK = 1024 * 1024
 #: Caching of thumbnails: their URL names an image, their ETag its content.
 THUMB_CACHE = "public, max-age=86400, stale-while-revalidate=604800"
 _JSON = b"application/json"
-_NO_CACHE = (b"cache-control", b"no-cache")
-_THUMB_CACHE = (b"cache-control", THUMB_CACHE.encode())
+_NO_CACHE = b"no-cache"
+_THUMB_CACHE = THUMB_CACHE.encode()
 
 
 @operation(
@@ -91,7 +91,7 @@ async def folders(request: Request) -> Response:
             status_code=304, headers={"ETag": quoted(etag), "Cache-Control": "no-cache"}
         )
     body = await served(request).pages.get(manifest, page)
-    return Raw(body, _JSON, (etag_header(etag), _NO_CACHE))
+    return Raw(body, raw_headers(body, _JSON, etag, _NO_CACHE))
 
 
 @operation(
@@ -116,10 +116,10 @@ async def get_item(request: Request) -> Response:
     if etag_matches(request, item.etag):
         headers = {"ETag": quoted(item.etag), "Cache-Control": "no-cache"}
         return Response(status_code=304, headers=headers)
-    body = served(request).answers.get(
-        f"item {item.path}", item, lambda: orjson.dumps(item.to_json())
+    encoded = served(request).items.get(
+        item.path, item, lambda: orjson.dumps(item.to_json()), item.etag
     )
-    return Raw(body, _JSON, (etag_header(item.etag), _NO_CACHE))
+    return Raw(encoded.body, encoded.headers)
 
 
 @operation(
@@ -202,7 +202,8 @@ async def thumb(request: Request) -> Response:
     if etag_matches(request, result.etag):
         headers = {"ETag": quoted(result.etag), "Cache-Control": THUMB_CACHE}
         return Response(status_code=304, headers=headers)
-    return Raw(result.data, result.media_type.encode(), (etag_header(result.etag), _THUMB_CACHE))
+    media_type = result.media_type.encode()
+    return Raw(result.data, raw_headers(result.data, media_type, result.etag, _THUMB_CACHE))
 
 
 async def _presigned(request: Request, *, thumbnail: bool) -> Response | None:
@@ -296,18 +297,17 @@ async def file(request: Request) -> Response:
 async def search(request: Request) -> Response:
     """``GET /search?q=&limit=&path=``: images by name, tag or note."""
     limit = int_param(request, "limit", 100, 1, 1000)
-    asked, path = query(request).get("q", ""), path_of(request)
-    hits = await lens_of(request).find(asked, limit=limit, path=path)
-    body, etag = served(request).answers.tagged(
-        f"search {limit} {path}\0{asked}",
+    asked = query(request)
+    hits = await lens_of(request).find(asked.get("q", ""), limit=limit, path=asked.get("path", ""))
+    encoded = served(request).found.get(
+        request.scope["query_string"],  # what the hits answer: the same hits, the same bytes
         hits,
         lambda: orjson.dumps({"items": [hit.to_json() for hit in hits]}),
     )
-    if etag_matches(request, etag):
-        return Response(
-            status_code=304, headers={"ETag": quoted(etag), "Cache-Control": "no-cache"}
-        )
-    return Raw(body, _JSON, (etag_header(etag), _NO_CACHE))
+    if etag_matches(request, encoded.etag):
+        headers = {"ETag": quoted(encoded.etag), "Cache-Control": "no-cache"}
+        return Response(status_code=304, headers=headers)
+    return Raw(encoded.body, encoded.headers)
 
 
 @operation(

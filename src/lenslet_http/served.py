@@ -38,7 +38,9 @@ class Served:
     #: Uploads read at once.
     uploads: anyio.Semaphore
     pages: EncodedPages = dataclasses.field(default_factory=EncodedPages)
-    answers: EncodedAnswers = dataclasses.field(default_factory=EncodedAnswers)
+    #: Items by path, and searches by their query string, each kept encoded.
+    items: EncodedAnswers = dataclasses.field(default_factory=EncodedAnswers)
+    found: EncodedAnswers = dataclasses.field(default_factory=EncodedAnswers)
     #: Whether its background work runs (:func:`~lenslet_http.background`).
     started: bool = False
     #: The OpenAPI document, described from the route table on its first request.
