@@ -130,6 +130,8 @@ class FolderPages:
         """Every page of the (normalized) ``folder``'s manifest, all of one build."""
         for _ in range(3):
             first = await self.get(folder, 0)
+            if first.page_count == 1:
+                return [first]  # most folders: one page is the whole of one build
             pages = [first]
             for number in range(1, first.page_count):
                 pages.append(await self.get(folder, number))

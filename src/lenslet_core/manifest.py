@@ -257,10 +257,10 @@ class Manifest:
         """The pages of one build as one page: the whole folder (``pageCount`` 1)."""
         pages = list(pages)
         first = pages[0]
-        if any(page.build != first.build for page in pages):
-            raise ValueError("pages of different builds cannot be joined")
         if len(pages) == 1 and first.page == 0 and first.page_count == 1:
             return first  # already the whole folder
+        if any(page.build != first.build for page in pages):
+            raise ValueError("pages of different builds cannot be joined")
         items = tuple(item for page in pages for item in page.items)
         return dataclasses.replace(first, items=items, page=0, page_count=1, item_count=len(items))
 

@@ -13,6 +13,7 @@ the routes that answer nothing else (``skip``) are passed by without a look at t
 from __future__ import annotations
 
 import collections
+import functools
 import gzip
 from collections.abc import Awaitable, Collection, Generator
 
@@ -136,21 +137,40 @@ class Compression:
 
 
 def _accepts_gzip(scope: Scope) -> bool:
-    return any(k == b"accept-encoding" and b"gzip" in v for k, v in scope["headers"])
+    for key, value in scope["headers"]:  # noqa: SIM110 (a loop: any() of a generator is 3x this)
+        if key == b"accept-encoding" and b"gzip" in value:
+            return True
+    return False
+
+
+#: The answer headers :func:`_text_kind` reads, by what it does with them.
+_ENCODING, _TYPE, _VARY, _LENGTH = range(4)
+_READ = {
+    b"content-encoding": _ENCODING,
+    b"content-type": _TYPE,
+    b"vary": _VARY,
+    b"content-length": _LENGTH,
+}
 
 
 def _text_kind(raw: list[tuple[bytes, bytes]], minimum_size: int) -> bool | None:
     """Of an answer's headers: ``None`` unless they say a text type not encoded yet and not
     shorter than ``minimum_size`` (one that is never compressed does not vary); else whether
     they have a ``Vary`` header already."""
-    kind, vary = b"", False
+    text, vary = False, False
     for key, value in raw:
-        if key == b"content-encoding":
-            return None
-        if key == b"content-type":
-            kind = value.split(b";", 1)[0].strip().lower()
-        elif key == b"vary":
+        read = _READ.get(key)
+        if read is None:
+            continue
+        if read == _TYPE:
+            text = _is_text(value)
+        elif read == _VARY:
             vary = True
-        elif key == b"content-length" and value.isdigit() and int(value) < minimum_size:
+        elif read == _ENCODING or (value.isdigit() and int(value) < minimum_size):
             return None
-    return vary if kind in _TEXT else None
+    return vary if text else None
+
+
+@functools.lru_cache(maxsize=64)
+def _is_text(content_type: bytes) -> bool:
+    return content_type.split(b";", 1)[0].strip().lower() in _TEXT

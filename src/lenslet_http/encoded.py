@@ -24,38 +24,6 @@ _ENCODED_PAGES = 64
 _ENCODED_BYTES = 64 * 1024 * 1024
 
 
-class EncodedPages:
-    """Folder answers encoded once per build, least recently used first out (compressing them
-    is :mod:`compression`'s, once per build too)."""
-
-    def __init__(self) -> None:
-        self._bodies: collections.OrderedDict[tuple[str, str, int], bytes] = (
-            collections.OrderedDict()
-        )
-        self._bytes = 0
-
-    async def get(self, manifest: Manifest, page: int) -> bytes:
-        key = (manifest.path, manifest.build, page)
-        body = self._bodies.get(key)
-        if body is not None:
-            self._bodies.move_to_end(key)
-            return body
-        # Off the event loop: a whole 50,000-image folder is ~0.1 s of encoding.
-        encoded = await anyio.to_thread.run_sync(lambda: orjson.dumps(manifest.to_json()))
-        body = self._bodies.setdefault(key, encoded)
-        self._bytes += len(encoded)
-        while len(self._bodies) > 1 and (
-            len(self._bodies) > _ENCODED_PAGES or self._bytes > _ENCODED_BYTES
-        ):
-            _, dropped = self._bodies.popitem(last=False)
-            self._bytes -= len(dropped)
-        return body
-
-
-#: Answers kept encoded, per kind.
-_ENCODED_ANSWERS = 1024
-
-
 class Encoded:
     """An answer kept encoded: the object it encodes, its bytes, their ETag and the headers
     that serve them (a :class:`~lenslet_http.responses.Raw` JSON answer, revalidated each
@@ -68,6 +36,42 @@ class Encoded:
         self.body = body
         self.etag = etag
         self.headers = raw_headers(body, b"application/json", etag, b"no-cache")
+
+
+class EncodedPages:
+    """Folder answers encoded once per build, least recently used first out (compressing them
+    is :mod:`compression`'s, once per build too)."""
+
+    def __init__(self) -> None:
+        self._kept: collections.OrderedDict[tuple[str, str, int], Encoded] = (
+            collections.OrderedDict()
+        )
+        self._bytes = 0
+
+    async def get(self, manifest: Manifest, page: int, etag: str) -> Encoded:
+        """The ``page`` of ``manifest`` (-1: the whole folder) encoded, its ETag ``etag``."""
+        key = (manifest.path, manifest.build, page)
+        kept = self._kept.get(key)
+        if kept is not None:
+            self._kept.move_to_end(key)
+            return kept
+        # Off the event loop: a whole 50,000-image folder is ~0.1 s of encoding.
+        body = await anyio.to_thread.run_sync(lambda: orjson.dumps(manifest.to_json()))
+        kept = self._kept.get(key)  # encoded meanwhile by another request: that one stays
+        if kept is not None:
+            return kept
+        kept = self._kept[key] = Encoded(None, body, etag)  # the bytes only: not a whole folder
+        self._bytes += len(body)
+        while len(self._kept) > 1 and (
+            len(self._kept) > _ENCODED_PAGES or self._bytes > _ENCODED_BYTES
+        ):
+            _, dropped = self._kept.popitem(last=False)
+            self._bytes -= len(dropped.body)
+        return kept
+
+
+#: Answers kept encoded, per kind.
+_ENCODED_ANSWERS = 1024
 
 
 class EncodedAnswers:

@@ -90,8 +90,8 @@ async def folders(request: Request) -> Response:
         return Response(
             status_code=304, headers={"ETag": quoted(etag), "Cache-Control": "no-cache"}
         )
-    body = await served(request).pages.get(manifest, page)
-    return Raw(body, raw_headers(body, _JSON, etag, _NO_CACHE))
+    encoded = await served(request).pages.get(manifest, page, etag)
+    return Raw(encoded.body, encoded.headers)
 
 
 @operation(
