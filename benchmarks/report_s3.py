@@ -91,7 +91,11 @@ def _bare_loops(endpoint: str) -> tuple[float, float]:
     # as many connections as lenslet keeps: with botocore's default of 10, "16 at a time"
     # would be 10
     pool = {"max_pool_connections": POOL_CONNECTIONS}
-    fs = s3fs.S3FileSystem(endpoint_url=endpoint, skip_instance_cache=True, config_kwargs=pool)
+    # max_concurrency=1: one GET an object, as lenslet reads. With s3fs's default (10) each
+    # cat_file first HEADs the object for its size, two requests an image.
+    fs = s3fs.S3FileSystem(
+        endpoint_url=endpoint, skip_instance_cache=True, config_kwargs=pool, max_concurrency=1
+    )
     images = [p for p in fs.find(PREFIX) if is_image_name(p.rsplit("/", 1)[-1])]
     batch = REMOTE_IO_CONCURRENCY
     thumb = os.urandom(1500)  # about what a 64x48 image's WebP thumbnail weighs
