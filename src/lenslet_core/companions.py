@@ -21,7 +21,7 @@ import secrets
 import time
 from collections.abc import Sequence
 
-from . import paths
+from . import paths, sidecar
 from .backend import entry_name
 from .codec import VERSION, dumps, loads
 from .errors import AlreadyExists, LensletError, NotFound
@@ -213,8 +213,11 @@ async def _finish_move(storage: Store, source: str, target: str) -> None:
 async def _drop_copy(storage: Store, source: str, target: str) -> bool:
     """Finish a file's move cut between its arrival and its leaving (a hard link made, or a
     copy between storages written): with the same bytes in both places, only the leaving is
-    left to do. Whether it did so."""
-    if await storage.read(source) != await storage.read(target):
+    left to do. Whether it did so. A sidecar that the target folder's index has brought up to
+    date since (its EXIF basics and hash) is still the same one."""
+    first, second = await storage.read(source), await storage.read(target)
+    same = sidecar.same_but_derived if source.endswith(paths.SIDECAR_SUFFIX) else bytes.__eq__
+    if not same(first, second):
         return False
     await storage.delete(source)
     return True

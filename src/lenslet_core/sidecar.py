@@ -32,6 +32,7 @@ from .codec import MAX_DEPTH, VERSION, dumps, format_time, loads, parse_time, to
 from .errors import (
     InvalidDocument,
     InvalidPath,
+    LensletError,
     MalformedDocument,
     NotFound,
     UnsupportedVersion,
@@ -49,6 +50,7 @@ __all__ = [
     "read_sidecar",
     "read_sidecar_bytes",
     "refresh_basics",
+    "same_but_derived",
     "update_sidecar",
 ]
 
@@ -366,6 +368,26 @@ async def update_sidecar(
         return Written(result, etag, stored[0] if stored else None)
 
     return await retry_on_conflict(target, MAX_ATTEMPTS, attempt, _back_off)
+
+
+#: The fields an index run derives from the image and writes into an existing sidecar.
+_DERIVED = ("exif", "hash", "v")
+
+
+def same_but_derived(first: bytes, second: bytes) -> bool:
+    """Whether two sidecars say the same but for what :func:`refresh_basics` derives from the
+    image: one is then a copy of the other, whichever an index run has brought up to date
+    since. Bytes that are no JSON object are the same only when they are equal."""
+    if first == second:
+        return True
+    try:
+        documents = [loads(data, what="sidecar") for data in (first, second)]
+    except LensletError:
+        return False
+    for document in documents:
+        for key in _DERIVED:
+            document.pop(key, None)
+    return documents[0] == documents[1]
 
 
 async def refresh_basics(

@@ -142,6 +142,30 @@ async def test_a_sidecar_cut_between_link_and_unlink_is_left_in_one_place(galler
     assert item.sidecar.tags == ("mine",)
 
 
+async def test_a_copy_the_target_folder_brought_up_to_date_is_still_a_copy(
+    gallery: Path,
+) -> None:
+    """As above, but the target folder was indexed first: its sidecar (the hard link) was
+    rewritten with the image's EXIF basics and hash. Only those differ, so the copy beside no
+    image still goes (which folder an index run reaches first is not fixed)."""
+    write(gallery / "b" / "x.jpg", jpeg_bytes())
+    write(gallery / "a" / "x.jpg.json", b'{"tags": ["mine"], "notes": "n"}')
+    os.link(gallery / "a" / "x.jpg.json", gallery / "b" / "x.jpg.json")
+    async with Lenslet(str(gallery), Settings(cpu_concurrency=2)) as lens:
+        await lens.index()  # b's sidecar gains exif and hash; a holds no image
+    assert (gallery / "a" / "x.jpg.json").read_bytes() != (
+        gallery / "b" / "x.jpg.json"
+    ).read_bytes()
+    _left_intent(gallery, "a/x.jpg", "b/x.jpg")
+    async with Lenslet(str(gallery), Settings(cpu_concurrency=2)) as lens:
+        report = await lens.index()
+        item = await lens.item("b/x.jpg")
+    assert report.moves_finished == 1
+    assert not (gallery / "a" / "x.jpg.json").exists()
+    assert item.sidecar.tags == ("mine",)
+    assert item.sidecar.notes == "n"
+
+
 async def test_a_different_sidecar_at_the_target_is_not_deleted(gallery: Path) -> None:
     """Both folders hold a sidecar for the moved image but with different tags: neither is
     the other's copy, so both stay (the one beside no image is listed by health)."""

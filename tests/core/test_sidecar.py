@@ -25,7 +25,7 @@ from lenslet_core import (
 )
 from lenslet_core.codec import format_time, parse_time
 from lenslet_core.hashing import hash_bytes
-from lenslet_core.sidecar import Edit, decide, normalize_etag
+from lenslet_core.sidecar import Edit, decide, normalize_etag, same_but_derived
 from tests.conftest import Requests
 from tests.imagegen import jpeg_bytes, write
 
@@ -613,3 +613,39 @@ async def test_a_refresh_from_an_earlier_read_keeps_an_edit_made_since(tmp_path:
     _, etag, data = stored
     assert await refresh_basics(storage, "a.jpg", Exif(8, 6, None), "blake3:y", read=(data, etag))
     assert read_json(sidecar)["hash"] == "blake3:y"
+
+
+_FIELDS = st.dictionaries(
+    st.sampled_from(["tags", "notes", "star", "updatedAt"]),
+    st.one_of(st.text(max_size=5), st.lists(st.text(max_size=3), max_size=3), st.integers(-9, 9)),
+    max_size=4,
+)
+_DERIVED_FIELDS = st.fixed_dictionaries(
+    {},
+    optional={
+        "exif": st.fixed_dictionaries({"width": st.integers(1, 9), "height": st.integers(1, 9)}),
+        "hash": st.text("0123456789abcdef", min_size=4, max_size=4),
+        "v": st.just(1),
+    },
+)
+
+
+@given(_FIELDS, _DERIVED_FIELDS, _DERIVED_FIELDS)
+def test_sidecars_differing_only_in_what_the_index_derives_are_the_same(
+    fields: dict[str, Any], first: dict[str, Any], second: dict[str, Any]
+) -> None:
+    assert same_but_derived(orjson.dumps({**fields, **first}), orjson.dumps({**second, **fields}))
+
+
+@given(_FIELDS, _FIELDS, _DERIVED_FIELDS)
+def test_sidecars_differing_in_a_clients_field_are_not_the_same(
+    fields: dict[str, Any], other: dict[str, Any], derived: dict[str, Any]
+) -> None:
+    same = same_but_derived(orjson.dumps({**fields, **derived}), orjson.dumps(other))
+    assert same == (fields == other)
+
+
+def test_bytes_that_are_no_sidecar_are_the_same_only_when_equal() -> None:
+    assert same_but_derived(b"{not json", b"{not json")
+    assert not same_but_derived(b"{not json", b"{not json ")
+    assert not same_but_derived(b"[1]", b'{"tags": []}')
