@@ -108,10 +108,14 @@ async def index_tree(
 
     # A delegate reads each folder's manifest where it indexes it: the walk here only lists.
     contents = delegate is None
-    # Batches of images in flight across all folders: enough to keep every core busy and, on
-    # remote storage, about io_concurrency reads going at once (counted in the smallest
-    # batches, those that make thumbnails: a first index); each holds its images' bytes.
-    slots = anyio.Semaphore(max(settings.cpu_concurrency, storage.io_concurrency // THUMB_BATCH))
+    # Batches of images in flight across all folders, each holding its images' bytes. On local
+    # disk a batch is read by the thread that works on it: enough to keep every core busy.
+    # Elsewhere a batch waits on the network first: io_concurrency reads going at once (counted
+    # in the smallest batches, those that make thumbnails: a first index) while as many
+    # batches as there are cores are worked on, so no read waits for a core to finish.
+    cores = settings.cpu_concurrency
+    reading = storage.io_concurrency // THUMB_BATCH
+    slots = anyio.Semaphore(max(cores, reading) if storage.local_root else reading + cores)
     folder_slots = anyio.Semaphore(FOLDER_CONCURRENCY if delegate is None else DELEGATED_FOLDERS)
 
     async def sent(folder: ListedFolder, delegate: Delegate) -> None:
