@@ -1,25 +1,27 @@
 """Building a folder's manifest from ONE listing of the folder: the listing gives every
 image's size and mtime and, from the names beside it, whether it has a thumbnail and a sidecar.
 Entries whose size and mtime match the previous manifest are reused without reading the image;
-only new or changed images are read (once) and analyzed. A digest of the listing
-(:mod:`signature`) tells an index run when a manifest can be reused whole.
+only new or changed images are read (once) and analyzed, and the sidecars beside them read and
+refreshed meanwhile (:mod:`folder_sidecars`). A digest of the listing (:mod:`signature`) tells
+an index run when a manifest can be reused whole.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import operator
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 
 import anyio
+from anyio.abc import TaskGroup
 
 from . import paths
 from .backend import entry_kind, entry_name
-from .errors import DocumentError, ImageTooLarge, LensletError, NotFound, UnsupportedImage
+from .errors import ImageTooLarge, LensletError, NotFound, UnsupportedImage
+from .folder_sidecars import FolderSidecars
 from .imaging import Analysis, Imaging, any_unsupported, unsupported_type
-from .manifest import DirEntry, DirKind, ItemEntry, Manifest, Skipped, star_of
-from .sidecar import Exif, Sidecar, read_sidecar_bytes, refresh_basics
+from .manifest import DirEntry, DirKind, ItemEntry, Manifest, Skipped
+from .sidecar import Exif, Sidecar
 from .storage import Consumers, Entry, Store
 from .thumbnails import ThumbnailStore, thumbnails_in
 
@@ -27,7 +29,6 @@ __all__ = [
     "FolderBuild",
     "build_folder",
     "folder_kind",
-    "refresh_sidecars",
     "settled",
     "unsupported",
 ]
@@ -59,7 +60,8 @@ class FolderBuild:
     analyzed: dict[str, Analysis]
     reused: int
     rejected: list[Skipped]
-    #: What went wrong besides unusable images (thumbnails that could not be kept).
+    #: What went wrong besides unusable images (thumbnails that could not be kept, sidecars
+    #: that could not be refreshed).
     problems: list[Skipped] = dataclasses.field(default_factory=list)
     thumbnails_made: int = 0
     #: The names of the thumbnails made and kept.
@@ -69,6 +71,8 @@ class FolderBuild:
     sidecars_read: dict[str, tuple[bytes, str]] = dataclasses.field(default_factory=dict)
     #: The same sidecars as decoded (read after the listing, as the rollup would read them).
     sidecars: dict[str, Sidecar] = dataclasses.field(default_factory=dict)
+    #: The names of the sidecars whose EXIF basics and hash the build brought up to date.
+    rewritten: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def skipped(self) -> list[Skipped]:
@@ -141,13 +145,16 @@ async def build_folder(
 ) -> FolderBuild:
     """Build a folder's entries from its listing. Images not reusable from ``previous`` are read
     once each, in batches of ``READ_BATCH`` (at most ``slots`` batches in flight across all
-    folders sharing it), and analyzed. With ``thumbs``, images whose thumbnail is missing or
-    older than the image are read too, and their thumbnails made in that same read and kept
+    folders sharing it), and analyzed; where the folder is writable, the sidecars of the images
+    analyzed get their EXIF basics and hash. With ``thumbs``, images whose thumbnail is missing
+    or older than the image are read too, and their thumbnails made in that same read and kept
     (``cached_thumbs``: those the thumbnail cache already holds for this folder)."""
     names = {e.name for e in entries if e.kind != "dir"} | set(cached_thumbs)
     thumb_times = {**cached_thumbs, **thumbnails_in(entries)}
     build = FolderBuild(folder, [], [], {}, 0, [])
     to_read: list[Entry] = []
+    sidecars = FolderSidecars(storage, folder, entries, previous)
+    refresh = storage.writable(folder)
 
     def thumb_due(entry: Entry) -> bool:
         """A thumbnail is missing, older than its image, or of an image that changed since
@@ -203,13 +210,16 @@ async def build_folder(
         else:
             to_read.append(entry)
 
-    async def analyze(batch: Sequence[Entry], thumbed: bool) -> None:
+    async def analyze(tg: TaskGroup, batch: Sequence[Entry], thumbed: bool) -> None:
         logicals = [paths.join(folder, entry.name) for entry in batch]
         work: Consumers[Analysis] = (
             imaging.analyze_with_thumb_sync if thumbed else imaging.analyze_sync
         )
         written: dict[str, LensletError | None] = {}
         async with slots:
+            # The images' sidecars are read beside them (one small request each, taking its
+            # turn with the images' reads, not a wave of its own before or after them).
+            sidecars.start_reads(tg, [entry.name for entry in batch])
             if thumbed and thumbs is not None and await thumbs.prepare_here(logicals):
                 work = [_made_and_kept(imaging, thumbs, image, written) for image in logicals]
             results = await storage.read_each_into(logicals, work, limiter=imaging.limiter)
@@ -244,6 +254,9 @@ async def build_folder(
                 if entry.name in kept and not item.hasThumb:
                     item = item._replace(hasThumb=True)
                 build.items.append(item)
+                if refresh:
+                    basics = Exif(info.width, info.height, info.created_at)
+                    sidecars.refresh_soon(tg, entry.name, basics, result.hash)
             if on_item is not None:
                 awaited = on_item()
                 if awaited is not None:
@@ -253,12 +266,16 @@ async def build_folder(
     with_thumb = [e for e in to_read if thumb_due(e)]
     without = [e for e in to_read if not thumb_due(e)]
     async with anyio.create_task_group() as tg:
+        sidecars.start_reads(tg, [i.name for i in build.items])  # the others with their images
         for batch in _batches(with_thumb, THUMB_BATCH, alone=ALONE_BYTES):
-            tg.start_soon(analyze, batch, True)
+            tg.start_soon(analyze, tg, batch, True)
         for batch in _batches(without, READ_BATCH):
-            tg.start_soon(analyze, batch, False)
+            tg.start_soon(analyze, tg, batch, False)
     build.items.sort(key=lambda i: i.name)
-    await _take_stars(storage, folder, build.items, entries, previous, build)
+    sidecars.give_stars(build.items)
+    build.sidecars_read, build.sidecars = sidecars.read, sidecars.decoded
+    build.rewritten = sorted(sidecars.rewritten)
+    build.problems.extend(sorted(sidecars.problems, key=lambda s: s.path))
     build.dirs.sort(key=lambda d: d.name)
     build.rejected.sort(key=lambda s: s.name)
     return build
@@ -282,87 +299,6 @@ def _batches(
     if small:
         batches.append(small)
     return batches
-
-
-async def refresh_sidecars(storage: Store, build: FolderBuild) -> tuple[list[str], list[Skipped]]:
-    """Bring the EXIF basics and hash of the sidecars of the images ``build`` analyzed up to
-    date, all at once (the storage bounds its calls: on S3 each is a GET and a PUT in a row;
-    a read-only folder is left as it is). Returns the names of the sidecars rewritten, and
-    those that could not be."""
-    rewritten: list[str] = []
-    problems: list[Skipped] = []
-
-    async def refresh(item: ItemEntry, result: Analysis) -> None:
-        image = paths.join(build.path, item.name)
-        basics = Exif(result.probe.width, result.probe.height, result.probe.created_at)
-        try:
-            read = build.sidecars_read.get(item.name)
-            if await refresh_basics(storage, image, basics, result.hash, read=read):
-                rewritten.append(paths.sidecar_name(item.name))
-        except LensletError as exc:
-            reason = f"sidecar not updated: {exc.message}"
-            problems.append(Skipped(paths.sidecar_name(image), reason, exc.code))
-
-    if storage.writable(build.path):
-        async with anyio.create_task_group() as tg:
-            for item in build.items:
-                result = build.analyzed.get(item.name)
-                if result is not None and item.hasMeta:
-                    tg.start_soon(refresh, item, result)
-    return sorted(rewritten), sorted(problems, key=operator.attrgetter("path"))
-
-
-async def _take_stars(
-    storage: Store,
-    folder: str,
-    items: list[ItemEntry],
-    entries: Sequence[Entry],
-    previous: Mapping[str, ItemEntry],
-    build: FolderBuild,
-) -> None:
-    """Give each item its sidecar's ``star``: carried over while the sidecar has the size and
-    mtime it was read at, else read (only those: one read per new or changed sidecar; each
-    read kept in ``build`` by image name, as bytes and ETag and as decoded)."""
-    sidecars = {
-        e.name: e
-        for e in entries
-        if e.kind == "file" and e.name.endswith(paths.SIDECAR_SUFFIX) and paths.image_of(e.name)
-    }
-    to_read: list[tuple[int, tuple[int, float]]] = []
-    for index, item in enumerate(items):
-        sidecar = sidecars.get(paths.sidecar_name(item.name)) if item.hasMeta else None
-        if sidecar is None:
-            if item.star is not None or item.metaStamp is not None:
-                items[index] = item._replace(star=None, metaStamp=None)
-            continue
-        stamp = (sidecar.size, sidecar.mtime)
-        if item.metaStamp == stamp:
-            continue
-        old = previous.get(item.name)
-        if old is not None and old.metaStamp == stamp:
-            items[index] = item._replace(star=old.star, metaStamp=stamp)
-        else:
-            to_read.append((index, stamp))
-
-    async def read(index: int, stamp: tuple[int, float]) -> None:
-        item = items[index]
-        try:
-            stored = await read_sidecar_bytes(storage, paths.join(folder, item.name))
-        except DocumentError:
-            stored, known = None, stamp  # unreadable as it is: read again when it changes
-        except LensletError:
-            stored, known = None, None  # storage trouble: read again next time
-        else:
-            known = stamp
-        star = star_of(stored[0].extra) if stored is not None else None
-        if stored is not None:
-            build.sidecars_read[item.name] = (stored[2], stored[1])
-            build.sidecars[item.name] = stored[0]
-        items[index] = item._replace(star=star, metaStamp=known)
-
-    async with anyio.create_task_group() as tg:
-        for index, stamp in to_read:
-            tg.start_soon(read, index, stamp)
 
 
 def _made_and_kept(

@@ -19,7 +19,6 @@ from .build import (
     PERMANENT_CODES,
     THUMB_BATCH,
     build_folder,
-    refresh_sidecars,
     settled,
     unsupported,
 )
@@ -327,9 +326,8 @@ async def _index_folder(
         cached_thumbs=cached,
     )
     progress.images_done += folder.images - seen
-    rewritten, problems = await refresh_sidecars(storage, build)
+    rewritten = build.rewritten
     report.sidecars_refreshed += len(rewritten)
-    report.skipped.extend(problems)
     if build.thumbnails_kept or rewritten:
         # One more listing (not a request per file): the new stamps of the sidecars this run
         # rewrote, so the rollup and the next run see what lenslet wrote, not a change to

@@ -347,3 +347,42 @@ async def test_a_first_index_keeps_io_concurrency_reads_and_writes_in_flight(
         report = await lens.index()
     assert report.thumbnails_made == 40
     assert 16 < slow.peak() <= 32  # both lanes at once, neither past its 16
+
+
+async def test_a_first_index_reads_and_refreshes_sidecars_while_it_reads_images(
+    s3_endpoint: str,
+) -> None:
+    # Each sidecar is read beside its image and refreshed once both are in, not in waves
+    # after the folder's images: with every answer held back, a wave costs its round trips.
+    import uuid
+
+    slow = S3(s3_endpoint, f"slow-{uuid.uuid4().hex[:20]}")  # every answer held back 0.2 s
+    client = slow.client()
+    client.create_bucket(Bucket=slow.bucket)
+    tagged = {f"IMG_{n:04d}.jpg" for n in (0, 1)}  # the largest: in the first batches
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        for n in range(40):
+            key = f"gallery/album/IMG_{n:04d}.jpg"
+            size = 96 if n < 2 else 48
+            pool.submit(client.put_object, Bucket=slow.bucket, Key=key, Body=jpeg_bytes(size, 36))
+        for name in tagged:
+            document = orjson.dumps({"v": 1, "tags": ["kept"], "star": 3})
+            key = f"gallery/album/{name}.json"
+            pool.submit(client.put_object, Bucket=slow.bucket, Key=key, Body=document)
+    settings = Settings(cpu_concurrency=2, io_concurrency=8).with_s3(endpoint_url=s3_endpoint)
+    slow.reset()
+    async with Lenslet(slow.url(), settings) as lens:
+        report = await lens.index()
+        items = {i.name: i for i in (await lens.folder("album", refresh=False)).items}
+        kept = {name: await lens.item(f"album/{name}") for name in tagged}
+    assert report.ok, report.skipped
+    assert report.sidecars_refreshed == 2
+    assert {name: items[name].star for name in tagged} == {name: 3 for name in tagged}
+    assert all(i.sidecar.tags == ("kept",) and i.sidecar.hash for i in kept.values())
+    log = [(method, path.rsplit("/", 1)[-1]) for method, path, _ in slow.requests()]
+    image_gets = [n for n, (m, name) in enumerate(log) if m == "GET" and name.endswith(".jpg")]
+    sidecar_names = {f"{name}.json" for name in tagged}
+    refreshes = [n for n, (m, name) in enumerate(log) if m == "PUT" and name in sidecar_names]
+    assert len(image_gets) == 40
+    assert len(refreshes) == 2
+    assert max(refreshes) < image_gets[-1]  # both done while images were still being read
