@@ -71,8 +71,9 @@ class FolderBuild:
     sidecars_read: dict[str, tuple[bytes, str]] = dataclasses.field(default_factory=dict)
     #: The same sidecars as decoded (read after the listing, as the rollup would read them).
     sidecars: dict[str, Sidecar] = dataclasses.field(default_factory=dict)
-    #: The names of the sidecars whose EXIF basics and hash the build brought up to date.
-    rewritten: list[str] = dataclasses.field(default_factory=list)
+    #: The sidecars whose EXIF basics and hash the build brought up to date, by image name:
+    #: the bytes written and their ETag.
+    rewritten: dict[str, tuple[bytes, str]] = dataclasses.field(default_factory=dict)
 
     @property
     def skipped(self) -> list[Skipped]:
@@ -274,7 +275,7 @@ async def build_folder(
     build.items.sort(key=lambda i: i.name)
     sidecars.give_stars(build.items)
     build.sidecars_read, build.sidecars = sidecars.read, sidecars.decoded
-    build.rewritten = sorted(sidecars.rewritten)
+    build.rewritten = dict(sorted(sidecars.rewritten.items()))
     build.problems.extend(sorted(sidecars.problems, key=lambda s: s.path))
     build.dirs.sort(key=lambda d: d.name)
     build.rejected.sort(key=lambda s: s.name)

@@ -202,7 +202,8 @@ def entry_of(name: str, detail: Mapping[str, Any]) -> Entry:
     if isinstance(mtime, datetime.datetime):
         mtime = mtime.timestamp()
     etag = detail.get("ETag")
-    if isinstance(etag, str) and etag and float(mtime).is_integer():
+    etag = etag.strip('"') if isinstance(etag, str) and etag else None
+    if etag is not None and float(mtime).is_integer():
         # S3 keeps mtimes to the second: two versions of one size written within a second
         # (a star set twice) would look the same. Their ETags differ: one fills the
         # sub-second part, so a size-and-mtime stamp tells them apart.
@@ -212,4 +213,5 @@ def entry_of(name: str, detail: Mapping[str, Any]) -> Entry:
         "dir" if kind == "directory" else "file" if kind == "file" else "other",
         int(detail.get("size") or 0),
         float(mtime),
+        etag=etag,
     )

@@ -57,8 +57,9 @@ class FolderSidecars:
         #: The star of each sidecar read, and the stamp it holds for (``None``: read again).
         self._stars: dict[str, tuple[Any, tuple[int, float] | None]] = {}
         self._reading: dict[str, anyio.Event] = {}
-        #: The names of the sidecars rewritten, and those that could not be.
-        self.rewritten: list[str] = []
+        #: The sidecars rewritten, by image name: the bytes written and their ETag; and those
+        #: that could not be.
+        self.rewritten: dict[str, tuple[bytes, str]] = {}
         self.problems: list[Skipped] = []
 
     def unseen(self, name: str) -> bool:
@@ -108,11 +109,15 @@ class FolderSidecars:
             await reading.wait()
         image = paths.join(self.folder, name)
         try:
-            if await refresh_basics(self.storage, image, basics, digest, read=self.read.get(name)):
-                self.rewritten.append(paths.sidecar_name(name))
+            written = await refresh_basics(
+                self.storage, image, basics, digest, read=self.read.get(name)
+            )
         except LensletError as exc:
             reason = f"sidecar not updated: {exc.message}"
             self.problems.append(Skipped(paths.sidecar_name(image), reason, exc.code))
+        else:
+            if written is not None:
+                self.rewritten[name] = written
 
     def give_stars(self, items: list[ItemEntry]) -> None:
         """Give each item its sidecar's ``star``: as read, else carried over from the last

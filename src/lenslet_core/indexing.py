@@ -36,6 +36,7 @@ from .manifest import (
     paginate,
     parse_manifest,
     same_content,
+    star_of,
     write_manifest,
 )
 from .settings import Settings
@@ -328,6 +329,7 @@ async def _index_folder(
     progress.images_done += folder.images - seen
     rewritten = build.rewritten
     report.sidecars_refreshed += len(rewritten)
+    ours: dict[str, Sidecar] = {}  # sidecars as this run wrote them, vouched for by an ETag
     if build.thumbnails_kept or rewritten:
         # One more listing (not a request per file): the new stamps of the sidecars this run
         # rewrote, so the rollup and the next run see what lenslet wrote, not a change to
@@ -342,19 +344,25 @@ async def _index_folder(
             if gone:
                 build.thumbnails_kept -= gone
                 build.items = [i for i in build.items if paths.thumbnail_name(i.name) not in gone]
-        refreshed = {name: now[name] for name in rewritten if now is not None and name in now}
+        refreshed = _restamped(folder.path, rewritten, now or {})
         if refreshed:
-            folder.relisted([refreshed.get(e.name, e) for e in folder.entries])
-            # Only exif and hash changed in them: each item's star stands, at the new stamp.
+            folder.relisted(
+                [refreshed[e.name][0] if e.name in refreshed else e for e in folder.entries]
+            )
+            # Each item's star as written (a retried write wrote a star set meanwhile), at the
+            # new stamp; and what was written, for the rollup, where an ETag vouches for it.
             for index, item in enumerate(build.items):
                 restamped = refreshed.get(paths.sidecar_name(item.name))
                 if restamped is not None and item.metaStamp is not None:
-                    stamp = (restamped.size, restamped.mtime)
-                    build.items[index] = item._replace(metaStamp=stamp)
+                    entry, written = restamped
+                    stamp, star = (entry.size, entry.mtime), star_of(written.extra)
+                    build.items[index] = item._replace(star=star, metaStamp=stamp)
+                    if entry.etag is not None:
+                        ours[item.name] = written
     # Read after the listing, as the rollup would read them; those rewritten since have a
-    # stamp from after the rewrite, which the bytes read before it cannot vouch for.
-    changed = set(rewritten)
-    sidecars = {n: s for n, s in build.sidecars.items() if paths.sidecar_name(n) not in changed}
+    # stamp from after the rewrite, which the bytes read before it cannot vouch for (what was
+    # written can, where the listing shows its ETag).
+    sidecars = {n: s for n, s in build.sidecars.items() if n not in rewritten} | ours
     report.arrivals.extend(arrivals(old_pages, build.items))
     report.folders += 1
     report.items += len(build.items)
@@ -390,6 +398,23 @@ async def _index_folder(
         return pages, build.items, sidecars
     report.manifests_written += 1
     return pages, build.items, sidecars
+
+
+def _restamped(
+    folder: str, rewritten: Mapping[str, tuple[bytes, str]], now: Mapping[str, Entry]
+) -> dict[str, tuple[Entry, Sidecar]]:
+    """The entries, in the listing taken after a build (``now``), of the sidecars it rewrote
+    that still hold what it wrote, and what it wrote, decoded; by sidecar name. Where the
+    listing gives no ETag (local disk), what is there is taken to be what was written. A
+    sidecar written again since (a tag typed meanwhile) keeps its old stamp: read once more,
+    by the rollup now and by the next run for its star."""
+    refreshed: dict[str, tuple[Entry, Sidecar]] = {}
+    for name, (data, etag) in rewritten.items():
+        entry = now.get(paths.sidecar_name(name))
+        if entry is not None and entry.etag in (None, etag):
+            what = f"sidecar {paths.sidecar_name(paths.join(folder, name))!r}"
+            refreshed[entry.name] = entry, Sidecar.decode(data, what=what)
+    return refreshed
 
 
 def _build_key(page: Manifest) -> str:

@@ -108,14 +108,14 @@ class LocalBackend:
                     if names_only is not None and names_only(dirent.name):
                         # The kind from the directory entry itself: no stat.
                         kind = "dir" if dirent.is_dir(follow_symlinks=False) else "file"
-                        entries.append(new(Entry, (dirent.name, kind, 0, 0.0, None)))
+                        entries.append(new(Entry, (dirent.name, kind, 0, 0.0, None, None)))
                         continue
                     st = dirent.stat(follow_symlinks=False)
                 except OSError as exc:
                     entries.append(Entry(dirent.name, "other", problem=reason(exc)))
                     continue
                 kind = "dir" if dirent.is_dir() else "file" if dirent.is_file() else "other"
-                entries.append(new(Entry, (dirent.name, kind, st.st_size, st.st_mtime, None)))
+                entries.append(new(Entry, (dirent.name, kind, st.st_size, st.st_mtime, None, None)))
         return entries
 
     def _link(self, link: str, dirent: os.DirEntry[str]) -> Entry:

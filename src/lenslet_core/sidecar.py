@@ -397,30 +397,31 @@ async def refresh_basics(
     digest: str,
     *,
     read: tuple[bytes, str] | None = None,
-) -> bool:
+) -> tuple[bytes, str] | None:
     """Bring an existing sidecar's EXIF basics and hash up to date (never creates one). Only
     ``exif`` and ``hash`` change: every other field is written back exactly as it was read
     (no normalisation of the clients' fields by a background job). ``read``: its bytes and
     ETag as read a moment ago, the first attempt's (a conditional write of them fails if it
-    changed since, and the next attempt reads it). Returns whether it wrote."""
+    changed since, and the next attempt reads it). Returns the bytes written and their ETag,
+    or ``None`` when there was nothing to write."""
     target = paths.sidecar_name(image)
     wanted = exif.to_json()
     known = read
 
-    async def attempt() -> bool:
+    async def attempt() -> tuple[bytes, str] | None:
         nonlocal known
         try:
             data, etag = known if known is not None else await storage.read_versioned(target)
         except NotFound:
-            return False
+            return None
         known = None
         Sidecar.decode(data, what=f"sidecar {target!r}")  # refuse (and keep) what is unreadable
         document = loads(data, what=f"sidecar {target!r}")
         if document.get("exif") == wanted and document.get("hash") == digest:
-            return False
+            return None
         document.update(exif=wanted, hash=digest)
         document.setdefault("v", VERSION)
-        await storage.write_if(target, dumps(document), expected=etag)
-        return True
+        written = dumps(document)
+        return written, await storage.write_if(target, written, expected=etag)
 
     return await retry_on_conflict(target, MAX_ATTEMPTS, attempt, _back_off)

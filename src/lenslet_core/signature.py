@@ -42,7 +42,7 @@ def signed_rows(entries: Iterable[Entry], thumbnails: Iterable[str] = ()) -> byt
     # One plain loop: this runs over every entry of every folder of each index run.
     rows: dict[str, tuple[str, str, int, float, str | None]] = {}
     is_manifest, unsigned = paths.is_manifest_name, _UNSIGNED
-    for name, kind, size, mtime, problem in entries:
+    for name, kind, size, mtime, problem, _ in entries:
         if name[0] == "." or name in unsigned or (name[0] == "_" and is_manifest(name)):
             continue
         if kind == "dir" or name.endswith(_BY_NAME):

@@ -45,9 +45,12 @@ class Backend:
     root, so a read-only or observed Storage sees what a plain one wrote); ``folders()``
     makes folders, which local disk needs before a write and object stores do not."""
 
-    def __init__(self, open_storage: Callable[..., Storage], root: Path | None) -> None:
+    def __init__(
+        self, open_storage: Callable[..., Storage], root: Path | None, lists_versions: bool = False
+    ) -> None:
         self._open = open_storage
         self._root = root
+        self.lists_versions = lists_versions
 
     def storage(self, **options: Any) -> Storage:
         return self._open(**options)
@@ -75,7 +78,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
         s3: S3 = request.getfixturevalue("s3")
         options = storage_options(endpoint_url=s3.endpoint)
         url = s3.url()
-        return Backend(lambda **kw: Storage.open(url, storage_options=options, **kw), None)
+        return Backend(lambda **kw: Storage.open(url, storage_options=options, **kw), None, True)
     request.getfixturevalue("memory_fs")  # empties the process-global memory store
     return Backend(lambda **options: Storage.open("memory://gallery", **options), None)
 
@@ -95,7 +98,8 @@ async def test_list_files_and_folders_in_one_call(store: Backend, requests: Requ
 
     assert requests.log == [("list", "")]
     assert set(entries) == {"a.jpg", "b ü #?%.png", "sub"}
-    assert entries["a.jpg"] == Entry("a.jpg", "file", 5, entries["a.jpg"].mtime)
+    a = entries["a.jpg"]
+    assert a == Entry("a.jpg", "file", 5, a.mtime, etag=a.etag)
     assert entries["b ü #?%.png"].kind == "file"
     assert entries["b ü #?%.png"].size == 0
     assert entries["sub"].kind == "dir"
@@ -107,6 +111,21 @@ async def test_list_files_and_folders_in_one_call(store: Backend, requests: Requ
     nested = await storage.list("sub")
     assert {(e.name, e.kind) for e in nested} == {("c.jpg", "file"), ("deeper", "dir")}
     assert [e.size for e in nested if e.name == "c.jpg"] == [2]
+
+
+@pytest.mark.anyio
+async def test_a_listing_gives_the_version_a_conditional_write_returns(store: Backend) -> None:
+    # Where a listing shows versions (an object store's ETags), a file's is the one its last
+    # write returned and a read gives; a local listing shows none (it would cost a read).
+    storage = await store.put({"a.jpg.json": b"{}"})
+    _, version = await storage.read_versioned("a.jpg.json")
+    written = await storage.write_if("a.jpg.json", b'{"tags": ["x"]}', expected=version)
+    (entry,) = [e for e in await storage.list("") if e.name == "a.jpg.json"]
+    if store.lists_versions:
+        assert entry.etag == written == (await storage.read_versioned("a.jpg.json"))[1]
+        assert written != version
+    else:
+        assert entry.etag is None
 
 
 @pytest.mark.anyio
