@@ -7,7 +7,9 @@ Handing folders on as they are ready lets the two overlap, where a walk of the w
 would leave one of them idle (an unchanged re-index of 500,000 images: 2.7 s of walk, then
 1.5 s of folders). What an index run asks of every entry (the signed rows, the image count) is
 made in the listing's own thread hop (:meth:`ListedFolder.of`): the event loop then has less
-Python to run while the listing thread wants the GIL back after each stat.
+Python to run while the listing thread wants the GIL back after each stat. On S3, where each
+listing and each read is a round trip, a folder's manifest files are read while its
+sub-folders are listed.
 """
 
 from __future__ import annotations
@@ -97,6 +99,10 @@ async def walk(
     found: dict[str, ListedFolder] = {}
     failed: list[LensletError] = []
     limiter = anyio.Semaphore(concurrency)
+    # Elsewhere than on local disk a listing and each read are round trips of their own: a
+    # folder's manifest files are read while its sub-folders are listed, not before (on S3 a
+    # tree's depth then costs one round trip a level, not two).
+    apart = storage.local_root is None
 
     def hand_on(path: str) -> None:
         folder = found.pop(path)
@@ -107,7 +113,8 @@ async def walk(
         ready(folder)
 
     def listed(parent: str | None) -> None:
-        """One sub-folder of ``parent`` is listed (or could not be)."""
+        """One more of what ``parent`` waits for is done: a sub-folder listed (or found
+        unlistable), or its own manifest files read."""
         if parent is None or parent not in waiting:
             return
         waiting[parent] -= 1
@@ -123,17 +130,22 @@ async def walk(
         def made(entries: list[Entry], manifests: Contents) -> ListedFolder:
             return ListedFolder.of(folder, entries, manifests, started)
 
+        this: ListedFolder | None = None
         try:
             async with limiter:
-                if descend and contents:
+                if descend and contents and apart:
+                    entries = await storage.list(folder)
+                elif descend and contents:
                     # Thumbnails by name only: an unchanged folder needs no more of them (a
                     # stat each, half the entries of a gallery); one that changed is listed
                     # again, whole, before it is built.
                     this = await storage.list_with_contents(
                         folder, paths.is_manifest_name, made, names_only=paths.is_thumbnail_name
                     )
+                    entries = this.entries
                 else:
-                    this = made(await storage.list(folder), {})
+                    entries = await storage.list(folder)
+                    this = made(entries, {})
         except LensletError as exc:
             if isinstance(exc, PointerError):
                 listings[folder] = [Entry(paths.POINTER_NAME, "file")]  # a pointer, if broken
@@ -143,7 +155,7 @@ async def walk(
                 report.skipped.append(Skipped(folder or "/", exc.message, exc.code, error=exc))
             listed(parent)
             return
-        listings[folder] = entries = this.entries
+        listings[folder] = entries
         listed(parent)
         if not descend:
             return
@@ -158,13 +170,19 @@ async def walk(
                 children.append(child)
             else:
                 report.skipped.append(Skipped(child, entry.problem, "unusable_entry"))
-        found[folder] = this
-        if not children:
-            hand_on(folder)
-            return
-        waiting[folder] = len(children)  # before any of them is listed
+        if this is not None:
+            found[folder] = this
+            if not children:
+                hand_on(folder)
+                return
+        # Handed on once its sub-folders are listed (and, read apart, its manifest files).
+        waiting[folder] = len(children) + (this is None)  # before any of them is listed
         for child in children:
             tg.start_soon(visit, child, recursive, folder, tg)
+        if this is None:
+            manifests = await _read_manifests(storage, folder, entries)
+            found[folder] = await anyio.to_thread.run_sync(made, entries, manifests)
+            listed(folder)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(visit, start, True, None, tg)
@@ -172,3 +190,21 @@ async def walk(
         raise failed[0]
     progress.listed = True  # the totals are final
     tell()
+
+
+async def _read_manifests(storage: Store, folder: str, entries: list[Entry]) -> Contents:
+    """The manifest files of a folder's listing, read concurrently; each that cannot be read
+    maps to its error."""
+    names = [e.name for e in entries if e.is_file and paths.is_manifest_name(e.name)]
+    contents: Contents = dict.fromkeys(names, b"")  # in the listing's order
+
+    async def read(name: str) -> None:
+        try:
+            contents[name] = await storage.read(paths.join(folder, name))
+        except LensletError as exc:
+            contents[name] = exc
+
+    async with anyio.create_task_group() as tg:
+        for name in names:
+            tg.start_soon(read, name)
+    return contents

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import collections
 from pathlib import Path
 from typing import Any
 
@@ -165,3 +166,35 @@ async def test_a_folder_with_a_manifest_comes_with_its_signed_rows(tmp_path: Pat
     assert handed["c"].rows is None
     handed["a"].relisted(handed["a"].entries[:1])
     assert handed["a"].rows is None  # gone with the entries it was made of
+
+
+async def test_on_s3_a_folders_manifest_is_read_while_its_sub_folders_are_listed(
+    s3_endpoint: str,
+) -> None:
+    # Each a round trip of its own: read after the listing and before the sub-folders'
+    # listings, a tree's every level would cost two; beside them, one.
+    import uuid
+
+    from lenslet_core.s3 import storage_options
+    from tests.conftest import S3
+
+    slow = S3(s3_endpoint, f"slow-{uuid.uuid4().hex[:20]}")  # every answer held back 0.2 s
+    slow.client().create_bucket(Bucket=slow.bucket)
+    for key in ["a/one.jpg", "a/b/two.jpg", "a/b/c/three.jpg"]:
+        slow.put(f"gallery/{key}", jpeg_bytes(16, 12))
+    settings = Settings(cpu_concurrency=2, io_concurrency=8).with_s3(endpoint_url=s3_endpoint)
+    async with Lenslet(slow.url(), settings) as lens:
+        assert (await lens.index()).ok
+    storage = Storage.open(slow.url(), storage_options=storage_options(endpoint_url=s3_endpoint))
+    slow.reset()
+    handed: dict[str, ListedFolder] = {}
+    await run_walk(storage, lambda folder: handed.setdefault(folder.path, folder))
+    assert sorted(handed) == ["", "a", "a/b", "a/b/c"]
+    for path, folder in handed.items():
+        assert list(folder.manifests) == ["_index.json"], path
+        assert folder.rows == signed_rows(folder.entries), path
+    assert handed["a"].child_kinds == {"b": "branch"}
+    # One folder a level: a listing and its parent's manifest read at once, never more.
+    assert slow.peak() == 2
+    methods = collections.Counter(method for method, _, _ in slow.requests())
+    assert methods == {"GET": 8}  # four listings, four manifests
