@@ -46,9 +46,10 @@ class Entry(NamedTuple):
     symlink, a symlink out of the root, a name that is not UTF-8); such entries keep the kind
     they would have, are reported, and are never followed or read. (A named tuple: a listing
     of a large tree makes a million of them, and a tuple is made three times faster than a
-    frozen dataclass.) ``etag``: the version of a file as the listing gives it, where it does
-    (an object store's ETag, which is what :meth:`Backend.write_if` returns); ``None`` where a
-    listing gives none (local disk)."""
+    frozen dataclass.) ``etag``: the version of a JSON document (a sidecar, a manifest) as the
+    listing gives it, where it does (an object store's ETag, which is what
+    :meth:`Backend.write_if` returns); ``None`` for other files and where a listing gives none
+    (local disk)."""
 
     name: str
     kind: EntryKind

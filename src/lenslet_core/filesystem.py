@@ -24,6 +24,7 @@ from .backend import Entry, check_version
 from .errors import LensletError, StorageError
 from .hashing import content_etag
 from .local import TEMP_ABANDONED
+from .paths import SIDECAR_SUFFIX
 
 __all__ = ["FilesystemBackend", "entry_of", "filesystem_of", "protocol_of"]
 
@@ -201,13 +202,18 @@ def entry_of(name: str, detail: Mapping[str, Any]) -> Entry:
     mtime = detail.get("mtime") or detail.get("LastModified") or detail.get("created") or 0.0
     if isinstance(mtime, datetime.datetime):
         mtime = mtime.timestamp()
-    etag = detail.get("ETag")
-    etag = etag.strip('"') if isinstance(etag, str) and etag else None
-    if etag is not None and float(mtime).is_integer():
+    quoted = detail.get("ETag")
+    quoted = quoted if isinstance(quoted, str) and quoted else None
+    if quoted is not None and float(mtime).is_integer():
         # S3 keeps mtimes to the second: two versions of one size written within a second
         # (a star set twice) would look the same. Their ETags differ: one fills the
-        # sub-second part, so a size-and-mtime stamp tells them apart.
-        mtime = float(mtime) + (zlib.crc32(etag.encode()) % 1000) / 1000
+        # sub-second part, so a size-and-mtime stamp tells them apart. (Of the ETag as
+        # listed, quotes and all: manifests and the rollup on storage keep these stamps.)
+        mtime = float(mtime) + (zlib.crc32(quoted.encode()) % 1000) / 1000
+    # The version only of JSON documents (sidecars, manifests), which lenslet writes
+    # conditionally: a large tree's listings hold a million entries, most of them images and
+    # thumbnails.
+    etag = quoted.strip('"') if quoted is not None and name.endswith(SIDECAR_SUFFIX) else None
     return Entry(
         name,
         "dir" if kind == "directory" else "file" if kind == "file" else "other",

@@ -128,6 +128,27 @@ async def test_a_listing_gives_the_version_a_conditional_write_returns(store: Ba
         assert entry.etag is None
 
 
+def test_a_listed_objects_stamp_stays_the_one_stored_manifests_hold() -> None:
+    # Manifests and the rollup on storage keep each file's (size, mtime) stamp, its sub-second
+    # part made from the ETag as listed (quotes and all): made another way, every image of a
+    # gallery would read as changed, and be read and thumbnailed again.
+    import datetime
+    import zlib
+
+    from lenslet_core.filesystem import entry_of
+
+    when = datetime.datetime(2026, 12, 4, 10, 0, 0, tzinfo=datetime.timezone.utc)
+    quoted = '"9b2cf535f27731c974343645a3985328"'
+    detail = {"type": "file", "size": 12, "LastModified": when, "ETag": quoted}
+    image, sidecar = entry_of("a.jpg", detail), entry_of("a.jpg.json", detail)
+    assert (
+        image.mtime == sidecar.mtime == when.timestamp() + zlib.crc32(quoted.encode()) % 1000 / 1000
+    )
+    assert (image.size, image.kind) == (12, "file")
+    assert image.etag is None  # kept for the documents only
+    assert sidecar.etag == quoted.strip('"')
+
+
 @pytest.mark.anyio
 async def test_list_accepts_unicode_names(store: Backend) -> None:
     storage = await store.put({"日本/写真 1.jpg": b"x"})
