@@ -82,19 +82,20 @@ class FolderSidecars:
     async def _read(self, name: str) -> None:
         stamp = self.stamps[name]
         try:
-            stored = await read_sidecar_bytes(self.storage, paths.join(self.folder, name))
-        except DocumentError:
-            stored, known = None, stamp  # unreadable as it is: read again when it changes
-        except LensletError:
-            stored, known = None, None  # storage trouble: read again next time
-        else:
-            known = stamp
+            try:
+                stored = await read_sidecar_bytes(self.storage, paths.join(self.folder, name))
+            except DocumentError:
+                stored, known = None, stamp  # unreadable as it is: read again when it changes
+            except LensletError:
+                stored, known = None, None  # storage trouble: read again next time
+            else:
+                known = stamp
+            if stored is not None:
+                self.read[name] = (stored[2], stored[1])
+                self.decoded[name] = stored[0]
+            self._stars[name] = (star_of(stored[0].extra) if stored is not None else None, known)
         finally:
-            self._reading[name].set()
-        if stored is not None:
-            self.read[name] = (stored[2], stored[1])
-            self.decoded[name] = stored[0]
-        self._stars[name] = (star_of(stored[0].extra) if stored is not None else None, known)
+            self._reading[name].set()  # what a refresh waits for is in (or never will be)
 
     def refresh_soon(self, tg: TaskGroup, name: str, basics: Exif, digest: str) -> None:
         """Bring, in ``tg``, the EXIF basics and hash of ``name``'s sidecar (if one is listed:

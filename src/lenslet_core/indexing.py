@@ -329,7 +329,7 @@ async def _index_folder(
     progress.images_done += folder.images - seen
     rewritten = build.rewritten
     report.sidecars_refreshed += len(rewritten)
-    ours: dict[str, Sidecar] = {}  # sidecars as this run wrote them, vouched for by an ETag
+    ours: dict[str, Sidecar] = {}  # sidecars as this run wrote them, and still are
     if build.thumbnails_kept or rewritten:
         # One more listing (not a request per file): the new stamps of the sidecars this run
         # rewrote, so the rollup and the next run see what lenslet wrote, not a change to
@@ -344,24 +344,23 @@ async def _index_folder(
             if gone:
                 build.thumbnails_kept -= gone
                 build.items = [i for i in build.items if paths.thumbnail_name(i.name) not in gone]
-        refreshed = _restamped(folder.path, rewritten, now or {})
+        refreshed = await _restamped(storage, folder.path, rewritten, now or {})
         if refreshed:
             folder.relisted(
                 [refreshed[e.name][0] if e.name in refreshed else e for e in folder.entries]
             )
             # Each item's star as written (a retried write wrote a star set meanwhile), at the
-            # new stamp; and what was written, for the rollup, where an ETag vouches for it.
+            # new stamp; and what was written, for the rollup.
             for index, item in enumerate(build.items):
                 restamped = refreshed.get(paths.sidecar_name(item.name))
-                if restamped is not None and item.metaStamp is not None:
+                if restamped is not None:
                     entry, written = restamped
                     stamp, star = (entry.size, entry.mtime), star_of(written.extra)
                     build.items[index] = item._replace(star=star, metaStamp=stamp)
-                    if entry.etag is not None:
-                        ours[item.name] = written
+                    ours[item.name] = written
     # Read after the listing, as the rollup would read them; those rewritten since have a
     # stamp from after the rewrite, which the bytes read before it cannot vouch for (what was
-    # written can, where the listing shows its ETag).
+    # written can, where it is still what is there).
     sidecars = {n: s for n, s in build.sidecars.items() if n not in rewritten} | ours
     report.arrivals.extend(arrivals(old_pages, build.items))
     report.folders += 1
@@ -400,20 +399,35 @@ async def _index_folder(
     return pages, build.items, sidecars
 
 
-def _restamped(
-    folder: str, rewritten: Mapping[str, tuple[bytes, str]], now: Mapping[str, Entry]
+async def _restamped(
+    storage: Store,
+    folder: str,
+    rewritten: Mapping[str, tuple[bytes, str]],
+    now: Mapping[str, Entry],
 ) -> dict[str, tuple[Entry, Sidecar]]:
     """The entries, in the listing taken after a build (``now``), of the sidecars it rewrote
-    that still hold what it wrote, and what it wrote, decoded; by sidecar name. Where the
-    listing gives no ETag (local disk), what is there is taken to be what was written. A
-    sidecar written again since (a tag typed meanwhile) keeps its old stamp: read once more,
-    by the rollup now and by the next run for its star."""
+    that still hold what it wrote, and what it wrote, decoded; by sidecar name. The listing's
+    ETag says so; where it gives none (local disk), a read after it. A sidecar written again
+    since (a tag typed meanwhile) keeps its old stamp: read once more, by the rollup now and by
+    the next run for its star."""
     refreshed: dict[str, tuple[Entry, Sidecar]] = {}
-    for name, (data, etag) in rewritten.items():
-        entry = now.get(paths.sidecar_name(name))
-        if entry is not None and entry.etag in (None, etag):
-            what = f"sidecar {paths.sidecar_name(paths.join(folder, name))!r}"
-            refreshed[entry.name] = entry, Sidecar.decode(data, what=what)
+
+    async def vouch(name: str, data: bytes, etag: str, entry: Entry) -> None:
+        sidecar = paths.sidecar_name(paths.join(folder, name))
+        version = entry.etag
+        if version is None:
+            try:
+                version = (await storage.read_versioned(sidecar))[1]
+            except LensletError:
+                return  # read again later, as any sidecar whose stamp is not known
+        if version == etag:
+            refreshed[entry.name] = entry, Sidecar.decode(data, what=f"sidecar {sidecar!r}")
+
+    async with anyio.create_task_group() as tg:
+        for name, (data, etag) in rewritten.items():
+            entry = now.get(paths.sidecar_name(name))
+            if entry is not None:
+                tg.start_soon(vouch, name, data, etag, entry)
     return refreshed
 
 

@@ -447,3 +447,48 @@ def test_reports_of_folders_add_up() -> None:
     assert total.thumbnails_made == 1
     assert total.unsupported == {"image/heic": 3, "image/gif": 1}
     assert [s.path for s in total.skipped] == ["a/x.jpg"]
+
+
+class TypedAfterTheRefresh(Storage):
+    """Local storage where another writer sets a sidecar's star and tags after the index run
+    has refreshed its EXIF basics and before the run lists the folder for the new stamps."""
+
+    def __init__(self, root: Path, sidecar: str, document: bytes) -> None:
+        from lenslet_core.local import LocalBackend
+
+        super().__init__(LocalBackend(str(root)))
+        self.at, self.sidecar, self.document = root, sidecar, document
+        self.refreshed = self.typed = False
+
+    async def write_if(self, path: str, data: bytes, *, expected: str | None) -> str:
+        version = await super().write_if(path, data, expected=expected)
+        self.refreshed = self.refreshed or path == self.sidecar
+        return version
+
+    async def list(self, path: str) -> Any:
+        if self.refreshed and not self.typed:
+            self.typed = True
+            (self.at / self.sidecar).write_bytes(self.document)  # a write of its own
+        return await super().list(path)
+
+
+async def test_a_star_set_between_a_refresh_and_the_relisting_is_shown(gallery: Path) -> None:
+    # A local listing gives no versions: what the run wrote is read back to vouch for the
+    # stamp it takes. Taken on trust, the star as the run wrote it would stand at the stamp
+    # of the other writer's version, and the next runs would not read that sidecar again.
+    write(gallery / "a" / "x.jpg", jpeg_bytes(16, 12))
+    write(gallery / "a" / "y.jpg", jpeg_bytes(16, 12, seed=1))
+    (gallery / "a" / "x.jpg.json").write_bytes(b'{"tags": ["old"], "star": 3}')
+    typed = b'{"tags": ["typed"], "star": 5}'
+    storage = TypedAfterTheRefresh(gallery, "a/x.jpg.json", typed)
+    async with Lenslet(storage, Settings()) as lens:
+        report = await lens.index()
+        found = [hit.path for hit in await lens.search("typed")]
+    assert storage.typed
+    assert report.sidecars_refreshed == 1
+    assert found == ["a/x.jpg"]
+    assert (gallery / "a" / "x.jpg.json").read_bytes() == typed
+    async with Lenslet(str(gallery), Settings()) as lens:
+        await lens.index()
+        page = await lens.folder("a", refresh=False)
+    assert {i.name: i.star for i in page.items} == {"x.jpg": 5, "y.jpg": None}
