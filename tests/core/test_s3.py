@@ -327,21 +327,31 @@ async def test_a_star_set_twice_within_a_second_reaches_the_manifest(s3: S3) -> 
         assert [i.star for i in page.items] == [4, None]
 
 
+def slow_album(endpoint: str, widths: list[int], sidecars: dict[str, bytes] | None = None) -> S3:
+    """A fresh ``slow-`` bucket (every answer held back 0.2 s) whose ``gallery/album`` holds
+    an image of each width (``IMG_0000.jpg``, ...) and ``sidecars`` (by image name)."""
+    import uuid
+
+    slow = S3(endpoint, f"slow-{uuid.uuid4().hex[:20]}")
+    client = slow.client()
+    client.create_bucket(Bucket=slow.bucket)
+    files = {f"IMG_{n:04d}.jpg": jpeg_bytes(w, 36, seed=n) for n, w in enumerate(widths)}
+    files |= {f"{name}.json": data for name, data in (sidecars or {}).items()}
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:  # 0.2 s each
+        for name, data in files.items():
+            pool.submit(
+                client.put_object, Bucket=slow.bucket, Key=f"gallery/album/{name}", Body=data
+            )
+    return slow
+
+
 async def test_a_first_index_keeps_io_concurrency_reads_and_writes_in_flight(
     s3_endpoint: str,
 ) -> None:
     # 16 image GETs and 16 thumbnail PUTs at once, each kind in its own lane. botocore keeps
     # 10 connections unless told otherwise: past them a request waits for one without being
     # sent, so an index allowed 16 requests at once sent only 10.
-    import uuid
-
-    slow = S3(s3_endpoint, f"slow-{uuid.uuid4().hex[:20]}")  # every answer held back 0.2 s
-    client = slow.client()
-    client.create_bucket(Bucket=slow.bucket)
-    with concurrent.futures.ThreadPoolExecutor(20) as pool:  # 0.2 s each
-        for n in range(40):
-            key, body = f"gallery/album/IMG_{n:04d}.jpg", jpeg_bytes(48, 36, seed=n)
-            pool.submit(client.put_object, Bucket=slow.bucket, Key=key, Body=body)
+    slow = slow_album(s3_endpoint, [48] * 40)
     settings = Settings(cpu_concurrency=2, io_concurrency=16).with_s3(endpoint_url=s3_endpoint)
     slow.reset()
     async with Lenslet(slow.url(), settings) as lens:
@@ -355,21 +365,9 @@ async def test_a_first_index_reads_and_refreshes_sidecars_while_it_reads_images(
 ) -> None:
     # Each sidecar is read beside its image and refreshed once both are in, not in waves
     # after the folder's images: with every answer held back, a wave costs its round trips.
-    import uuid
-
-    slow = S3(s3_endpoint, f"slow-{uuid.uuid4().hex[:20]}")  # every answer held back 0.2 s
-    client = slow.client()
-    client.create_bucket(Bucket=slow.bucket)
     tagged = {f"IMG_{n:04d}.jpg" for n in (0, 1)}  # the largest: in the first batches
-    with concurrent.futures.ThreadPoolExecutor(20) as pool:
-        for n in range(40):
-            key = f"gallery/album/IMG_{n:04d}.jpg"
-            size = 96 if n < 2 else 48
-            pool.submit(client.put_object, Bucket=slow.bucket, Key=key, Body=jpeg_bytes(size, 36))
-        for name in tagged:
-            document = orjson.dumps({"v": 1, "tags": ["kept"], "star": 3})
-            key = f"gallery/album/{name}.json"
-            pool.submit(client.put_object, Bucket=slow.bucket, Key=key, Body=document)
+    document = orjson.dumps({"v": 1, "tags": ["kept"], "star": 3})
+    slow = slow_album(s3_endpoint, [96, 96] + [48] * 38, dict.fromkeys(tagged, document))
     settings = Settings(cpu_concurrency=2, io_concurrency=8).with_s3(endpoint_url=s3_endpoint)
     slow.reset()
     async with Lenslet(slow.url(), settings) as lens:
@@ -401,18 +399,10 @@ async def test_a_sidecar_written_between_its_refresh_and_the_relisting_is_read_a
     # a star and tag set between the two are another version than the one it wrote (the
     # ETags differ): read by the rollup now and, for the star, by the next run.
     import threading
-    import uuid
 
-    slow = S3(s3_endpoint, f"slow-{uuid.uuid4().hex[:20]}")  # every answer held back 0.2 s
-    client = slow.client()
-    client.create_bucket(Bucket=slow.bucket)
-    with concurrent.futures.ThreadPoolExecutor(20) as pool:
-        for n in range(40):
-            key = f"gallery/album/IMG_{n:04d}.jpg"
-            size = 96 if n == 0 else 48  # the largest: read first
-            pool.submit(client.put_object, Bucket=slow.bucket, Key=key, Body=jpeg_bytes(size, 36))
-    sidecar = "gallery/album/IMG_0000.jpg.json"
-    client.put_object(Bucket=slow.bucket, Key=sidecar, Body=b'{"tags": ["old"], "star": 3}')
+    old = b'{"tags": ["old"], "star": 3}'
+    slow = slow_album(s3_endpoint, [96] + [48] * 39, {"IMG_0000.jpg": old})  # the largest first
+    client, sidecar = slow.client(), "gallery/album/IMG_0000.jpg.json"
     settings = Settings(cpu_concurrency=2, io_concurrency=4).with_s3(endpoint_url=s3_endpoint)
     # Four requests at a time: the folder takes seconds, the tag is typed well before its end.
     slow.reset()
