@@ -86,8 +86,11 @@ class FolderSidecars:
                 stored = await read_sidecar_bytes(self.storage, paths.join(self.folder, name))
             except DocumentError:
                 stored, known = None, stamp  # unreadable as it is: read again when it changes
-            except LensletError:
+            except LensletError as exc:
                 stored, known = None, None  # storage trouble: read again next time
+                reason = f"sidecar not read: {exc.message}"
+                sidecar = paths.sidecar_name(paths.join(self.folder, name))
+                self.problems.append(Skipped(sidecar, reason, exc.code))
             else:
                 known = stamp
             if stored is not None:

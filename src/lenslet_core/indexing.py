@@ -369,7 +369,14 @@ async def _index_folder(
     report.reused += build.reused
     report.thumbnails_made += build.thumbnails_made
     report.skipped.extend(build.skipped)
-    listing = signature(build.thumbnails_kept)
+    # A sidecar that could not be read (storage trouble) left its image's star unknown: the
+    # manifest then gets no signature, so the next run builds the folder again and reads it.
+    files = {e.name for e in folder.entries if e.is_file}
+    unread = any(
+        i.hasMeta and i.metaStamp is None and paths.sidecar_name(i.name) in files
+        for i in build.items
+    )
+    listing = "" if unread else signature(build.thumbnails_kept)
     pages = paginate(
         folder.path,
         build.items,

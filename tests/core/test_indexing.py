@@ -492,3 +492,47 @@ async def test_a_star_set_between_a_refresh_and_the_relisting_is_shown(gallery: 
         await lens.index()
         page = await lens.folder("a", refresh=False)
     assert {i.name: i.star for i in page.items} == {"x.jpg": 5, "y.jpg": None}
+
+
+class SaysNoOnce(Storage):
+    """Local storage whose first read of one file fails, as a busy NAS or bucket can."""
+
+    def __init__(self, root: Path, failing: str) -> None:
+        from lenslet_core.local import LocalBackend
+
+        super().__init__(LocalBackend(str(root)))
+        self.failing, self.failed = failing, False
+
+    async def read_versioned(self, path: str) -> tuple[bytes, str]:
+        if path == self.failing and not self.failed:
+            from lenslet_core import StorageError
+
+            self.failed = True
+            raise StorageError("the storage said no", path=path)
+        return await super().read_versioned(path)
+
+
+async def test_a_star_whose_sidecar_could_not_be_read_is_read_by_the_next_run(
+    gallery: Path,
+) -> None:
+    # Storage trouble on a sidecar's read leaves its image's star unknown: said in the report,
+    # and the manifest is not one the next run may reuse whole without reading it.
+    write(gallery / "a" / "x.jpg", jpeg_bytes(16, 12))
+    write(gallery / "a" / "y.jpg", jpeg_bytes(16, 12, seed=1))
+    (gallery / "a" / "x.jpg.json").write_bytes(b'{"tags": ["old"], "star": 3}')
+    async with Lenslet(str(gallery), Settings()) as lens:
+        assert (await lens.index()).ok
+    document = orjson.loads((gallery / "a" / "x.jpg.json").read_bytes())
+    document["star"] = 4  # set by another client, not through this server
+    (gallery / "a" / "x.jpg.json").write_bytes(orjson.dumps(document))
+    storage = SaysNoOnce(gallery, "a/x.jpg.json")
+    async with Lenslet(storage, Settings()) as lens:
+        report = await lens.index()
+    assert storage.failed
+    assert [(s.path, s.code) for s in report.skipped] == [("a/x.jpg.json", "storage_error")]
+    assert "the storage said no" in report.skipped[0].reason
+    async with Lenslet(str(gallery), Settings()) as lens:
+        again = await lens.index()
+        page = await lens.folder("a", refresh=False)
+    assert again.ok, again.skipped
+    assert {i.name: i.star for i in page.items} == {"x.jpg": 4, "y.jpg": None}
