@@ -66,10 +66,8 @@ class FolderBuild:
     thumbnails_made: int = 0
     #: The names of the thumbnails made and kept.
     thumbnails_kept: set[str] = dataclasses.field(default_factory=set)
-    #: The sidecars read for their stars, by image name: their bytes and ETag, which the
-    #: refresh of their EXIF basics starts from (one GET each, not two).
-    sidecars_read: dict[str, tuple[bytes, str]] = dataclasses.field(default_factory=dict)
-    #: The same sidecars as decoded (read after the listing, as the rollup would read them).
+    #: The sidecars read for their stars, by image name, as decoded (read after the listing,
+    #: as the rollup would read them).
     sidecars: dict[str, Sidecar] = dataclasses.field(default_factory=dict)
     #: The sidecars whose EXIF basics and hash the build brought up to date, by image name:
     #: the bytes written and their ETag.
@@ -274,7 +272,7 @@ async def build_folder(
             tg.start_soon(analyze, tg, batch, False)
     build.items.sort(key=lambda i: i.name)
     sidecars.give_stars(build.items)
-    build.sidecars_read, build.sidecars = sidecars.read, sidecars.decoded
+    build.sidecars = sidecars.decoded
     build.rewritten = dict(sorted(sidecars.rewritten.items()))
     build.problems.extend(sorted(sidecars.problems, key=lambda s: s.path))
     build.dirs.sort(key=lambda d: d.name)

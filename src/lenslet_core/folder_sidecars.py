@@ -144,4 +144,3 @@ class FolderSidecars:
         named = {item.name for item in items}
         for gone in set(self.decoded) - named:  # read for an image that is not an item
             del self.decoded[gone]
-            self.read.pop(gone, None)
